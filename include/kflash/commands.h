@@ -1,0 +1,37 @@
+/* commands.h - one function per kflash command; the CLI table in cli.c
+ * dispatches to them. Each parses its own options from argv (argv[0] is the
+ * command name) and returns 0 or a negative error with ctx->err filled. */
+#ifndef KFLASH_COMMANDS_H
+#define KFLASH_COMMANDS_H
+
+#include "kflash/kflash.h"
+
+struct kf_command {
+	const char *name;
+	const char *args;	/* "NAME... | --all [--rebuild]" */
+	const char *summary;	/* one line for kflash --help */
+	const char *help;	/* options, for kflash COMMAND --help */
+	int (*run)(struct kf_ctx *ctx, int argc, char **argv);
+};
+
+/* NULL-terminated table, in the order --help lists them */
+extern const struct kf_command kf_commands[];
+
+const struct kf_command *kf_command_find(const char *name);
+
+int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_exclude(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_include(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv);
+
+/* Usage error for a command: message plus "see kflash CMD --help". */
+int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

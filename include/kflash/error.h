@@ -1,0 +1,86 @@
+/* error.h - kflash's one error type and its error classes.
+ *
+ * Functions return 0, a negative errno, or a negative kflash class below.
+ * The caller that decides a failure is final fills a struct kf_error: what
+ * failed, the command that ran, the likely cause and numbered recovery steps
+ * a user can copy and paste. Library code never prints; the CLI renders it.
+ */
+#ifndef KFLASH_ERROR_H
+#define KFLASH_ERROR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Exit codes of the contract. */
+enum {
+	KF_EXIT_OK = 0,
+	KF_EXIT_FAILED = 1,
+	KF_EXIT_USAGE = 2,	/* usage error or bad input; nothing changed */
+	KF_EXIT_REFUSED = 3,	/* refused for safety */
+	KF_EXIT_SIGNAL_BASE = 128,
+};
+
+/* kflash's error classes, negative and clear of the errno range. */
+#define KF_ERR_BASE 4096
+enum kf_errclass {
+	KF_EUSAGE = -(KF_ERR_BASE + 1),	/* bad command line */
+	KF_EINPUT = -(KF_ERR_BASE + 2),	/* bad input: names, files, settings */
+	KF_EFAILED = -(KF_ERR_BASE + 3),	/* an operation failed */
+	KF_EREFUSED = -(KF_ERR_BASE + 4),	/* refused for safety */
+	KF_EINTERRUPTED = -(KF_ERR_BASE + 5),	/* a signal ended the run */
+	KF_ENOTYET = -(KF_ERR_BASE + 6),	/* command not built yet */
+};
+
+static inline bool kf_is_class(int r)
+{
+	return r <= KF_EUSAGE && r >= KF_ENOTYET;
+}
+
+#define KF_ERROR_MAX_STEPS 8
+
+struct kf_error {
+	int code;		/* a kf_errclass, 0 when unset */
+	int signal;		/* KF_EINTERRUPTED: which signal */
+	char *what;		/* "Build of octopus failed" */
+	char *command;		/* the command that ran, or NULL */
+	char *cause;		/* likely cause, or NULL */
+	char *steps[KF_ERROR_MAX_STEPS];
+	size_t n_steps;
+	char *note;		/* a second, separate failure (e.g. restart) */
+};
+
+#define KF_ERROR_INIT { 0 }
+
+/* Sets code and what (replacing an earlier error) and returns code, so a
+ * caller can write `return kf_error_set(err, KF_EFAILED, "...")`. */
+int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void kf_error_command(struct kf_error *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kf_error_cause(struct kf_error *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kf_error_step(struct kf_error *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A second failure reported on its own, never replacing the first. */
+void kf_error_note(struct kf_error *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kf_error_release(struct kf_error *e);
+
+/* The process exit code for a return value r and error e. */
+int kf_exit_code(int r, const struct kf_error *e);
+
+/* Renders e wrapped to width columns, e.g.:
+ *   error: Build of octopus failed
+ *     command: make -C ~/klipper ...
+ *     cause:   ...
+ *     to fix:
+ *       1. ...                                                           */
+void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour);
+
+/* Word-wraps text into f: first line prefixed by first, others by indent. */
+void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
+	     int width);
+
+#endif

@@ -1,0 +1,233 @@
+/* ops.h - the one door between kflash and the world.
+ *
+ * Every effect kflash has outside its own memory goes through a struct
+ * kf_ops: udev, child processes, the Klipper service, user files, the clock
+ * and HTTP. The real table (ops_linux.c) is the only code that calls libudev,
+ * fork/exec, kill, clock_gettime, libcurl or opens user files; ci/check-door
+ * enforces that. Tests and the fault injector supply their own tables that
+ * wrap another one and override what they need, like SQLite's test VFSes.
+ *
+ * Conventions: methods return 0 (or a documented non-negative value) on
+ * success and a negative errno on failure; output parameters are ret_* and
+ * last; buffers returned through ret_* are malloc'd and the caller frees.
+ */
+#ifndef KFLASH_OPS_H
+#define KFLASH_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KF_OPS_VERSION 1
+
+/* ---- udev ---------------------------------------------------------------- */
+
+/* One serial device as udev describes it (tty subsystem + USB parent). */
+struct kf_ttydev {
+	char *devnode;		/* /dev/ttyACM0 */
+	char *by_id;		/* /dev/serial/by-id/usb-Klipper_... or NULL */
+	char *by_path;		/* /dev/serial/by-path/... or NULL */
+	char *vid;		/* "1d50" (ID_VENDOR_ID / idVendor) */
+	char *pid;		/* "614e" */
+	char *manufacturer;	/* USB parent attr, or NULL */
+	char *product;
+	char *serial;		/* USB parent attr "serial", or NULL */
+	char *driver;		/* ID_USB_DRIVER, e.g. cdc_acm */
+};
+
+void kf_ttydev_release(struct kf_ttydev *d);
+void kf_ttydevs_free(struct kf_ttydev *devs, size_t n);
+
+enum kf_uevent_action { KF_UEVENT_ADD, KF_UEVENT_REMOVE, KF_UEVENT_OTHER };
+
+struct kf_uevent {
+	enum kf_uevent_action action;
+	struct kf_ttydev dev;	/* what udev knew of the device */
+};
+
+struct kf_monitor;		/* opaque, owned by the backend */
+
+/* ---- child processes ----------------------------------------------------- */
+
+enum kf_stdio {
+	KF_STDIO_INHERIT,	/* the user's terminal: menuconfig, -v builds */
+	KF_STDIO_CAPTURE,	/* stdout+stderr to a pipe read by wait() */
+	KF_STDIO_NULL,		/* /dev/null */
+};
+
+struct kf_spawn_req {
+	const char *const *argv;	/* argv[0] searched in PATH */
+	const char *const *env;		/* extra NAME=VALUE entries, or NULL */
+	const char *cwd;		/* or NULL */
+	enum kf_stdio in;
+	enum kf_stdio out;		/* stdout and stderr together */
+};
+
+/* A running child. It leads its own process group (pgid == pid). */
+struct kf_proc {
+	pid_t pid;
+	int out_fd;		/* read end when out == CAPTURE, else -1 */
+	void *backend;		/* backend's own state */
+};
+
+enum kf_exit_kind {
+	KF_EXIT_RUNNING,	/* still running: deadline reached or interrupted */
+	KF_EXIT_EXITED,
+	KF_EXIT_SIGNALED,
+	KF_EXIT_EXEC_FAILED,	/* never ran: errno in err */
+	KF_EXIT_TIMED_OUT,	/* kf_proc_run: killed at its deadline */
+	KF_EXIT_INTERRUPTED,	/* kf_proc_run: killed because kflash got a signal */
+};
+
+struct kf_exit {
+	enum kf_exit_kind kind;
+	int code;		/* EXITED: exit status */
+	int sig;		/* SIGNALED: the signal */
+	int err;		/* EXEC_FAILED: errno of exec */
+	int interrupted_by;	/* RUNNING/INTERRUPTED: kflash's signal, or 0 */
+};
+
+/* Called for each line of captured output (without the newline). */
+typedef void kf_line_fn(void *data, const char *line, size_t len);
+
+/* ---- the service ---------------------------------------------------------- */
+
+enum kf_svc_action {
+	KF_SVC_IS_ACTIVE,	/* returns 1 active, 0 not active */
+	KF_SVC_STOP,
+	KF_SVC_START,
+	KF_SVC_CAN_MANAGE,	/* 1 when stop and start need no password */
+};
+
+/* ---- files ---------------------------------------------------------------- */
+
+enum kf_file_kind { KF_FILE_NONE, KF_FILE_REG, KF_FILE_DIR, KF_FILE_OTHER };
+
+/* ---- the table ------------------------------------------------------------ */
+
+struct kf_ops {
+	int version;		/* KF_OPS_VERSION */
+	void *ctx;		/* passed to every method */
+	const char *name;	/* "linux", "fake", "fault" ... */
+
+	/* udev */
+	int (*enumerate)(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n);
+	int (*monitor_open)(void *ctx, struct kf_monitor **ret_mon);
+	/* Waits for one tty uevent until deadline (clock ms). Returns 1 with
+	 * an event, 0 at the deadline, -EINTR when a signal is pending. */
+	int (*monitor_next)(void *ctx, struct kf_monitor *mon, int64_t deadline,
+			    struct kf_uevent *ret_ev);
+	void (*monitor_close)(void *ctx, struct kf_monitor *mon);
+
+	/* children */
+	int (*spawn)(void *ctx, const struct kf_spawn_req *req,
+		     struct kf_proc *ret_proc);
+	/* Waits until the child ends, the deadline (clock ms, INT64_MAX for
+	 * none) passes or a signal is pending, feeding captured lines to
+	 * on_line. A child that ended is reaped; one still running is left as
+	 * it is. A pending signal is reported in interrupted_by and stays
+	 * pending until take_signal. */
+	int (*wait)(void *ctx, struct kf_proc *proc, int64_t deadline,
+		    kf_line_fn *on_line, void *line_data, struct kf_exit *ret_exit);
+	int (*kill_group)(void *ctx, struct kf_proc *proc, int sig);
+
+	/* the service (systemd unit, through sudo where needed) */
+	int (*service)(void *ctx, enum kf_svc_action action, const char *unit,
+		       int timeout_ms);
+
+	/* files */
+	int (*read_file)(void *ctx, const char *path, char **ret_buf,
+			 size_t *ret_len);
+	/* temp file in the same dir, fsync, rename, fsync the dir */
+	int (*write_atomic)(void *ctx, const char *path, const void *buf,
+			    size_t len, mode_t mode);
+	int (*rename)(void *ctx, const char *from, const char *to);
+	int (*unlink)(void *ctx, const char *path);
+	int (*mkdir_p)(void *ctx, const char *path, mode_t mode);
+	int (*file_kind)(void *ctx, const char *path, enum kf_file_kind *ret_kind,
+			 off_t *ret_size);
+	int (*realpath)(void *ctx, const char *path, char **ret_path);
+	/* Exclusive non-blocking lock on path. -EWOULDBLOCK when held; then
+	 * *ret_holder is the pid recorded in the file (0 if unknown). */
+	int (*lock)(void *ctx, const char *path, int *ret_fd, pid_t *ret_holder);
+	void (*unlock)(void *ctx, int fd);
+
+	/* clock */
+	int64_t (*now)(void *ctx);	/* monotonic milliseconds */
+	/* Sleeps until deadline; -EINTR when a signal is pending first. */
+	int (*sleep_until)(void *ctx, int64_t deadline);
+
+	/* The signal kflash was sent (SIGINT/TERM/HUP/QUIT) and not yet taken,
+	 * or 0; taking it clears it. wait, monitor_next and sleep_until return
+	 * early while one is pending. */
+	int (*take_signal)(void *ctx);
+
+	/* HTTP: GET url; 0 with the body on a 2xx answer, -EHOSTUNREACH when
+	 * nothing answers, -EPROTO on another status (*ret_status says which). */
+	int (*http_get)(void *ctx, const char *url, int timeout_ms,
+			char **ret_body, long *ret_status);
+};
+
+/* Thin wrappers: code above the table calls these, never the world. */
+static inline int kf_os_enumerate(const struct kf_ops *o, struct kf_ttydev **d, size_t *n)
+{ return o->enumerate(o->ctx, d, n); }
+static inline int kf_os_monitor_open(const struct kf_ops *o, struct kf_monitor **m)
+{ return o->monitor_open(o->ctx, m); }
+static inline int kf_os_monitor_next(const struct kf_ops *o, struct kf_monitor *m,
+				     int64_t deadline, struct kf_uevent *ev)
+{ return o->monitor_next(o->ctx, m, deadline, ev); }
+static inline void kf_os_monitor_close(const struct kf_ops *o, struct kf_monitor *m)
+{ o->monitor_close(o->ctx, m); }
+static inline int kf_os_spawn(const struct kf_ops *o, const struct kf_spawn_req *r,
+			      struct kf_proc *p)
+{ return o->spawn(o->ctx, r, p); }
+static inline int kf_os_wait(const struct kf_ops *o, struct kf_proc *p, int64_t deadline,
+			     kf_line_fn *fn, void *data, struct kf_exit *e)
+{ return o->wait(o->ctx, p, deadline, fn, data, e); }
+static inline int kf_os_kill_group(const struct kf_ops *o, struct kf_proc *p, int sig)
+{ return o->kill_group(o->ctx, p, sig); }
+static inline int kf_os_service(const struct kf_ops *o, enum kf_svc_action a,
+				const char *unit, int timeout_ms)
+{ return o->service(o->ctx, a, unit, timeout_ms); }
+static inline int kf_os_read_file(const struct kf_ops *o, const char *path, char **buf,
+				  size_t *len)
+{ return o->read_file(o->ctx, path, buf, len); }
+static inline int kf_os_write_atomic(const struct kf_ops *o, const char *path,
+				     const void *buf, size_t len, mode_t mode)
+{ return o->write_atomic(o->ctx, path, buf, len, mode); }
+static inline int kf_os_rename(const struct kf_ops *o, const char *from, const char *to)
+{ return o->rename(o->ctx, from, to); }
+static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
+{ return o->unlink(o->ctx, path); }
+static inline int kf_os_mkdir_p(const struct kf_ops *o, const char *path, mode_t mode)
+{ return o->mkdir_p(o->ctx, path, mode); }
+static inline int kf_os_file_kind(const struct kf_ops *o, const char *path,
+				  enum kf_file_kind *k, off_t *size)
+{ return o->file_kind(o->ctx, path, k, size); }
+static inline int kf_os_realpath(const struct kf_ops *o, const char *path, char **ret)
+{ return o->realpath(o->ctx, path, ret); }
+static inline int kf_os_lock(const struct kf_ops *o, const char *path, int *fd, pid_t *holder)
+{ return o->lock(o->ctx, path, fd, holder); }
+static inline void kf_os_unlock(const struct kf_ops *o, int fd)
+{ o->unlock(o->ctx, fd); }
+static inline int64_t kf_os_now(const struct kf_ops *o)
+{ return o->now(o->ctx); }
+static inline int kf_os_sleep_until(const struct kf_ops *o, int64_t deadline)
+{ return o->sleep_until(o->ctx, deadline); }
+static inline int kf_os_take_signal(const struct kf_ops *o)
+{ return o->take_signal(o->ctx); }
+static inline int kf_os_http_get(const struct kf_ops *o, const char *url, int timeout_ms,
+				 char **body, long *status)
+{ return o->http_get(o->ctx, url, timeout_ms, body, status); }
+
+/* ---- the real backend (ops_linux.c) -------------------------------------- */
+
+struct kf_linux;
+
+/* Sets up the real table: signal self-pipe for SIGINT/TERM/HUP/QUIT (so
+ * signals become events in wait loops), libcurl, libudev. The table's ctx
+ * points into *ret_linux, which the caller keeps until kf_ops_linux_release. */
+int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux);
+void kf_ops_linux_release(struct kf_linux *lx);
+
+#endif

@@ -1,0 +1,54 @@
+/* proc.h - running a child to completion, above the ops table.
+ *
+ * kf_proc_run starts a child in its own process group, waits for it against
+ * an absolute deadline, and on a timeout or a signal to kflash ends the whole
+ * group: SIGTERM, a grace period, SIGKILL, reap. `make` leaves no compiler
+ * behind and flashtool gets SIGTERM (never SIGINT, which would make it tell
+ * the board to boot a half-written image).
+ */
+#ifndef KFLASH_PROC_H
+#define KFLASH_PROC_H
+
+#include <stdint.h>
+
+#include "kflash/ops.h"
+#include "kflash/util.h"
+
+#define KF_PROC_GRACE_MS 2000
+
+struct kf_run_opts {
+	int64_t timeout_ms;	/* <= 0: none */
+	kf_line_fn *on_line;	/* captured output, line by line, or NULL */
+	void *line_data;
+	struct kf_buf *capture;	/* when set, captured output is appended */
+	/* Signals to kflash that do not interrupt the child (e.g. a second
+	 * Ctrl+C while Klipper is being started again): they are recorded in
+	 * *deferred_signal instead. */
+	bool defer_signals;
+	int *deferred_signal;
+};
+
+/* Runs req to completion. Returns 0 with *ret_exit describing how it ended
+ * (EXITED, SIGNALED, EXEC_FAILED, TIMED_OUT, INTERRUPTED), or -errno when it
+ * could not be started at all. */
+int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
+		const struct kf_run_opts *opts, struct kf_exit *ret_exit);
+
+/* Ends a child's whole process group: SIGTERM, grace, SIGKILL, reap. A
+ * signal kflash receives meanwhile is stored in *ret_sig (may be NULL). */
+void kf_proc_terminate(const struct kf_ops *o, struct kf_proc *p,
+		       int64_t grace_ms, int *ret_sig);
+
+/* "make -C /x olddefconfig" for messages; shell-quoted where needed. */
+char *kf_argv_join(const char *const *argv);
+
+/* True when the child exited with status 0. */
+static inline bool kf_exit_ok(const struct kf_exit *e)
+{
+	return e->kind == KF_EXIT_EXITED && e->code == 0;
+}
+
+/* "exited with status 2", "killed by signal 9", "timed out" ... */
+void kf_exit_describe(const struct kf_exit *e, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,42 @@
+/* util.h - small memory and string helpers shared by every module. */
+#ifndef KFLASH_UTIL_H
+#define KFLASH_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+/* Allocation failure is not recoverable in a CLI: these abort with a
+ * message instead of returning NULL, so callers stay readable. */
+void *kf_xmalloc(size_t n);
+void *kf_xcalloc(size_t n, size_t size);
+void *kf_xrealloc(void *p, size_t n);
+char *kf_xstrdup(const char *s);
+char *kf_xstrndup(const char *s, size_t n);
+char *kf_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kf_vasprintf(const char *fmt, va_list ap);
+
+bool kf_startswith(const char *s, const char *prefix);
+bool kf_endswith(const char *s, const char *suffix);
+
+/* Growable byte buffer, always NUL-terminated. */
+struct kf_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+#define KF_BUF_INIT { NULL, 0, 0 }
+void kf_buf_add(struct kf_buf *b, const void *data, size_t len);
+void kf_buf_addf(struct kf_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kf_buf_release(struct kf_buf *b);
+
+/* systemd-style scope cleanup for heap pointers */
+static inline void kf_freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ __attribute__((cleanup(kf_freep)))
+
+#endif

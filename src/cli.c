@@ -1,0 +1,277 @@
+/* cli.c - global options, the command table, --help and --version. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kflash/commands.h"
+#include "kflash/kflash.h"
+#include "kflash/util.h"
+
+const struct kf_command kf_commands[] = {
+	{ "list", "", "show registered boards, unregistered and blocked devices",
+	  "Shows each registered board (connected or not, its mode, path and\n"
+	  "firmware version), Klipper or Katapult devices not yet registered, and\n"
+	  "devices kflash will not flash (probes, USB-serial chips) with why.\n",
+	  kf_cmd_list },
+	{ "add", "[--name N] [--device DEV] [--mcu MCU] [--method M] [--no-menuconfig]",
+	  "register a connected board",
+	  "  --name N          display name (its key is derived from it)\n"
+	  "  --device DEV      by-id name or path of the board's serial device\n"
+	  "  --mcu MCU         the board's MCU, e.g. stm32f446xx (default: from DEV)\n"
+	  "  --method M        katapult or make-flash (default: the setting)\n"
+	  "  --no-menuconfig   do not start menuconfig after adding\n"
+	  "Without options on a terminal, a wizard asks for each.\n",
+	  kf_cmd_add },
+	{ "remove", "NAME [--purge]", "forget a board",
+	  "  --purge           also delete the board's cached config\n",
+	  kf_cmd_remove },
+	{ "exclude", "NAME", "never flash this board (kept registered)", "",
+	  kf_cmd_exclude },
+	{ "include", "NAME", "flash this board again", "", kf_cmd_include },
+	{ "config", "NAME", "run menuconfig on the board's cached config",
+	  "Edits configs/KEY/.config in the config dir; the Klipper checkout's\n"
+	  "own .config is never touched.\n",
+	  kf_cmd_config },
+	{ "build", "NAME... | --all [--rebuild]", "build firmware without flashing",
+	  "  --all             every registered, included board\n"
+	  "  --rebuild         make clean and build even when up to date\n",
+	  kf_cmd_build },
+	{ "flash", "NAME... | --all [options]", "build and flash, restarting Klipper",
+	  "  --all             every registered, included, connected board\n"
+	  "  --outdated        with --all: only boards behind the host's Klipper\n"
+	  "  -s, --skip-menuconfig  use the cached config as it is\n"
+	  "  --method M        katapult or make-flash for this run\n"
+	  "  --no-fallback     do not try make flash when Katapult fails\n"
+	  "  --rebuild         make clean and build even when up to date\n"
+	  "  --dry-run         print every command it would run; change nothing\n",
+	  kf_cmd_flash },
+	{ "doctor", "", "check this host: paths, sudo, pyserial, Moonraker", "",
+	  kf_cmd_doctor },
+	{ "settings", "[KEY [VALUE]]", "show or change settings",
+	  "Keys: klipper_dir katapult_dir python service moonraker_url\n"
+	  "      default_method fallback timeout.build timeout.flash\n"
+	  "      timeout.service timeout.reconnect\n",
+	  kf_cmd_settings },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static const char global_help[] =
+	"Global options:\n"
+	"  --config-dir DIR  config dir (env KFLASH_CONFIG_DIR; default\n"
+	"                    $XDG_CONFIG_HOME/kflash or ~/.config/kflash)\n"
+	"  --json            one JSON document on stdout; progress on stderr\n"
+	"  --no-color        no colour (also when NO_COLOR is set)\n"
+	"  -q, --quiet       only warnings and errors\n"
+	"  -v, --verbose     show full tool output\n"
+	"  -y, --yes         answer yes to questions\n"
+	"  --force           proceed when Moonraker cannot be reached\n"
+	"  -h, --help        this help; kflash COMMAND --help for a command\n"
+	"  --version         print the version\n";
+
+const struct kf_command *kf_command_find(const char *name)
+{
+	const struct kf_command *c;
+
+	for (c = kf_commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+	const struct kf_command *c;
+
+	fputs("usage: kflash [options] COMMAND [args]\n"
+	      "       kflash            (interactive menu on a terminal)\n\n"
+	      "Builds and flashes Klipper firmware to the boards of this printer,\n"
+	      "stopping Klipper only while it must and always starting it again.\n\n"
+	      "Commands:\n", f);
+	for (c = kf_commands; c->name; c++)
+		fprintf(f, "  %-9s %s\n", c->name, c->summary);
+	fputc('\n', f);
+	fputs(global_help, f);
+	fputs("\nExit codes: 0 done, 1 failed, 2 usage or bad input, 3 refused for\n"
+	      "safety, 128+N after signal N (Klipper was started again first).\n", f);
+}
+
+static void print_command_help(FILE *f, const struct kf_command *c)
+{
+	fprintf(f, "usage: kflash %s %s\n\n%s.\n", c->name, c->args, c->summary);
+	if (c->help[0])
+		fprintf(f, "\n%s", c->help);
+	fputs("\n(global options work here too; see kflash --help)\n", f);
+}
+
+int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_error_set(ctx->err, KF_EUSAGE, "%s", msg);
+	if (cmd)
+		kf_error_step(ctx->err, "kflash %s --help", cmd);
+	else
+		kf_error_step(ctx->err, "kflash --help");
+	free(msg);
+	return KF_EUSAGE;
+}
+
+char *kf_config_dir_resolve(const char *option)
+{
+	const char *env = getenv("KFLASH_CONFIG_DIR");
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (option && *option)
+		return kf_xstrdup(option);
+	if (env && *env)
+		return kf_xstrdup(env);
+	if (xdg && *xdg == '/')
+		return kf_asprintf("%s/kflash", xdg);
+	if (home && *home)
+		return kf_asprintf("%s/.config/kflash", home);
+	return NULL;
+}
+
+struct globals {
+	const char *config_dir;
+	bool json, no_colour, yes, force, help, version;
+	enum kf_verbosity verbosity;
+};
+
+/* Global options may stand before or after the command; everything else is
+ * left, in order, for the command. Returns the new argc or KF_EUSAGE. */
+static int take_globals(int argc, char **argv, struct globals *g, char **rest,
+			const char **bad)
+{
+	int i, n = 0;
+	bool dashdash = false;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (dashdash) {
+			rest[n++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			dashdash = true;
+			rest[n++] = argv[i];
+		} else if (strcmp(a, "--json") == 0) {
+			g->json = true;
+		} else if (strcmp(a, "--no-color") == 0 || strcmp(a, "--no-colour") == 0) {
+			g->no_colour = true;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			g->verbosity = KF_QUIET;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			g->verbosity = KF_VERBOSE;
+		} else if (strcmp(a, "-y") == 0 || strcmp(a, "--yes") == 0) {
+			g->yes = true;
+		} else if (strcmp(a, "--force") == 0) {
+			g->force = true;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			g->help = true;
+		} else if (strcmp(a, "--version") == 0) {
+			g->version = true;
+		} else if (strcmp(a, "--config-dir") == 0) {
+			if (i + 1 >= argc) {
+				*bad = a;
+				return KF_EUSAGE;
+			}
+			g->config_dir = argv[++i];
+		} else if (strncmp(a, "--config-dir=", 13) == 0) {
+			g->config_dir = a + 13;
+		} else {
+			rest[n++] = argv[i];
+		}
+	}
+	rest[n] = NULL;
+	return n;
+}
+
+int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
+{
+	struct globals g = { .verbosity = KF_NORMAL };
+	struct kf_error err = KF_ERROR_INIT;
+	struct kf_out out;
+	struct kf_ctx ctx = { .ops = ops, .out = &out, .err = &err };
+	const struct kf_command *cmd = NULL;
+	char **rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
+	const char *bad = NULL;
+	int n, r = 0, code;
+
+	n = take_globals(argc, argv, &g, rest, &bad);
+	kf_out_init(&out, stdout, stderr, &(struct kf_out_opts){
+		.json = g.json, .no_colour = g.no_colour,
+		.verbosity = g.verbosity });
+	if (n < 0) {
+		r = kf_usage_error(&ctx, NULL, "option %s needs a value", bad);
+		goto out;
+	}
+	if (g.version) {
+		if (g.json)
+			kf_out_set_json(&out, json_pack("{s:s}", "version", KFLASH_VERSION));
+		else
+			printf("kflash %s\n", KFLASH_VERSION);
+		goto out;
+	}
+	if (n == 0) {
+		if (g.help) {
+			print_usage(stdout);
+			goto out;
+		}
+		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !g.json) {
+			r = kf_error_set(&err, KF_ENOTYET,
+					 "the interactive menu is not built yet");
+			kf_error_step(&err, "kflash --help   (every action is a command)");
+			goto out;
+		}
+		print_usage(stderr);
+		code = KF_EXIT_USAGE;
+		goto done;
+	}
+	if (rest[0][0] == '-') {
+		r = kf_usage_error(&ctx, NULL, "unknown option %s", rest[0]);
+		goto out;
+	}
+	cmd = kf_command_find(rest[0]);
+	if (!cmd) {
+		r = kf_usage_error(&ctx, NULL, "unknown command '%s'", rest[0]);
+		goto out;
+	}
+	if (g.help) {
+		print_command_help(stdout, cmd);
+		goto out;
+	}
+	ctx.config_dir = kf_config_dir_resolve(g.config_dir);
+	ctx.yes = g.yes;
+	ctx.force = g.force;
+	ctx.interactive = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+	if (!ctx.config_dir) {
+		r = kf_error_set(&err, KF_EINPUT, "cannot find a config dir: HOME is not set");
+		kf_error_step(&err, "kflash --config-dir DIR %s ...", cmd->name);
+		goto out;
+	}
+	r = cmd->run(&ctx, n, rest);
+out:
+	code = kf_exit_code(r, &err);
+	if (r < 0 || err.note) {
+		kf_out_error(&out, &err);
+		if (r == KF_EUSAGE && !cmd)
+			print_usage(stderr);
+	}
+	kf_out_finish(&out, code, r < 0 ? &err : NULL);
+done:
+	kf_out_release(&out);
+	kf_error_release(&err);
+	free(err.note);
+	free(ctx.config_dir);
+	free(rest);
+	return code;
+}

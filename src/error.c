@@ -1,0 +1,176 @@
+/* error.c - building and rendering kflash's error reports. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kflash/error.h"
+#include "kflash/util.h"
+
+static void set_str(char **dst, const char *fmt, va_list ap)
+{
+	free(*dst);
+	*dst = kf_vasprintf(fmt, ap);
+}
+
+int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return code;
+	kf_error_release(e);
+	e->code = code;
+	va_start(ap, fmt);
+	set_str(&e->what, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void kf_error_command(struct kf_error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	set_str(&e->command, fmt, ap);
+	va_end(ap);
+}
+
+void kf_error_cause(struct kf_error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	set_str(&e->cause, fmt, ap);
+	va_end(ap);
+}
+
+void kf_error_step(struct kf_error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e || e->n_steps == KF_ERROR_MAX_STEPS)
+		return;
+	va_start(ap, fmt);
+	e->steps[e->n_steps++] = kf_vasprintf(fmt, ap);
+	va_end(ap);
+}
+
+void kf_error_note(struct kf_error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	set_str(&e->note, fmt, ap);
+	va_end(ap);
+}
+
+void kf_error_release(struct kf_error *e)
+{
+	size_t i;
+
+	free(e->what);
+	free(e->command);
+	free(e->cause);
+	for (i = 0; i < e->n_steps; i++)
+		free(e->steps[i]);
+	/* the note survives a replaced error: it is a separate failure */
+	{
+		char *note = e->note;
+		memset(e, 0, sizeof(*e));
+		e->note = note;
+	}
+}
+
+int kf_exit_code(int r, const struct kf_error *e)
+{
+	int code = r;
+
+	if (r >= 0)
+		return KF_EXIT_OK;
+	if (e && e->code)
+		code = e->code;
+	switch (code) {
+	case KF_EUSAGE:
+	case KF_EINPUT:
+		return KF_EXIT_USAGE;
+	case KF_EREFUSED:
+		return KF_EXIT_REFUSED;
+	case KF_EINTERRUPTED:
+		return KF_EXIT_SIGNAL_BASE + (e ? e->signal : 0);
+	default:
+		return KF_EXIT_FAILED;
+	}
+}
+
+void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
+	     int width)
+{
+	const char *p = text;
+	const char *prefix = first;
+	int avail;
+
+	if (width < 40)
+		width = 40;
+	do {
+		size_t plen = strlen(prefix);
+		size_t n = strcspn(p, "\n");
+		size_t cut = n;
+
+		avail = width - (int)plen;
+		if (avail < 20)
+			avail = 20;
+		if (n > (size_t)avail) {
+			/* break at the last space that fits; a long word
+			 * (a path, a command) is kept whole on its own line */
+			cut = (size_t)avail;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0) {
+				cut = strcspn(p, " \n");
+			}
+		}
+		fprintf(f, "%s%.*s\n", prefix, (int)cut, p);
+		p += cut;
+		if (*p == ' ' || *p == '\n')
+			p++;
+		prefix = indent;
+	} while (*p);
+}
+
+void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour)
+{
+	const char *red = colour ? "\033[1;31m" : "";
+	const char *off = colour ? "\033[0m" : "";
+	char head[64];
+	size_t i;
+
+	if (e->what) {
+		snprintf(head, sizeof(head), "%serror:%s ", red, off);
+		/* the escape codes take no columns */
+		kf_wrap(f, head, "       ", e->what,
+			width + (int)(strlen(red) + strlen(off)));
+	}
+	if (e->command)
+		kf_wrap(f, "  command: ", "           ", e->command, width);
+	if (e->cause)
+		kf_wrap(f, "  cause:   ", "           ", e->cause, width);
+	if (e->n_steps) {
+		fputs("  to fix:\n", f);
+		for (i = 0; i < e->n_steps; i++) {
+			char num[16];
+
+			snprintf(num, sizeof(num), "    %zu. ", i + 1);
+			kf_wrap(f, num, "       ", e->steps[i], width);
+		}
+	}
+	if (e->note) {
+		snprintf(head, sizeof(head), "%salso:%s  ", red, off);
+		kf_wrap(f, head, "       ", e->note,
+			width + (int)(strlen(red) + strlen(off)));
+	}
+}

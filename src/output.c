@@ -1,0 +1,216 @@
+/* output.c - phase labels, colour, progress lines and the --json document. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kflash/output.h"
+#include "kflash/util.h"
+
+static const char *const phase_names[] = {
+	[KF_PHASE_DISCOVERY] = "Discovery",
+	[KF_PHASE_CONFIG] = "Config",
+	[KF_PHASE_BUILD] = "Build",
+	[KF_PHASE_FLASH] = "Flash",
+	[KF_PHASE_VERIFY] = "Verify",
+	[KF_PHASE_SERVICE] = "Service",
+};
+
+const char *kf_phase_label(enum kf_phase p)
+{
+	return phase_names[p];
+}
+
+static bool wants_colour(FILE *f, const struct kf_out_opts *opts)
+{
+	const char *no = getenv("NO_COLOR");
+	const char *term = getenv("TERM");
+
+	if (opts->no_colour || (no && *no))
+		return false;
+	if (term && strcmp(term, "dumb") == 0)
+		return false;
+	return isatty(fileno(f));
+}
+
+void kf_out_init(struct kf_out *o, FILE *out, FILE *err,
+		 const struct kf_out_opts *opts)
+{
+	memset(o, 0, sizeof(*o));
+	o->out = out;
+	o->err = err;
+	o->json = opts->json;
+	o->verbosity = opts->verbosity;
+	o->colour = wants_colour(err, opts);
+	o->out_colour = wants_colour(out, opts);
+	o->progress_tty = isatty(fileno(err)) && opts->verbosity == KF_NORMAL;
+	o->width = 80;
+}
+
+void kf_out_release(struct kf_out *o)
+{
+	json_decref(o->doc);
+	o->doc = NULL;
+}
+
+static void vline(struct kf_out *o, FILE *f, const char *prefix,
+		  const char *colour, const char *fmt, va_list ap)
+{
+	kf_out_progress_clear(o);
+	if (prefix) {
+		if (colour && o->colour)
+			fprintf(f, "%s%s\033[0m ", colour, prefix);
+		else
+			fprintf(f, "%s ", prefix);
+	}
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
+	fflush(f);
+}
+
+static const char *phase_colour(enum kf_phase p)
+{
+	return p == KF_PHASE_SERVICE ? "\033[1;35m" : "\033[1;36m";
+}
+
+void kf_out_phase(struct kf_out *o, enum kf_phase p, const char *fmt, ...)
+{
+	char label[24];
+	va_list ap;
+
+	if (o->verbosity == KF_QUIET)
+		return;
+	snprintf(label, sizeof(label), "[%s]", phase_names[p]);
+	va_start(ap, fmt);
+	vline(o, o->err, label, phase_colour(p), fmt, ap);
+	va_end(ap);
+}
+
+void kf_out_ok(struct kf_out *o, enum kf_phase p, const char *fmt, ...)
+{
+	char label[48];
+	va_list ap;
+
+	if (o->verbosity == KF_QUIET)
+		return;
+	if (o->colour)
+		snprintf(label, sizeof(label), "[%s] \033[1;32mok\033[0m",
+			 phase_names[p]);
+	else
+		snprintf(label, sizeof(label), "[%s] ok", phase_names[p]);
+	va_start(ap, fmt);
+	vline(o, o->err, label, o->colour ? "" : NULL, fmt, ap);
+	va_end(ap);
+}
+
+void kf_out_info(struct kf_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o->verbosity == KF_QUIET)
+		return;
+	va_start(ap, fmt);
+	vline(o, o->err, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void kf_out_verbose(struct kf_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o->verbosity < KF_VERBOSE)
+		return;
+	va_start(ap, fmt);
+	vline(o, o->err, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void kf_out_warn(struct kf_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(o, o->err, "warning:", "\033[1;33m", fmt, ap);
+	va_end(ap);
+}
+
+void kf_out_progress(struct kf_out *o, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!o->progress_tty)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* keep it on one terminal line */
+	if ((int)strlen(line) > o->width - 1)
+		line[o->width - 1] = '\0';
+	fprintf(o->err, "\r\033[K%s", line);
+	fflush(o->err);
+	o->progress_shown = true;
+}
+
+void kf_out_progress_clear(struct kf_out *o)
+{
+	if (!o->progress_shown)
+		return;
+	fputs("\r\033[K", o->err);
+	o->progress_shown = false;
+}
+
+void kf_out_result(struct kf_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (o->json)
+		return;
+	kf_out_progress_clear(o);
+	va_start(ap, fmt);
+	vfprintf(o->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', o->out);
+	fflush(o->out);
+}
+
+void kf_out_error(struct kf_out *o, const struct kf_error *e)
+{
+	kf_out_progress_clear(o);
+	kf_error_render(e, o->err, o->width, o->colour);
+	fflush(o->err);
+}
+
+void kf_out_set_json(struct kf_out *o, json_t *doc)
+{
+	json_decref(o->doc);
+	o->doc = doc;
+}
+
+static json_t *error_json(const struct kf_error *e)
+{
+	json_t *steps = json_array();
+	size_t i;
+
+	for (i = 0; i < e->n_steps; i++)
+		json_array_append_new(steps, json_string(e->steps[i]));
+	return json_pack("{s:s?, s:s?, s:s?, s:o, s:s?}",
+			 "message", e->what, "command", e->command,
+			 "cause", e->cause, "steps", steps, "also", e->note);
+}
+
+void kf_out_finish(struct kf_out *o, int exit_code, const struct kf_error *e)
+{
+	json_t *doc;
+
+	if (!o->json)
+		return;
+	doc = o->doc ? json_incref(o->doc) : json_object();
+	json_object_set_new(doc, "exit_code", json_integer(exit_code));
+	if (e && (e->what || e->note))
+		json_object_set_new(doc, "error", error_json(e));
+	json_dumpf(doc, o->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', o->out);
+	fflush(o->out);
+	json_decref(doc);
+}

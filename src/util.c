@@ -1,0 +1,117 @@
+/* util.c - small memory and string helpers shared by every module. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kflash/util.h"
+
+static void oom(void)
+{
+	fputs("kflash: out of memory\n", stderr);
+	abort();
+}
+
+void *kf_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *kf_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *kf_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *kf_xstrdup(const char *s)
+{
+	return kf_xstrndup(s, strlen(s));
+}
+
+char *kf_xstrndup(const char *s, size_t n)
+{
+	char *p = kf_xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *kf_vasprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	return s;
+}
+
+char *kf_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+bool kf_startswith(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool kf_endswith(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+void kf_buf_add(struct kf_buf *b, const void *data, size_t len)
+{
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		b->data = kf_xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+void kf_buf_addf(struct kf_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_buf_add(b, s, strlen(s));
+	free(s);
+}
+
+void kf_buf_release(struct kf_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
