@@ -162,7 +162,7 @@ void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour)
 	if (e->n_steps) {
 		fputs("  to fix:\n", f);
 		for (i = 0; i < e->n_steps; i++) {
-			char num[16];
+			char num[32];
 
 			snprintf(num, sizeof(num), "    %zu. ", i + 1);
 			kf_wrap(f, num, "       ", e->steps[i], width);

@@ -64,8 +64,13 @@ int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 		opts = &none;
 	memset(ret_exit, 0, sizeof(*ret_exit));
 	r = kf_os_spawn(o, req, &p);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		/* "flashtool missing" must never look like "flashtool
+		 * exited 1": it is its own kind of outcome */
+		ret_exit->kind = KF_EXIT_EXEC_FAILED;
+		ret_exit->err = -r;
+		return 0;
+	}
 	deadline = opts->timeout_ms > 0 ? kf_os_now(o) + opts->timeout_ms
 					: INT64_MAX;
 	for (;;) {

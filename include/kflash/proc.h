@@ -29,8 +29,8 @@ struct kf_run_opts {
 };
 
 /* Runs req to completion. Returns 0 with *ret_exit describing how it ended
- * (EXITED, SIGNALED, EXEC_FAILED, TIMED_OUT, INTERRUPTED), or -errno when it
- * could not be started at all. */
+ * (EXITED, SIGNALED, EXEC_FAILED when it could not be started, TIMED_OUT,
+ * INTERRUPTED), or -errno when waiting for it failed. */
 int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 		const struct kf_run_opts *opts, struct kf_exit *ret_exit);
 

@@ -1,0 +1,434 @@
+/* fake_ops.c - the in-memory world behind unit tests (see fake_ops.h). */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "fake_ops.h"
+
+#define W(ctx) ((struct fake_world *)(ctx))
+
+static void note(struct fake_world *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(struct fake_world *w, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_buf_addf(&w->transcript, "%s\n", s);
+	free(s);
+}
+
+bool fake_did(const struct fake_world *w, const char *line)
+{
+	const char *p = w->transcript.data;
+	size_t n = strlen(line);
+
+	while (p && (p = strstr(p, line))) {
+		bool start = p == w->transcript.data || p[-1] == '\n';
+
+		if (start && p[n] == '\n')
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+size_t fake_running(const struct fake_world *w)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < w->n_procs; i++)
+		n += !w->procs[i].done;
+	return n;
+}
+
+static void deliver_signal(struct fake_world *w)
+{
+	if (w->signal_at >= 0 && w->now >= w->signal_at) {
+		w->pending_signal = w->signal_num;
+		w->signal_at = -1;
+		note(w, "signal %d", w->signal_num);
+	}
+}
+
+static int64_t fake_now(void *ctx)
+{
+	return W(ctx)->now;
+}
+
+/* Advance the fake clock to t, but stop early for a scheduled signal. */
+static void advance_to(struct fake_world *w, int64_t t)
+{
+	if (w->signal_at >= 0 && w->signal_at < t)
+		t = w->signal_at;
+	if (t > w->now && t != INT64_MAX)
+		w->now = t;
+	deliver_signal(w);
+}
+
+static int fake_sleep_until(void *ctx, int64_t deadline)
+{
+	struct fake_world *w = W(ctx);
+
+	if (w->pending_signal)
+		return -EINTR;
+	advance_to(w, deadline);
+	return w->pending_signal ? -EINTR : 0;
+}
+
+static int fake_take_signal(void *ctx)
+{
+	int s = W(ctx)->pending_signal;
+
+	W(ctx)->pending_signal = 0;
+	return s;
+}
+
+static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc *ret)
+{
+	struct fake_world *w = W(ctx);
+	char *cmd = NULL;
+	struct kf_buf b = KF_BUF_INIT;
+	struct fake_child *c;
+	size_t i;
+
+	for (i = 0; req->argv[i]; i++)
+		kf_buf_addf(&b, "%s%s", i ? " " : "", req->argv[i]);
+	cmd = b.data;
+	note(w, "spawn %s", cmd);
+	kf_buf_release(&b);
+	for (i = 0; i < w->n_progs; i++)
+		if (strcmp(w->progs[i].argv0, req->argv[0]) == 0)
+			break;
+	if (i == w->n_progs || w->progs[i].missing)
+		return -ENOENT;
+	if (w->n_procs == FAKE_MAX_PROCS)
+		return -EAGAIN;
+	c = &w->procs[w->n_procs++];
+	c->prog = &w->progs[i];
+	c->pid = w->next_pid++;
+	c->started = w->now;
+	c->ends = c->prog->run_ms == INT64_MAX ? INT64_MAX : w->now + c->prog->run_ms;
+	ret->pid = c->pid;
+	ret->out_fd = -1;
+	ret->backend = c;
+	return 0;
+}
+
+static void feed_output(const char *out, kf_line_fn *fn, void *data)
+{
+	const char *p = out;
+
+	while (p && *p && fn) {
+		size_t n = strcspn(p, "\n");
+
+		fn(data, p, n);
+		p += n;
+		if (*p)
+			p++;
+	}
+}
+
+static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
+		     kf_line_fn *on_line, void *data, struct kf_exit *ret)
+{
+	struct fake_world *w = W(ctx);
+	struct fake_child *c = p->backend;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!c || c->done)
+		return -ECHILD;
+	if (!c->killed_by && !w->pending_signal)
+		advance_to(w, c->ends < deadline ? c->ends : deadline);
+	if (c->killed_by) {
+		ret->kind = KF_EXIT_SIGNALED;
+		ret->sig = c->killed_by;
+	} else if (w->now >= c->ends) {
+		feed_output(c->prog->output, on_line, data);
+		ret->kind = KF_EXIT_EXITED;
+		ret->code = c->prog->exit_code;
+	} else {
+		ret->kind = KF_EXIT_RUNNING;
+		ret->interrupted_by = w->pending_signal;
+		return 0;
+	}
+	c->done = true;
+	p->backend = NULL;
+	note(w, "exit %s %s %d", c->prog->argv0,
+	     ret->kind == KF_EXIT_EXITED ? "status" : "signal",
+	     ret->kind == KF_EXIT_EXITED ? ret->code : ret->sig);
+	return 0;
+}
+
+static int fake_kill_group(void *ctx, struct kf_proc *p, int sig)
+{
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	for (i = 0; i < w->n_procs; i++) {
+		struct fake_child *c = &w->procs[i];
+
+		if (c->pid != p->pid || c->done || c->killed_by)
+			continue;
+		note(w, "kill -%d %s", sig, c->prog->argv0);
+		if (sig == SIGKILL || !c->prog->ignores_sigterm)
+			c->killed_by = sig;
+	}
+	return 0;
+}
+
+static int fake_service(void *ctx, enum kf_svc_action a, const char *unit, int t)
+{
+	struct fake_world *w = W(ctx);
+
+	(void)t;
+	switch (a) {
+	case KF_SVC_IS_ACTIVE:
+		return w->svc_active;
+	case KF_SVC_CAN_MANAGE:
+		return w->svc_can_manage;
+	case KF_SVC_STOP:
+		note(w, "svc_stop %s", unit);
+		w->svc_active = false;
+		return 0;
+	case KF_SVC_START:
+		note(w, "svc_start %s", unit);
+		w->svc_active = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static struct fake_file *find_file(struct fake_world *w, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_files; i++)
+		if (w->files[i].path && strcmp(w->files[i].path, path) == 0)
+			return &w->files[i];
+	return NULL;
+}
+
+const struct fake_file *fake_get_file(const struct fake_world *w, const char *path)
+{
+	return find_file((struct fake_world *)w, path);
+}
+
+static void put(struct fake_world *w, const char *path, const void *data, size_t len)
+{
+	struct fake_file *f = find_file(w, path);
+
+	if (!f) {
+		if (w->n_files == FAKE_MAX_FILES)
+			abort();
+		f = &w->files[w->n_files++];
+		f->path = kf_xstrdup(path);
+	}
+	free(f->data);
+	f->data = kf_xstrndup(data, len);
+	f->len = len;
+}
+
+void fake_put_file(struct fake_world *w, const char *path, const char *data)
+{
+	put(w, path, data, strlen(data));
+}
+
+static int fake_read_file(void *ctx, const char *path, char **buf, size_t *len)
+{
+	struct fake_file *f = find_file(W(ctx), path);
+
+	if (!f)
+		return -ENOENT;
+	*buf = kf_xstrndup(f->data, f->len);
+	if (len)
+		*len = f->len;
+	return 0;
+}
+
+static int fake_write_atomic(void *ctx, const char *path, const void *buf,
+			     size_t len, mode_t mode)
+{
+	(void)mode;
+	note(W(ctx), "write %s", path);
+	put(W(ctx), path, buf, len);
+	return 0;
+}
+
+static int fake_rename(void *ctx, const char *from, const char *to)
+{
+	struct fake_file *f = find_file(W(ctx), from);
+
+	if (!f)
+		return -ENOENT;
+	put(W(ctx), to, f->data, f->len);
+	f = find_file(W(ctx), from);
+	free(f->path);
+	f->path = NULL;
+	return 0;
+}
+
+static int fake_unlink(void *ctx, const char *path)
+{
+	struct fake_file *f = find_file(W(ctx), path);
+
+	if (!f)
+		return -ENOENT;
+	note(W(ctx), "unlink %s", path);
+	free(f->path);
+	f->path = NULL;
+	return 0;
+}
+
+static int fake_mkdir_p(void *ctx, const char *path, mode_t mode)
+{
+	(void)mode;
+	note(W(ctx), "mkdir %s", path);
+	return 0;
+}
+
+static int fake_file_kind(void *ctx, const char *path, enum kf_file_kind *k,
+			  off_t *size)
+{
+	struct fake_file *f = find_file(W(ctx), path);
+
+	*k = f ? KF_FILE_REG : KF_FILE_NONE;
+	if (size)
+		*size = f ? (off_t)f->len : 0;
+	return 0;
+}
+
+static int fake_realpath(void *ctx, const char *path, char **ret)
+{
+	(void)ctx;
+	*ret = kf_xstrdup(path);
+	return 0;
+}
+
+static int fake_lock(void *ctx, const char *path, int *fd, pid_t *holder)
+{
+	note(W(ctx), "lock %s", path);
+	*fd = 99;
+	*holder = 0;
+	return 0;
+}
+
+static void fake_unlock(void *ctx, int fd)
+{
+	(void)fd;
+	note(W(ctx), "unlock");
+}
+
+static int fake_http_get(void *ctx, const char *url, int timeout_ms, char **body,
+			 long *status)
+{
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	(void)timeout_ms;
+	*body = NULL;
+	for (i = 0; i < w->n_urls; i++) {
+		if (strcmp(w->urls[i].url, url) != 0)
+			continue;
+		if (w->urls[i].err)
+			return w->urls[i].err;
+		*body = kf_xstrdup(w->urls[i].body);
+		if (status)
+			*status = 200;
+		return 0;
+	}
+	return -EHOSTUNREACH;
+}
+
+static int fake_enumerate(void *ctx, struct kf_ttydev **devs, size_t *n)
+{
+	(void)ctx;
+	*devs = NULL;
+	*n = 0;
+	return 0;
+}
+
+static int fake_monitor_open(void *ctx, struct kf_monitor **m)
+{
+	(void)ctx;
+	*m = NULL;
+	return 0;
+}
+
+static int fake_monitor_next(void *ctx, struct kf_monitor *m, int64_t deadline,
+			     struct kf_uevent *ev)
+{
+	(void)m;
+	(void)ev;
+	return fake_sleep_until(ctx, deadline);
+}
+
+static void fake_monitor_close(void *ctx, struct kf_monitor *m)
+{
+	(void)ctx;
+	(void)m;
+}
+
+static const struct kf_ops fake_ops = {
+	.version = KF_OPS_VERSION,
+	.name = "fake",
+	.enumerate = fake_enumerate,
+	.monitor_open = fake_monitor_open,
+	.monitor_next = fake_monitor_next,
+	.monitor_close = fake_monitor_close,
+	.spawn = fake_spawn,
+	.wait = fake_wait,
+	.kill_group = fake_kill_group,
+	.service = fake_service,
+	.read_file = fake_read_file,
+	.write_atomic = fake_write_atomic,
+	.rename = fake_rename,
+	.unlink = fake_unlink,
+	.mkdir_p = fake_mkdir_p,
+	.file_kind = fake_file_kind,
+	.realpath = fake_realpath,
+	.lock = fake_lock,
+	.unlock = fake_unlock,
+	.now = fake_now,
+	.sleep_until = fake_sleep_until,
+	.take_signal = fake_take_signal,
+	.http_get = fake_http_get,
+};
+
+void fake_world_init(struct fake_world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->ops = fake_ops;
+	w->ops.ctx = w;
+	w->now = 1000;
+	w->next_pid = 4000;
+	w->signal_at = -1;
+	w->svc_can_manage = true;
+}
+
+void fake_world_release(struct fake_world *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_files; i++) {
+		free(w->files[i].path);
+		free(w->files[i].data);
+	}
+	kf_buf_release(&w->transcript);
+}
+
+void fake_add_prog(struct fake_world *w, struct fake_prog prog)
+{
+	if (w->n_progs == FAKE_MAX_PROGS)
+		abort();
+	w->progs[w->n_progs++] = prog;
+}
+
+void fake_signal_at(struct fake_world *w, int64_t when, int sig)
+{
+	w->signal_at = when;
+	w->signal_num = sig;
+}

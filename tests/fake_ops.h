@@ -1,0 +1,74 @@
+/* fake_ops.h - an in-memory world for unit tests: a fake clock, scripted
+ * children, a fake service, files in memory, scripted HTTP answers and
+ * signals delivered at a chosen fake time. Every effect is written to a
+ * transcript the tests assert on (like libgit2's fake backends). */
+#ifndef KFLASH_TESTS_FAKE_OPS_H
+#define KFLASH_TESTS_FAKE_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kflash/ops.h"
+#include "kflash/util.h"
+
+/* How a scripted program behaves when spawned. */
+struct fake_prog {
+	const char *argv0;	/* matched against argv[0] */
+	const char *output;	/* printed, lines separated by \n */
+	int exit_code;
+	int64_t run_ms;		/* INT64_MAX: hangs until killed */
+	bool ignores_sigterm;	/* only SIGKILL ends it */
+	bool missing;		/* exec fails with ENOENT */
+};
+
+#define FAKE_MAX_PROGS 16
+#define FAKE_MAX_PROCS 32
+#define FAKE_MAX_FILES 32
+#define FAKE_MAX_URLS 8
+
+struct fake_child {
+	const struct fake_prog *prog;
+	pid_t pid;
+	int64_t started, ends;	/* ends: fake time it exits by itself */
+	int killed_by;		/* signal that ended it, or 0 */
+	bool done;
+};
+
+struct fake_file {
+	char *path;
+	char *data;
+	size_t len;
+};
+
+struct fake_world {
+	struct kf_ops ops;
+	int64_t now;
+	struct fake_prog progs[FAKE_MAX_PROGS];
+	size_t n_progs;
+	struct fake_child procs[FAKE_MAX_PROCS];
+	size_t n_procs;
+	pid_t next_pid;
+	bool svc_active;
+	bool svc_can_manage;
+	struct fake_file files[FAKE_MAX_FILES];
+	size_t n_files;
+	struct { const char *url; const char *body; int err; } urls[FAKE_MAX_URLS];
+	size_t n_urls;
+	int64_t signal_at;	/* fake time a signal arrives, or -1 */
+	int signal_num;
+	int pending_signal;
+	struct kf_buf transcript;	/* one line per effect */
+};
+
+void fake_world_init(struct fake_world *w);
+void fake_world_release(struct fake_world *w);
+void fake_add_prog(struct fake_world *w, struct fake_prog prog);
+void fake_put_file(struct fake_world *w, const char *path, const char *data);
+const struct fake_file *fake_get_file(const struct fake_world *w, const char *path);
+void fake_signal_at(struct fake_world *w, int64_t when, int sig);
+/* true when the transcript contains line (whole line match) */
+bool fake_did(const struct fake_world *w, const char *line);
+/* how many children are not finished */
+size_t fake_running(const struct fake_world *w);
+
+#endif

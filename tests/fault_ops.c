@@ -1,0 +1,192 @@
+/* fault_ops.c - countdown fault injection over any ops table. */
+#include <string.h>
+
+#include "fault_ops.h"
+
+#define F(ctx) ((struct fault_ops *)(ctx))
+#define IN(ctx) (F(ctx)->inner)
+
+/* true when this call is the one that fails */
+static bool fire(struct fault_ops *f, enum fault_kind k)
+{
+	if (f->kind != FAULT_ANY && f->kind != k)
+		return false;
+	f->calls++;
+	if (f->fired || f->countdown < 0)
+		return false;
+	if (--f->countdown == 0) {
+		f->fired = true;
+		return true;
+	}
+	return false;
+}
+
+static int f_enumerate(void *c, struct kf_ttydev **d, size_t *n)
+{
+	if (fire(F(c), FAULT_UDEV))
+		return F(c)->err;
+	return kf_os_enumerate(IN(c), d, n);
+}
+
+static int f_monitor_open(void *c, struct kf_monitor **m)
+{
+	if (fire(F(c), FAULT_UDEV))
+		return F(c)->err;
+	return kf_os_monitor_open(IN(c), m);
+}
+
+static int f_monitor_next(void *c, struct kf_monitor *m, int64_t d, struct kf_uevent *e)
+{
+	return kf_os_monitor_next(IN(c), m, d, e);
+}
+
+static void f_monitor_close(void *c, struct kf_monitor *m)
+{
+	kf_os_monitor_close(IN(c), m);
+}
+
+static int f_spawn(void *c, const struct kf_spawn_req *r, struct kf_proc *p)
+{
+	if (fire(F(c), FAULT_SPAWN))
+		return F(c)->err;
+	return kf_os_spawn(IN(c), r, p);
+}
+
+static int f_wait(void *c, struct kf_proc *p, int64_t d, kf_line_fn *fn, void *data,
+		  struct kf_exit *e)
+{
+	return kf_os_wait(IN(c), p, d, fn, data, e);
+}
+
+static int f_kill_group(void *c, struct kf_proc *p, int sig)
+{
+	return kf_os_kill_group(IN(c), p, sig);
+}
+
+static int f_service(void *c, enum kf_svc_action a, const char *unit, int t)
+{
+	if (fire(F(c), FAULT_SERVICE))
+		return F(c)->err;
+	return kf_os_service(IN(c), a, unit, t);
+}
+
+static int f_read_file(void *c, const char *path, char **b, size_t *n)
+{
+	if (fire(F(c), FAULT_FS_READ))
+		return F(c)->err;
+	return kf_os_read_file(IN(c), path, b, n);
+}
+
+static int f_write_atomic(void *c, const char *path, const void *b, size_t n, mode_t m)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_write_atomic(IN(c), path, b, n, m);
+}
+
+static int f_rename(void *c, const char *from, const char *to)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_rename(IN(c), from, to);
+}
+
+static int f_unlink(void *c, const char *path)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_unlink(IN(c), path);
+}
+
+static int f_mkdir_p(void *c, const char *path, mode_t m)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_mkdir_p(IN(c), path, m);
+}
+
+static int f_file_kind(void *c, const char *path, enum kf_file_kind *k, off_t *s)
+{
+	if (fire(F(c), FAULT_FS_READ))
+		return F(c)->err;
+	return kf_os_file_kind(IN(c), path, k, s);
+}
+
+static int f_realpath(void *c, const char *path, char **ret)
+{
+	if (fire(F(c), FAULT_FS_READ))
+		return F(c)->err;
+	return kf_os_realpath(IN(c), path, ret);
+}
+
+static int f_lock(void *c, const char *path, int *fd, pid_t *holder)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_lock(IN(c), path, fd, holder);
+}
+
+static void f_unlock(void *c, int fd)
+{
+	kf_os_unlock(IN(c), fd);
+}
+
+static int64_t f_now(void *c)
+{
+	return kf_os_now(IN(c));
+}
+
+static int f_sleep_until(void *c, int64_t d)
+{
+	return kf_os_sleep_until(IN(c), d);
+}
+
+static int f_take_signal(void *c)
+{
+	return kf_os_take_signal(IN(c));
+}
+
+static int f_http_get(void *c, const char *url, int t, char **body, long *status)
+{
+	if (fire(F(c), FAULT_HTTP))
+		return F(c)->err;
+	return kf_os_http_get(IN(c), url, t, body, status);
+}
+
+static const struct kf_ops fault_table = {
+	.version = KF_OPS_VERSION,
+	.name = "fault",
+	.enumerate = f_enumerate,
+	.monitor_open = f_monitor_open,
+	.monitor_next = f_monitor_next,
+	.monitor_close = f_monitor_close,
+	.spawn = f_spawn,
+	.wait = f_wait,
+	.kill_group = f_kill_group,
+	.service = f_service,
+	.read_file = f_read_file,
+	.write_atomic = f_write_atomic,
+	.rename = f_rename,
+	.unlink = f_unlink,
+	.mkdir_p = f_mkdir_p,
+	.file_kind = f_file_kind,
+	.realpath = f_realpath,
+	.lock = f_lock,
+	.unlock = f_unlock,
+	.now = f_now,
+	.sleep_until = f_sleep_until,
+	.take_signal = f_take_signal,
+	.http_get = f_http_get,
+};
+
+void fault_ops_init(struct fault_ops *f, const struct kf_ops *inner,
+		    enum fault_kind kind, int nth, int err)
+{
+	memset(f, 0, sizeof(*f));
+	f->ops = fault_table;
+	f->ops.ctx = f;
+	f->inner = inner;
+	f->kind = kind;
+	f->countdown = nth;
+	f->err = err;
+}

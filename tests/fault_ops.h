@@ -1,0 +1,33 @@
+/* fault_ops.h - wraps another ops table and fails the Nth call of a chosen
+ * kind of effect once, with a chosen errno (SQLite's test_vfs countdown). */
+#ifndef KFLASH_TESTS_FAULT_OPS_H
+#define KFLASH_TESTS_FAULT_OPS_H
+
+#include <stdbool.h>
+
+#include "kflash/ops.h"
+
+enum fault_kind {
+	FAULT_ANY,	/* every effect below counts */
+	FAULT_UDEV,
+	FAULT_SPAWN,
+	FAULT_SERVICE,
+	FAULT_FS_READ,
+	FAULT_FS_WRITE,	/* write_atomic, rename, unlink, mkdir_p, lock */
+	FAULT_HTTP,
+};
+
+struct fault_ops {
+	struct kf_ops ops;		/* hand this to the code under test */
+	const struct kf_ops *inner;
+	enum fault_kind kind;
+	int countdown;			/* fail when it reaches 0; <0: never */
+	int err;			/* negative errno to return */
+	int calls;			/* effects of that kind seen */
+	bool fired;
+};
+
+void fault_ops_init(struct fault_ops *f, const struct kf_ops *inner,
+		    enum fault_kind kind, int nth, int err);
+
+#endif

@@ -1,0 +1,117 @@
+/* test_error.c - error reports: wrapping, numbering, exit codes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kflash/error.h"
+#include "kflash/util.h"
+
+static char *render(const struct kf_error *e, bool colour)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	kf_error_render(e, f, 80, colour);
+	fclose(f);
+	return buf;
+}
+
+static void render__fits_80_columns_and_numbers_steps(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	char *s, *line;
+	int steps = 0;
+
+	(void)state;
+	kf_error_set(&e, KF_EFAILED, "Flashing octopus-pro failed: Katapult did not "
+		     "answer on /dev/serial/by-id/usb-katapult_stm32h723xx_"
+		     "280032000951313236343430-if00 after 5 attempts");
+	kf_error_command(&e, "python3 ~/katapult/scripts/flashtool.py -d /dev/ttyACM0 "
+			 "-f ~/.cache/kflash/build/octopus-pro/klipper.bin");
+	kf_error_cause(&e, "the board is not in its bootloader, or another program "
+		       "holds its serial port open while kflash tries to flash it");
+	kf_error_step(&e, "kflash doctor");
+	kf_error_step(&e, "double-tap the board's reset button, then run kflash flash "
+		      "octopus-pro -s again");
+	s = render(&e, false);
+	for (line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+		/* a single path may not be broken, but prose must wrap */
+		if (!strchr(line, '/'))
+			assert_true(strlen(line) <= 80);
+		if (strstr(line, "    1. ") == line || strstr(line, "    2. ") == line)
+			steps++;
+	}
+	assert_int_equal(steps, 2);
+	free(s);
+	kf_error_release(&e);
+}
+
+static void render__has_no_escape_codes_without_colour(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	char *plain, *coloured;
+
+	(void)state;
+	kf_error_set(&e, KF_EREFUSED, "printer is printing");
+	plain = render(&e, false);
+	coloured = render(&e, true);
+	assert_null(strchr(plain, '\033'));
+	assert_non_null(strchr(coloured, '\033'));
+	assert_string_equal(plain, "error: printer is printing\n");
+	free(plain);
+	free(coloured);
+	kf_error_release(&e);
+}
+
+static void note__survives_a_replaced_error(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	char *s;
+
+	(void)state;
+	kf_error_set(&e, KF_EFAILED, "flash failed");
+	kf_error_note(&e, "starting klipper again failed too");
+	kf_error_set(&e, KF_EFAILED, "flash failed: timeout");
+	s = render(&e, false);
+	assert_non_null(strstr(s, "flash failed: timeout"));
+	assert_non_null(strstr(s, "also:  starting klipper again failed too"));
+	free(s);
+	kf_error_release(&e);
+	free(e.note);
+}
+
+static void exit_code__maps_classes_to_the_contract(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+
+	(void)state;
+	assert_int_equal(kf_exit_code(0, NULL), 0);
+	assert_int_equal(kf_exit_code(-EIO, NULL), 1);
+	assert_int_equal(kf_exit_code(KF_EUSAGE, NULL), 2);
+	assert_int_equal(kf_exit_code(KF_EINPUT, NULL), 2);
+	assert_int_equal(kf_exit_code(KF_EREFUSED, NULL), 3);
+	assert_int_equal(kf_exit_code(KF_EFAILED, NULL), 1);
+	e.code = KF_EINTERRUPTED;
+	e.signal = 15;
+	assert_int_equal(kf_exit_code(KF_EINTERRUPTED, &e), 143);
+	assert_true(kf_is_class(KF_EREFUSED));
+	assert_false(kf_is_class(-EIO));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(render__fits_80_columns_and_numbers_steps),
+		cmocka_unit_test(render__has_no_escape_codes_without_colour),
+		cmocka_unit_test(note__survives_a_replaced_error),
+		cmocka_unit_test(exit_code__maps_classes_to_the_contract),
+	};
+
+	return cmocka_run_group_tests_name("error", tests, NULL, NULL);
+}

@@ -1,0 +1,208 @@
+/* test_ops_linux.c - the real backend against the real kernel: process
+ * groups, timeouts, exec failures, atomic writes, locks, signals, HTTP. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kflash/ops.h"
+#include "kflash/proc.h"
+
+static struct kf_ops ops;
+static struct kf_linux *lx;
+static char tmpdir[] = "/tmp/kflash-test-XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(tmpdir))
+		return -1;
+	return kf_ops_linux_init(&ops, &lx);
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	kf_ops_linux_release(lx);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd);
+}
+
+static void spawn__captures_lines_and_status(void **state)
+{
+	const char *const argv[] = { "sh", "-c", "echo one; echo two >&2; printf three; exit 3", NULL };
+	struct kf_spawn_req req = { .argv = argv, .out = KF_STDIO_CAPTURE };
+	struct kf_buf out = KF_BUF_INIT;
+	struct kf_run_opts opts = { .timeout_ms = 10000, .capture = &out };
+	struct kf_exit ex;
+
+	(void)state;
+	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_EXITED);
+	assert_int_equal(ex.code, 3);
+	assert_string_equal(out.data, "one\ntwo\nthree\n");
+	kf_buf_release(&out);
+}
+
+static void spawn__timeout_leaves_no_grandchild_alive(void **state)
+{
+	char pidfile[256], *buf = NULL;
+	const char *argv[] = { "sh", "-c", NULL, NULL };
+	char script[512];
+	struct kf_spawn_req req = { .argv = argv, .out = KF_STDIO_NULL };
+	struct kf_run_opts opts = { .timeout_ms = 300 };
+	struct kf_exit ex;
+	int64_t t0;
+	pid_t grandchild;
+
+	(void)state;
+	/* like make running a compiler: the grandchild must die too */
+	snprintf(pidfile, sizeof(pidfile), "%s/gc.pid", tmpdir);
+	snprintf(script, sizeof(script), "sleep 60 & echo $! > %s; wait", pidfile);
+	argv[2] = script;
+	t0 = kf_os_now(&ops);
+	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_TIMED_OUT);
+	assert_true(kf_os_now(&ops) - t0 < 3000);
+	assert_int_equal(kf_os_read_file(&ops, pidfile, &buf, NULL), 0);
+	grandchild = (pid_t)atoi(buf);
+	free(buf);
+	assert_true(grandchild > 0);
+	/* gone (reaped by init) or at most a zombie about to be */
+	usleep(100000);
+	if (kill(grandchild, 0) == 0) {
+		char stat[64], *s = NULL;
+
+		snprintf(stat, sizeof(stat), "/proc/%d/stat", grandchild);
+		assert_int_equal(kf_os_read_file(&ops, stat, &s, NULL), 0);
+		assert_non_null(strstr(s, ") Z "));
+		free(s);
+	}
+}
+
+static void spawn__missing_program_is_exec_failed(void **state)
+{
+	const char *const argv[] = { "kflash-no-such-program", NULL };
+	struct kf_spawn_req req = { .argv = argv };
+	struct kf_exit ex;
+
+	(void)state;
+	assert_int_equal(kf_proc_run(&ops, &req, NULL, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_EXEC_FAILED);
+	assert_int_equal(ex.err, ENOENT);
+}
+
+static void spawn__sigterm_to_kflash_interrupts_the_child(void **state)
+{
+	const char *const argv[] = { "sleep", "30", NULL };
+	struct kf_spawn_req req = { .argv = argv };
+	struct kf_run_opts opts = { .timeout_ms = 20000 };
+	struct kf_proc p;
+	struct kf_exit ex;
+
+	(void)state;
+	/* a signal that is already pending interrupts the wait at once */
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), 0);
+	raise(SIGTERM);
+	assert_int_equal(kf_os_wait(&ops, &p, INT64_MAX, NULL, NULL, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_RUNNING);
+	assert_int_equal(ex.interrupted_by, SIGTERM);
+	assert_int_equal(kf_os_take_signal(&ops), SIGTERM);
+	kf_proc_terminate(&ops, &p, 2000, NULL);
+	assert_int_equal(kill(p.pid, 0), -1);
+
+	/* and through kf_proc_run */
+	raise(SIGHUP);
+	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_INTERRUPTED);
+	assert_int_equal(ex.interrupted_by, SIGHUP);
+}
+
+static void write_atomic__replaces_whole_file_and_leaves_no_temp(void **state)
+{
+	char path[256], *buf = NULL, cmd[300];
+	size_t len;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sub/dir/devices.json", tmpdir);
+	snprintf(cmd, sizeof(cmd), "%s/sub/dir", tmpdir);
+	assert_int_equal(kf_os_mkdir_p(&ops, cmd, 0755), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "old", 3, 0644), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "new!", 4, 0600), 0);
+	assert_int_equal(kf_os_read_file(&ops, path, &buf, &len), 0);
+	assert_int_equal(len, 4);
+	assert_memory_equal(buf, "new!", 4);
+	free(buf);
+	snprintf(cmd, sizeof(cmd), "test $(ls -A %s/sub/dir | wc -l) -eq 1", tmpdir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(kf_os_read_file(&ops, "/nonexistent/x", &buf, &len), -ENOENT);
+}
+
+static void lock__second_holder_learns_the_first_pid(void **state)
+{
+	char path[256];
+	int fd1 = -1, fd2 = -1;
+	pid_t holder = -1;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/flash.lock", tmpdir);
+	assert_int_equal(kf_os_lock(&ops, path, &fd1, &holder), 0);
+	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder), -EWOULDBLOCK);
+	assert_int_equal(holder, getpid());
+	kf_os_unlock(&ops, fd1);
+	/* a released (or dead holder's) lock does not block */
+	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder), 0);
+	kf_os_unlock(&ops, fd2);
+}
+
+static void http__nothing_listening_is_unreachable(void **state)
+{
+	char *body = NULL;
+	long status = 0;
+
+	(void)state;
+	/* port 9 (discard) on loopback: nothing listens in a test box */
+	assert_int_equal(kf_os_http_get(&ops, "http://127.0.0.1:9/printer/info",
+					2000, &body, &status), -EHOSTUNREACH);
+	assert_null(body);
+}
+
+static void sleep_until__returns_early_on_a_signal(void **state)
+{
+	int64_t t0 = kf_os_now(&ops);
+
+	(void)state;
+	assert_int_equal(kf_os_sleep_until(&ops, t0 + 50), 0);
+	assert_true(kf_os_now(&ops) - t0 >= 50);
+	raise(SIGINT);
+	t0 = kf_os_now(&ops);
+	assert_int_equal(kf_os_sleep_until(&ops, t0 + 10000), -EINTR);
+	assert_true(kf_os_now(&ops) - t0 < 1000);
+	assert_int_equal(kf_os_take_signal(&ops), SIGINT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(spawn__captures_lines_and_status),
+		cmocka_unit_test(spawn__timeout_leaves_no_grandchild_alive),
+		cmocka_unit_test(spawn__missing_program_is_exec_failed),
+		cmocka_unit_test(spawn__sigterm_to_kflash_interrupts_the_child),
+		cmocka_unit_test(write_atomic__replaces_whole_file_and_leaves_no_temp),
+		cmocka_unit_test(lock__second_holder_learns_the_first_pid),
+		cmocka_unit_test(http__nothing_listening_is_unreachable),
+		cmocka_unit_test(sleep_until__returns_early_on_a_signal),
+	};
+
+	return cmocka_run_group_tests_name("ops_linux", tests, setup, teardown);
+}

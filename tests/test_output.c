@@ -1,0 +1,142 @@
+/* test_output.c - what the user sees: phases, colour rules, --json. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kflash/output.h"
+
+struct cap {
+	char *out_buf, *err_buf;
+	size_t out_len, err_len;
+	FILE *out, *err;
+	struct kf_out o;
+};
+
+static void cap_open(struct cap *c, struct kf_out_opts opts)
+{
+	memset(c, 0, sizeof(*c));
+	c->out = open_memstream(&c->out_buf, &c->out_len);
+	c->err = open_memstream(&c->err_buf, &c->err_len);
+	kf_out_init(&c->o, c->out, c->err, &opts);
+}
+
+static void cap_close(struct cap *c)
+{
+	kf_out_release(&c->o);
+	fclose(c->out);
+	fclose(c->err);
+}
+
+static void cap_free(struct cap *c)
+{
+	free(c->out_buf);
+	free(c->err_buf);
+}
+
+static void phase__labels_go_to_stderr_results_to_stdout(void **state)
+{
+	struct cap c;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ 0 });
+	kf_out_phase(&c.o, KF_PHASE_BUILD, "Compiling %s", "octopus");
+	kf_out_result(&c.o, "Flashed octopus via katapult in 8.2s");
+	cap_close(&c);
+	assert_string_equal(c.err_buf, "[Build] Compiling octopus\n");
+	assert_string_equal(c.out_buf, "Flashed octopus via katapult in 8.2s\n");
+	cap_free(&c);
+}
+
+static void quiet__drops_progress_but_keeps_warnings(void **state)
+{
+	struct cap c;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ .verbosity = KF_QUIET });
+	kf_out_phase(&c.o, KF_PHASE_FLASH, "writing");
+	kf_out_info(&c.o, "info");
+	kf_out_warn(&c.o, "board %s reports an old version", "ebb");
+	cap_close(&c);
+	assert_string_equal(c.err_buf, "warning: board ebb reports an old version\n");
+	cap_free(&c);
+}
+
+static void no_color__env_var_turns_colour_off(void **state)
+{
+	struct kf_out o;
+
+	(void)state;
+	setenv("NO_COLOR", "1", 1);
+	/* even a terminal gets no colour */
+	kf_out_init(&o, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.colour);
+	assert_false(o.out_colour);
+	unsetenv("NO_COLOR");
+	kf_out_init(&o, stdout, stderr, &(struct kf_out_opts){ .no_colour = true });
+	assert_false(o.colour);
+}
+
+static void json__stdout_holds_exactly_one_document(void **state)
+{
+	struct cap c;
+	json_t *doc, *parsed;
+	json_error_t jerr;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ .json = true });
+	doc = json_pack("{s:[{s:s}]}", "boards", "name", "octopus");
+	kf_out_phase(&c.o, KF_PHASE_DISCOVERY, "scanning");
+	kf_out_result(&c.o, "a human line that must not reach stdout");
+	kf_out_set_json(&c.o, doc);
+	kf_out_finish(&c.o, 0, NULL);
+	cap_close(&c);
+	parsed = json_loads(c.out_buf, 0, &jerr);
+	assert_non_null(parsed);
+	assert_string_equal(json_string_value(json_object_get(
+		json_array_get(json_object_get(parsed, "boards"), 0), "name")), "octopus");
+	assert_int_equal(json_integer_value(json_object_get(parsed, "exit_code")), 0);
+	assert_non_null(strstr(c.err_buf, "[Discovery] scanning"));
+	json_decref(parsed);
+	cap_free(&c);
+}
+
+static void json__an_error_becomes_part_of_the_document(void **state)
+{
+	struct cap c;
+	struct kf_error e = KF_ERROR_INIT;
+	json_t *parsed;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ .json = true });
+	kf_error_set(&e, KF_EREFUSED, "printer is printing benchy.gcode (42%%)");
+	kf_error_step(&e, "wait for the print to finish");
+	kf_out_finish(&c.o, kf_exit_code(KF_EREFUSED, &e), &e);
+	cap_close(&c);
+	parsed = json_loads(c.out_buf, 0, NULL);
+	assert_non_null(parsed);
+	assert_int_equal(json_integer_value(json_object_get(parsed, "exit_code")), 3);
+	assert_string_equal(json_string_value(json_object_get(
+		json_object_get(parsed, "error"), "message")),
+		"printer is printing benchy.gcode (42%)");
+	json_decref(parsed);
+	kf_error_release(&e);
+	cap_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(phase__labels_go_to_stderr_results_to_stdout),
+		cmocka_unit_test(quiet__drops_progress_but_keeps_warnings),
+		cmocka_unit_test(no_color__env_var_turns_colour_off),
+		cmocka_unit_test(json__stdout_holds_exactly_one_document),
+		cmocka_unit_test(json__an_error_becomes_part_of_the_document),
+	};
+
+	return cmocka_run_group_tests_name("output", tests, NULL, NULL);
+}
