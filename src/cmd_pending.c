@@ -67,47 +67,10 @@ static int pending_run(struct kf_ctx *ctx, const struct pending *p, int argc,
 
 static const struct option no_opts[] = { { 0, 0, 0, 0 } };
 
-int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct pending p = { "list", "", no_opts, NAME_NONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
-int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct option o[] = {
-		{ "name", required_argument, 0, 'n' },
-		{ "device", required_argument, 0, 'd' },
-		{ "mcu", required_argument, 0, 'm' },
-		{ "method", required_argument, 0, 'M' },
-		{ "no-menuconfig", no_argument, 0, 'N' },
-		{ 0, 0, 0, 0 },
-	};
-	static const struct pending p = { "add", ":", o, NAME_NONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
-int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct option o[] = {
-		{ "purge", no_argument, 0, 'p' },
-		{ 0, 0, 0, 0 },
-	};
-	static const struct pending p = { "remove", ":", o, NAME_ONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
-int kf_cmd_exclude(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct pending p = { "exclude", "", no_opts, NAME_ONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
-int kf_cmd_include(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct pending p = { "include", "", no_opts, NAME_ONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
 int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 {
@@ -148,8 +111,3 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	return pending_run(ctx, &p, argc, argv);
 }
 
-int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct pending p = { "settings", "", no_opts, NAME_OPTIONAL };
-	return pending_run(ctx, &p, argc, argv);
-}

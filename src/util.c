@@ -115,3 +115,12 @@ void kf_buf_release(struct kf_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+char *kf_expand_home(const char *path)
+{
+	const char *home = getenv("HOME");
+
+	if (home && (strcmp(path, "~") == 0 || kf_startswith(path, "~/")))
+		return kf_asprintf("%s%s", home, path + 1);
+	return kf_xstrdup(path);
+}

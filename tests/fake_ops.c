@@ -343,11 +343,46 @@ static int fake_http_get(void *ctx, const char *url, int timeout_ms, char **body
 	return -EHOSTUNREACH;
 }
 
+static char *dup0(const char *s)
+{
+	return s ? kf_xstrdup(s) : NULL;
+}
+
+static void tty_copy(struct kf_ttydev *d, const struct kf_ttydev *s)
+{
+	d->devnode = dup0(s->devnode);
+	d->by_id = dup0(s->by_id);
+	d->by_path = dup0(s->by_path);
+	d->vid = dup0(s->vid);
+	d->pid = dup0(s->pid);
+	d->manufacturer = dup0(s->manufacturer);
+	d->product = dup0(s->product);
+	d->serial = dup0(s->serial);
+	d->driver = dup0(s->driver);
+}
+
+void fake_add_tty(struct fake_world *w, const char *devnode, const char *by_id,
+		  const char *vid, const char *pid, const char *manufacturer,
+		  const char *serial)
+{
+	struct kf_ttydev t = { (char *)devnode, (char *)by_id, NULL, (char *)vid,
+			       (char *)pid, (char *)manufacturer, NULL,
+			       (char *)serial, NULL };
+
+	if (w->n_ttys == 8)
+		abort();
+	tty_copy(&w->ttys[w->n_ttys++], &t);
+}
+
 static int fake_enumerate(void *ctx, struct kf_ttydev **devs, size_t *n)
 {
-	(void)ctx;
-	*devs = NULL;
-	*n = 0;
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	*devs = kf_xcalloc(w->n_ttys + 1, sizeof(**devs));
+	for (i = 0; i < w->n_ttys; i++)
+		tty_copy(&(*devs)[i], &w->ttys[i]);
+	*n = w->n_ttys;
 	return 0;
 }
 
@@ -417,6 +452,8 @@ void fake_world_release(struct fake_world *w)
 		free(w->files[i].path);
 		free(w->files[i].data);
 	}
+	for (i = 0; i < w->n_ttys; i++)
+		kf_ttydev_release(&w->ttys[i]);
 	kf_buf_release(&w->transcript);
 }
 

@@ -54,6 +54,8 @@ struct fake_world {
 	size_t n_files;
 	struct { const char *url; const char *body; int err; } urls[FAKE_MAX_URLS];
 	size_t n_urls;
+	struct kf_ttydev ttys[8];	/* what enumerate reports */
+	size_t n_ttys;
 	int64_t signal_at;	/* fake time a signal arrives, or -1 */
 	int signal_num;
 	int pending_signal;
@@ -65,6 +67,10 @@ void fake_world_release(struct fake_world *w);
 void fake_add_prog(struct fake_world *w, struct fake_prog prog);
 void fake_put_file(struct fake_world *w, const char *path, const char *data);
 const struct fake_file *fake_get_file(const struct fake_world *w, const char *path);
+/* A USB serial device udev would report (strings copied). */
+void fake_add_tty(struct fake_world *w, const char *devnode, const char *by_id,
+		  const char *vid, const char *pid, const char *manufacturer,
+		  const char *serial);
 void fake_signal_at(struct fake_world *w, int64_t when, int sig);
 /* true when the transcript contains line (whole line match) */
 bool fake_did(const struct fake_world *w, const char *line);

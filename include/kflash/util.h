@@ -39,4 +39,9 @@ static inline void kf_freep(void *p)
 }
 #define _cleanup_free_ __attribute__((cleanup(kf_freep)))
 
+
+
+/* "~/klipper" -> "$HOME/klipper"; other paths copied. malloc'd. */
+char *kf_expand_home(const char *path);
+
 #endif

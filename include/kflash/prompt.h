@@ -1,0 +1,17 @@
+/* prompt.h - asking the user a question on the terminal. */
+#ifndef KFLASH_PROMPT_H
+#define KFLASH_PROMPT_H
+
+#include "kflash/kflash.h"
+
+/* Prints question (with [default] when given) to stderr and reads one line
+ * from stdin. Returns 0 with a malloc'd answer (the default for an empty
+ * line), -EPIPE at end of input, or KF_EINTERRUPTED (ctx->err filled) when
+ * a signal such as Ctrl+C arrives while waiting. */
+int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
+	      char **ret_answer);
+
+/* yes/no with a default; -y answers yes without asking. */
+int kf_confirm(struct kf_ctx *ctx, const char *question, bool def, bool *ret_yes);
+
+#endif

@@ -1,0 +1,106 @@
+/* registry.h - devices.json: the boards a printer owner registered, and the
+ * settings kflash runs with.
+ *
+ * Loaded and saved through the ops table. A missing file is an empty
+ * registry with default settings. A file that cannot be parsed, is cut
+ * short, has the wrong shape or comes from a newer kflash is reported with
+ * its path and position and is never overwritten. Saves are atomic.
+ */
+#ifndef KFLASH_REGISTRY_H
+#define KFLASH_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kflash/error.h"
+#include "kflash/ops.h"
+
+#define KF_REGISTRY_SCHEMA 1
+#define KF_NAME_MAX 64
+
+enum kf_method {
+	KF_METHOD_DEFAULT,	/* the default_method setting */
+	KF_METHOD_KATAPULT,
+	KF_METHOD_MAKE_FLASH,
+};
+
+struct kf_settings {
+	char *klipper_dir;	/* as stored, may start with ~/ */
+	char *katapult_dir;
+	char *python;
+	char *service;
+	char *moonraker_url;
+	enum kf_method default_method;	/* KATAPULT or MAKE_FLASH */
+	bool fallback;
+	int timeout_build;	/* seconds */
+	int timeout_flash;
+	int timeout_service;
+	int timeout_reconnect;
+};
+
+struct kf_board {
+	char *key;		/* slug, unique, names configs/<key>/ */
+	char *name;		/* display name */
+	char *mcu;		/* e.g. stm32f446xx */
+	char *pattern;		/* glob over by-id names */
+	enum kf_method method;
+	bool flashable;		/* false: excluded */
+};
+
+struct kf_registry {
+	char *path;
+	struct kf_settings settings;
+	struct kf_board *boards;
+	size_t n_boards;
+	bool existed;		/* the file was there when loaded */
+};
+
+#define KF_REGISTRY_INIT { 0 }
+
+/* config_dir/devices.json. Returns 0, or KF_EINPUT with err filled. */
+int kf_registry_load(const struct kf_ops *o, const char *config_dir,
+		     struct kf_registry *ret_reg, struct kf_error *err);
+int kf_registry_save(const struct kf_ops *o, const struct kf_registry *reg,
+		     struct kf_error *err);
+void kf_registry_release(struct kf_registry *reg);
+
+/* Parses a document (the part of load after reading). path names it in
+ * errors. */
+int kf_registry_parse(const char *path, const char *data, size_t len,
+		      struct kf_registry *ret_reg, struct kf_error *err);
+/* The document save writes, NUL-terminated, malloc'd. */
+char *kf_registry_dump(const struct kf_registry *reg);
+
+void kf_settings_defaults(struct kf_settings *s);
+
+/* Finds a board by key or display name (case-insensitive). */
+struct kf_board *kf_registry_find(struct kf_registry *reg, const char *name);
+/* Appends a copy of b; the registry owns the copy. */
+struct kf_board *kf_registry_add(struct kf_registry *reg, const struct kf_board *b);
+void kf_registry_remove(struct kf_registry *reg, struct kf_board *b);
+
+const char *kf_method_name(enum kf_method m);	/* "katapult", "make-flash" */
+int kf_method_parse(const char *s, enum kf_method *ret);
+/* The method a board flashes with, resolving DEFAULT. */
+enum kf_method kf_board_method(const struct kf_board *b, const struct kf_settings *s);
+
+/* Names: 0 when usable as a display name, else KF_EINPUT with err saying
+ * why. */
+int kf_name_check(const char *name, struct kf_error *err);
+/* The key for name: lower-case ASCII slug, unique in reg (-2, -3, ...).
+ * malloc'd. */
+char *kf_registry_new_key(const struct kf_registry *reg, const char *name);
+char *kf_slugify(const char *name);
+
+/* Settings by key, for `kflash settings`. */
+#define KF_SETTINGS_KEYS "klipper_dir katapult_dir python service moonraker_url " \
+	"default_method fallback timeout.build timeout.flash timeout.service " \
+	"timeout.reconnect"
+/* The value as text (malloc'd), or NULL for an unknown key. */
+char *kf_settings_get(const struct kf_settings *s, const char *key);
+/* Validates and sets; KF_EINPUT with err on an unknown key or bad value.
+ * Directory checks are the caller's (they need the filesystem). */
+int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
+		    struct kf_error *err);
+
+#endif

@@ -1,0 +1,603 @@
+/* cmd_boards.c - list, add, remove, exclude and include: the board registry
+ * as a printer owner sees it. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kflash/commands.h"
+#include "kflash/discovery.h"
+#include "kflash/prompt.h"
+#include "kflash/registry.h"
+#include "kflash/util.h"
+
+/* getopt_long over a command's argv, reporting unknown options as usage
+ * errors. Returns the option, -1 at the end, or KF_EUSAGE. */
+static int next_opt(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
+		    const char *shortopts, const struct option *longopts)
+{
+	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+
+	if (c == '?')
+		return kf_usage_error(ctx, cmd, "%s: unknown option '%s'", cmd,
+				      argv[optind - 1]);
+	if (c == ':')
+		return kf_usage_error(ctx, cmd, "%s: '%s' needs a value", cmd,
+				      argv[optind - 1]);
+	return c;
+}
+
+static void opts_reset(void)
+{
+	optind = 0;
+	opterr = 0;
+}
+
+static int unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name)
+{
+	struct kf_buf known = KF_BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		kf_buf_addf(&known, "%s%s", i ? ", " : "", reg->boards[i].key);
+	kf_error_set(ctx->err, KF_EINPUT, "no registered board is called '%s'", name);
+	if (known.len)
+		kf_error_cause(ctx->err, "registered boards: %s", known.data);
+	else
+		kf_error_cause(ctx->err, "no boards are registered yet");
+	kf_error_step(ctx->err, "kflash list");
+	kf_error_step(ctx->err, "kflash add   (to register a connected board)");
+	kf_buf_release(&known);
+	return KF_EINPUT;
+}
+
+/* ---- list ------------------------------------------------------------------- */
+
+/* The connected device a board's pattern finds, or NULL; *ret_count says
+ * how many matched (more than one must never be flashed). */
+static struct kf_device *board_device(const struct kf_board *b, struct kf_devlist *l,
+				      size_t *ret_count)
+{
+	struct kf_device *found = NULL;
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++) {
+		if (!kf_pattern_matches(b->pattern, &l->devs[i]))
+			continue;
+		n++;
+		if (!found)
+			found = &l->devs[i];
+	}
+	if (ret_count)
+		*ret_count = n;
+	return found;
+}
+
+static bool device_registered(const struct kf_device *d, const struct kf_registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		if (kf_pattern_matches(reg->boards[i].pattern, d))
+			return true;
+	return false;
+}
+
+static const char *device_path(const struct kf_device *d)
+{
+	return d->tty.by_id ? d->tty.by_id : d->tty.devnode;
+}
+
+static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs)
+{
+	json_t *boards = json_array(), *unreg = json_array(), *blocked = json_array();
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *b = &reg->boards[i];
+		size_t count;
+		struct kf_device *d = board_device(b, devs, &count);
+
+		json_array_append_new(boards, json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:n, s:i}",
+			"name", b->name, "key", b->key, "mcu", b->mcu,
+			"pattern", b->pattern,
+			"method", kf_method_name(kf_board_method(b, &reg->settings)),
+			"flashable", b->flashable, "connected", d != NULL,
+			"path", d ? device_path(d) : NULL,
+			"devnode", d ? d->tty.devnode : NULL,
+			"mode", d ? kf_mode_name(d->mode) : NULL,
+			"version", "matches", (int)count));
+	}
+	for (i = 0; i < devs->n; i++) {
+		const struct kf_device *d = &devs->devs[i];
+
+		if (d->blocked)
+			json_array_append_new(blocked, json_pack(
+				"{s:s, s:s, s:s?, s:s?, s:s}", "path", device_path(d),
+				"devnode", d->tty.devnode, "vid", d->tty.vid,
+				"pid", d->tty.pid, "reason", d->blocked));
+		else if (!device_registered(d, reg))
+			json_array_append_new(unreg, json_pack(
+				"{s:s, s:s, s:s, s:s, s:s}", "path", device_path(d),
+				"devnode", d->tty.devnode, "mcu", d->mcu,
+				"serial", d->chip_serial, "mode", kf_mode_name(d->mode)));
+	}
+	return json_pack("{s:o, s:o, s:o}", "boards", boards, "unregistered", unreg,
+			 "blocked", blocked);
+}
+
+static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
+		       struct kf_devlist *devs)
+{
+	struct kf_out *o = ctx->out;
+	size_t i;
+	bool any = false;
+
+	if (reg->n_boards == 0)
+		kf_out_result(o, "No boards registered yet.");
+	else
+		kf_out_result(o, "Registered boards:");
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *b = &reg->boards[i];
+		size_t count;
+		struct kf_device *d = board_device(b, devs, &count);
+		char state[64];
+
+		if (!d)
+			snprintf(state, sizeof(state), "not connected");
+		else if (count > 1)
+			snprintf(state, sizeof(state), "%zu devices match!", count);
+		else
+			snprintf(state, sizeof(state), "connected (%s)", kf_mode_name(d->mode));
+		kf_out_result(o, "  %-16s %-13s %-22s %s%s", b->key, b->mcu, state,
+			      b->flashable ? "" : "[excluded] ",
+			      d ? device_path(d) : "");
+		if (strcmp(b->key, b->name) != 0)
+			kf_out_result(o, "  %-16s \"%s\", flashed via %s", "", b->name,
+				      kf_method_name(kf_board_method(b, &reg->settings)));
+	}
+	for (i = 0; i < devs->n; i++) {
+		const struct kf_device *d = &devs->devs[i];
+
+		if (d->blocked || device_registered(d, reg))
+			continue;
+		if (!any)
+			kf_out_result(o, "\nConnected, not registered:");
+		any = true;
+		kf_out_result(o, "  %s  (%s, in %s)", device_path(d), d->mcu,
+			      d->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
+		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->name);
+	}
+	any = false;
+	for (i = 0; i < devs->n; i++) {
+		const struct kf_device *d = &devs->devs[i];
+
+		if (!d->blocked)
+			continue;
+		if (!any)
+			kf_out_result(o, "\nNot flashable by kflash:");
+		any = true;
+		kf_out_result(o, "  %s", device_path(d));
+		kf_out_result(o, "      %s", d->blocked);
+	}
+}
+
+int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
+{
+	static const struct option o[] = { { 0, 0, 0, 0 } };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_devlist devs = KF_DEVLIST_INIT;
+	int c, r;
+
+	opts_reset();
+	while ((c = next_opt(ctx, "list", argc, argv, "", o)) != -1)
+		if (c < 0)
+			return c;
+	if (optind < argc)
+		return kf_usage_error(ctx, "list", "list takes no arguments");
+	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r < 0)
+		goto out;
+	r = kf_discover(ctx->ops, &devs, ctx->err);
+	if (r < 0)
+		goto out;
+	if (ctx->out->json)
+		kf_out_set_json(ctx->out, list_json(&reg, &devs));
+	else
+		list_human(ctx, &reg, &devs);
+out:
+	kf_devlist_release(&devs);
+	kf_registry_release(&reg);
+	return r;
+}
+
+/* ---- add -------------------------------------------------------------------- */
+
+/* The device the user named: by-id path or basename, or any path that
+ * resolves to the same tty node. */
+static struct kf_device *find_device(struct kf_ctx *ctx, struct kf_devlist *l,
+				     const char *arg)
+{
+	char *real = NULL;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		struct kf_device *d = &l->devs[i];
+
+		if (strcmp(arg, d->name) == 0 || (d->tty.by_id && strcmp(arg, d->tty.by_id) == 0) ||
+		    strcmp(arg, d->tty.devnode) == 0 ||
+		    (d->tty.by_path && strcmp(arg, d->tty.by_path) == 0))
+			return d;
+	}
+	if (strchr(arg, '/') && kf_os_realpath(ctx->ops, arg, &real) == 0) {
+		for (i = 0; i < l->n; i++) {
+			if (strcmp(real, l->devs[i].tty.devnode) == 0) {
+				free(real);
+				return &l->devs[i];
+			}
+		}
+		free(real);
+	}
+	return NULL;
+}
+
+struct add_opts {
+	const char *name, *device, *mcu, *method;
+	bool no_menuconfig;
+};
+
+static int no_such_device(struct kf_ctx *ctx, struct kf_devlist *l, const char *arg)
+{
+	size_t i;
+	bool any = false;
+
+	kf_error_set(ctx->err, KF_EINPUT, "no connected serial device matches '%s'", arg);
+	for (i = 0; i < l->n; i++) {
+		if (l->devs[i].blocked)
+			continue;
+		if (!any)
+			kf_error_cause(ctx->err, "connected Klipper/Katapult devices "
+				       "are listed by kflash list");
+		any = true;
+	}
+	if (!any)
+		kf_error_cause(ctx->err, "no Klipper or Katapult board is connected by USB");
+	kf_error_step(ctx->err, "kflash list");
+	kf_error_step(ctx->err, "kflash add --device usb-Klipper_<mcu>_<serial>-if00 "
+		      "--name NAME");
+	return KF_EINPUT;
+}
+
+static int add_board(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_device *d,
+		     const struct add_opts *a)
+{
+	struct kf_board b = { 0 };
+	size_t i;
+	int r;
+
+	if (d->blocked) {
+		kf_error_set(ctx->err, KF_EINPUT, "%s cannot be registered: %s",
+			     d->name, d->blocked);
+		return KF_EINPUT;
+	}
+	if (a->mcu && strcmp(a->mcu, d->mcu) != 0) {
+		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
+			     "which reports %s", a->mcu, d->mcu);
+		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu %s",
+			      d->name, a->name, d->mcu);
+		return KF_EINPUT;
+	}
+	r = kf_name_check(a->name, ctx->err);
+	if (r < 0)
+		return r;
+	if (kf_registry_find(reg, a->name)) {
+		kf_error_set(ctx->err, KF_EINPUT, "a board called '%s' is already "
+			     "registered", a->name);
+		kf_error_step(ctx->err, "choose another --name");
+		return KF_EINPUT;
+	}
+	b.method = KF_METHOD_DEFAULT;
+	if (a->method && kf_method_parse(a->method, &b.method) < 0)
+		return kf_usage_error(ctx, "add", "--method must be katapult or "
+				      "make-flash, not '%s'", a->method);
+	b.pattern = kf_pattern_for(d->mcu, d->chip_serial);
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *o = &reg->boards[i];
+
+		if (kf_pattern_matches(o->pattern, d) ||
+		    kf_patterns_overlap(o->pattern, b.pattern)) {
+			kf_error_set(ctx->err, KF_EINPUT, "%s is already registered "
+				     "as '%s' (pattern %s)", d->name, o->name, o->pattern);
+			kf_error_step(ctx->err, "kflash remove %s   (to register it anew)",
+				      o->key);
+			free(b.pattern);
+			return KF_EINPUT;
+		}
+	}
+	b.key = kf_registry_new_key(reg, a->name);
+	b.name = (char *)a->name;
+	b.mcu = d->mcu;
+	b.flashable = true;
+	kf_registry_add(reg, &b);
+	r = kf_registry_save(ctx->ops, reg, ctx->err);
+	if (r == 0) {
+		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
+			      d->name, b.key, d->mcu, b.pattern);
+		kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
+			    "settings), then kflash flash %s", b.key, b.key);
+		if (ctx->out->json)
+			kf_out_set_json(ctx->out, json_pack(
+				"{s:{s:s, s:s, s:s, s:s, s:s}}", "added", "key", b.key,
+				"name", a->name, "mcu", d->mcu, "pattern", b.pattern,
+				"method", kf_method_name(b.method)));
+	}
+	free(b.key);
+	free(b.pattern);
+	return r;
+}
+
+/* The wizard: pick a device, name it, choose the method. */
+static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
+		      struct kf_devlist *devs, struct add_opts *a,
+		      struct kf_device **ret_dev, char **ret_name)
+{
+	struct kf_device *choices[64];
+	size_t n = 0, i;
+	char *ans = NULL, *def;
+	int r;
+
+	for (i = 0; i < devs->n && n < 64; i++)
+		if (!devs->devs[i].blocked && !device_registered(&devs->devs[i], reg))
+			choices[n++] = &devs->devs[i];
+	if (n == 0) {
+		kf_error_set(ctx->err, KF_EINPUT, "no unregistered Klipper or "
+			     "Katapult board is connected");
+		kf_error_cause(ctx->err, "every connected board is registered, or "
+			       "the board is not connected by USB");
+		kf_error_step(ctx->err, "kflash list");
+		return KF_EINPUT;
+	}
+	fprintf(ctx->out->err, "Unregistered boards:\n");
+	for (i = 0; i < n; i++)
+		fprintf(ctx->out->err, "  %zu) %s  (%s, in %s)\n", i + 1,
+			choices[i]->name, choices[i]->mcu,
+			choices[i]->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
+	for (;;) {
+		char *end;
+		long k;
+		bool ok;
+
+		r = kf_prompt(ctx, "Board number", n == 1 ? "1" : NULL, &ans);
+		if (r < 0)
+			return r;
+
+		k = strtol(ans, &end, 10);
+		ok = end != ans && *end == '\0' && k >= 1 && (size_t)k <= n;
+		free(ans);
+		ans = NULL;
+		if (ok) {
+			*ret_dev = choices[k - 1];
+			break;
+		}
+		fprintf(ctx->out->err, "  please answer 1 to %zu\n", n);
+	}
+	fprintf(ctx->out->err, "MCU: %s (from the device)\n", (*ret_dev)->mcu);
+	for (;;) {
+		struct kf_error e = KF_ERROR_INIT;
+
+		r = kf_prompt(ctx, "Name for this board (e.g. Octopus Pro, EBB36)",
+			      NULL, &ans);
+		if (r < 0)
+			return r;
+		if (kf_name_check(ans, &e) == 0 && !kf_registry_find(reg, ans)) {
+			kf_error_release(&e);
+			*ret_name = ans;
+			break;
+		}
+		fprintf(ctx->out->err, "  %s\n", e.what ? e.what : "that name is taken");
+		kf_error_release(&e);
+		free(ans);
+	}
+	def = kf_xstrdup(kf_method_name(reg->settings.default_method));
+	for (;;) {
+		enum kf_method m;
+
+		r = kf_prompt(ctx, "Flash method (katapult or make-flash)", def, &ans);
+		if (r < 0)
+			break;
+		if (kf_method_parse(ans, &m) == 0 && m != KF_METHOD_DEFAULT) {
+			/* same as the setting: follow the setting */
+			a->method = strcmp(ans, def) == 0 ? "default" : (m == KF_METHOD_KATAPULT
+						? "katapult" : "make-flash");
+			free(ans);
+			break;
+		}
+		free(ans);
+		fprintf(ctx->out->err, "  please answer katapult or make-flash\n");
+	}
+	free(def);
+	return r;
+}
+
+int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "name", required_argument, 0, 'n' },
+		{ "device", required_argument, 0, 'd' },
+		{ "mcu", required_argument, 0, 'm' },
+		{ "method", required_argument, 0, 'M' },
+		{ "no-menuconfig", no_argument, 0, 'N' },
+		{ 0, 0, 0, 0 },
+	};
+	struct add_opts a = { 0 };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_devlist devs = KF_DEVLIST_INIT;
+	struct kf_device *d = NULL;
+	char *wizard_name = NULL;
+	int c, r;
+
+	opts_reset();
+	while ((c = next_opt(ctx, "add", argc, argv, ":", o)) != -1) {
+		switch (c) {
+		case 'n': a.name = optarg; break;
+		case 'd': a.device = optarg; break;
+		case 'm': a.mcu = optarg; break;
+		case 'M': a.method = optarg; break;
+		case 'N': a.no_menuconfig = true; break;
+		default: return c;
+		}
+	}
+	if (optind < argc)
+		return kf_usage_error(ctx, "add", "add takes options, not '%s'",
+				      argv[optind]);
+	if (a.method) {
+		enum kf_method m;
+
+		if (kf_method_parse(a.method, &m) < 0 || m == KF_METHOD_DEFAULT)
+			return kf_usage_error(ctx, "add", "--method must be katapult "
+					      "or make-flash, not '%s'", a.method);
+	}
+	if ((!a.name || !a.device) && (!ctx->interactive || ctx->out->json || a.name || a.device))
+		return kf_usage_error(ctx, "add", "add needs --device and --name "
+				      "(or run it on a terminal for the wizard)");
+	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r < 0)
+		goto out;
+	r = kf_discover(ctx->ops, &devs, ctx->err);
+	if (r < 0)
+		goto out;
+	if (!a.device) {
+		r = add_wizard(ctx, &reg, &devs, &a, &d, &wizard_name);
+		if (r == -EPIPE) {
+			r = kf_error_set(ctx->err, KF_EINPUT, "no answer: input ended");
+		}
+		if (r < 0)
+			goto out;
+		a.name = wizard_name;
+	} else {
+		d = find_device(ctx, &devs, a.device);
+		if (!d) {
+			r = no_such_device(ctx, &devs, a.device);
+			goto out;
+		}
+	}
+	r = add_board(ctx, &reg, d, &a);
+out:
+	free(wizard_name);
+	kf_devlist_release(&devs);
+	kf_registry_release(&reg);
+	return r;
+}
+
+/* ---- remove, exclude, include ---------------------------------------------- */
+
+static int one_name(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
+		    const struct option *o, bool *purge)
+{
+	int c;
+
+	opts_reset();
+	while ((c = next_opt(ctx, cmd, argc, argv, ":", o)) != -1) {
+		if (c < 0)
+			return c;
+		if (c == 'p' && purge)
+			*purge = true;
+	}
+	if (argc - optind != 1)
+		return kf_usage_error(ctx, cmd, "%s needs one board name", cmd);
+	return optind;
+}
+
+int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "purge", no_argument, 0, 'p' },
+		{ 0, 0, 0, 0 },
+	};
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_board *b;
+	bool purge = false;
+	char *key = NULL;
+	int i, r;
+
+	i = one_name(ctx, "remove", argc, argv, o, &purge);
+	if (i < 0)
+		return i;
+	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r < 0)
+		goto out;
+	b = kf_registry_find(&reg, argv[i]);
+	if (!b) {
+		r = unknown_board(ctx, &reg, argv[i]);
+		goto out;
+	}
+	key = kf_xstrdup(b->key);
+	kf_registry_remove(&reg, b);
+	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	if (r < 0)
+		goto out;
+	kf_out_result(ctx->out, "Removed %s", key);
+	if (purge) {
+		char *cfg = kf_asprintf("%s/configs/%s/.config", ctx->config_dir, key);
+		int u = kf_os_unlink(ctx->ops, cfg);
+
+		if (u == 0)
+			kf_out_result(ctx->out, "Deleted its cached config %s", cfg);
+		else if (u != -ENOENT)
+			kf_out_warn(ctx->out, "could not delete %s: %s", cfg, strerror(-u));
+		free(cfg);
+	} else {
+		kf_out_info(ctx->out, "Its cached config is kept in %s/configs/%s/ "
+			    "(remove --purge deletes it)", ctx->config_dir, key);
+	}
+out:
+	free(key);
+	kf_registry_release(&reg);
+	return r;
+}
+
+static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
+			 bool flashable)
+{
+	static const struct option o[] = { { 0, 0, 0, 0 } };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_board *b;
+	int i, r;
+
+	i = one_name(ctx, cmd, argc, argv, o, NULL);
+	if (i < 0)
+		return i;
+	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r < 0)
+		goto out;
+	b = kf_registry_find(&reg, argv[i]);
+	if (!b) {
+		r = unknown_board(ctx, &reg, argv[i]);
+		goto out;
+	}
+	if (b->flashable == flashable) {
+		kf_out_result(ctx->out, "%s is already %s", b->key,
+			      flashable ? "included" : "excluded");
+		goto out;
+	}
+	b->flashable = flashable;
+	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	if (r == 0)
+		kf_out_result(ctx->out, flashable ? "%s will be flashed again"
+						  : "%s is excluded: kflash will not flash it",
+			      b->key);
+out:
+	kf_registry_release(&reg);
+	return r;
+}
+
+int kf_cmd_exclude(struct kf_ctx *ctx, int argc, char **argv)
+{
+	return set_flashable(ctx, "exclude", argc, argv, false);
+}
+
+int kf_cmd_include(struct kf_ctx *ctx, int argc, char **argv)
+{
+	return set_flashable(ctx, "include", argc, argv, true);
+}

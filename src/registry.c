@@ -1,0 +1,667 @@
+/* registry.c - devices.json: load, validate, save; names, keys, settings. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "kflash/registry.h"
+#include "kflash/util.h"
+
+static const struct {
+	const char *key;
+	int min, max;
+	size_t offset;
+} timeouts[] = {
+	{ "build", 10, 7200, offsetof(struct kf_settings, timeout_build) },
+	{ "flash", 5, 600, offsetof(struct kf_settings, timeout_flash) },
+	{ "service", 5, 600, offsetof(struct kf_settings, timeout_service) },
+	{ "reconnect", 5, 600, offsetof(struct kf_settings, timeout_reconnect) },
+};
+#define N_TIMEOUTS (sizeof(timeouts) / sizeof(timeouts[0]))
+
+static int *timeout_field(struct kf_settings *s, size_t i)
+{
+	return (int *)((char *)s + timeouts[i].offset);
+}
+
+void kf_settings_defaults(struct kf_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->klipper_dir = kf_xstrdup("~/klipper");
+	s->katapult_dir = kf_xstrdup("~/katapult");
+	s->python = kf_xstrdup("python3");
+	s->service = kf_xstrdup("klipper");
+	s->moonraker_url = kf_xstrdup("http://localhost:7125");
+	s->default_method = KF_METHOD_KATAPULT;
+	s->fallback = true;
+	s->timeout_build = 300;
+	s->timeout_flash = 60;
+	s->timeout_service = 30;
+	s->timeout_reconnect = 30;
+}
+
+static void settings_release(struct kf_settings *s)
+{
+	free(s->klipper_dir);
+	free(s->katapult_dir);
+	free(s->python);
+	free(s->service);
+	free(s->moonraker_url);
+	memset(s, 0, sizeof(*s));
+}
+
+static void board_release(struct kf_board *b)
+{
+	free(b->key);
+	free(b->name);
+	free(b->mcu);
+	free(b->pattern);
+	memset(b, 0, sizeof(*b));
+}
+
+void kf_registry_release(struct kf_registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		board_release(&reg->boards[i]);
+	free(reg->boards);
+	settings_release(&reg->settings);
+	free(reg->path);
+	memset(reg, 0, sizeof(*reg));
+}
+
+const char *kf_method_name(enum kf_method m)
+{
+	switch (m) {
+	case KF_METHOD_KATAPULT:
+		return "katapult";
+	case KF_METHOD_MAKE_FLASH:
+		return "make-flash";
+	default:
+		return "default";
+	}
+}
+
+int kf_method_parse(const char *s, enum kf_method *ret)
+{
+	if (strcmp(s, "katapult") == 0)
+		*ret = KF_METHOD_KATAPULT;
+	else if (strcmp(s, "make-flash") == 0)
+		*ret = KF_METHOD_MAKE_FLASH;
+	else if (strcmp(s, "default") == 0)
+		*ret = KF_METHOD_DEFAULT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+enum kf_method kf_board_method(const struct kf_board *b, const struct kf_settings *s)
+{
+	return b->method == KF_METHOD_DEFAULT ? s->default_method : b->method;
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+
+struct parse {
+	const char *path;
+	struct kf_error *err;
+};
+
+static int shape_error(struct parse *p, const char *where, const char *want)
+{
+	kf_error_set(p->err, KF_EINPUT, "%s: %s must be %s", p->path, where, want);
+	kf_error_cause(p->err, "the file was edited by hand or written by "
+		       "another program");
+	kf_error_step(p->err, "fix %s in %s with a text editor", where, p->path);
+	kf_error_step(p->err, "or move the file away and register the boards "
+		      "again: mv %s %s.broken", p->path, p->path);
+	return KF_EINPUT;
+}
+
+static int get_string(struct parse *p, json_t *obj, const char *key,
+		      const char *where, bool required, char **dst)
+{
+	json_t *v = json_object_get(obj, key);
+	char *w;
+	int r;
+
+	if (!v) {
+		if (!required)
+			return 0;
+		w = kf_asprintf("%s.%s", where, key);
+		r = shape_error(p, w, "present");
+		free(w);
+		return r;
+	}
+	if (!json_is_string(v) || !*json_string_value(v)) {
+		w = kf_asprintf("%s.%s", where, key);
+		r = shape_error(p, w, "a non-empty string");
+		free(w);
+		return r;
+	}
+	free(*dst);
+	*dst = kf_xstrdup(json_string_value(v));
+	return 0;
+}
+
+static int parse_settings(struct parse *p, json_t *js, struct kf_settings *s)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} strs[] = {
+		{ "klipper_dir", offsetof(struct kf_settings, klipper_dir) },
+		{ "katapult_dir", offsetof(struct kf_settings, katapult_dir) },
+		{ "python", offsetof(struct kf_settings, python) },
+		{ "service", offsetof(struct kf_settings, service) },
+		{ "moonraker_url", offsetof(struct kf_settings, moonraker_url) },
+	};
+	json_t *v, *t;
+	size_t i;
+	int r;
+
+	if (!js)
+		return 0;
+	if (!json_is_object(js))
+		return shape_error(p, "settings", "an object");
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		r = get_string(p, js, strs[i].key, "settings", false,
+			       (char **)((char *)s + strs[i].offset));
+		if (r < 0)
+			return r;
+	}
+	v = json_object_get(js, "default_method");
+	if (v && (!json_is_string(v) ||
+		  kf_method_parse(json_string_value(v), &s->default_method) < 0 ||
+		  s->default_method == KF_METHOD_DEFAULT))
+		return shape_error(p, "settings.default_method",
+				   "\"katapult\" or \"make-flash\"");
+	v = json_object_get(js, "fallback");
+	if (v) {
+		if (!json_is_boolean(v))
+			return shape_error(p, "settings.fallback", "true or false");
+		s->fallback = json_is_true(v);
+	}
+	t = json_object_get(js, "timeouts");
+	if (!t)
+		return 0;
+	if (!json_is_object(t))
+		return shape_error(p, "settings.timeouts", "an object");
+	for (i = 0; i < N_TIMEOUTS; i++) {
+		v = json_object_get(t, timeouts[i].key);
+		if (!v)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < timeouts[i].min ||
+		    json_integer_value(v) > timeouts[i].max) {
+			char *where = kf_asprintf("settings.timeouts.%s", timeouts[i].key);
+			char *want = kf_asprintf("a whole number of seconds from %d to %d",
+						 timeouts[i].min, timeouts[i].max);
+
+			r = shape_error(p, where, want);
+			free(where);
+			free(want);
+			return r;
+		}
+		*timeout_field(s, i) = (int)json_integer_value(v);
+	}
+	return 0;
+}
+
+static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board *b)
+{
+	char where[48];
+	json_t *v;
+	int r;
+
+	snprintf(where, sizeof(where), "boards[%zu]", idx);
+	if (!json_is_object(jb))
+		return shape_error(p, where, "an object");
+	if ((r = get_string(p, jb, "key", where, true, &b->key)) < 0 ||
+	    (r = get_string(p, jb, "name", where, true, &b->name)) < 0 ||
+	    (r = get_string(p, jb, "mcu", where, true, &b->mcu)) < 0 ||
+	    (r = get_string(p, jb, "pattern", where, true, &b->pattern)) < 0)
+		return r;
+	{
+		/* the key names a directory: it must be a slug */
+		char *slug = kf_slugify(b->key);
+		bool ok = strcmp(slug, b->key) == 0;
+
+		free(slug);
+		if (!ok) {
+			char *w = kf_asprintf("%s.key", where);
+
+			r = shape_error(p, w, "lower-case letters, digits and dashes");
+			free(w);
+			return r;
+		}
+	}
+	b->method = KF_METHOD_DEFAULT;
+	v = json_object_get(jb, "method");
+	if (v && (!json_is_string(v) ||
+		  kf_method_parse(json_string_value(v), &b->method) < 0)) {
+		char *w = kf_asprintf("%s.method", where);
+
+		r = shape_error(p, w, "\"default\", \"katapult\" or \"make-flash\"");
+		free(w);
+		return r;
+	}
+	b->flashable = true;
+	v = json_object_get(jb, "flashable");
+	if (v) {
+		if (!json_is_boolean(v)) {
+			char *w = kf_asprintf("%s.flashable", where);
+
+			r = shape_error(p, w, "true or false");
+			free(w);
+			return r;
+		}
+		b->flashable = json_is_true(v);
+	}
+	return 0;
+}
+
+int kf_registry_parse(const char *path, const char *data, size_t len,
+		      struct kf_registry *reg, struct kf_error *err)
+{
+	struct parse p = { path, err };
+	json_error_t jerr;
+	json_t *doc, *v, *boards;
+	size_t i;
+	int r = 0;
+
+	memset(reg, 0, sizeof(*reg));
+	reg->path = kf_xstrdup(path);
+	kf_settings_defaults(&reg->settings);
+	doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		kf_error_set(err, KF_EINPUT, "%s is not valid JSON: %s at line %d, "
+			     "column %d (byte %d)", path, jerr.text, jerr.line,
+			     jerr.column, jerr.position);
+		kf_error_cause(err, "the file was cut short or edited by hand; kflash "
+			       "will not overwrite it");
+		kf_error_step(err, "fix line %d of %s with a text editor", jerr.line, path);
+		kf_error_step(err, "or move it away and register the boards again: "
+			      "mv %s %s.broken", path, path);
+		return KF_EINPUT;
+	}
+	if (!json_is_object(doc)) {
+		r = shape_error(&p, "the document", "a JSON object");
+		goto out;
+	}
+	v = json_object_get(doc, "schema");
+	if (!json_is_integer(v)) {
+		r = shape_error(&p, "schema", "a number");
+		goto out;
+	}
+	if (json_integer_value(v) > KF_REGISTRY_SCHEMA) {
+		kf_error_set(err, KF_EINPUT, "%s was written by a newer kflash "
+			     "(schema %lld; this kflash reads schema %d)", path,
+			     (long long)json_integer_value(v), KF_REGISTRY_SCHEMA);
+		kf_error_step(err, "update kflash (git pull && make && sudo make install)");
+		r = KF_EINPUT;
+		goto out;
+	}
+	if (json_integer_value(v) < 1) {
+		r = shape_error(&p, "schema", "1");
+		goto out;
+	}
+	r = parse_settings(&p, json_object_get(doc, "settings"), &reg->settings);
+	if (r < 0)
+		goto out;
+	boards = json_object_get(doc, "boards");
+	if (boards && !json_is_array(boards)) {
+		r = shape_error(&p, "boards", "an array");
+		goto out;
+	}
+	reg->boards = kf_xcalloc(json_array_size(boards) + 1, sizeof(*reg->boards));
+	for (i = 0; i < json_array_size(boards); i++) {
+		r = parse_board(&p, json_array_get(boards, i), i, &reg->boards[i]);
+		reg->n_boards = i + 1;
+		if (r < 0)
+			goto out;
+		if (kf_registry_find(reg, reg->boards[i].key) != &reg->boards[i]) {
+			char where[48];
+
+			snprintf(where, sizeof(where), "boards[%zu].key", i);
+			r = shape_error(&p, where, "unique");
+			goto out;
+		}
+	}
+out:
+	json_decref(doc);
+	return r;
+}
+
+int kf_registry_load(const struct kf_ops *o, const char *config_dir,
+		     struct kf_registry *reg, struct kf_error *err)
+{
+	char *path = kf_asprintf("%s/devices.json", config_dir);
+	char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	r = kf_os_read_file(o, path, &data, &len);
+	if (r == -ENOENT) {
+		memset(reg, 0, sizeof(*reg));
+		reg->path = path;
+		kf_settings_defaults(&reg->settings);
+		return 0;
+	}
+	if (r < 0) {
+		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		kf_error_step(err, "ls -l %s", path);
+		free(path);
+		return KF_EFAILED;
+	}
+	r = kf_registry_parse(path, data, len, reg, err);
+	reg->existed = true;
+	free(data);
+	free(path);
+	return r;
+}
+
+char *kf_registry_dump(const struct kf_registry *reg)
+{
+	const struct kf_settings *s = &reg->settings;
+	json_t *doc, *boards = json_array();
+	char *out;
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *b = &reg->boards[i];
+
+		json_array_append_new(boards, json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:b}", "key", b->key,
+			"name", b->name, "mcu", b->mcu, "pattern", b->pattern,
+			"method", kf_method_name(b->method), "flashable", b->flashable));
+	}
+	doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:{s:i, s:i, s:i, s:i}}, s:o}",
+		"schema", KF_REGISTRY_SCHEMA,
+		"settings",
+		"klipper_dir", s->klipper_dir, "katapult_dir", s->katapult_dir,
+		"python", s->python, "service", s->service,
+		"moonraker_url", s->moonraker_url,
+		"default_method", kf_method_name(s->default_method),
+		"fallback", s->fallback,
+		"timeouts", "build", s->timeout_build, "flash", s->timeout_flash,
+		"service", s->timeout_service, "reconnect", s->timeout_reconnect,
+		"boards", boards);
+	out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	return out;
+}
+
+int kf_registry_save(const struct kf_ops *o, const struct kf_registry *reg,
+		     struct kf_error *err)
+{
+	char *doc = kf_registry_dump(reg), *dir, *slash;
+	struct kf_buf b = KF_BUF_INIT;
+	int r;
+
+	kf_buf_add(&b, doc, strlen(doc));
+	kf_buf_add(&b, "\n", 1);
+	free(doc);
+	dir = kf_xstrdup(reg->path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		r = kf_os_mkdir_p(o, dir, 0755);
+		if (r < 0) {
+			kf_error_set(err, KF_EFAILED, "cannot create %s: %s", dir,
+				     strerror(-r));
+			goto out;
+		}
+	}
+	r = kf_os_write_atomic(o, reg->path, b.data, b.len, 0644);
+	if (r < 0)
+		kf_error_set(err, KF_EFAILED, "cannot save %s: %s (it is unchanged)",
+			     reg->path, strerror(-r));
+out:
+	free(dir);
+	kf_buf_release(&b);
+	return r < 0 ? KF_EFAILED : 0;
+}
+
+/* ---- boards, names, keys ---------------------------------------------------- */
+
+struct kf_board *kf_registry_find(struct kf_registry *reg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		if (reg->boards[i].key && strcmp(reg->boards[i].key, name) == 0)
+			return &reg->boards[i];
+	for (i = 0; i < reg->n_boards; i++)
+		if (reg->boards[i].name && strcasecmp(reg->boards[i].name, name) == 0)
+			return &reg->boards[i];
+	return NULL;
+}
+
+struct kf_board *kf_registry_add(struct kf_registry *reg, const struct kf_board *b)
+{
+	struct kf_board *n;
+
+	reg->boards = kf_xrealloc(reg->boards, (reg->n_boards + 1) * sizeof(*reg->boards));
+	n = &reg->boards[reg->n_boards++];
+	n->key = kf_xstrdup(b->key);
+	n->name = kf_xstrdup(b->name);
+	n->mcu = kf_xstrdup(b->mcu);
+	n->pattern = kf_xstrdup(b->pattern);
+	n->method = b->method;
+	n->flashable = b->flashable;
+	return n;
+}
+
+void kf_registry_remove(struct kf_registry *reg, struct kf_board *b)
+{
+	size_t i = (size_t)(b - reg->boards);
+
+	board_release(b);
+	memmove(&reg->boards[i], &reg->boards[i + 1],
+		(reg->n_boards - i - 1) * sizeof(*b));
+	reg->n_boards--;
+}
+
+int kf_name_check(const char *name, struct kf_error *err)
+{
+	static const char shell[] = "/\\$`;|&<>\"'*?[]{}!~";
+	const unsigned char *p;
+
+	if (!*name) {
+		kf_error_set(err, KF_EINPUT, "a board name cannot be empty");
+		goto steps;
+	}
+	if (strlen(name) > KF_NAME_MAX) {
+		kf_error_set(err, KF_EINPUT, "board name is %zu bytes long; the most "
+			     "is %d", strlen(name), KF_NAME_MAX);
+		goto steps;
+	}
+	for (p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			kf_error_set(err, KF_EINPUT, "board name contains a control "
+				     "character (byte 0x%02x)", *p);
+			goto steps;
+		}
+		if (strchr(shell, *p)) {
+			kf_error_set(err, KF_EINPUT, "board name contains '%c', which "
+				     "is not allowed in names", *p);
+			goto steps;
+		}
+	}
+	if (strstr(name, "..")) {
+		kf_error_set(err, KF_EINPUT, "board name cannot contain '..'");
+		goto steps;
+	}
+	{
+		char *slug = kf_slugify(name);
+		bool empty = !*slug;
+
+		free(slug);
+		if (empty) {
+			kf_error_set(err, KF_EINPUT, "board name '%s' needs at least "
+				     "one letter or digit", name);
+			goto steps;
+		}
+	}
+	return 0;
+steps:
+	kf_error_step(err, "use letters, digits, spaces, '-', '_' or '.', "
+		      "e.g. --name \"Octopus Pro\"");
+	return KF_EINPUT;
+}
+
+char *kf_slugify(const char *name)
+{
+	char *s = kf_xmalloc(strlen(name) + 1);
+	size_t n = 0;
+	bool dash = false;
+
+	for (; *name; name++) {
+		unsigned char c = (unsigned char)*name;
+
+		if (isascii(c) && isalnum(c)) {
+			if (dash && n)
+				s[n++] = '-';
+			s[n++] = (char)tolower(c);
+			dash = false;
+		} else {
+			dash = true;
+		}
+		if (n >= KF_NAME_MAX - 4)	/* room for "-NNN" */
+			break;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+char *kf_registry_new_key(const struct kf_registry *reg, const char *name)
+{
+	char *base = kf_slugify(name), *key = kf_xstrdup(base);
+	int i;
+
+	for (i = 2; kf_registry_find((struct kf_registry *)reg, key); i++) {
+		free(key);
+		key = kf_asprintf("%s-%d", base, i);
+	}
+	free(base);
+	return key;
+}
+
+/* ---- settings by key -------------------------------------------------------- */
+
+char *kf_settings_get(const struct kf_settings *s, const char *key)
+{
+	size_t i;
+
+	if (strcmp(key, "klipper_dir") == 0)
+		return kf_xstrdup(s->klipper_dir);
+	if (strcmp(key, "katapult_dir") == 0)
+		return kf_xstrdup(s->katapult_dir);
+	if (strcmp(key, "python") == 0)
+		return kf_xstrdup(s->python);
+	if (strcmp(key, "service") == 0)
+		return kf_xstrdup(s->service);
+	if (strcmp(key, "moonraker_url") == 0)
+		return kf_xstrdup(s->moonraker_url);
+	if (strcmp(key, "default_method") == 0)
+		return kf_xstrdup(kf_method_name(s->default_method));
+	if (strcmp(key, "fallback") == 0)
+		return kf_xstrdup(s->fallback ? "true" : "false");
+	for (i = 0; i < N_TIMEOUTS; i++)
+		if (strncmp(key, "timeout.", 8) == 0 &&
+		    strcmp(key + 8, timeouts[i].key) == 0)
+			return kf_asprintf("%d", *timeout_field((struct kf_settings *)s, i));
+	return NULL;
+}
+
+static int bad_value(struct kf_error *err, const char *key, const char *value,
+		     const char *want)
+{
+	kf_error_set(err, KF_EINPUT, "'%s' is not a valid %s: it must be %s",
+		     value, key, want);
+	kf_error_step(err, "kflash settings %s VALUE", key);
+	return KF_EINPUT;
+}
+
+static bool unit_name_ok(const char *v)
+{
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && !strchr("-_.@:", *v))
+			return false;
+	return true;
+}
+
+int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
+		    struct kf_error *err)
+{
+	char **str = NULL;
+	size_t i;
+
+	if (strcmp(key, "klipper_dir") == 0)
+		str = &s->klipper_dir;
+	else if (strcmp(key, "katapult_dir") == 0)
+		str = &s->katapult_dir;
+	else if (strcmp(key, "python") == 0)
+		str = &s->python;
+	else if (strcmp(key, "service") == 0) {
+		if (!*value || !unit_name_ok(value))
+			return bad_value(err, key, value,
+					 "a systemd unit name such as klipper or klipper-1");
+		str = &s->service;
+	} else if (strcmp(key, "moonraker_url") == 0) {
+		if (!kf_startswith(value, "http://") && !kf_startswith(value, "https://"))
+			return bad_value(err, key, value,
+					 "an http:// or https:// URL, e.g. http://localhost:7125");
+		str = &s->moonraker_url;
+	}
+	if (str) {
+		if (!*value || strchr(value, '\n'))
+			return bad_value(err, key, value, "a non-empty single line");
+		free(*str);
+		*str = kf_xstrdup(value);
+		return 0;
+	}
+	if (strcmp(key, "default_method") == 0) {
+		enum kf_method m;
+
+		if (kf_method_parse(value, &m) < 0 || m == KF_METHOD_DEFAULT)
+			return bad_value(err, key, value, "katapult or make-flash");
+		s->default_method = m;
+		return 0;
+	}
+	if (strcmp(key, "fallback") == 0) {
+		if (strcmp(value, "true") == 0)
+			s->fallback = true;
+		else if (strcmp(value, "false") == 0)
+			s->fallback = false;
+		else
+			return bad_value(err, key, value, "true or false");
+		return 0;
+	}
+	for (i = 0; i < N_TIMEOUTS; i++) {
+		if (strncmp(key, "timeout.", 8) != 0 || strcmp(key + 8, timeouts[i].key) != 0)
+			continue;
+		{
+			char *end, want[64];
+			long v;
+
+			errno = 0;
+			v = strtol(value, &end, 10);
+			snprintf(want, sizeof(want), "a whole number of seconds from "
+				 "%d to %d", timeouts[i].min, timeouts[i].max);
+			if (errno || end == value || *end || v < timeouts[i].min ||
+			    v > timeouts[i].max)
+				return bad_value(err, key, value, want);
+			*timeout_field(s, i) = (int)v;
+			return 0;
+		}
+	}
+	kf_error_set(err, KF_EINPUT, "unknown setting '%s'", key);
+	kf_error_cause(err, "settings are: " KF_SETTINGS_KEYS);
+	kf_error_step(err, "kflash settings   (lists them with their values)");
+	return KF_EINPUT;
+}

@@ -1,0 +1,341 @@
+/* test_registry.c - devices.json round trips, corrupt files, names, keys,
+ * settings, and the board commands over a fake world. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fake_ops.h"
+#include "kflash/kflash.h"
+#include "kflash/registry.h"
+
+#define REG "/cfg/devices.json"
+
+static void roundtrip__what_is_saved_loads_back_the_same(void **state)
+{
+	struct kf_registry a = KF_REGISTRY_INIT, b = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	struct kf_board board = { "octopus-pro", "Octopus Pro", "stm32h723xx",
+				  "usb-*_stm32h723xx_2800-if*", KF_METHOD_MAKE_FLASH, false };
+	char *doc, *doc2;
+
+	(void)state;
+	assert_int_equal(kf_registry_parse(REG, "{\"schema\":1}", 12, &a, &e), 0);
+	assert_string_equal(a.settings.klipper_dir, "~/klipper");
+	assert_int_equal(a.settings.timeout_build, 300);
+	kf_registry_add(&a, &board);
+	assert_int_equal(kf_settings_set(&a.settings, "timeout.flash", "90", &e), 0);
+	assert_int_equal(kf_settings_set(&a.settings, "fallback", "false", &e), 0);
+	doc = kf_registry_dump(&a);
+	assert_int_equal(kf_registry_parse(REG, doc, strlen(doc), &b, &e), 0);
+	assert_int_equal(b.n_boards, 1);
+	assert_string_equal(b.boards[0].name, "Octopus Pro");
+	assert_int_equal(b.boards[0].method, KF_METHOD_MAKE_FLASH);
+	assert_false(b.boards[0].flashable);
+	assert_int_equal(b.settings.timeout_flash, 90);
+	assert_false(b.settings.fallback);
+	doc2 = kf_registry_dump(&b);
+	assert_string_equal(doc, doc2);
+	free(doc);
+	free(doc2);
+	kf_registry_release(&a);
+	kf_registry_release(&b);
+	kf_error_release(&e);
+}
+
+static void expect_bad(const char *doc, const char *msg_part)
+{
+	struct kf_registry r = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+
+	assert_int_equal(kf_registry_parse(REG, doc, strlen(doc), &r, &e), KF_EINPUT);
+	assert_non_null(e.what);
+	assert_non_null(strstr(e.what, REG));
+	if (!strstr(e.what, msg_part))
+		fail_msg("'%s' does not mention '%s'", e.what, msg_part);
+	kf_registry_release(&r);
+	kf_error_release(&e);
+}
+
+static void parse__corrupt_files_are_named_with_their_position(void **state)
+{
+	(void)state;
+	expect_bad("{\"schema\": 1, \"boards\": [", "line 1");
+	expect_bad("{\"schema\": 1,\n \"boards\": [}\n", "line 2");
+	expect_bad("", "line 1");
+	expect_bad("[]", "JSON object");
+	expect_bad("{\"boards\": []}", "schema");
+	expect_bad("{\"schema\": 2}", "newer kflash");
+	expect_bad("{\"schema\": 1, \"boards\": {}}", "boards must be an array");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": \"A\"}]}",
+		   "boards[0].mcu");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"../etc\", \"name\": \"A\", "
+		   "\"mcu\": \"x\", \"pattern\": \"p\"}]}", "boards[0].key");
+	expect_bad("{\"schema\": 1, \"settings\": {\"timeouts\": {\"build\": 0}}}",
+		   "settings.timeouts.build");
+	expect_bad("{\"schema\": 1, \"settings\": {\"fallback\": \"yes\"}}",
+		   "settings.fallback");
+	expect_bad("{\"schema\": 1, \"schema\": 1}", "duplicate");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": \"A\", "
+		   "\"mcu\": \"x\", \"pattern\": \"p\"}, {\"key\": \"a\", \"name\": "
+		   "\"B\", \"mcu\": \"x\", \"pattern\": \"q\"}]}", "unique");
+}
+
+static void names__bad_names_are_refused_good_ones_slugged(void **state)
+{
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	struct kf_board b = { "octopus-pro", "Octopus Pro", "m", "p", 0, true };
+	char long_name[80], *k;
+
+	(void)state;
+	memset(long_name, 'a', 65);
+	long_name[65] = '\0';
+	assert_int_equal(kf_name_check("", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check(long_name, &e), KF_EINPUT);
+	long_name[64] = '\0';
+	assert_int_equal(kf_name_check(long_name, &e), 0);
+	assert_int_equal(kf_name_check("a/b", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("..", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("x..y", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("evil\033[2J", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("tab\there", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("$(reboot)", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("a;b", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("---", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("Octopus Pro (v1.1)", &e), 0);
+	assert_int_equal(kf_name_check("EBB36 Kopf", &e), 0);
+	k = kf_slugify("  Octopus  Pro (v1.1) ");
+	assert_string_equal(k, "octopus-pro-v1-1");
+	free(k);
+	assert_int_equal(kf_registry_parse(REG, "{\"schema\":1}", 12, &reg, &e), 0);
+	kf_registry_add(&reg, &b);
+	k = kf_registry_new_key(&reg, "OCTOPUS pro");
+	assert_string_equal(k, "octopus-pro-2");
+	b.key = k;
+	kf_registry_add(&reg, &b);
+	free(k);
+	k = kf_registry_new_key(&reg, "octopus-pro");
+	assert_string_equal(k, "octopus-pro-3");
+	free(k);
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+}
+
+static void settings__values_are_validated(void **state)
+{
+	struct kf_settings s;
+	struct kf_error e = KF_ERROR_INIT;
+
+	(void)state;
+	kf_settings_defaults(&s);
+	assert_int_equal(kf_settings_set(&s, "timeout.build", "9", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "timeout.build", "12x", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "timeout.build", "600", &e), 0);
+	assert_int_equal(s.timeout_build, 600);
+	assert_int_equal(kf_settings_set(&s, "fallback", "yes", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "default_method", "dfu", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "default_method", "make-flash", &e), 0);
+	assert_int_equal(kf_settings_set(&s, "service", "klipper; reboot", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "service", "klipper-1", &e), 0);
+	assert_int_equal(kf_settings_set(&s, "moonraker_url", "localhost", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "nope", "1", &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "unknown setting"));
+	free(s.klipper_dir);
+	free(s.katapult_dir);
+	free(s.python);
+	free(s.service);
+	free(s.moonraker_url);
+	kf_error_release(&e);
+}
+
+/* ---- the commands over a fake world ----------------------------------------- */
+
+static int quiet_cli(struct fake_world *w, const char *const *args)
+{
+	char *argv[16];
+	int argc = 0, so = dup(1), se = dup(2), si = dup(0);
+	int devnull = open("/dev/null", O_RDWR), code;
+
+	argv[argc++] = "kflash";
+	argv[argc++] = "--config-dir";
+	argv[argc++] = "/cfg";
+	for (; *args; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	fflush(stdout);
+	dup2(devnull, 0);
+	dup2(devnull, 1);
+	dup2(devnull, 2);
+	code = kf_cli_main(&w->ops, argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	dup2(si, 0);
+	close(so);
+	close(se);
+	close(si);
+	close(devnull);
+	return code;
+}
+
+#define CLI(w, ...) quiet_cli(w, (const char *const[]){ __VA_ARGS__, NULL })
+
+static int world_setup(void **state)
+{
+	struct fake_world *w = kf_xcalloc(1, sizeof(*w));
+
+	fake_world_init(w);
+	fake_add_tty(w, "/dev/ttyACM0",
+		     "/dev/serial/by-id/usb-Klipper_stm32f446xx_3A0039000851313433343333-if00",
+		     "1d50", "614e", "Klipper", "3A0039000851313433343333");
+	fake_add_tty(w, "/dev/ttyACM1",
+		     "/dev/serial/by-id/usb-Klipper_stm32f446xx_1F0028000B51363431363430-if00",
+		     "1d50", "614e", "Klipper", "1F0028000B51363431363430");
+	fake_add_tty(w, "/dev/ttyACM2",
+		     "/dev/serial/by-id/usb-Beacon_Beacon_RevH_7C1A6B2C5153364B-if00",
+		     "04d8", "e72b", "Beacon", "7C1A6B2C5153364B");
+	*state = w;
+	return 0;
+}
+
+static int world_teardown(void **state)
+{
+	fake_world_release(*state);
+	free(*state);
+	return 0;
+}
+
+static char *registry_text(struct fake_world *w)
+{
+	const struct fake_file *f = fake_get_file(w, REG);
+
+	return f ? kf_xstrndup(f->data, f->len) : NULL;
+}
+
+static void add__registers_two_boards_with_the_same_mcu_apart(void **state)
+{
+	struct fake_world *w = *state;
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	char *text;
+
+	assert_int_equal(CLI(w, "add", "--name", "Octopus", "--device",
+			     "usb-Klipper_stm32f446xx_3A0039000851313433343333-if00"), 0);
+	assert_int_equal(CLI(w, "add", "--name", "Octopus 2", "--device", "/dev/ttyACM1",
+			     "--method", "make-flash"), 0);
+	text = registry_text(w);
+	assert_non_null(text);
+	assert_int_equal(kf_registry_parse(REG, text, strlen(text), &reg, &e), 0);
+	assert_int_equal(reg.n_boards, 2);
+	assert_string_equal(reg.boards[0].key, "octopus");
+	assert_string_equal(reg.boards[0].pattern,
+			    "usb-*_stm32f446xx_3A0039000851313433343333-if*");
+	assert_string_equal(reg.boards[1].key, "octopus-2");
+	assert_int_equal(reg.boards[1].method, KF_METHOD_MAKE_FLASH);
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+	free(text);
+}
+
+static void add__refusals_leave_the_registry_byte_for_byte(void **state)
+{
+	struct fake_world *w = *state;
+	char *before, *after;
+
+	assert_int_equal(CLI(w, "add", "--name", "Octopus", "--device", "/dev/ttyACM0"), 0);
+	before = registry_text(w);
+	/* the same board again, under another name */
+	assert_int_equal(CLI(w, "add", "--name", "Other", "--device", "/dev/ttyACM0"), 2);
+	/* a duplicate name */
+	assert_int_equal(CLI(w, "add", "--name", "octopus", "--device", "/dev/ttyACM1"), 2);
+	/* hostile names */
+	assert_int_equal(CLI(w, "add", "--name", "../../etc", "--device", "/dev/ttyACM1"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "", "--device", "/dev/ttyACM1"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "a\nb", "--device", "/dev/ttyACM1"), 2);
+	/* a probe, an unknown device, a wrong MCU, a bad method */
+	assert_int_equal(CLI(w, "add", "--name", "Probe", "--device", "/dev/ttyACM2"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "X", "--device", "/dev/ttyACM9"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "X", "--device", "/dev/ttyACM1",
+			     "--mcu", "rp2040"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "X", "--device", "/dev/ttyACM1",
+			     "--method", "dfu"), 2);
+	/* unknown boards and settings */
+	assert_int_equal(CLI(w, "remove", "nope"), 2);
+	assert_int_equal(CLI(w, "exclude", "nope"), 2);
+	assert_int_equal(CLI(w, "settings", "nope", "1"), 2);
+	after = registry_text(w);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+}
+
+static void corrupt_registry__is_reported_and_never_overwritten(void **state)
+{
+	struct fake_world *w = *state;
+	static const char broken[] = "{\"schema\": 1, \"boards\": [{\"key\": \"oct";
+	static const char newer[] = "{\"schema\": 7, \"boards\": []}";
+	const struct fake_file *f;
+
+	fake_put_file(w, REG, broken);
+	assert_int_equal(CLI(w, "list"), 2);
+	assert_int_equal(CLI(w, "add", "--name", "X", "--device", "/dev/ttyACM1"), 2);
+	assert_int_equal(CLI(w, "settings", "fallback", "false"), 2);
+	f = fake_get_file(w, REG);
+	assert_string_equal(f->data, broken);
+	fake_put_file(w, REG, newer);
+	assert_int_equal(CLI(w, "remove", "x"), 2);
+	assert_string_equal(fake_get_file(w, REG)->data, newer);
+	assert_false(fake_did(w, "write " REG));
+}
+
+static void exclude_include_remove__change_only_that_board(void **state)
+{
+	struct fake_world *w = *state;
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	char *text;
+
+	assert_int_equal(CLI(w, "add", "--name", "A", "--device", "/dev/ttyACM0"), 0);
+	assert_int_equal(CLI(w, "add", "--name", "B", "--device", "/dev/ttyACM1"), 0);
+	assert_int_equal(CLI(w, "exclude", "a"), 0);
+	text = registry_text(w);
+	assert_int_equal(kf_registry_parse(REG, text, strlen(text), &reg, &e), 0);
+	assert_false(reg.boards[0].flashable);
+	assert_true(reg.boards[1].flashable);
+	kf_registry_release(&reg);
+	free(text);
+	assert_int_equal(CLI(w, "include", "A"), 0);
+	fake_put_file(w, "/cfg/configs/b/.config", "CONFIG_MCU=\"stm32f446xx\"\n");
+	assert_int_equal(CLI(w, "remove", "b", "--purge"), 0);
+	assert_true(fake_did(w, "unlink /cfg/configs/b/.config"));
+	text = registry_text(w);
+	assert_int_equal(kf_registry_parse(REG, text, strlen(text), &reg, &e), 0);
+	assert_int_equal(reg.n_boards, 1);
+	assert_true(reg.boards[0].flashable);
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(roundtrip__what_is_saved_loads_back_the_same),
+		cmocka_unit_test(parse__corrupt_files_are_named_with_their_position),
+		cmocka_unit_test(names__bad_names_are_refused_good_ones_slugged),
+		cmocka_unit_test(settings__values_are_validated),
+		cmocka_unit_test_setup_teardown(add__registers_two_boards_with_the_same_mcu_apart, world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(add__refusals_leave_the_registry_byte_for_byte, world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(corrupt_registry__is_reported_and_never_overwritten, world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(exclude_include_remove__change_only_that_board, world_setup, world_teardown),
+	};
+
+	return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
+}
