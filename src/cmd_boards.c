@@ -11,46 +11,6 @@
 #include "kflash/registry.h"
 #include "kflash/util.h"
 
-/* getopt_long over a command's argv, reporting unknown options as usage
- * errors. Returns the option, -1 at the end, or KF_EUSAGE. */
-static int next_opt(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
-		    const char *shortopts, const struct option *longopts)
-{
-	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
-
-	if (c == '?')
-		return kf_usage_error(ctx, cmd, "%s: unknown option '%s'", cmd,
-				      argv[optind - 1]);
-	if (c == ':')
-		return kf_usage_error(ctx, cmd, "%s: '%s' needs a value", cmd,
-				      argv[optind - 1]);
-	return c;
-}
-
-static void opts_reset(void)
-{
-	optind = 0;
-	opterr = 0;
-}
-
-static int unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name)
-{
-	struct kf_buf known = KF_BUF_INIT;
-	size_t i;
-
-	for (i = 0; i < reg->n_boards; i++)
-		kf_buf_addf(&known, "%s%s", i ? ", " : "", reg->boards[i].key);
-	kf_error_set(ctx->err, KF_EINPUT, "no registered board is called '%s'", name);
-	if (known.len)
-		kf_error_cause(ctx->err, "registered boards: %s", known.data);
-	else
-		kf_error_cause(ctx->err, "no boards are registered yet");
-	kf_error_step(ctx->err, "kflash list");
-	kf_error_step(ctx->err, "kflash add   (to register a connected board)");
-	kf_buf_release(&known);
-	return KF_EINPUT;
-}
-
 /* ---- list ------------------------------------------------------------------- */
 
 /* The connected device a board's pattern finds, or NULL; *ret_count says
@@ -190,8 +150,8 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_devlist devs = KF_DEVLIST_INIT;
 	int c, r;
 
-	opts_reset();
-	while ((c = next_opt(ctx, "list", argc, argv, "", o)) != -1)
+	kf_opt_reset();
+	while ((c = kf_opt_next(ctx, "list", argc, argv, "", o)) != -1)
 		if (c < 0)
 			return c;
 	if (optind < argc)
@@ -437,8 +397,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 	char *wizard_name = NULL;
 	int c, r;
 
-	opts_reset();
-	while ((c = next_opt(ctx, "add", argc, argv, ":", o)) != -1) {
+	kf_opt_reset();
+	while ((c = kf_opt_next(ctx, "add", argc, argv, ":", o)) != -1) {
 		switch (c) {
 		case 'n': a.name = optarg; break;
 		case 'd': a.device = optarg; break;
@@ -497,8 +457,8 @@ static int one_name(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
 {
 	int c;
 
-	opts_reset();
-	while ((c = next_opt(ctx, cmd, argc, argv, ":", o)) != -1) {
+	kf_opt_reset();
+	while ((c = kf_opt_next(ctx, cmd, argc, argv, ":", o)) != -1) {
 		if (c < 0)
 			return c;
 		if (c == 'p' && purge)
@@ -529,7 +489,7 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 		goto out;
 	b = kf_registry_find(&reg, argv[i]);
 	if (!b) {
-		r = unknown_board(ctx, &reg, argv[i]);
+		r = kf_unknown_board(ctx, &reg, argv[i]);
 		goto out;
 	}
 	key = kf_xstrdup(b->key);
@@ -573,7 +533,7 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 		goto out;
 	b = kf_registry_find(&reg, argv[i]);
 	if (!b) {
-		r = unknown_board(ctx, &reg, argv[i]);
+		r = kf_unknown_board(ctx, &reg, argv[i]);
 		goto out;
 	}
 	if (b->flashable == flashable) {

@@ -72,22 +72,7 @@ static const struct option no_opts[] = { { 0, 0, 0, 0 } };
 
 
 
-int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct pending p = { "config", "", no_opts, NAME_ONE };
-	return pending_run(ctx, &p, argc, argv);
-}
 
-int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
-{
-	static const struct option o[] = {
-		{ "all", no_argument, 0, 'A' },
-		{ "rebuild", no_argument, 0, 'r' },
-		{ 0, 0, 0, 0 },
-	};
-	static const struct pending p = { "build", ":", o, NAME_SOME_OR_ALL };
-	return pending_run(ctx, &p, argc, argv);
-}
 
 int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 {

@@ -99,10 +99,14 @@ static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc 
 		kf_buf_addf(&b, "%s%s", i ? " " : "", req->argv[i]);
 	cmd = b.data;
 	note(w, "spawn %s", cmd);
-	kf_buf_release(&b);
-	for (i = 0; i < w->n_progs; i++)
-		if (strcmp(w->progs[i].argv0, req->argv[0]) == 0)
+	/* the last matching program wins, so a test can override one */
+	for (i = w->n_progs; i-- > 0;)
+		if (strcmp(w->progs[i].argv0, req->argv[0]) == 0 &&
+		    (!w->progs[i].match || strstr(cmd, w->progs[i].match)))
 			break;
+	if (i == (size_t)-1)
+		i = w->n_progs;
+	kf_buf_release(&b);
 	if (i == w->n_progs || w->progs[i].missing)
 		return -ENOENT;
 	if (w->n_procs == FAKE_MAX_PROCS)
@@ -150,6 +154,9 @@ static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		feed_output(c->prog->output, on_line, data);
 		ret->kind = KF_EXIT_EXITED;
 		ret->code = c->prog->exit_code;
+		if (c->prog->writes && ret->code == 0)
+			fake_put_file(w, c->prog->writes,
+				      c->prog->writes_data ? c->prog->writes_data : "");
 	} else {
 		ret->kind = KF_EXIT_RUNNING;
 		ret->interrupted_by = w->pending_signal;

@@ -19,10 +19,13 @@ struct fake_prog {
 	int64_t run_ms;		/* INT64_MAX: hangs until killed */
 	bool ignores_sigterm;	/* only SIGKILL ends it */
 	bool missing;		/* exec fails with ENOENT */
+	const char *match;	/* also needs this in the command line, or NULL */
+	const char *writes;	/* a file it writes when it exits 0, or NULL */
+	const char *writes_data;
 };
 
 #define FAKE_MAX_PROGS 16
-#define FAKE_MAX_PROCS 32
+#define FAKE_MAX_PROCS 256
 #define FAKE_MAX_FILES 32
 #define FAKE_MAX_URLS 8
 

@@ -41,8 +41,7 @@ static void run__reports_exit_status_and_captured_lines(void **state)
 	struct kf_run_opts opts = { .timeout_ms = 300000, .capture = &out };
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "make", "CC src/a.c\nCC src/b.c", 2, 5000,
-					     false, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .output = "CC src/a.c\nCC src/b.c", .exit_code = 2, .run_ms = 5000, .ignores_sigterm = false, .missing = false });
 	assert_int_equal(kf_proc_run(&w->ops, &make_req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_EXITED);
 	assert_int_equal(ex.code, 2);
@@ -57,7 +56,7 @@ static void run__kills_the_whole_group_at_the_timeout(void **state)
 	struct kf_run_opts opts = { .timeout_ms = 300000 };
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "make", "", 0, INT64_MAX, false, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .output = "", .exit_code = 0, .run_ms = INT64_MAX, .ignores_sigterm = false, .missing = false });
 	assert_int_equal(kf_proc_run(&w->ops, &make_req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_TIMED_OUT);
 	assert_true(fake_did(w, "kill -15 make"));
@@ -72,7 +71,7 @@ static void run__uses_sigkill_when_sigterm_is_ignored(void **state)
 	struct kf_run_opts opts = { .timeout_ms = 1000 };
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "make", "", 0, INT64_MAX, true, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .output = "", .exit_code = 0, .run_ms = INT64_MAX, .ignores_sigterm = true, .missing = false });
 	assert_int_equal(kf_proc_run(&w->ops, &make_req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_TIMED_OUT);
 	assert_true(fake_did(w, "kill -15 make"));
@@ -88,7 +87,7 @@ static void run__ctrl_c_ends_the_child_with_sigterm_not_sigint(void **state)
 	struct kf_run_opts opts = { .timeout_ms = 60000 };
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "make", "", 0, 30000, false, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .output = "", .exit_code = 0, .run_ms = 30000, .ignores_sigterm = false, .missing = false });
 	fake_signal_at(w, 3000, SIGINT);
 	assert_int_equal(kf_proc_run(&w->ops, &make_req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_INTERRUPTED);
@@ -110,7 +109,7 @@ static void run__deferred_signal_lets_the_child_finish(void **state)
 	struct kf_spawn_req req = { .argv = argv };
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "systemctl", "", 0, 2000, false, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "systemctl", .output = "", .exit_code = 0, .run_ms = 2000, .ignores_sigterm = false, .missing = false });
 	fake_signal_at(w, 1500, SIGINT);
 	assert_int_equal(kf_proc_run(&w->ops, &req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_EXITED);
@@ -137,7 +136,7 @@ static void run__second_spawn_failing_is_reported(void **state)
 	struct fault_ops f;
 	struct kf_exit ex;
 
-	fake_add_prog(w, (struct fake_prog){ "make", "", 0, 10, false, false });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .output = "", .exit_code = 0, .run_ms = 10, .ignores_sigterm = false, .missing = false });
 	fault_ops_init(&f, &w->ops, FAULT_SPAWN, 2, -EAGAIN);
 	assert_int_equal(kf_proc_run(&f.ops, &make_req, NULL, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_EXITED);

@@ -34,4 +34,15 @@ int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv);
 int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+struct option;
+struct kf_registry;
+/* getopt_long over a command's argv; unknown options and missing values
+ * become usage errors. Returns the option, -1 at the end, or KF_EUSAGE.
+ * Call kf_opt_reset() first. */
+int kf_opt_next(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
+		const char *shortopts, const struct option *longopts);
+void kf_opt_reset(void);
+/* "no registered board is called NAME", listing the registered ones. */
+int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name);
+
 #endif

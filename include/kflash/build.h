@@ -1,0 +1,65 @@
+/* build.h - a board's cached config and its firmware build.
+ *
+ * Each board keeps its own config (config_dir/configs/<key>/.config) and
+ * build dir ($XDG_CACHE_HOME/kflash/build/<key>/). Klipper's make runs with
+ * KCONFIG_CONFIG and OUT pointing at them, so the Klipper checkout is never
+ * written to. A stamp of everything that decides the firmware (the
+ * normalised config, the checkout's HEAD and uncommitted changes, the
+ * compiler) lets an unchanged board skip the build.
+ */
+#ifndef KFLASH_BUILD_H
+#define KFLASH_BUILD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "kflash/kconfig.h"
+#include "kflash/kflash.h"
+#include "kflash/registry.h"
+
+char *kf_board_config_path(const char *config_dir, const char *key);
+/* $XDG_CACHE_HOME/kflash/build/<key>, else ~/.cache/kflash/build/<key> */
+char *kf_board_build_dir(const char *key);
+
+/* klipper_dir expanded and checked to hold a Klipper checkout (Makefile and
+ * src/Kconfig). KF_EINPUT naming the setting otherwise. */
+int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s, char **ret_dir);
+
+/* Loads the board's cached config; a missing one is an error saying how to
+ * make it (a build must never start without: Klipper's make would invent
+ * an AVR config). */
+int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
+			 struct kf_kconfig *ret_cfg, char **ret_path);
+
+/* menuconfig on the board's cached config, on the user's terminal. */
+int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s,
+		  const struct kf_board *b);
+
+struct kf_build_opts {
+	bool rebuild;		/* make clean, ignore the stamp */
+};
+
+struct kf_build_result {
+	char *firmware;		/* path of the file to flash */
+	off_t size;
+	int64_t ms;		/* time spent building */
+	bool up_to_date;	/* the stamp matched: nothing was run */
+	char *log_path;
+	char *build_dir;
+	char *version;		/* Klipper version of the checkout */
+};
+
+void kf_build_result_release(struct kf_build_result *r);
+
+/* Builds b's firmware (the config must already be validated). */
+int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
+	     const struct kf_build_opts *opts, struct kf_build_result *ret);
+
+/* git describe --always --tags --long --dirty of the checkout. */
+int kf_klipper_version(struct kf_ctx *ctx, const char *klipper_dir, char **ret_version);
+
+/* FNV-1a 64-bit, for stamps (not security). */
+uint64_t kf_hash(const void *data, size_t len, uint64_t seed);
+#define KF_HASH_SEED 0xcbf29ce484222325ULL
+
+#endif

@@ -1,0 +1,48 @@
+/* cmd_util.c - what every command shares: option parsing, board lookup errors. */
+#include <getopt.h>
+#include <string.h>
+
+#include "kflash/commands.h"
+#include "kflash/registry.h"
+#include "kflash/util.h"
+
+/* getopt_long over a command's argv, reporting unknown options as usage
+ * errors. Returns the option, -1 at the end, or KF_EUSAGE. */
+int kf_opt_next(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
+		    const char *shortopts, const struct option *longopts)
+{
+	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+
+	if (c == '?')
+		return kf_usage_error(ctx, cmd, "%s: unknown option '%s'", cmd,
+				      argv[optind - 1]);
+	if (c == ':')
+		return kf_usage_error(ctx, cmd, "%s: '%s' needs a value", cmd,
+				      argv[optind - 1]);
+	return c;
+}
+
+void kf_opt_reset(void)
+{
+	optind = 0;
+	opterr = 0;
+}
+
+int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name)
+{
+	struct kf_buf known = KF_BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		kf_buf_addf(&known, "%s%s", i ? ", " : "", reg->boards[i].key);
+	kf_error_set(ctx->err, KF_EINPUT, "no registered board is called '%s'", name);
+	if (known.len)
+		kf_error_cause(ctx->err, "registered boards: %s", known.data);
+	else
+		kf_error_cause(ctx->err, "no boards are registered yet");
+	kf_error_step(ctx->err, "kflash list");
+	kf_error_step(ctx->err, "kflash add   (to register a connected board)");
+	kf_buf_release(&known);
+	return KF_EINPUT;
+}
+

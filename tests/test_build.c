@@ -1,0 +1,303 @@
+/* test_build.c - .config parsing, the MCU check, and the build stamp over a
+ * fake world: what rebuilds and what does not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_ops.h"
+#include "kflash/build.h"
+#include "kflash/kconfig.h"
+
+static void parse__handles_what_real_configs_contain(void **state)
+{
+	static const char text[] =
+		"#\r\n# Automatically generated file; DO NOT EDIT.\r\n"
+		"CONFIG_LOW_LEVEL_OPTIONS=y\r\n"
+		"CONFIG_MACH_STM32=y\n"
+		"CONFIG_BOARD_DIRECTORY=\"stm32\"\n"
+		"CONFIG_MCU=\"stm32f446xx\"\n"
+		"# CONFIG_MACH_AVR is not set\n"
+		"CONFIG_USB_SERIAL_NUMBER=\"a \\\"quoted\\\" id\"\n"
+		"CONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n"
+		"not a config line\n"
+		"CONFIG_BAD KEY=1\n"
+		"CONFIG_LAST=no-newline";
+	struct kf_kconfig c;
+
+	(void)state;
+	kf_kconfig_parse(text, sizeof(text) - 1, &c);
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_MCU"), "stm32f446xx");
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_BOARD_DIRECTORY"), "stm32");
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_LOW_LEVEL_OPTIONS"), "y");
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_FLASH_APPLICATION_ADDRESS"),
+			    "0x8008000");
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_USB_SERIAL_NUMBER"),
+			    "a \"quoted\" id");
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_LAST"), "no-newline");
+	assert_null(kf_kconfig_get(&c, "CONFIG_MACH_AVR"));
+	assert_null(kf_kconfig_get(&c, "CONFIG_MISSING"));
+	assert_null(kf_kconfig_get(&c, "CONFIG_BAD KEY"));
+	kf_kconfig_release(&c);
+}
+
+static void parse__survives_huge_lines_and_empty_input(void **state)
+{
+	size_t n = 1 << 20;
+	char *big = kf_xmalloc(n + 64);
+	struct kf_kconfig c;
+
+	(void)state;
+	memset(big, 'x', n);
+	memcpy(big, "CONFIG_HUGE=\"", 13);
+	strcpy(big + n, "\"\nCONFIG_MCU=\"rp2040\"\n");
+	kf_kconfig_parse(big, strlen(big), &c);
+	assert_string_equal(kf_kconfig_get(&c, "CONFIG_MCU"), "rp2040");
+	assert_int_equal(strlen(kf_kconfig_get(&c, "CONFIG_HUGE")), n - 13);
+	kf_kconfig_release(&c);
+	free(big);
+	kf_kconfig_parse("", 0, &c);
+	assert_int_equal(c.n, 0);
+	kf_kconfig_release(&c);
+}
+
+static void normalise__ignores_order_comments_and_unset(void **state)
+{
+	static const char a[] = "# c\nCONFIG_B=1\nCONFIG_A=\"x\"\n# CONFIG_C is not set\n";
+	static const char b[] = "CONFIG_A=\"x\"\r\n\nCONFIG_B=1\n";
+	struct kf_kconfig ca, cb;
+	char *na, *nb;
+
+	(void)state;
+	kf_kconfig_parse(a, sizeof(a) - 1, &ca);
+	kf_kconfig_parse(b, sizeof(b) - 1, &cb);
+	na = kf_kconfig_normalise(&ca);
+	nb = kf_kconfig_normalise(&cb);
+	assert_string_equal(na, nb);
+	assert_string_equal(na, "CONFIG_A=x\nCONFIG_B=1\n");
+	free(na);
+	free(nb);
+	kf_kconfig_release(&ca);
+	kf_kconfig_release(&cb);
+}
+
+static int check(const char *text, const char *registered, const char *device,
+		 struct kf_error *e)
+{
+	struct kf_kconfig c;
+	int r;
+
+	kf_kconfig_parse(text, strlen(text), &c);
+	r = kf_kconfig_check_mcu(&c, "octopus", registered, device, "/cfg/.config", e);
+	kf_kconfig_release(&c);
+	return r;
+}
+
+static void mcu__validation_matrix(void **state)
+{
+	static const char f446[] = "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_BOARD_DIRECTORY=\"stm32\"\n";
+	static const char host[] = "CONFIG_BOARD_DIRECTORY=\"linux\"\nCONFIG_MACH_LINUX=y\n";
+	struct kf_error e = KF_ERROR_INIT;
+
+	(void)state;
+	assert_int_equal(check(f446, "stm32f446xx", "stm32f446xx", &e), 0);
+	assert_int_equal(check(f446, "stm32f446xx", NULL, &e), 0);
+	assert_int_equal(check(f446, "stm32h723xx", "stm32f446xx", &e), KF_EREFUSED);
+	assert_non_null(strstr(e.what, "stm32f446xx"));
+	assert_non_null(strstr(e.what, "stm32h723xx"));
+	assert_int_equal(check(f446, "stm32f446xx", "rp2040", &e), KF_EREFUSED);
+	assert_non_null(strstr(e.what, "rp2040"));
+	assert_int_equal(check(host, "stm32f446xx", NULL, &e), KF_EREFUSED);
+	assert_non_null(strstr(e.what, "Linux host MCU"));
+	assert_int_equal(check("CONFIG_X=y\n", "stm32f446xx", NULL, &e), KF_EREFUSED);
+	assert_non_null(strstr(e.what, "no MCU"));
+	assert_int_equal(kf_exit_code(KF_EREFUSED, &e), 3);
+	kf_error_release(&e);
+}
+
+/* ---- the stamp ------------------------------------------------------------- */
+
+#define CFG "/cfg/configs/octopus/.config"
+#define OUT "/cache/kflash/build/octopus"
+
+struct bw {
+	struct fake_world w;
+	struct kf_out out;
+	struct kf_error err;
+	struct kf_ctx ctx;
+	struct kf_settings s;
+	struct kf_board b;
+	FILE *sink;
+};
+
+static int bw_setup(void **state)
+{
+	struct bw *t = kf_xcalloc(1, sizeof(*t));
+
+	setenv("XDG_CACHE_HOME", "/cache", 1);
+	fake_world_init(&t->w);
+	t->sink = fopen("/dev/null", "w");
+	kf_out_init(&t->out, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	t->ctx = (struct kf_ctx){ .ops = &t->w.ops, .out = &t->out, .err = &t->err,
+				  .config_dir = "/cfg" };
+	kf_settings_defaults(&t->s);
+	free(t->s.klipper_dir);
+	t->s.klipper_dir = kf_xstrdup("/klipper");
+	t->b = (struct kf_board){ "octopus", "Octopus", "stm32f446xx", "p", 0, true };
+	fake_put_file(&t->w, "/klipper/Makefile", "");
+	fake_put_file(&t->w, "/klipper/src/Kconfig", "");
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\n");
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .run_ms = 100 });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.output = "  Compiling out/src/sched.o\n  Linking out/klipper.elf",
+		.run_ms = 20000, .writes = OUT "/klipper.bin", .writes_data = "FW" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .match = "rev-parse",
+						 .output = "abc123" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .match = "diff",
+						 .output = "" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc",
+		.output = "arm-none-eabi-gcc (15:12.2.rel1-1) 12.2.1 20221205" });
+	*state = t;
+	return 0;
+}
+
+static int bw_teardown(void **state)
+{
+	struct bw *t = *state;
+
+	kf_out_release(&t->out);
+	fclose(t->sink);
+	kf_error_release(&t->err);
+	free(t->s.klipper_dir);
+	free(t->s.katapult_dir);
+	free(t->s.python);
+	free(t->s.service);
+	free(t->s.moonraker_url);
+	fake_world_release(&t->w);
+	free(t);
+	return 0;
+}
+
+/* Builds once; returns whether the compiler ran. */
+static bool build_ran(struct bw *t, bool rebuild)
+{
+	struct kf_build_result r;
+	struct kf_build_opts o = { .rebuild = rebuild };
+	size_t before = t->w.n_procs, i;
+	bool ran = false;
+
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, &o, &r), 0);
+	assert_string_equal(r.firmware, OUT "/klipper.bin");
+	for (i = before; i < t->w.n_procs; i++)
+		if (t->w.procs[i].prog->match && strcmp(t->w.procs[i].prog->match, " -j") == 0)
+			ran = true;
+	assert_int_equal(r.up_to_date, !ran);
+	kf_build_result_release(&r);
+	return ran;
+}
+
+static void stamp__second_build_is_skipped(void **state)
+{
+	struct bw *t = *state;
+
+	assert_true(build_ran(t, false));
+	assert_false(build_ran(t, false));
+	assert_true(fake_did(&t->w, "write " OUT "/build.log"));
+	/* --rebuild cleans and builds anyway */
+	assert_true(build_ran(t, true));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG
+			     " OUT=" OUT "/ clean"));
+}
+
+static void stamp__each_input_change_rebuilds(void **state)
+{
+	struct bw *t = *state;
+
+	assert_true(build_ran(t, false));
+	/* a config change */
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_USB=y\n");
+	assert_true(build_ran(t, false));
+	assert_false(build_ran(t, false));
+	/* only comments and order changed: same firmware */
+	fake_put_file(&t->w, CFG, "# edited\nCONFIG_USB=y\nCONFIG_MCU=\"stm32f446xx\"\n");
+	assert_false(build_ran(t, false));
+	/* Klipper updated */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .match = "rev-parse",
+						 .output = "def456" });
+	assert_true(build_ran(t, false));
+	/* uncommitted changes in the checkout */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .match = "diff",
+						 .output = "+local change" });
+	assert_true(build_ran(t, false));
+	/* a new compiler */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc",
+		.output = "arm-none-eabi-gcc 13.2" });
+	assert_true(build_ran(t, false));
+	assert_false(build_ran(t, false));
+}
+
+static void build__failure_keeps_no_stamp_and_names_the_log(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+
+	assert_true(build_ran(t, false));
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_X=1\n");
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.output = "src/sched.c:1: error: boom", .exit_code = 2, .run_ms = 10 });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "the build failed"));
+	assert_null(fake_get_file(&t->w, OUT "/kflash.stamp"));
+	kf_build_result_release(&r);
+}
+
+static void build__times_out_and_kills_make(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+						 .run_ms = INT64_MAX });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "timed out after 300 s"));
+	assert_true(fake_did(&t->w, "kill -15 make"));
+	assert_int_equal(fake_running(&t->w), 0);
+	kf_build_result_release(&r);
+}
+
+static void build__without_a_cached_config_never_runs_make(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+	const struct fake_file *f;
+
+	/* remove the config */
+	f = fake_get_file(&t->w, CFG);
+	assert_non_null(f);
+	assert_int_equal(kf_os_unlink(&t->w.ops, CFG), 0);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "no firmware config"));
+	assert_int_equal(t->w.n_procs, 0);
+	kf_build_result_release(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parse__handles_what_real_configs_contain),
+		cmocka_unit_test(parse__survives_huge_lines_and_empty_input),
+		cmocka_unit_test(normalise__ignores_order_comments_and_unset),
+		cmocka_unit_test(mcu__validation_matrix),
+		cmocka_unit_test_setup_teardown(stamp__second_build_is_skipped, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(stamp__each_input_change_rebuilds, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__failure_keeps_no_stamp_and_names_the_log, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__times_out_and_kills_make, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__without_a_cached_config_never_runs_make, bw_setup, bw_teardown),
+	};
+
+	return cmocka_run_group_tests_name("build", tests, NULL, NULL);
+}
