@@ -52,6 +52,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/kflash/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libkflash.a: $(LIB_OBJ)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/kflash: src/main.c $(BUILD)/libkflash.a

@@ -190,9 +190,15 @@ static struct kf_device *find_device(struct kf_ctx *ctx, struct kf_devlist *l,
 		    (d->tty.by_path && strcmp(arg, d->tty.by_path) == 0))
 			return d;
 	}
+	/* any other path to the same node: compare where both lead */
 	if (strchr(arg, '/') && kf_os_realpath(ctx->ops, arg, &real) == 0) {
 		for (i = 0; i < l->n; i++) {
-			if (strcmp(real, l->devs[i].tty.devnode) == 0) {
+			char *node = NULL;
+			bool same = kf_os_realpath(ctx->ops, l->devs[i].tty.devnode,
+						   &node) == 0 && strcmp(real, node) == 0;
+
+			free(node);
+			if (same) {
 				free(real);
 				return &l->devs[i];
 			}

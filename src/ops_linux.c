@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,7 +33,13 @@ struct kf_linux {
 	struct udev *udev;
 	int sigpipe[2];
 	bool curl_ready;
+	int guard_fd;		/* write end of the pipe to the guardian, or -1 */
+	pid_t guard_pid;
 };
+
+/* The process group of the child running now, for the last-resort handler
+ * and the guardian. */
+static volatile pid_t current_group;
 
 /* The signal handler can reach only statics. It records the signal and
  * wakes the poll loops through the self-pipe; deciding is for the caller. */
@@ -48,6 +55,18 @@ static void on_signal(int sig)
 	if (sigpipe_write >= 0)
 		(void)!write(sigpipe_write, &c, 1);
 	errno = saved;
+}
+
+/* Last resort, on a crash: the running child's group must not outlive
+ * kflash (the guardian then starts the unit again). No malloc, no stdio. */
+static void on_crash(int sig)
+{
+	pid_t g = current_group;
+
+	if (g > 1)
+		kill(-g, SIGTERM);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 static void drain_sigpipe(struct kf_linux *lx)
@@ -314,6 +333,8 @@ static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
 	int sig, e;
 
 	setpgid(0, 0);
+	/* if kflash is killed outright, the direct child hears of it */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (foreground) {
 		/* take the terminal so menuconfig can read keys */
 		signal(SIGTTOU, SIG_IGN);
@@ -349,6 +370,19 @@ fail:
 	e = errno;
 	(void)!write(err_w, &e, sizeof(e));
 	_exit(127);
+}
+
+/* Tells the guardian which process group to end if kflash dies. */
+static void guard_tell(void *ctx, pid_t pid)
+{
+	struct kf_linux *lx = ctx;
+	char msg[1 + sizeof(pid)];
+
+	if (lx->guard_fd < 0)
+		return;
+	msg[0] = 'p';
+	memcpy(msg + 1, &pid, sizeof(pid));
+	(void)!write(lx->guard_fd, msg, sizeof(msg));
 }
 
 static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
@@ -418,6 +452,8 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 			close(outp[0]);
 		return -e;
 	}
+	current_group = pid;
+	guard_tell(ctx, pid);
 	lp = kf_xcalloc(1, sizeof(*lp));
 	lp->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	lp->foreground = fg;
@@ -528,6 +564,8 @@ static int linux_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		int t;
 
 		if (try_reap(p, ret_exit)) {
+			if (current_group == p->pid)
+				current_group = 0;
 			if (p->out_fd >= 0)
 				(void)read_output(p, lp, on_line, line_data);
 			emit_lines(lp, true, on_line, line_data);
@@ -632,6 +670,124 @@ static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
 	}
 	}
 	return -EINVAL;
+}
+
+/* ---- the guardian ------------------------------------------------------------ */
+
+/* In the guardian: wait for kflash's word. 'p'+pid: the child group now
+ * running; 'd': done, exit quietly. End of input without 'd' means kflash
+ * died with the unit stopped: end its child group, start the unit. */
+static void guardian_main(int fd, const char *unit, int timeout_ms)
+{
+	pid_t group = 0;
+	char c;
+
+	for (;;) {
+		ssize_t n = read(fd, &c, 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (c == 'd')
+			_exit(0);
+		if (c == 'p' && read(fd, &group, sizeof(group)) != sizeof(group))
+			break;
+	}
+	if (group > 1) {
+		int i;
+
+		kill(-group, SIGTERM);
+		for (i = 0; i < 20 && kill(-group, 0) == 0; i++)
+			usleep(50000);
+		kill(-group, SIGKILL);
+	}
+	{
+		const char *sudo[] = { "sudo", "-n", "systemctl", "start", unit, NULL };
+		const char *const *argv = geteuid() == 0 ? sudo + 2 : sudo;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			execvp(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+		if (pid > 0) {
+			int i, st;
+
+			for (i = 0; i < timeout_ms / 50; i++) {
+				if (waitpid(pid, &st, WNOHANG) == pid)
+					_exit(0);
+				usleep(50000);
+			}
+			kill(pid, SIGKILL);
+		}
+	}
+	_exit(1);
+}
+
+static int linux_guard_start(void *ctx, const char *unit, int timeout_ms)
+{
+	struct kf_linux *lx = ctx;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	int p[2], sig;
+	pid_t pid;
+
+	if (lx->guard_fd >= 0)
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (pid == 0) {
+		/* its own session: a dropped SSH session or Ctrl+C to kflash's
+		 * group does not reach it */
+		sigset_t none;
+
+		setsid();
+		for (sig = 1; sig < NSIG; sig++)
+			(void)sigaction(sig, &dfl, NULL);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(p[1]);
+		{
+			int devnull = open("/dev/null", O_RDWR);
+
+			if (devnull >= 0) {
+				dup2(devnull, STDIN_FILENO);
+				dup2(devnull, STDOUT_FILENO);
+				close(devnull);
+			}
+		}
+		guardian_main(p[0], unit, timeout_ms);
+	}
+	close(p[0]);
+	lx->guard_fd = p[1];
+	lx->guard_pid = pid;
+	if (current_group > 1)
+		guard_tell(lx, current_group);
+	return 0;
+}
+
+static void linux_guard_end(void *ctx)
+{
+	struct kf_linux *lx = ctx;
+
+	if (lx->guard_fd < 0)
+		return;
+	(void)!write(lx->guard_fd, "d", 1);
+	close(lx->guard_fd);
+	lx->guard_fd = -1;
+	while (waitpid(lx->guard_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	lx->guard_pid = 0;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -920,6 +1076,8 @@ static const struct kf_ops linux_ops = {
 	.wait = linux_wait,
 	.kill_group = linux_kill_group,
 	.service = linux_service,
+	.guard_start = linux_guard_start,
+	.guard_end = linux_guard_end,
 	.read_file = linux_read_file,
 	.write_atomic = linux_write_atomic,
 	.rename = linux_rename,
@@ -943,6 +1101,7 @@ int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 	size_t i;
 
 	lx = kf_xcalloc(1, sizeof(*lx));
+	lx->guard_fd = -1;
 	if (pipe2(lx->sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		int e = -errno;
 		free(lx);
@@ -961,6 +1120,17 @@ int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 		sigaction(caught[i], &sa, NULL);
 	/* a dead terminal or pipe must give EPIPE, not kill kflash */
 	signal(SIGPIPE, SIG_IGN);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* (under ASan its own handlers must report the crash) */
+	{
+		static const int crashes[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
+		struct sigaction crash = { .sa_handler = on_crash };
+
+		sigemptyset(&crash.sa_mask);
+		for (i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++)
+			sigaction(crashes[i], &crash, NULL);
+	}
+#endif
 
 	lx->ops = linux_ops;
 	lx->ops.ctx = lx;
@@ -973,6 +1143,7 @@ void kf_ops_linux_release(struct kf_linux *lx)
 {
 	if (!lx)
 		return;
+	linux_guard_end(lx);
 	if (lx->curl_ready)
 		curl_global_cleanup();
 	udev_unref(lx->udev);

@@ -209,6 +209,18 @@ static int fake_service(void *ctx, enum kf_svc_action a, const char *unit, int t
 	return -EINVAL;
 }
 
+static int fake_guard_start(void *ctx, const char *unit, int t)
+{
+	(void)t;
+	note(W(ctx), "guard_start %s", unit);
+	return 0;
+}
+
+static void fake_guard_end(void *ctx)
+{
+	note(W(ctx), "guard_end");
+}
+
 static struct fake_file *find_file(struct fake_world *w, const char *path)
 {
 	size_t i;
@@ -425,6 +437,8 @@ static const struct kf_ops fake_ops = {
 	.wait = fake_wait,
 	.kill_group = fake_kill_group,
 	.service = fake_service,
+	.guard_start = fake_guard_start,
+	.guard_end = fake_guard_end,
 	.read_file = fake_read_file,
 	.write_atomic = fake_write_atomic,
 	.rename = fake_rename,

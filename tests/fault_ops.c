@@ -70,6 +70,18 @@ static int f_service(void *c, enum kf_svc_action a, const char *unit, int t)
 	return kf_os_service(IN(c), a, unit, t);
 }
 
+static int f_guard_start(void *c, const char *unit, int t)
+{
+	if (fire(F(c), FAULT_SERVICE))
+		return F(c)->err;
+	return kf_os_guard_start(IN(c), unit, t);
+}
+
+static void f_guard_end(void *c)
+{
+	kf_os_guard_end(IN(c));
+}
+
 static int f_read_file(void *c, const char *path, char **b, size_t *n)
 {
 	if (fire(F(c), FAULT_FS_READ))
@@ -164,6 +176,8 @@ static const struct kf_ops fault_table = {
 	.wait = f_wait,
 	.kill_group = f_kill_group,
 	.service = f_service,
+	.guard_start = f_guard_start,
+	.guard_end = f_guard_end,
 	.read_file = f_read_file,
 	.write_atomic = f_write_atomic,
 	.rename = f_rename,

@@ -135,6 +135,14 @@ struct kf_ops {
 	int (*service)(void *ctx, enum kf_svc_action action, const char *unit,
 		       int timeout_ms);
 
+	/* The guardian: a process in its own session, started before the unit
+	 * is stopped, that kills kflash's running child group and starts the
+	 * unit again if kflash dies (SIGKILL, a crash) before guard_end. */
+	int (*guard_start)(void *ctx, const char *unit, int timeout_ms);
+	/* kflash is done with the unit (started again, or never stopped):
+	 * the guardian exits without doing anything. */
+	void (*guard_end)(void *ctx);
+
 	/* files */
 	int (*read_file)(void *ctx, const char *path, char **ret_buf,
 			 size_t *ret_len);
@@ -189,6 +197,10 @@ static inline int kf_os_kill_group(const struct kf_ops *o, struct kf_proc *p, in
 static inline int kf_os_service(const struct kf_ops *o, enum kf_svc_action a,
 				const char *unit, int timeout_ms)
 { return o->service(o->ctx, a, unit, timeout_ms); }
+static inline int kf_os_guard_start(const struct kf_ops *o, const char *unit, int t)
+{ return o->guard_start(o->ctx, unit, t); }
+static inline void kf_os_guard_end(const struct kf_ops *o)
+{ o->guard_end(o->ctx); }
 static inline int kf_os_read_file(const struct kf_ops *o, const char *path, char **buf,
 				  size_t *len)
 { return o->read_file(o->ctx, path, buf, len); }

@@ -1,0 +1,41 @@
+/* flow.h - kflash flash: from cached configs to boards running new
+ * firmware, with Klipper stopped only while it must be and always started
+ * again.
+ *
+ * The flow, as a printer owner would describe it:
+ *   [Discovery] find each board through udev
+ *   [Config]    menuconfig (unless -s), check the config's MCU
+ *   [Build]     build every board first, while Klipper still runs
+ *   pre-flight  boards still there, sudo will not prompt, not printing, lock
+ *   [Service]   stop Klipper (if it was running), guardian armed
+ *   [Flash]     each board in turn: Katapult, then make flash if that fails
+ *   [Verify]    wait for each board to come back running Klipper
+ *   [Service]   start Klipper again - on every path
+ */
+#ifndef KFLASH_FLOW_H
+#define KFLASH_FLOW_H
+
+#include <stdbool.h>
+
+#include "kflash/kflash.h"
+#include "kflash/registry.h"
+
+struct kf_flash_opts {
+	bool all;		/* --all: skip what is excluded or disconnected */
+	bool outdated;		/* --outdated: only boards behind the host */
+	bool skip_menuconfig;	/* -s */
+	bool no_fallback;
+	bool rebuild;
+	bool dry_run;
+	const char *method;	/* --method, or NULL */
+};
+
+/* Flashes boards (pointers into reg). Returns 0 when every board was
+ * flashed, else the class of the worst failure with ctx->err filled. */
+int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg,
+		  struct kf_board **boards, size_t n, const struct kf_flash_opts *o);
+
+/* Where the lock lives: $XDG_RUNTIME_DIR/kflash.lock, else /tmp. */
+char *kf_lock_path(void);
+
+#endif

@@ -1,0 +1,187 @@
+/* cmd_doctor.c - kflash doctor: is this host ready to flash? One line per
+ * check, each failure with its fix. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kflash/build.h"
+#include "kflash/commands.h"
+#include "kflash/discovery.h"
+#include "kflash/moonraker.h"
+#include "kflash/proc.h"
+#include "kflash/registry.h"
+#include "kflash/util.h"
+
+struct doctor {
+	struct kf_ctx *ctx;
+	json_t *checks;
+	int failed;
+	bool utf8;
+};
+
+static void report(struct doctor *d, bool ok, const char *what, const char *fix,
+		   ...) __attribute__((format(printf, 4, 5)));
+static void report(struct doctor *d, bool ok, const char *what, const char *fix, ...)
+{
+	const char *mark = ok ? (d->utf8 ? "✓" : "ok") : (d->utf8 ? "✗" : "FAIL");
+	char *fixs = NULL;
+	va_list ap;
+
+	if (fix) {
+		va_start(ap, fix);
+		fixs = kf_vasprintf(fix, ap);
+		va_end(ap);
+	}
+	if (d->ctx->out->out_colour)
+		kf_out_result(d->ctx->out, "%s%s\033[0m %s", ok ? "\033[32m" : "\033[31m",
+			      mark, what);
+	else
+		kf_out_result(d->ctx->out, "%s %s", mark, what);
+	if (!ok && fixs)
+		kf_out_result(d->ctx->out, "    fix: %s", fixs);
+	json_array_append_new(d->checks, json_pack("{s:s, s:b, s:s?}", "check", what,
+						   "ok", ok, "fix", ok ? NULL : fixs));
+	d->failed += !ok;
+	free(fixs);
+}
+
+static bool is_file(struct kf_ctx *ctx, const char *path)
+{
+	enum kf_file_kind k;
+
+	return kf_os_file_kind(ctx->ops, path, &k, NULL) == 0 && k == KF_FILE_REG;
+}
+
+static bool in_group(const char *name)
+{
+	struct group *g = getgrnam(name);
+	gid_t groups[256];
+	int n, i;
+
+	if (!g)
+		return false;
+	if (getegid() == g->gr_gid || geteuid() == 0)
+		return true;
+	n = getgroups(256, groups);
+	for (i = 0; i < n; i++)
+		if (groups[i] == g->gr_gid)
+			return true;
+	return false;
+}
+
+static bool python_has_pyserial(struct kf_ctx *ctx, const char *python)
+{
+	const char *argv[] = { python, "-c", "import serial", NULL };
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_NULL,
+				    .out = KF_STDIO_NULL };
+	struct kf_run_opts o = { .timeout_ms = 15000 };
+	struct kf_exit ex;
+
+	return kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex);
+}
+
+int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
+{
+	struct doctor d = { .ctx = ctx, .checks = json_array() };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_settings *s;
+	struct kf_print_status ps;
+	const char *lang = getenv("LC_ALL");
+	char *dir, *p, *kdir = NULL;
+	int r, tmo;
+	size_t i;
+
+	(void)argv;
+	if (argc > 1) {
+		json_decref(d.checks);
+		return kf_usage_error(ctx, "doctor", "doctor takes no arguments");
+	}
+	if (!lang || !*lang)
+		lang = getenv("LANG");
+	d.utf8 = lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
+	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r < 0) {
+		json_decref(d.checks);
+		return r;
+	}
+	s = &reg.settings;
+	tmo = s->timeout_service * 1000;
+	report(&d, true, "registry readable", NULL);
+
+	r = kf_klipper_dir(ctx, s, &kdir);
+	kf_error_release(ctx->err);
+	report(&d, r == 0, "klipper_dir holds a Klipper checkout",
+	       "kflash settings klipper_dir /path/to/klipper (now %s)", s->klipper_dir);
+	free(kdir);
+
+	dir = kf_expand_home(s->katapult_dir);
+	p = kf_asprintf("%s/scripts/flashtool.py", dir);
+	report(&d, is_file(ctx, p), "katapult_dir holds Katapult's flashtool.py",
+	       "git clone Katapult into %s, or kflash settings katapult_dir DIR", dir);
+	free(p);
+	free(dir);
+
+	report(&d, python_has_pyserial(ctx, s->python), "python has pyserial",
+	       "sudo apt-get install python3-serial (or kflash settings python "
+	       "/usr/bin/python3)");
+
+	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, s->service, tmo);
+	report(&d, r == 1, "sudo can stop and start the service without a password",
+	       "sudo visudo -f /etc/sudoers.d/kflash and add: %s ALL=(root) NOPASSWD: "
+	       "/usr/bin/systemctl stop %s, /usr/bin/systemctl start %s",
+	       getenv("USER") ? getenv("USER") : "pi", s->service, s->service);
+
+	report(&d, in_group("dialout"), "user is in the dialout group (serial ports)",
+	       "sudo usermod -aG dialout $USER, then log in again");
+
+	r = kf_os_service(ctx->ops, KF_SVC_IS_ACTIVE, s->service, tmo);
+	report(&d, r == 1, "the service is running", "sudo systemctl start %s "
+	       "(or kflash settings service UNIT)", s->service);
+
+	kf_moonraker_print_status(ctx->ops, s->moonraker_url, &ps);
+	report(&d, ps.reachable, "Moonraker answers",
+	       "sudo systemctl start moonraker, or kflash settings moonraker_url URL "
+	       "(now %s)", s->moonraker_url);
+	if (ps.reachable) {
+		bool busy = ps.state && (strcmp(ps.state, "printing") == 0 ||
+					 strcmp(ps.state, "paused") == 0);
+
+		report(&d, !busy, "the printer is not printing",
+		       "wait for %s to finish", ps.filename ? ps.filename : "the print");
+	}
+	kf_print_status_release(&ps);
+
+	{
+		struct kf_devlist devs = KF_DEVLIST_INIT;
+
+		if (kf_discover(ctx->ops, &devs, NULL) < 0)
+			report(&d, false, "udev lists serial devices",
+			       "systemctl status systemd-udevd");
+		for (i = 0; i < reg.n_boards; i++) {
+			struct kf_board *b = &reg.boards[i];
+			bool found = false;
+			size_t k;
+			char *what;
+
+			for (k = 0; k < devs.n; k++)
+				found |= kf_pattern_matches(b->pattern, &devs.devs[k]);
+			what = kf_asprintf("board %s is connected", b->key);
+			report(&d, found || !b->flashable, what, "check its USB cable; "
+			       "kflash list shows what is connected");
+			free(what);
+		}
+		kf_devlist_release(&devs);
+	}
+	kf_out_set_json(ctx->out, json_pack("{s:o, s:i}", "checks", d.checks,
+					    "failed", d.failed));
+	kf_registry_release(&reg);
+	if (d.failed) {
+		kf_error_set(ctx->err, KF_EFAILED, "%d check%s failed", d.failed,
+			     d.failed == 1 ? "" : "s");
+		return KF_EFAILED;
+	}
+	kf_out_result(ctx->out, "All checks passed.");
+	return 0;
+}

@@ -1,0 +1,1023 @@
+/* flow.c - the flash flow and its promise: Klipper is started again on
+ * every path after kflash stopped it. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kflash/build.h"
+#include "kflash/commands.h"
+#include "kflash/discovery.h"
+#include "kflash/flash.h"
+#include "kflash/flow.h"
+#include "kflash/moonraker.h"
+#include "kflash/proc.h"
+#include "kflash/prompt.h"
+#include "kflash/util.h"
+
+enum job_state { J_ACTIVE, J_SKIPPED, J_FLASHED, J_FAILED };
+
+struct job {
+	struct kf_board *b;
+	enum job_state state;
+	const char *skip_reason;
+	char *devnode;		/* tty node, resolved after udev confirmed it */
+	char *by_id;		/* what messages show */
+	char *dev_mcu;
+	enum kf_mode mode;
+	char *cfg_path;
+	struct kf_kconfig cfg;
+	struct kf_build_result build;
+	enum kf_method method;
+	const char *method_used;
+	struct kf_error err;
+	int64_t flash_ms;
+};
+
+struct flow {
+	struct kf_ctx *ctx;
+	struct kf_registry *reg;
+	const struct kf_flash_opts *o;
+	struct kf_settings *s;
+	struct job *jobs;
+	size_t n;
+	char *kdir;
+	int signal;		/* the first signal kflash got, or 0 */
+	bool was_active;	/* the unit was active before kflash stopped it */
+	bool stopped;		/* kflash stopped it and owes a start */
+	bool guarded;
+	int lock_fd;
+	char *restart_error;
+};
+
+char *kf_lock_path(void)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (rt && *rt == '/')
+		return kf_asprintf("%s/kflash.lock", rt);
+	return kf_asprintf("/tmp/kflash-%ld.lock", (long)getuid());
+}
+
+/* Signals are events: take one if it came. */
+static bool got_signal(struct flow *f)
+{
+	int sig = kf_os_take_signal(f->ctx->ops);
+
+	if (sig && !f->signal)
+		f->signal = sig;
+	return f->signal != 0;
+}
+
+static size_t active_jobs(struct flow *f)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < f->n; i++)
+		n += f->jobs[i].state == J_ACTIVE;
+	return n;
+}
+
+/* Runs fn with ctx->err pointing at the job's own error. */
+#define WITH_JOB_ERR(f, j, expr) ({				\
+	struct kf_error *saved_ = (f)->ctx->err;		\
+	int r_;							\
+	(f)->ctx->err = &(j)->err;				\
+	r_ = (expr);						\
+	(f)->ctx->err = saved_;					\
+	r_; })
+
+static void job_fail(struct flow *f, struct job *j, int r)
+{
+	j->state = J_FAILED;
+	if (!j->err.code)
+		kf_error_set(&j->err, r < 0 && kf_is_class(r) ? r : KF_EFAILED,
+			     "%s failed", j->b->key);
+	if (r == KF_EINTERRUPTED && !f->signal)
+		f->signal = j->err.signal;
+}
+
+/* Finds the job's board among connected devices: exactly one must match. */
+static int locate(struct job *j, struct kf_devlist *devs)
+{
+	struct kf_device *found = NULL;
+	size_t i, count = 0;
+
+	for (i = 0; i < devs->n; i++) {
+		if (kf_pattern_matches(j->b->pattern, &devs->devs[i])) {
+			count++;
+			if (!found)
+				found = &devs->devs[i];
+		}
+	}
+	if (count > 1) {
+		kf_error_set(&j->err, KF_EREFUSED, "%zu connected devices match %s "
+			     "(pattern %s); kflash will not guess", count, j->b->key,
+			     j->b->pattern);
+		kf_error_step(&j->err, "kflash list");
+		kf_error_step(&j->err, "kflash remove %s && kflash add   (to register "
+			      "it with a precise pattern)", j->b->key);
+		return KF_EREFUSED;
+	}
+	if (!found) {
+		struct kf_buf seen = KF_BUF_INIT;
+
+		for (i = 0; i < devs->n; i++)
+			kf_buf_addf(&seen, "%s%s", seen.len ? ", " : "", devs->devs[i].name);
+		kf_error_set(&j->err, KF_EFAILED, "%s is not connected: no device "
+			     "matches %s", j->b->key, j->b->pattern);
+		kf_error_cause(&j->err, "connected: %s", seen.len ? seen.data : "none");
+		kf_error_step(&j->err, "check the board's USB cable and power, then "
+			      "kflash list");
+		kf_buf_release(&seen);
+		return KF_EFAILED;
+	}
+	free(j->devnode);
+	free(j->by_id);
+	free(j->dev_mcu);
+	j->devnode = kf_xstrdup(found->tty.devnode);
+	j->by_id = kf_xstrdup(found->tty.by_id ? found->tty.by_id : found->tty.devnode);
+	j->dev_mcu = kf_xstrdup(found->mcu);
+	j->mode = found->mode;
+	return 0;
+}
+
+static int relocate(struct flow *f, struct job *j)
+{
+	struct kf_devlist devs = KF_DEVLIST_INIT;
+	int r;
+
+	r = kf_discover(f->ctx->ops, &devs, &j->err);
+	if (r == 0)
+		r = locate(j, &devs);
+	kf_devlist_release(&devs);
+	return r;
+}
+
+/* ---- before anything is stopped --------------------------------------------- */
+
+static int discovery(struct flow *f)
+{
+	struct kf_devlist devs = KF_DEVLIST_INIT;
+	size_t i;
+	int r;
+
+	kf_out_phase(f->ctx->out, KF_PHASE_DISCOVERY, "looking for %zu board%s",
+		     f->n, f->n == 1 ? "" : "s");
+	r = kf_discover(f->ctx->ops, &devs, f->ctx->err);
+	if (r < 0)
+		return r;
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+
+		if (!j->b->flashable) {
+			if (f->o->all) {
+				j->state = J_SKIPPED;
+				j->skip_reason = "excluded";
+				continue;
+			}
+			kf_error_set(&j->err, KF_EINPUT, "%s is excluded from flashing",
+				     j->b->key);
+			kf_error_step(&j->err, "kflash include %s", j->b->key);
+			job_fail(f, j, KF_EINPUT);
+			continue;
+		}
+		r = locate(j, &devs);
+		if (r == KF_EFAILED && f->o->all) {
+			j->state = J_SKIPPED;
+			j->skip_reason = "not connected";
+			kf_error_release(&j->err);
+			continue;
+		}
+		if (r < 0) {
+			job_fail(f, j, r);
+			continue;
+		}
+		kf_out_ok(f->ctx->out, KF_PHASE_DISCOVERY, "%s: %s (%s mode)", j->b->key,
+			  j->by_id, kf_mode_name(j->mode));
+	}
+	kf_devlist_release(&devs);
+	return 0;
+}
+
+static int config_check(struct flow *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		int r = 0;
+
+		if (j->state != J_ACTIVE)
+			continue;
+		if (!f->o->skip_menuconfig && f->ctx->interactive && !f->o->dry_run)
+			r = WITH_JOB_ERR(f, j, kf_menuconfig(f->ctx, f->s, j->b));
+		else if (!f->o->skip_menuconfig && !f->o->dry_run)
+			kf_out_phase(f->ctx->out, KF_PHASE_CONFIG, "%s: not a terminal, "
+				     "using its cached config", j->b->key);
+		if (r == 0)
+			r = WITH_JOB_ERR(f, j, kf_board_config_load(f->ctx, j->b, &j->cfg,
+								    &j->cfg_path));
+		if (r == 0)
+			r = kf_kconfig_check_mcu(&j->cfg, j->b->key, j->b->mcu, j->dev_mcu,
+						 j->cfg_path, &j->err);
+		if (r < 0) {
+			job_fail(f, j, r);
+			if (r == KF_EINTERRUPTED)
+				return r;
+			continue;
+		}
+		kf_out_ok(f->ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", j->b->key,
+			  j->b->mcu);
+	}
+	return got_signal(f) ? KF_EINTERRUPTED : 0;
+}
+
+static int build_all(struct flow *f)
+{
+	struct kf_build_opts bo = { .rebuild = f->o->rebuild };
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		int r;
+
+		if (j->state != J_ACTIVE)
+			continue;
+		r = WITH_JOB_ERR(f, j, kf_build(f->ctx, f->s, j->b, &bo, &j->build));
+		if (r < 0) {
+			job_fail(f, j, r);
+			if (r == KF_EINTERRUPTED)
+				return r;
+			/* one failed build skips only that board */
+			kf_out_error(f->ctx->out, &j->err);
+		}
+	}
+	return got_signal(f) ? KF_EINTERRUPTED : 0;
+}
+
+static int refuse(struct flow *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(struct flow *f, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_error_set(f->ctx->err, KF_EREFUSED, "%s", msg);
+	free(msg);
+	return KF_EREFUSED;
+}
+
+static int preflight(struct flow *f)
+{
+	struct kf_print_status ps;
+	const char *unit = f->s->service;
+	size_t i;
+	pid_t holder = 0;
+	int r;
+
+	/* a long build gives time to unplug a board */
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+
+		if (j->state != J_ACTIVE)
+			continue;
+		r = relocate(f, j);
+		if (r < 0) {
+			kf_error_set(&j->err, r, "%s disappeared during the build; "
+				     "nothing was stopped", j->b->key);
+			kf_error_step(&j->err, "reconnect it, then kflash flash %s -s",
+				      j->b->key);
+			job_fail(f, j, r);
+		}
+	}
+	if (!active_jobs(f))
+		return 0;
+	r = kf_os_service(f->ctx->ops, KF_SVC_CAN_MANAGE, unit, f->s->timeout_service * 1000);
+	if (r == -EINTR && got_signal(f))
+		return KF_EINTERRUPTED;
+	if (r != 1) {
+		const char *user = getenv("USER");
+
+		refuse(f, "sudo would ask for a password to stop and start %s; kflash "
+		       "never waits at a password prompt with Klipper stopped", unit);
+		kf_error_cause(f->ctx->err, "this user may not run 'systemctl stop %s' "
+			       "and 'systemctl start %s' through sudo without a password",
+			       unit, unit);
+		kf_error_step(f->ctx->err, "sudo visudo -f /etc/sudoers.d/kflash");
+		kf_error_step(f->ctx->err, "add: %s ALL=(root) NOPASSWD: /usr/bin/systemctl "
+			      "stop %s, /usr/bin/systemctl start %s", user ? user : "pi",
+			      unit, unit);
+		return KF_EREFUSED;
+	}
+	kf_moonraker_print_status(f->ctx->ops, f->s->moonraker_url, &ps);
+	if (ps.state && (strcmp(ps.state, "printing") == 0 || strcmp(ps.state, "paused") == 0)) {
+		refuse(f, "the printer is %s %s (%.0f%% done); kflash will not stop "
+		       "Klipper now", ps.state, ps.filename ? ps.filename : "a file",
+		       ps.progress * 100.0);
+		kf_error_step(f->ctx->err, "wait for the print to finish or cancel it, "
+			      "then run kflash again");
+		kf_print_status_release(&ps);
+		return KF_EREFUSED;
+	}
+	if (!ps.reachable && !f->ctx->force) {
+		bool yes = false;
+
+		if (f->ctx->interactive) {
+			kf_out_warn(f->ctx->out, "Moonraker does not answer at %s: kflash "
+				    "cannot tell whether a print is running",
+				    f->s->moonraker_url);
+			r = kf_confirm(f->ctx, "Is the printer idle, and may kflash stop "
+				       "Klipper?", false, &yes);
+			if (r == KF_EINTERRUPTED) {
+				f->signal = f->ctx->err->signal;
+				kf_print_status_release(&ps);
+				return r;
+			}
+		}
+		if (!yes) {
+			refuse(f, "Moonraker does not answer at %s, so kflash cannot "
+			       "check that nothing is printing", f->s->moonraker_url);
+			kf_error_step(f->ctx->err, "sudo systemctl start moonraker");
+			kf_error_step(f->ctx->err, "kflash settings moonraker_url URL   "
+				      "(if it runs elsewhere)");
+			kf_error_step(f->ctx->err, "or, when you are sure the printer is "
+				      "idle: kflash --force flash ...");
+			kf_print_status_release(&ps);
+			return KF_EREFUSED;
+		}
+	}
+	kf_print_status_release(&ps);
+	{
+		char *path = kf_lock_path();
+
+		r = kf_os_lock(f->ctx->ops, path, &f->lock_fd, &holder);
+		if (r == -EWOULDBLOCK) {
+			refuse(f, "another kflash (pid %ld) is flashing; one at a time",
+			       (long)holder);
+			kf_error_step(f->ctx->err, "wait for it to finish (lock: %s)", path);
+		} else if (r < 0) {
+			kf_error_set(f->ctx->err, KF_EFAILED, "cannot take the lock %s: %s",
+				     path, strerror(-r));
+		}
+		free(path);
+		if (r < 0) {
+			f->lock_fd = -1;
+			return f->ctx->err->code;
+		}
+	}
+	return 0;
+}
+
+/* ---- the service --------------------------------------------------------------- */
+
+static int service_stop(struct flow *f)
+{
+	const char *unit = f->s->service;
+	int tmo = f->s->timeout_service * 1000, r;
+
+	r = kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, unit, tmo);
+	if (r < 0 && r != -EINTR) {
+		kf_error_set(f->ctx->err, KF_EFAILED, "cannot ask systemd whether %s "
+			     "runs: %s", unit, strerror(-r));
+		return KF_EFAILED;
+	}
+	if (got_signal(f))
+		return KF_EINTERRUPTED;
+	f->was_active = r == 1;
+	if (!f->was_active) {
+		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "%s is not running; it "
+			     "will be left stopped", unit);
+		return 0;
+	}
+	/* armed before the stop: if kflash dies from here on, the guardian
+	 * starts the unit */
+	r = kf_os_guard_start(f->ctx->ops, unit, tmo);
+	if (r < 0) {
+		kf_error_set(f->ctx->err, KF_EFAILED, "cannot start the guardian "
+			     "process: %s; Klipper was not stopped", strerror(-r));
+		return KF_EFAILED;
+	}
+	f->guarded = true;
+	kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "stopping %s", unit);
+	f->stopped = true;	/* from here a start is owed, even if stop fails */
+	r = kf_os_service(f->ctx->ops, KF_SVC_STOP, unit, tmo);
+	if (r < 0) {
+		kf_error_set(f->ctx->err, KF_EFAILED, "stopping %s failed: %s", unit,
+			     r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		kf_error_command(f->ctx->err, "sudo -n systemctl stop %s", unit);
+		kf_error_step(f->ctx->err, "systemctl status %s", unit);
+		return KF_EFAILED;
+	}
+	if (got_signal(f))
+		return KF_EINTERRUPTED;
+	return 0;
+}
+
+/* Starts the unit again if kflash stopped it. Runs on every path; signals
+ * that arrive meanwhile are recorded, not obeyed. */
+static void service_restore(struct flow *f)
+{
+	const char *unit = f->s->service;
+	int r;
+
+	if (f->stopped) {
+		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "starting %s again", unit);
+		r = kf_os_service(f->ctx->ops, KF_SVC_START, unit,
+				  f->s->timeout_service * 1000);
+		if (r < 0) {
+			f->restart_error = kf_asprintf(
+				"starting %s again failed (%s); start it by hand: "
+				"sudo systemctl start %s", unit,
+				r == -ETIMEDOUT ? "timed out" : strerror(-r), unit);
+		} else {
+			kf_out_ok(f->ctx->out, KF_PHASE_SERVICE, "%s is running again", unit);
+		}
+		f->stopped = false;
+		(void)got_signal(f);
+	}
+	if (f->guarded) {
+		kf_os_guard_end(f->ctx->ops);
+		f->guarded = false;
+	}
+	if (f->lock_fd >= 0) {
+		kf_os_unlock(f->ctx->ops, f->lock_fd);
+		f->lock_fd = -1;
+	}
+}
+
+/* ---- flashing ------------------------------------------------------------------ */
+
+/* Waits for the board to come back running Klipper, by udev events. */
+static int verify(struct flow *f, struct job *j, struct kf_monitor *mon)
+{
+	int64_t deadline = kf_os_now(f->ctx->ops) + f->s->timeout_reconnect * 1000LL;
+	bool saw_katapult = false;
+
+	kf_out_phase(f->ctx->out, KF_PHASE_VERIFY, "waiting for %s to come back",
+		     j->b->key);
+	for (;;) {
+		struct kf_uevent ev;
+		struct kf_device d;
+		int r = kf_os_monitor_next(f->ctx->ops, mon, deadline, &ev);
+
+		if (r == -EINTR) {
+			(void)got_signal(f);
+			kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted while waiting "
+				     "for %s to come back", j->b->key);
+			j->err.signal = f->signal;
+			return KF_EINTERRUPTED;
+		}
+		if (r <= 0)
+			break;
+		if (ev.action != KF_UEVENT_ADD) {
+			kf_ttydev_release(&ev.dev);
+			continue;
+		}
+		kf_device_from_tty(&d, &ev.dev);
+		if (kf_pattern_matches(j->b->pattern, &d)) {
+			if (d.mode == KF_MODE_KLIPPER) {
+				free(j->by_id);
+				j->by_id = kf_xstrdup(d.tty.by_id ? d.tty.by_id : d.tty.devnode);
+				kf_device_release(&d);
+				kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s",
+					  j->b->key, j->by_id);
+				return 0;
+			}
+			saw_katapult = true;
+		}
+		kf_device_release(&d);
+	}
+	/* an event may have come before the monitor could see it */
+	if (relocate(f, j) == 0 && j->mode == KF_MODE_KLIPPER) {
+		kf_error_release(&j->err);
+		kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s", j->b->key, j->by_id);
+		return 0;
+	}
+	kf_error_release(&j->err);
+	if (saw_katapult || (j->devnode && j->mode == KF_MODE_KATAPULT)) {
+		kf_error_set(&j->err, KF_EFAILED, "%s came back in Katapult, not "
+			     "running Klipper", j->b->key);
+		kf_error_cause(&j->err, "the new firmware did not start: wrong "
+			       "bootloader offset or clock settings in its config");
+		kf_error_step(&j->err, "kflash config %s   (check \"Bootloader offset\")",
+			      j->b->key);
+		kf_error_step(&j->err, "kflash flash %s -s   (the board is still in "
+			      "Katapult)", j->b->key);
+	} else {
+		kf_error_set(&j->err, KF_EFAILED, "%s did not come back within %d s",
+			     j->b->key, f->s->timeout_reconnect);
+		kf_error_cause(&j->err, "the board did not re-enumerate on USB; it may "
+			       "need a power cycle");
+		kf_error_step(&j->err, "power-cycle the printer's electronics, then "
+			      "kflash list");
+		kf_error_step(&j->err, "if it shows in Katapult: kflash flash %s -s",
+			      j->b->key);
+	}
+	return KF_EFAILED;
+}
+
+static int parse_addr(const char *s, uint32_t *ret)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 0);
+
+	if (end == s || *end)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/* The bootloader must put the application where the firmware was linked;
+ * a mismatch would leave a board that does not boot. */
+static int check_app_start(struct flow *f, struct job *j, struct kf_tool_run *t)
+{
+	const char *want_s = kf_kconfig_get(&j->cfg, "CONFIG_FLASH_APPLICATION_ADDRESS");
+	uint32_t want, got;
+	int r;
+
+	if (!want_s || parse_addr(want_s, &want) < 0)
+		return 0;
+	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: asking Katapult where the "
+		     "application starts", j->b->key);
+	r = kf_flashtool(f->ctx, f->s, j->devnode, NULL, t);
+	if (r < 0)
+		return kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
+				    strerror(-r));
+	if (t->cls != KF_FLASH_OK)
+		return kf_flash_error(&j->err, t->cls, j->b->key, t->output.data,
+				      t->command, f->s);
+	if (kf_flashtool_app_start(t->output.data, &got) < 0)
+		return 0;
+	if (got != want) {
+		kf_error_set(&j->err, KF_EREFUSED, "%s: the firmware is built for "
+			     "0x%x but Katapult starts the application at 0x%x; it "
+			     "would not boot, so nothing was written", j->b->key, want, got);
+		kf_error_cause(&j->err, "the config's \"Bootloader offset\" does not "
+			       "match the Katapult on this board");
+		kf_error_step(&j->err, "kflash config %s   (set the bootloader offset "
+			      "to match 0x%x)", j->b->key, got);
+		kf_error_step(&j->err, "the board waits in Katapult; flash it again or "
+			      "power-cycle it");
+		return KF_EREFUSED;
+	}
+	kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s: application start 0x%x matches "
+		  "the config", j->b->key, got);
+	/* status mode left the board in Katapult, under another name */
+	return relocate(f, j) < 0 ? KF_EFAILED : 0;
+}
+
+static int flash_katapult(struct flow *f, struct job *j)
+{
+	struct kf_tool_run t;
+	struct kf_monitor *mon = NULL;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	r = check_app_start(f, j, &t);
+	kf_tool_run_release(&t);
+	if (r < 0)
+		return r;
+	if (got_signal(f))
+		return kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted");
+	r = kf_os_monitor_open(f->ctx->ops, &mon);
+	if (r < 0)
+		return kf_error_set(&j->err, KF_EFAILED, "cannot watch udev: %s",
+				    strerror(-r));
+	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: flashing %s via katapult on %s",
+		     j->b->key, j->build.firmware, j->by_id);
+	r = kf_flashtool(f->ctx, f->s, j->devnode, j->build.firmware, &t);
+	if (r < 0) {
+		r = kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
+				 strerror(-r));
+	} else if (t.cls != KF_FLASH_OK) {
+		if (t.cls == KF_FLASH_INTERRUPTED)
+			f->signal = f->signal ? f->signal : t.exit.interrupted_by;
+		r = kf_flash_error(&j->err, t.cls, j->b->key, t.output.data, t.command, f->s);
+		if (t.cls == KF_FLASH_INTERRUPTED)
+			j->err.signal = f->signal;
+		if (f->ctx->out->verbosity < KF_VERBOSE && t.output.len)
+			kf_out_verbose(f->ctx->out, "%s", t.output.data);
+	} else {
+		r = verify(f, j, mon);
+	}
+	kf_os_monitor_close(f->ctx->ops, mon);
+	kf_tool_run_release(&t);
+	return r;
+}
+
+static int flash_make(struct flow *f, struct job *j)
+{
+	struct kf_tool_run t;
+	struct kf_monitor *mon = NULL;
+	int r;
+
+	r = kf_os_monitor_open(f->ctx->ops, &mon);
+	if (r < 0)
+		return kf_error_set(&j->err, KF_EFAILED, "cannot watch udev: %s",
+				    strerror(-r));
+	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: flashing via make flash on %s",
+		     j->b->key, j->by_id);
+	r = kf_make_flash(f->ctx, f->s, f->kdir, j->cfg_path, j->build.build_dir,
+			  j->devnode, &t);
+	if (r < 0) {
+		r = kf_error_set(&j->err, KF_EFAILED, "cannot run make flash: %s",
+				 strerror(-r));
+	} else if (t.cls == KF_FLASH_INTERRUPTED) {
+		f->signal = f->signal ? f->signal : t.exit.interrupted_by;
+		r = kf_error_set(&j->err, KF_EINTERRUPTED, "make flash of %s was "
+				 "interrupted; the board may need flashing again",
+				 j->b->key);
+		j->err.signal = f->signal;
+		kf_error_step(&j->err, "kflash flash %s -s", j->b->key);
+	} else if (t.cls != KF_FLASH_OK) {
+		char how[96], *last = NULL;
+		const char *p = t.output.data;
+
+		kf_exit_describe(&t.exit, how, sizeof(how));
+		r = kf_error_set(&j->err, KF_EFAILED, "make flash of %s %s", j->b->key,
+				 t.cls == KF_FLASH_TIMED_OUT ? "timed out" : how);
+		if (p && *p) {
+			const char *e = p + strlen(p);
+			int lines = 0;
+
+			while (e > p && lines < 4)
+				if (*--e == '\n' && e[1])
+					lines++;
+			last = kf_xstrdup(e == p ? p : e + 1);
+			kf_error_cause(&j->err, "%s", last);
+			free(last);
+		}
+		kf_error_command(&j->err, "%s", t.command);
+		kf_error_step(&j->err, "kflash -v flash %s -s --method make-flash", j->b->key);
+	} else {
+		r = verify(f, j, mon);
+	}
+	kf_os_monitor_close(f->ctx->ops, mon);
+	kf_tool_run_release(&t);
+	return r;
+}
+
+static void flash_one(struct flow *f, struct job *j)
+{
+	int64_t t0 = kf_os_now(f->ctx->ops);
+	bool fallback = f->s->fallback && !f->o->no_fallback;
+	int r;
+
+	/* the board may have moved since pre-flight (another board's reset) */
+	r = relocate(f, j);
+	if (r < 0) {
+		job_fail(f, j, r);
+		return;
+	}
+	if (j->method == KF_METHOD_KATAPULT) {
+		j->method_used = "katapult";
+		r = flash_katapult(f, j);
+		if (r < 0 && r != KF_EINTERRUPTED && r != KF_EREFUSED && fallback &&
+		    !f->signal) {
+			kf_out_error(f->ctx->out, &j->err);
+			kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: Katapult failed; "
+				     "trying make flash", j->b->key);
+			kf_error_release(&j->err);
+			/* it may sit in its bootloader now, under another name */
+			r = relocate(f, j);
+			if (r == 0) {
+				j->method_used = "make-flash";
+				r = flash_make(f, j);
+			}
+		}
+	} else {
+		j->method_used = "make-flash";
+		r = flash_make(f, j);
+	}
+	j->flash_ms = kf_os_now(f->ctx->ops) - t0;
+	if (r < 0) {
+		job_fail(f, j, r);
+		return;
+	}
+	j->state = J_FLASHED;
+	kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs", j->b->key,
+		  j->method_used, (double)j->flash_ms / 1000.0);
+}
+
+/* ---- after --------------------------------------------------------------------- */
+
+static char *dict_version(struct flow *f, const struct job *j)
+{
+	char *path = kf_asprintf("%s/klipper.dict", j->build.build_dir), *text = NULL;
+	char *v = NULL;
+	json_t *doc;
+
+	if (kf_os_read_file(f->ctx->ops, path, &text, NULL) == 0) {
+		doc = json_loads(text, 0, NULL);
+		if (json_is_string(json_object_get(doc, "version")))
+			v = kf_xstrdup(json_string_value(json_object_get(doc, "version")));
+		json_decref(doc);
+	}
+	free(text);
+	free(path);
+	return v;
+}
+
+/* When Moonraker is there, each flashed board should now report the
+ * version inside the firmware just built. A mismatch is a warning. */
+static void check_versions(struct flow *f)
+{
+	struct kf_mcu_version *mcus = NULL;
+	size_t n = 0, i, k;
+	int64_t deadline;
+	bool any = false;
+
+	for (i = 0; i < f->n; i++)
+		any |= f->jobs[i].state == J_FLASHED;
+	if (!any || !f->was_active || f->signal)
+		return;
+	/* Klipper needs a moment to reach its MCUs after a start */
+	deadline = kf_os_now(f->ctx->ops) + f->s->timeout_reconnect * 1000LL;
+	for (;;) {
+		if (kf_moonraker_mcus(f->ctx->ops, f->s->moonraker_url, &mcus, &n) == 0 && n)
+			break;
+		kf_mcu_versions_free(mcus, n);
+		mcus = NULL;
+		n = 0;
+		if (kf_os_now(f->ctx->ops) >= deadline ||
+		    kf_os_sleep_until(f->ctx->ops, kf_os_now(f->ctx->ops) + 1000) < 0) {
+			kf_out_verbose(f->ctx->out, "Moonraker has no MCU versions; "
+				       "skipping the version check");
+			(void)got_signal(f);
+			return;
+		}
+	}
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		char *want;
+		bool seen = false, match = false;
+
+		if (j->state != J_FLASHED || !(want = dict_version(f, j)))
+			continue;
+		for (k = 0; k < n; k++) {
+			if (!mcus[k].mcu || strcmp(mcus[k].mcu, j->b->mcu) != 0)
+				continue;
+			seen = true;
+			match |= mcus[k].version && strcmp(mcus[k].version, want) == 0;
+		}
+		if (match)
+			kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s runs %s", j->b->key, want);
+		else if (seen)
+			kf_out_warn(f->ctx->out, "%s does not report %s after flashing; "
+				    "check its [mcu] section and FIRMWARE_RESTART, then "
+				    "kflash list", j->b->key, want);
+		free(want);
+	}
+	kf_mcu_versions_free(mcus, n);
+}
+
+static void print_argv(struct flow *f, char **argv)
+{
+	char *cmd = kf_argv_join((const char *const *)argv);
+
+	kf_out_result(f->ctx->out, "  %s", cmd);
+	free(cmd);
+	kf_argv_free(argv);
+}
+
+static void dry_run(struct flow *f)
+{
+	size_t i;
+	bool stop = false;
+
+	kf_out_result(f->ctx->out, "Dry run: these commands would run, in order:");
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		char *out, *kc, *o, *cmd;
+
+		if (j->state != J_ACTIVE)
+			continue;
+		out = kf_board_build_dir(j->b->key);
+		kc = kf_asprintf("KCONFIG_CONFIG=%s", j->cfg_path);
+		o = kf_asprintf("OUT=%s/", out);
+		{
+			const char *a1[] = { "make", "-C", f->kdir, kc, o, "olddefconfig", NULL };
+			const char *a2[] = { "make", "-C", f->kdir, kc, o, "-jN", NULL };
+
+			cmd = kf_argv_join(a1);
+			kf_out_result(f->ctx->out, "  %s", cmd);
+			free(cmd);
+			cmd = kf_argv_join(a2);
+			kf_out_result(f->ctx->out, "  %s   (skipped when up to date)", cmd);
+			free(cmd);
+		}
+		free(out);
+		free(kc);
+		free(o);
+		stop = true;
+	}
+	if (stop)
+		kf_out_result(f->ctx->out, "  sudo -n systemctl stop %s   (only if it "
+			      "is running)", f->s->service);
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		char *out, *fw;
+
+		if (j->state != J_ACTIVE)
+			continue;
+		out = kf_board_build_dir(j->b->key);
+		fw = kf_asprintf("%s/klipper.bin", out);
+		if (j->method == KF_METHOD_KATAPULT) {
+			print_argv(f, kf_flashtool_argv(f->s, j->devnode, NULL));
+			print_argv(f, kf_flashtool_argv(f->s, "<its Katapult tty>", fw));
+			if (f->s->fallback && !f->o->no_fallback)
+				kf_out_result(f->ctx->out, "  (if Katapult fails:)");
+		}
+		if (j->method == KF_METHOD_MAKE_FLASH || (f->s->fallback && !f->o->no_fallback))
+			print_argv(f, kf_make_flash_argv(f->kdir, j->cfg_path, out,
+							 j->devnode));
+		free(fw);
+		free(out);
+	}
+	if (stop)
+		kf_out_result(f->ctx->out, "  sudo -n systemctl start %s   (if it was "
+			      "running)", f->s->service);
+	kf_out_result(f->ctx->out, "Nothing was changed.");
+}
+
+static json_t *summary_json(struct flow *f)
+{
+	json_t *boards = json_array();
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		const char *res = j->state == J_FLASHED ? "flashed"
+				: j->state == J_SKIPPED || j->state == J_ACTIVE ? "skipped"
+				: "failed";
+
+		json_array_append_new(boards, json_pack(
+			"{s:s, s:s, s:s?, s:f, s:s?}", "name", j->b->key, "result", res,
+			"method", j->method_used ? j->method_used : kf_method_name(j->method),
+			"seconds", (double)j->flash_ms / 1000.0,
+			"error", j->state == J_SKIPPED ? j->skip_reason
+				 : j->err.what ? j->err.what : NULL));
+	}
+	return json_pack("{s:o, s:{s:s, s:b, s:b, s:s?}}", "boards", boards,
+			 "service", "unit", f->s->service, "was_active", f->was_active,
+			 "restarted", f->was_active && !f->restart_error,
+			 "restart_error", f->restart_error);
+}
+
+static void summary(struct flow *f)
+{
+	size_t i;
+
+	if (f->n == 1 && f->jobs[0].state == J_FLASHED) {
+		kf_out_result(f->ctx->out, "Flashed %s via %s in %.1fs", f->jobs[0].b->key,
+			      f->jobs[0].method_used, (double)f->jobs[0].flash_ms / 1000.0);
+		return;
+	}
+	if (f->n == 1)
+		return;
+	kf_out_result(f->ctx->out, "\n%-18s %-11s %-8s %s", "board", "method", "result",
+		      "seconds");
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		const char *res = j->state == J_FLASHED ? "flashed"
+				: j->state == J_FAILED ? "FAILED" : "skipped";
+
+		kf_out_result(f->ctx->out, "%-18s %-11s %-8s %5.1f%s%s", j->b->key,
+			      j->method_used ? j->method_used : "-", res,
+			      (double)j->flash_ms / 1000.0,
+			      j->state == J_SKIPPED ? "  " : j->err.what ? "  " : "",
+			      j->state == J_SKIPPED ? j->skip_reason
+						    : j->err.what ? j->err.what : "");
+	}
+}
+
+/* The run's outcome, into ctx->err: one board's own error, or a count. */
+static int outcome(struct flow *f, int r)
+{
+	size_t i, failed = 0, refused = 0, total = 0;
+	struct job *only = NULL;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+
+		if (j->state == J_SKIPPED)
+			continue;
+		total++;
+		if (j->state == J_FAILED || j->state == J_ACTIVE) {
+			failed++;
+			refused += j->err.code == KF_EREFUSED;
+			only = j;
+		}
+	}
+	if (f->signal) {
+		if (only && only->err.code == KF_EINTERRUPTED) {
+			kf_error_release(f->ctx->err);
+			*f->ctx->err = only->err;
+			memset(&only->err, 0, sizeof(only->err));
+		} else if (!f->ctx->err->what) {
+			kf_error_set(f->ctx->err, KF_EINTERRUPTED, "stopped by signal %d (%s)",
+				     f->signal, strsignal(f->signal));
+		}
+		f->ctx->err->code = KF_EINTERRUPTED;
+		f->ctx->err->signal = f->signal;
+		r = KF_EINTERRUPTED;
+	} else if (r < 0) {
+		/* a whole-run error (refusal, stop failure) is already set */
+	} else if (failed == 1 && total == 1) {
+		kf_error_release(f->ctx->err);
+		*f->ctx->err = only->err;
+		memset(&only->err, 0, sizeof(only->err));
+		r = f->ctx->err->code;
+	} else if (failed) {
+		r = refused == failed ? KF_EREFUSED : KF_EFAILED;
+		kf_error_set(f->ctx->err, r, "%zu of %zu boards failed", failed, total);
+		for (i = 0; i < f->n; i++)
+			if (f->jobs[i].state == J_FAILED && f->jobs[i].err.what)
+				kf_error_step(f->ctx->err, "%s: %s", f->jobs[i].b->key,
+					      f->jobs[i].err.what);
+	} else if (total == 0) {
+		r = kf_error_set(f->ctx->err, KF_EFAILED, "no board could be flashed");
+		kf_error_step(f->ctx->err, "kflash list");
+	}
+	if (f->restart_error) {
+		if (r == 0)
+			r = kf_error_set(f->ctx->err, KF_EFAILED, "%s", f->restart_error);
+		else
+			kf_error_note(f->ctx->err, "%s", f->restart_error);
+	}
+	return r;
+}
+
+int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board **boards,
+		  size_t n, const struct kf_flash_opts *o)
+{
+	struct flow f = { .ctx = ctx, .reg = reg, .o = o, .s = &reg->settings, .n = n,
+			  .lock_fd = -1 };
+	enum kf_method forced = KF_METHOD_DEFAULT;
+	size_t i;
+	int r;
+
+	if (o->method && (kf_method_parse(o->method, &forced) < 0 ||
+			  forced == KF_METHOD_DEFAULT))
+		return kf_usage_error(ctx, "flash", "--method must be katapult or "
+				      "make-flash, not '%s'", o->method);
+	f.jobs = kf_xcalloc(n + 1, sizeof(*f.jobs));
+	for (i = 0; i < n; i++) {
+		f.jobs[i].b = boards[i];
+		f.jobs[i].method = forced != KF_METHOD_DEFAULT ? forced
+				 : kf_board_method(boards[i], f.s);
+	}
+	r = kf_klipper_dir(ctx, f.s, &f.kdir);
+	if (r < 0)
+		goto out;
+
+	r = discovery(&f);
+	if (r == 0 && active_jobs(&f))
+		r = config_check(&f);
+	if (r == 0 && o->dry_run) {
+		dry_run(&f);
+		for (i = 0; i < n; i++)
+			if (f.jobs[i].state == J_ACTIVE)
+				f.jobs[i].state = J_SKIPPED, f.jobs[i].skip_reason = "dry run";
+		goto out;
+	}
+	if (r == 0 && active_jobs(&f))
+		r = build_all(&f);
+	if (r == 0 && active_jobs(&f))
+		r = preflight(&f);
+	if (r == 0 && active_jobs(&f))
+		r = service_stop(&f);
+	for (i = 0; r == 0 && i < n && !f.signal; i++)
+		if (f.jobs[i].state == J_ACTIVE)
+			flash_one(&f, &f.jobs[i]);
+	/* every path from here on: put the service back */
+	service_restore(&f);
+	if (r == 0 && !f.signal)
+		check_versions(&f);
+out:
+	r = outcome(&f, r);
+	if (!o->dry_run)
+		summary(&f);
+	kf_out_set_json(ctx->out, summary_json(&f));
+	service_restore(&f);
+	for (i = 0; i < n; i++) {
+		struct job *j = &f.jobs[i];
+
+		free(j->devnode);
+		free(j->by_id);
+		free(j->dev_mcu);
+		free(j->cfg_path);
+		kf_kconfig_release(&j->cfg);
+		kf_build_result_release(&j->build);
+		kf_error_release(&j->err);
+		free(j->err.note);
+	}
+	free(f.jobs);
+	free(f.kdir);
+	free(f.restart_error);
+	return r;
+}

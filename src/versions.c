@@ -1,0 +1,76 @@
+/* versions.c - which firmware each board runs, as Moonraker reports it, and
+ * whether it is behind the host's Klipper. */
+#include <string.h>
+
+#include "kflash/build.h"
+#include "kflash/commands.h"
+#include "kflash/moonraker.h"
+#include "kflash/versions.h"
+#include "kflash/util.h"
+
+const char *kf_board_version(const struct kf_board *b, const struct kf_mcu_version *m,
+			     size_t n, bool *ret_ambiguous)
+{
+	const char *v = NULL;
+	size_t i;
+
+	*ret_ambiguous = false;
+	for (i = 0; i < n; i++) {
+		if (!m[i].mcu || strcmp(m[i].mcu, b->mcu) != 0 || !m[i].version)
+			continue;
+		if (v && strcmp(v, m[i].version) != 0)
+			*ret_ambiguous = true;
+		v = m[i].version;
+	}
+	return v;
+}
+
+int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
+		       struct kf_board **boards, size_t *n)
+{
+	struct kf_mcu_version *m = NULL;
+	char *kdir = NULL, *host = NULL;
+	size_t nm = 0, i, k = 0;
+	int r;
+
+	r = kf_klipper_dir(ctx, &reg->settings, &kdir);
+	if (r < 0)
+		return r;
+	if (kf_klipper_version(ctx, kdir, &host) < 0) {
+		free(kdir);
+		r = kf_error_set(ctx->err, KF_EFAILED, "cannot tell the host's Klipper "
+				 "version (git describe failed in %s)", kdir);
+		return r;
+	}
+	free(kdir);
+	r = kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url, &m, &nm);
+	if (r < 0) {
+		kf_error_set(ctx->err, KF_EFAILED, "--outdated needs the MCU versions "
+			     "from Moonraker, which does not answer at %s",
+			     reg->settings.moonraker_url);
+		kf_error_step(ctx->err, "start Klipper and Moonraker, or name the boards: "
+			      "kflash flash NAME...");
+		free(host);
+		return KF_EFAILED;
+	}
+	for (i = 0; i < *n; i++) {
+		bool amb;
+		const char *v = kf_board_version(boards[i], m, nm, &amb);
+
+		if (v && !amb && strcmp(v, host) == 0) {
+			kf_out_info(ctx->out, "%s runs %s like the host: skipped",
+				    boards[i]->key, v);
+			continue;
+		}
+		kf_out_info(ctx->out, "%s runs %s; the host has %s", boards[i]->key,
+			    v ? v : "an unknown version", host);
+		boards[k++] = boards[i];
+	}
+	*n = k;
+	if (k == 0)
+		kf_out_result(ctx->out, "Every board runs %s like the host; nothing to "
+			      "flash.", host);
+	kf_mcu_versions_free(m, nm);
+	free(host);
+	return 0;
+}
