@@ -1,0 +1,270 @@
+"""scenario - declarative simulator scenarios (fixtures/scenarios/*.scenario).
+
+A scenario is one readable file of `key: value` lines:
+
+  title: flash one board end to end
+  board: octopus-f446                    boards in the simulated host
+  register: octopus octopus-f446         registry entry KEY from a board fixture
+  config: octopus = octopus-f446         fixtures/configs/X.config as KEY's config
+  setting: fallback false                a registry setting
+  fault: flashtool fail                  state/fault/NAME (see sim/fake/README.md)
+  moonraker: {"print_state": "printing"} fake Moonraker state (JSON, merged)
+  service: klipper inactive              the unit's state before the run
+  step: kflash add ...                   shell commands before the run
+  run: kflash flash octopus -s           the command under test
+  signal: INT when flashtool start       send a signal once an event appears
+  expect-exit: 0
+  expect-stdout: TEXT                    stdout has TEXT (expect-no-stdout)
+  expect-stderr: TEXT                    stderr has TEXT (expect-no-stderr)
+  expect-event: TEXT                     an event line has TEXT (expect-no-event)
+  expect-order: A < B < C                first A before first B after it ...
+  expect-within: 2.0 A -> B              B follows A within 2.0 s
+  expect-image: BOARD = KEY              the board's flashed image equals the
+                                         firmware kflash built for KEY
+  expect-service: klipper active
+  expect-no-leftovers                    no process kflash started survives
+  expect-checkout-clean                  git status of the fake Klipper is empty
+  xfail: why                             expected to fail (never deleted)
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import simlib
+
+SIGNALS = {"INT": 2, "TERM": 15, "HUP": 1, "QUIT": 3, "KILL": 9}
+KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker",
+         "mcu-version", "service", "step", "run", "signal", "expect-exit",
+         "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
+         "expect-event", "expect-no-event", "expect-order", "expect-within",
+         "expect-image", "expect-service", "expect-no-leftovers",
+         "expect-checkout-clean", "xfail", "timeout"}
+
+
+def parse(path):
+    items = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            if s == "expect-no-leftovers" or s == "expect-checkout-clean":
+                items.append((n, s, ""))
+                continue
+            m = re.match(r"^([a-z-]+):\s*(.*)$", s)
+            if not m or m.group(1) not in KNOWN:
+                raise simlib.SimError("%s:%d: cannot read '%s' (known keys: %s)"
+                                      % (path, n, s, " ".join(sorted(KNOWN))))
+            items.append((n, m.group(1), m.group(2)))
+    if not any(k == "run" for _, k, _ in items):
+        raise simlib.SimError("%s: no 'run:' line" % path)
+    return items
+
+
+DRIVER = r"""
+set -u
+S="$KFLASH_SIM_STATE"
+now() { %(py)s -c 'import time; print("%%.3f" %% time.clock_gettime(time.CLOCK_MONOTONIC))'; }
+ev() { echo "$(now) scenario $*" >> "$KFLASH_SIM_EVENTS"; }
+%(steps)s
+ev run start
+KFLASH_SIM_TAG=%(tag)s %(run)s > "$S/run.out" 2> "$S/run.err" < /dev/null &
+pid=$!
+%(trigger)s
+wait $pid
+rc=$?
+echo $rc > "$S/run.rc"
+ev run end rc=$rc
+# give a guardian or a dying child its moment, then list what is left
+i=0
+while [ $i -lt 60 ]; do
+	left=$(grep -l "KFLASH_SIM_TAG=%(tag)s" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3)
+	[ -z "$left" ] && break
+	sleep 0.05; i=$((i + 1))
+done
+: > "$S/leftovers"
+for p in $left; do
+	echo "$p $(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)" >> "$S/leftovers"
+	kill -9 "$p" 2>/dev/null
+done
+exit 0
+"""
+
+
+def driver_script(items, host, tag):
+    steps = []
+    run = None
+    trigger = ""
+    for n, k, v in items:
+        if k == "step":
+            steps.append("%s >> \"$S/steps.log\" 2>&1 || { echo 'scenario step "
+                         "failed (line %d): %s' >&2; cat \"$S/steps.log\" >&2; exit 98; }"
+                         % (v, n, v.replace("'", "")))
+        elif k == "run":
+            run = v
+        elif k == "signal":
+            m = re.match(r"^([A-Z]+) when (.+?)(?: after ([0-9.]+))?$", v)
+            if not m or m.group(1) not in SIGNALS:
+                raise simlib.SimError("line %d: signal: NAME when EVENT [after SECONDS]"
+                                      % n)
+            sig, pat, delay = m.group(1), m.group(2), m.group(3) or "0"
+            trigger += ("( while ! grep -qF %s \"$KFLASH_SIM_EVENTS\"; do "
+                        "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
+                        "sleep %s; ev signal %s; kill -%s $pid ) &\n"
+                        % (shlex.quote(pat), delay, sig, sig))
+    return DRIVER % {"py": simlib.PYTHON, "steps": "\n".join(steps), "run": run,
+                     "tag": tag, "trigger": trigger}
+
+
+def prepare(items, host):
+    boards = []
+    for n, k, v in items:
+        if k == "register":
+            parts = v.split()
+            if len(parts) < 2:
+                raise simlib.SimError("line %d: register: KEY BOARD [method]" % n)
+            path, _, _ = simlib.resolve_board(parts[1])
+            p = simlib.board_props(path)
+            boards.append({"key": parts[0], "name": parts[0], "mcu": p["mcu"],
+                           "pattern": "usb-*_%s_%s-if*" % (p["mcu"], p["serial"]),
+                           "method": parts[2] if len(parts) > 2 else "default",
+                           "flashable": True})
+    if boards:
+        host.write_registry(boards)
+    for n, k, v in items:
+        if k == "config":
+            key, _, fx = [x.strip() for x in v.partition("=")]
+            src = os.path.join(simlib.CONFIGS, fx + ".config")
+            if not os.path.isfile(src):
+                raise simlib.SimError("line %d: no config fixture %s" % (n, src))
+            d = os.path.join(host.config_dir, "configs", key)
+            os.makedirs(d, exist_ok=True)
+            shutil.copy(src, os.path.join(d, ".config"))
+        elif k == "setting":
+            key, _, val = v.partition(" ")
+            path = os.path.join(host.config_dir, "devices.json")
+            with open(path) as f:
+                doc = json.load(f)
+            val = json.loads(val) if val in ("true", "false") or val.isdigit() else val
+            if key.startswith("timeout."):
+                doc["settings"]["timeouts"][key[8:]] = val
+            else:
+                doc["settings"][key] = val
+            with open(path, "w") as f:
+                json.dump(doc, f, indent=2)
+        elif k == "fault":
+            name, _, what = v.partition(" ")
+            host.fault(name, what or "fail")
+        elif k == "moonraker":
+            try:
+                host.moonraker(json.loads(v))
+            except ValueError as e:
+                raise simlib.SimError("line %d: moonraker: bad JSON: %s" % (n, e))
+        elif k == "mcu-version":
+            obj, mcu, ver = v.rsplit(" ", 2)
+            cur = {}
+            with open(os.path.join(host.state, "moonraker.json")) as f:
+                cur = json.load(f).get("mcus", {})
+            cur[obj] = {"mcu_version": ver, "mcu_constants": {"MCU": mcu}}
+            host.moonraker({"mcus": cur})
+        elif k == "service":
+            unit, _, state = v.partition(" ")
+            host.set_service(unit, state)
+
+
+def first(events, pat, after=-1.0):
+    for t, actor, ev in events:
+        if t >= after and pat in actor + " " + ev:
+            return t
+    return None
+
+
+def check(items, host):
+    """Returns a list of failure messages."""
+    st = host.state
+    fails = []
+    read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
+    out, err = read(os.path.join(st, "run.out")), read(os.path.join(st, "run.err"))
+    rc = read(os.path.join(st, "run.rc")).strip()
+    events = host.read_events()
+    evtext = "\n".join("%s %s" % (a, e) for _, a, e in events)
+    for n, k, v in items:
+        where = "line %d (%s: %s)" % (n, k, v)
+        if k == "expect-exit" and rc != v:
+            fails.append("%s: exit code was %s" % (where, rc or "none"))
+        elif k == "expect-stdout" and v not in out:
+            fails.append("%s: not in stdout" % where)
+        elif k == "expect-no-stdout" and v in out:
+            fails.append("%s: found in stdout" % where)
+        elif k == "expect-stderr" and v not in err:
+            fails.append("%s: not in stderr" % where)
+        elif k == "expect-no-stderr" and v in err:
+            fails.append("%s: found in stderr" % where)
+        elif k == "expect-event" and v not in evtext:
+            fails.append("%s: no such event" % where)
+        elif k == "expect-no-event" and v in evtext:
+            fails.append("%s: event happened" % where)
+        elif k == "expect-order":
+            t = -1.0
+            for pat in [x.strip() for x in v.split("<")]:
+                nt = first(events, pat, t)
+                if nt is None:
+                    fails.append("%s: no '%s' after the previous one" % (where, pat))
+                    break
+                t = nt
+        elif k == "expect-within":
+            m = re.match(r"^([0-9.]+) (.+) -> (.+)$", v)
+            a = first(events, m.group(2)) if m else None
+            b = first(events, m.group(3), a) if a is not None else None
+            if a is None or b is None or b - a > float(m.group(1)):
+                fails.append("%s: took %s" % (where, "%.2fs" % (b - a) if b else "forever"))
+        elif k == "expect-image":
+            board, _, key = [x.strip() for x in v.partition("=")]
+            img = os.path.join(host.images, board + ".bin")
+            fw = os.path.join(host.cache, "kflash", "build", key, "klipper.bin")
+            if not os.path.exists(img) or not os.path.exists(fw):
+                fails.append("%s: %s or %s missing" % (where, img, fw))
+            elif open(img, "rb").read() != open(fw, "rb").read():
+                fails.append("%s: image differs from the firmware" % where)
+        elif k == "expect-service":
+            unit, _, state = v.partition(" ")
+            if host.service(unit) != state:
+                fails.append("%s: it is %s" % (where, host.service(unit)))
+        elif k == "expect-no-leftovers":
+            left = read(os.path.join(st, "leftovers")).strip()
+            if left:
+                fails.append("%s: left running: %s" % (where, left))
+        elif k == "expect-checkout-clean":
+            r = subprocess.run(["git", "-C", host.klipper, "status", "--porcelain"],
+                               capture_output=True, text=True)
+            if r.stdout.strip():
+                fails.append("%s: %s" % (where, r.stdout.strip()))
+    return fails, out, err
+
+
+def run(path, keep=False, verbose=False):
+    items = parse(path)
+    boards = [v for _, k, v in items if k == "board"]
+    timeout = int(next((v for _, k, v in items if k == "timeout"), "120"))
+    host = simlib.Host(boards)
+    try:
+        host.setup()
+        prepare(items, host)
+        tag = os.path.basename(host.dir)
+        drv = os.path.join(host.dir, "driver.sh")
+        with open(drv, "w") as f:
+            f.write(driver_script(items, host, tag))
+        code = host.session(["/bin/sh", drv], stdin=subprocess.DEVNULL, timeout=timeout)
+        if code == 98:
+            return ["a setup step failed (see %s/state/steps.log)" % host.dir], host
+        fails, out, err = check(items, host)
+        if fails and verbose:
+            sys.stderr.write("--- stdout ---\n%s--- stderr ---\n%s--- events ---\n%s"
+                             % (out, err, open(host.events).read()))
+        return fails, host
+    finally:
+        host.close(keep=True)
