@@ -13,6 +13,7 @@ A scenario is one readable file of `key: value` lines:
   step: kflash add ...                   shell commands before the run
   run: kflash flash octopus -s           the command under test
   signal: INT when flashtool start       send a signal once an event appears
+  when: make build start => CMD          run a shell command once an event appears
   expect-exit: 0
   expect-stdout: TEXT                    stdout has TEXT (expect-no-stdout)
   expect-stderr: TEXT                    stderr has TEXT (expect-no-stderr)
@@ -38,7 +39,7 @@ import simlib
 
 SIGNALS = {"INT": 2, "TERM": 15, "HUP": 1, "QUIT": 3, "KILL": 9}
 KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker",
-         "mcu-version", "service", "step", "run", "signal", "expect-exit",
+         "mcu-version", "service", "step", "run", "signal", "when", "expect-exit",
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
@@ -116,6 +117,14 @@ def driver_script(items, host, tag):
                         "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
                         "sleep %s; ev signal %s; kill -%s $pid ) &\n"
                         % (shlex.quote(pat), delay, sig, sig))
+    for n, k, v in items:
+        if k == "when":
+            pat, sep, cmd = v.partition(" => ")
+            if not sep:
+                raise simlib.SimError("line %d: when: EVENT => COMMAND" % n)
+            trigger += ("( while ! grep -qF %s \"$KFLASH_SIM_EVENTS\"; do "
+                        "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
+                        "ev when %s; %s ) &\n" % (shlex.quote(pat), shlex.quote(pat), cmd))
     return DRIVER % {"py": simlib.PYTHON, "steps": "\n".join(steps), "run": run,
                      "tag": tag, "trigger": trigger}
 

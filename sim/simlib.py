@@ -32,10 +32,11 @@ def build_dir():
 
 
 def resolve_board(spec):
-    """NAME or FILE, optionally :klipper/:katapult -> (path, suffix, name)."""
-    mode = ""
+    """NAME or FILE, optionally :klipper/:katapult and ,key=value overrides
+    -> (path, suffix for simhost, name)."""
+    spec, comma, overrides = spec.partition(",")
     m = re.match(r"^(.*?)(:klipper|:katapult)?$", spec)
-    base, mode = m.group(1), m.group(2) or ""
+    base, mode = m.group(1), (m.group(2) or "") + comma + overrides
     path = base
     if not os.path.exists(path):
         path = os.path.join(BOARDS, base + ".board")

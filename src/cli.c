@@ -221,31 +221,25 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 			printf("kflash %s\n", KFLASH_VERSION);
 		goto out;
 	}
-	if (n == 0) {
-		if (g.help) {
-			print_usage(stdout);
-			goto out;
-		}
-		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !g.json) {
-			r = kf_error_set(&err, KF_ENOTYET,
-					 "the interactive menu is not built yet");
-			kf_error_step(&err, "kflash --help   (every action is a command)");
-			goto out;
-		}
+	if (n == 0 && g.help) {
+		print_usage(stdout);
+		goto out;
+	}
+	if (n == 0 && !(isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !g.json)) {
 		print_usage(stderr);
 		code = KF_EXIT_USAGE;
 		goto done;
 	}
-	if (rest[0][0] == '-') {
+	if (n > 0 && rest[0][0] == '-') {
 		r = kf_usage_error(&ctx, NULL, "unknown option %s", rest[0]);
 		goto out;
 	}
-	cmd = kf_command_find(rest[0]);
-	if (!cmd) {
+	cmd = n > 0 ? kf_command_find(rest[0]) : NULL;
+	if (n > 0 && !cmd) {
 		r = kf_usage_error(&ctx, NULL, "unknown command '%s'", rest[0]);
 		goto out;
 	}
-	if (g.help) {
+	if (cmd && g.help) {
 		print_command_help(stdout, cmd);
 		goto out;
 	}
@@ -255,10 +249,10 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 	ctx.interactive = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
 	if (!ctx.config_dir) {
 		r = kf_error_set(&err, KF_EINPUT, "cannot find a config dir: HOME is not set");
-		kf_error_step(&err, "kflash --config-dir DIR %s ...", cmd->name);
+		kf_error_step(&err, "kflash --config-dir DIR ...");
 		goto out;
 	}
-	r = cmd->run(&ctx, n, rest);
+	r = cmd ? cmd->run(&ctx, n, rest) : kf_menu_run(&ctx);
 out:
 	code = kf_exit_code(r, &err);
 	if (r < 0 || err.note) {

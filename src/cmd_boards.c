@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kflash/build.h"
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
 #include "kflash/prompt.h"
 #include "kflash/registry.h"
 #include "kflash/util.h"
+#include "kflash/versions.h"
 
 /* ---- list ------------------------------------------------------------------- */
 
@@ -48,7 +50,48 @@ static const char *device_path(const struct kf_device *d)
 	return d->tty.by_id ? d->tty.by_id : d->tty.devnode;
 }
 
-static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs)
+/* Firmware versions: the host's Klipper and what Moonraker says each MCU
+ * runs. Either may be unknown; nothing else depends on them. */
+struct versions {
+	char *host;
+	struct kf_mcu_version *mcus;
+	size_t n;
+	bool moonraker;
+};
+
+static void versions_load(struct kf_ctx *ctx, struct kf_registry *reg, struct versions *v)
+{
+	char *kdir = NULL;
+	struct kf_error e = KF_ERROR_INIT;
+	struct kf_error *saved = ctx->err;
+
+	memset(v, 0, sizeof(*v));
+	ctx->err = &e;	/* a missing checkout is not list's failure */
+	if (kf_klipper_dir(ctx, &reg->settings, &kdir) == 0)
+		(void)kf_klipper_version(ctx, kdir, &v->host);
+	ctx->err = saved;
+	kf_error_release(&e);
+	free(kdir);
+	if (reg->n_boards)
+		v->moonraker = kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url,
+						 &v->mcus, &v->n) == 0;
+}
+
+static void versions_release(struct versions *v)
+{
+	free(v->host);
+	kf_mcu_versions_free(v->mcus, v->n);
+}
+
+static const char *board_version(const struct kf_board *b, const struct versions *v)
+{
+	bool amb;
+
+	return kf_board_version(b, v->mcus, v->n, &amb);
+}
+
+static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
+			 const struct versions *ver)
 {
 	json_t *boards = json_array(), *unreg = json_array(), *blocked = json_array();
 	size_t i;
@@ -58,8 +101,10 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs)
 		size_t count;
 		struct kf_device *d = board_device(b, devs, &count);
 
+		const char *v = board_version(b, ver);
+
 		json_array_append_new(boards, json_pack(
-			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:n, s:i}",
+			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:s?, s:o, s:i}",
 			"name", b->name, "key", b->key, "mcu", b->mcu,
 			"pattern", b->pattern,
 			"method", kf_method_name(kf_board_method(b, &reg->settings)),
@@ -67,7 +112,10 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs)
 			"path", d ? device_path(d) : NULL,
 			"devnode", d ? d->tty.devnode : NULL,
 			"mode", d ? kf_mode_name(d->mode) : NULL,
-			"version", "matches", (int)count));
+			"version", v,
+			"outdated", v && ver->host ? json_boolean(strcmp(v, ver->host) != 0)
+						   : json_null(),
+			"matches", (int)count));
 	}
 	for (i = 0; i < devs->n; i++) {
 		const struct kf_device *d = &devs->devs[i];
@@ -83,12 +131,13 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs)
 				"devnode", d->tty.devnode, "mcu", d->mcu,
 				"serial", d->chip_serial, "mode", kf_mode_name(d->mode)));
 	}
-	return json_pack("{s:o, s:o, s:o}", "boards", boards, "unregistered", unreg,
-			 "blocked", blocked);
+	return json_pack("{s:s?, s:b, s:o, s:o, s:o}", "host_version", ver->host,
+			 "moonraker", ver->moonraker, "boards", boards,
+			 "unregistered", unreg, "blocked", blocked);
 }
 
 static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_devlist *devs)
+		       struct kf_devlist *devs, const struct versions *ver)
 {
 	struct kf_out *o = ctx->out;
 	size_t i;
@@ -97,7 +146,10 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (reg->n_boards == 0)
 		kf_out_result(o, "No boards registered yet.");
 	else
-		kf_out_result(o, "Registered boards:");
+		kf_out_result(o, "Registered boards (host Klipper %s%s):",
+			      ver->host ? ver->host : "unknown",
+			      ver->moonraker ? "" : "; Moonraker not answering, "
+			      "board versions unknown");
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
 		size_t count;
@@ -113,9 +165,15 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		kf_out_result(o, "  %-16s %-13s %-22s %s%s", b->key, b->mcu, state,
 			      b->flashable ? "" : "[excluded] ",
 			      d ? device_path(d) : "");
-		if (strcmp(b->key, b->name) != 0)
-			kf_out_result(o, "  %-16s \"%s\", flashed via %s", "", b->name,
-				      kf_method_name(kf_board_method(b, &reg->settings)));
+		{
+			const char *v = board_version(b, ver);
+
+			kf_out_result(o, "  %-16s \"%s\" via %s, firmware %s%s", "", b->name,
+				      kf_method_name(kf_board_method(b, &reg->settings)),
+				      v ? v : "unknown",
+				      v && ver->host && strcmp(v, ver->host) != 0
+				      ? "  (behind the host: kflash flash --all --outdated)" : "");
+		}
 	}
 	for (i = 0; i < devs->n; i++) {
 		const struct kf_device *d = &devs->devs[i];
@@ -162,10 +220,16 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_discover(ctx->ops, &devs, ctx->err);
 	if (r < 0)
 		goto out;
-	if (ctx->out->json)
-		kf_out_set_json(ctx->out, list_json(&reg, &devs));
-	else
-		list_human(ctx, &reg, &devs);
+	{
+		struct versions ver;
+
+		versions_load(ctx, &reg, &ver);
+		if (ctx->out->json)
+			kf_out_set_json(ctx->out, list_json(&reg, &devs, &ver));
+		else
+			list_human(ctx, &reg, &devs, &ver);
+		versions_release(&ver);
+	}
 out:
 	kf_devlist_release(&devs);
 	kf_registry_release(&reg);

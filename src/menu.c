@@ -1,0 +1,165 @@
+/* menu.c - the interactive menu for `kflash` on a terminal: a status panel
+ * and numbered actions, each one of the commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kflash/build.h"
+#include "kflash/commands.h"
+#include "kflash/discovery.h"
+#include "kflash/prompt.h"
+#include "kflash/registry.h"
+#include "kflash/util.h"
+#include "kflash/versions.h"
+
+static bool utf8_terminal(void)
+{
+	const char *vars[] = { "LC_ALL", "LC_CTYPE", "LANG" };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			return strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8");
+	}
+	return false;
+}
+
+static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
+{
+	struct kf_devlist devs = KF_DEVLIST_INIT;
+	struct kf_mcu_version *m = NULL;
+	size_t nm = 0, i, k;
+	bool utf8 = utf8_terminal();
+	FILE *f = ctx->out->err;
+
+	(void)kf_discover(ctx->ops, &devs, NULL);
+	if (reg->n_boards)
+		(void)kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url, &m, &nm);
+	fprintf(f, "\n%s kflash %s\n", utf8 ? "━━" : "==", KFLASH_VERSION);
+	if (!reg->n_boards)
+		fprintf(f, "  no boards registered yet (choose 'add')\n");
+	for (i = 0; i < reg->n_boards; i++) {
+		struct kf_board *b = &reg->boards[i];
+		const struct kf_device *d = NULL;
+		const char *v;
+		bool amb;
+
+		for (k = 0; k < devs.n && !d; k++)
+			if (kf_pattern_matches(b->pattern, &devs.devs[k]))
+				d = &devs.devs[k];
+		v = kf_board_version(b, m, nm, &amb);
+		fprintf(f, "  %s %-16s %-12s %-10s %s%s\n",
+			d ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
+			d ? kf_mode_name(d->mode) : "absent", v ? v : "version unknown",
+			b->flashable ? "" : " [excluded]");
+	}
+	kf_mcu_versions_free(m, nm);
+	kf_devlist_release(&devs);
+}
+
+/* Asks for one registered board by number or name. */
+static int pick_board(struct kf_ctx *ctx, struct kf_registry *reg, char **ret_key)
+{
+	char *ans = NULL, *end;
+	size_t i;
+	long k;
+	int r;
+
+	if (!reg->n_boards) {
+		fprintf(ctx->out->err, "  no boards registered yet\n");
+		return -1;
+	}
+	for (i = 0; i < reg->n_boards; i++)
+		fprintf(ctx->out->err, "  %zu) %s\n", i + 1, reg->boards[i].key);
+	for (;;) {
+		r = kf_prompt(ctx, "Board", reg->n_boards == 1 ? "1" : NULL, &ans);
+		if (r < 0)
+			return r;
+		k = strtol(ans, &end, 10);
+		if (end != ans && !*end && k >= 1 && (size_t)k <= reg->n_boards) {
+			*ret_key = kf_xstrdup(reg->boards[k - 1].key);
+			break;
+		}
+		if (kf_registry_find(reg, ans)) {
+			*ret_key = kf_xstrdup(kf_registry_find(reg, ans)->key);
+			break;
+		}
+		fprintf(ctx->out->err, "  please answer 1 to %zu or a board name\n",
+			reg->n_boards);
+		free(ans);
+	}
+	free(ans);
+	return 0;
+}
+
+static int run_cmd(struct kf_ctx *ctx, int (*fn)(struct kf_ctx *, int, char **),
+		   const char *a0, const char *a1, const char *a2)
+{
+	char *argv[] = { (char *)a0, (char *)a1, (char *)a2, NULL };
+	int argc = 1 + (a1 != NULL) + (a1 && a2);
+	int r = fn(ctx, argc, argv);
+
+	if (r < 0 || ctx->err->note) {
+		kf_out_error(ctx->out, ctx->err);
+		kf_error_release(ctx->err);
+		free(ctx->err->note);
+		ctx->err->note = NULL;
+	}
+	kf_out_set_json(ctx->out, NULL);
+	return r;
+}
+
+int kf_menu_run(struct kf_ctx *ctx)
+{
+	static const char actions[] =
+		"  1) flash a board      2) flash all boards   3) add a board\n"
+		"  4) remove a board     5) menuconfig         6) exclude/include\n"
+		"  7) settings           8) doctor             q) quit\n";
+	int r;
+
+	for (;;) {
+		struct kf_registry reg = KF_REGISTRY_INIT;
+		char *ans = NULL, *key = NULL;
+
+		r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+		if (r < 0)
+			return r;	/* a broken registry: say so and leave */
+		status_panel(ctx, &reg);
+		fputs(actions, ctx->out->err);
+		r = kf_prompt(ctx, "Choose", NULL, &ans);
+		if (r < 0 || !strcmp(ans, "q") || !strcmp(ans, "Q") || !strcmp(ans, "quit")) {
+			free(ans);
+			kf_registry_release(&reg);
+			kf_error_release(ctx->err);
+			fputs("bye\n", ctx->out->err);
+			return 0;	/* Ctrl+C, end of input or q: leave cleanly */
+		}
+		if (strlen(ans) != 1 || ans[0] < '1' || ans[0] > '8') {
+			fprintf(ctx->out->err, "  '%s' is not one of the choices\n", ans);
+		} else if (ans[0] == '2') {
+			run_cmd(ctx, kf_cmd_flash, "flash", "--all", NULL);
+		} else if (ans[0] == '3') {
+			run_cmd(ctx, kf_cmd_add, "add", NULL, NULL);
+		} else if (ans[0] == '7') {
+			run_cmd(ctx, kf_cmd_settings, "settings", NULL, NULL);
+		} else if (ans[0] == '8') {
+			run_cmd(ctx, kf_cmd_doctor, "doctor", NULL, NULL);
+		} else if (pick_board(ctx, &reg, &key) == 0) {
+			struct kf_board *b = kf_registry_find(&reg, key);
+
+			if (ans[0] == '1')
+				run_cmd(ctx, kf_cmd_flash, "flash", key, NULL);
+			else if (ans[0] == '4')
+				run_cmd(ctx, kf_cmd_remove, "remove", key, NULL);
+			else if (ans[0] == '5')
+				run_cmd(ctx, kf_cmd_config, "config", key, NULL);
+			else if (ans[0] == '6')
+				run_cmd(ctx, b && b->flashable ? kf_cmd_exclude : kf_cmd_include,
+					b && b->flashable ? "exclude" : "include", key, NULL);
+		}
+		free(key);
+		free(ans);
+		kf_registry_release(&reg);
+	}
+}
