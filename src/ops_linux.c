@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -849,44 +850,91 @@ static int fsync_dir_of(const char *path)
 	return r;
 }
 
-static int linux_write_atomic(void *ctx, const char *path, const void *buf,
-			      size_t len, mode_t mode)
+static char *dir_of(const char *path)
 {
-	char *tmp = kf_asprintf("%s.tmp.XXXXXX", path);
-	const char *p = buf;
-	int fd, r = 0;
+	char *dir = kf_xstrdup(path), *slash = strrchr(dir, '/');
 
-	(void)ctx;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		free(tmp);
-		return r;
-	}
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	return dir;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
+		if (n < 0)
+			return -errno;
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+/* The new content is written to an unnamed file (O_TMPFILE), so a kflash
+ * killed while writing leaves nothing behind; only when it is complete and
+ * on disk does it get a name, and rename() swaps it in whole. Filesystems
+ * without O_TMPFILE get a named temp file instead. */
+static int linux_write_atomic(void *ctx, const char *path, const void *buf,
+			      size_t len, mode_t mode)
+{
+	char *dir = dir_of(path), *tmp = kf_asprintf("%s.tmp.XXXXXX", path);
+	int fd, r = 0;
+	bool unnamed = true;
+
+	(void)ctx;
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (fd < 0) {
+		unnamed = false;
+		fd = mkostemp(tmp, O_CLOEXEC);
+	}
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = write_all(fd, buf, len);
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
+	if (r == 0 && unnamed) {
+		char proc[64];
+		int tries;
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		for (tries = 0; tries < 100; tries++) {
+			unsigned int rnd;
+
+			/* a fresh name: the only window left for a kill is
+			 * between this link and the rename */
+			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+				rnd = (unsigned int)getpid() ^ (unsigned int)tries;
+			snprintf(tmp + strlen(tmp) - 6, 7, "%06x", rnd & 0xffffff);
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+				break;
+			if (errno != EEXIST) {
+				r = -errno;
+				break;
+			}
+		}
+	}
 	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r < 0)
 		(void)unlink(tmp);
-	else
+	else if (r == 0)
 		r = fsync_dir_of(path);
+out:
+	free(dir);
 	free(tmp);
 	return r;
 }
