@@ -44,7 +44,7 @@ ifneq ($(wildcard sim/simhost.c),)
 SIM_PROGS += $(BUILD)/kflash-simhost
 endif
 
-.PHONY: all check unit door sim-tests scenarios deps demo bench install uninstall clean
+.PHONY: all check unit door sim-tests scenarios deps demo bench valgrind install uninstall clean
 
 all: $(BUILD)/kflash $(SIM_PROGS)
 
@@ -94,6 +94,14 @@ scenarios: all
 
 deps:
 	@ci/deps
+
+# the unit tests under valgrind: any leak or invalid access fails
+valgrind: $(TEST_BIN)
+	@for t in $(TEST_BIN); do \
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--error-exitcode=9 $$t > $$t.valgrind.log 2>&1 || \
+			{ cat $$t.valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
+	done; echo "valgrind: $(words $(TEST_BIN)) test binaries clean"
 
 demo: deps
 	$(MAKE) all
