@@ -4,7 +4,12 @@
  * The standalone emulator (simboard.c) drives it from a pty master it opened
  * itself; the simulated host (simhost.c) drives it from the master side of an
  * umockdev tty. Both feed received bytes in, write the returned bytes out, and
- * react to the events it raises (re-enumerate into Katapult, boot the app). */
+ * react to the events it raises (re-enumerate into Katapult, boot the app).
+ *
+ * The board changes its own mode when it raises an event (ENTER_BOOTLOADER
+ * leaves it in Katapult mode, BOOT_APP in Klipper mode), so sim_board_mode()
+ * always names the firmware now running; the driver only has to make the
+ * transport disappear and reappear with the identity of that mode. */
 #ifndef KFLASH_SIM_BOARD_H
 #define KFLASH_SIM_BOARD_H
 
@@ -30,6 +35,10 @@ enum sim_fault {
 	SIM_FAULT_NO_BOOTLOADER, /* ignore the 1200-baud bootloader request */
 };
 
+/* Receives one line (no newline) describing what the board just did, e.g.
+ * "CONNECT: ack, block size 64". Optional; the board itself never prints. */
+typedef void (*sim_board_log_fn)(void *ctx, const char *msg);
+
 struct sim_board_cfg {
 	const char *mcu;		/* e.g. "stm32f446xx" */
 	const char *serial;		/* chip serial, e.g. "3A0039000851313433343333" */
@@ -39,24 +48,48 @@ struct sim_board_cfg {
 	uint32_t block_size;		/* 64, 128, 256 or 512 */
 	uint32_t app_start;		/* application start address */
 	enum sim_fault fault;
+	sim_board_log_fn log;		/* may be NULL */
+	void *log_ctx;
 };
+
+/* Largest single response frame: 8 bytes of framing + 255 payload words. */
+#define SIM_BOARD_FRAME_MAX (8 + 255 * 4)
 
 struct sim_board;
 
-/* Returns NULL on bad cfg (errno EINVAL) or no memory. */
+/* Returns NULL on bad cfg (errno EINVAL) or no memory. The strings are
+ * copied. mcu and version must be 1..64 and 0..64 characters, app_start a
+ * multiple of block_size. */
 struct sim_board *sim_board_new(const struct sim_board_cfg *cfg);
 void sim_board_free(struct sim_board *b);
 
 enum sim_mode sim_board_mode(const struct sim_board *b);
+/* Entering Katapult mode starts a fresh bootloader session (as after a
+ * reset): receive buffer, sync state and page count are cleared; the
+ * emulated flash keeps its contents. */
 void sim_board_set_mode(struct sim_board *b, enum sim_mode mode);
 
 /* Bytes received from the host. Response bytes (whole frames) are written to
- * out, up to out_cap; *ret_out_len receives their count. Returns 0 or -errno. */
+ * out, up to out_cap; *ret_out_len receives their count. Returns 0 or -errno.
+ *
+ * Katapult mode answers each complete request frame with exactly one frame:
+ * ack 0xa0 for the known commands, error 0xf2 for unknown commands (such as
+ * flashtool's 0x90 "prime" frame) and rejected blocks, and a single nack
+ * 0xf1 for a run of bytes that do not form a valid frame. Klipper mode
+ * answers nothing; it raises ENTER_BOOTLOADER when it sees Klipper's serial
+ * bootloader request block ("~ \x1c Request Serial Bootloader!! ~", what
+ * flashtool.py -r sends to a non-USB device).
+ *
+ * Responses that do not fit in out stay queued and come out on the next
+ * call (len may be 0); an out_cap of SIM_BOARD_FRAME_MAX per request frame
+ * always suffices. If writing the image on COMPLETE fails, the response is
+ * still produced and the call returns that -errno. */
 int sim_board_input(struct sim_board *b, const uint8_t *data, size_t len,
 		    uint8_t *out, size_t out_cap, size_t *ret_out_len);
 
 /* The host changed the line settings: baud (0 when unknown) and DTR (-1 when
- * unknown). A 1200-baud setting in Klipper mode raises ENTER_BOOTLOADER. */
+ * unknown). A 1200-baud setting in Klipper mode raises ENTER_BOOTLOADER
+ * (unless DTR is known to be high, as Klipper's USB code requires DTR low). */
 void sim_board_line(struct sim_board *b, unsigned baud, int dtr);
 
 /* Returns and clears the pending event. */

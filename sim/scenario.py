@@ -237,8 +237,14 @@ def check(items, host):
             fw = os.path.join(host.cache, "kflash", "build", key, "klipper.bin")
             if not os.path.exists(img) or not os.path.exists(fw):
                 fails.append("%s: %s or %s missing" % (where, img, fw))
-            elif open(img, "rb").read() != open(fw, "rb").read():
-                fails.append("%s: image differs from the firmware" % where)
+            else:
+                a, b = open(img, "rb").read(), open(fw, "rb").read()
+                # flash is written in whole blocks: the last one is padded
+                # with erased bytes (0xff), as on a real board
+                if a[:len(b)] != b or a[len(b):] != b"\xff" * (len(a) - len(b)) \
+                        or len(a) - len(b) >= 512:
+                    fails.append("%s: image (%d bytes) differs from the firmware "
+                                 "(%d bytes)" % (where, len(a), len(b)))
         elif k == "expect-service":
             unit, _, state = v.partition(" ")
             if host.service(unit) != state:
