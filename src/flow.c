@@ -428,6 +428,15 @@ static void service_restore(struct flow *f)
 		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "starting %s again", unit);
 		r = kf_os_service(f->ctx->ops, KF_SVC_START, unit,
 				  f->s->timeout_service * 1000);
+		if (r < 0 && r != -ETIMEDOUT) {
+			/* one more try: a printer left without Klipper is the
+			 * worst outcome kflash can have */
+			kf_out_warn(f->ctx->out, "starting %s failed (%s); trying again",
+				    unit, strerror(-r));
+			(void)kf_os_sleep_until(f->ctx->ops, kf_os_now(f->ctx->ops) + 1000);
+			r = kf_os_service(f->ctx->ops, KF_SVC_START, unit,
+					  f->s->timeout_service * 1000);
+		}
 		if (r < 0) {
 			f->restart_error = kf_asprintf(
 				"starting %s again failed (%s); start it by hand: "

@@ -12,6 +12,8 @@ static bool fire(struct fault_ops *f, enum fault_kind k)
 	if (f->kind != FAULT_ANY && f->kind != k)
 		return false;
 	f->calls++;
+	if (f->fired && f->persistent)
+		return true;
 	if (f->fired || f->countdown < 0)
 		return false;
 	if (--f->countdown == 0) {

@@ -25,6 +25,7 @@ struct fault_ops {
 	int err;			/* negative errno to return */
 	int calls;			/* effects of that kind seen */
 	bool fired;
+	bool persistent;		/* keep failing after the Nth call */
 };
 
 void fault_ops_init(struct fault_ops *f, const struct kf_ops *inner,

@@ -1,0 +1,274 @@
+/* test_flow.c - the flash flow over a fake world: the order of effects, the
+ * restart guarantee on failures and signals, and a fault loop that fails
+ * every effect in turn. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_ops.h"
+#include "fault_ops.h"
+#include "kflash/flow.h"
+#include "kflash/registry.h"
+
+#define OUT "/cache/kflash/build/octopus"
+#define BYID "/dev/serial/by-id/usb-Klipper_stm32f446xx_3A0039000851313433343333-if00"
+
+static const char registry[] =
+	"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\", "
+	"\"katapult_dir\": \"/katapult\", \"moonraker_url\": \"http://mr\"}, "
+	"\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", \"mcu\": "
+	"\"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A0039000851313433343333-if*\"}]}";
+
+struct t {
+	struct fake_world w;
+	struct kf_out out;
+	struct kf_error err;
+	FILE *sink;
+};
+
+static void world(struct fake_world *w)
+{
+	fake_world_init(w);
+	w->svc_active = true;
+	fake_put_file(w, "/cfg/devices.json", registry);
+	fake_put_file(w, "/cfg/configs/octopus/.config",
+		      "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n");
+	fake_put_file(w, "/klipper/Makefile", "");
+	fake_put_file(w, "/klipper/src/Kconfig", "");
+	fake_add_tty(w, "/dev/ttyACM0", BYID, "1d50", "614e", "Klipper",
+		     "3A0039000851313433343333");
+	w->urls[w->n_urls].url = "http://mr/printer/objects/query?print_stats&virtual_sdcard";
+	w->urls[w->n_urls++].body = "{\"result\": {\"status\": {\"print_stats\": "
+		"{\"state\": \"standby\", \"filename\": \"\"}, \"virtual_sdcard\": "
+		"{\"progress\": 0}}}}";
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .run_ms = 50 });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 20000, .writes = OUT "/klipper.bin", .writes_data = "FW" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc", .output = "gcc 12" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -s",
+		.output = "Application Start: 0x8008000\nStatus Request Complete",
+		.run_ms = 1500 });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
+		.output = "Write complete: 13 pages\nProgramming Complete", .run_ms = 4000 });
+}
+
+static int setup(void **state)
+{
+	struct t *t = kf_xcalloc(1, sizeof(*t));
+
+	setenv("XDG_CACHE_HOME", "/cache", 1);
+	world(&t->w);
+	t->sink = fopen("/dev/null", "w");
+	kf_out_init(&t->out, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct t *t = *state;
+
+	kf_out_release(&t->out);
+	fclose(t->sink);
+	kf_error_release(&t->err);
+	free(t->err.note);
+	fake_world_release(&t->w);
+	free(t);
+	return 0;
+}
+
+/* Runs `kflash --force flash octopus -s` against ops. */
+static int flash(struct t *t, const struct kf_ops *ops)
+{
+	struct kf_ctx ctx = { .ops = ops, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg", .force = true };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_flash_opts o = { .skip_menuconfig = true };
+	struct kf_board *b;
+	int r;
+
+	kf_error_release(&t->err);
+	free(t->err.note);
+	t->err.note = NULL;
+	r = kf_registry_load(ops, "/cfg", &reg, &t->err);
+	if (r < 0)
+		return r;
+	b = &reg.boards[0];
+	r = kf_flow_flash(&ctx, &reg, &b, 1, &o);
+	kf_registry_release(&reg);
+	return r;
+}
+
+/* The position of a transcript line, to check order. */
+static long at(struct fake_world *w, const char *prefix)
+{
+	const char *p = w->transcript.data;
+
+	while (p && *p) {
+		if (strncmp(p, prefix, strlen(prefix)) == 0)
+			return p - w->transcript.data;
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return -1;
+}
+
+static void flash__stops_klipper_only_around_the_flash(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(flash(t, &t->w.ops), 0);
+	assert_true(at(&t->w, "spawn make -C /klipper") < at(&t->w, "guard_start klipper"));
+	assert_true(at(&t->w, "guard_start klipper") < at(&t->w, "svc_stop klipper"));
+	assert_true(at(&t->w, "svc_stop klipper") <
+		    at(&t->w, "spawn python3 /katapult/scripts/flashtool.py -d /dev/ttyACM0 -s"));
+	assert_true(at(&t->w, "spawn python3 /katapult/scripts/flashtool.py -d /dev/ttyACM0 -f "
+		       OUT "/klipper.bin") < at(&t->w, "svc_start klipper"));
+	assert_true(at(&t->w, "svc_start klipper") < at(&t->w, "guard_end"));
+	assert_true(t->w.svc_active);
+	assert_int_equal(fake_running(&t->w), 0);
+}
+
+static void flash__both_methods_failing_still_restarts_klipper(void **state)
+{
+	struct t *t = *state;
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
+		.output = "Flash Tool Error\nError sending command [CONNECT] to Device",
+		.exit_code = 1, .run_ms = 28000 });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " flash ",
+		.output = "Error running dfu-util", .exit_code = 2, .run_ms = 100 });
+	assert_int_equal(flash(t, &t->w.ops), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "make flash of octopus"));
+	assert_true(at(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=/cfg/configs/octopus/"
+		       ".config OUT=" OUT "/ flash FLASH_DEVICE=/dev/ttyACM0") > 0);
+	assert_true(fake_did(&t->w, "svc_start klipper"));
+	assert_true(t->w.svc_active);
+}
+
+static void flash__ctrl_c_sends_sigterm_to_flashtool_and_restarts(void **state)
+{
+	struct t *t = *state;
+
+	/* the build ends at 21.0 s (fake clock), the status call at 22.5 s;
+	 * Ctrl+C lands while flashtool writes */
+	fake_signal_at(&t->w, 1000 + 20000 + 50 + 1500 + 1000, SIGINT);
+	assert_int_equal(flash(t, &t->w.ops), KF_EINTERRUPTED);
+	assert_int_equal(t->err.signal, SIGINT);
+	assert_int_equal(kf_exit_code(KF_EINTERRUPTED, &t->err), 130);
+	assert_non_null(strstr(t->err.what, "needs flashing again"));
+	assert_true(fake_did(&t->w, "kill -15 python3"));
+	assert_false(fake_did(&t->w, "kill -2 python3"));
+	assert_true(at(&t->w, "kill -15 python3") < at(&t->w, "svc_start klipper"));
+	assert_false(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=/cfg/configs/"
+			      "octopus/.config OUT=" OUT "/ flash FLASH_DEVICE=/dev/ttyACM0"));
+	assert_true(t->w.svc_active);
+}
+
+static void flash__ctrl_c_during_build_stops_nothing(void **state)
+{
+	struct t *t = *state;
+
+	fake_signal_at(&t->w, 5000, SIGINT);
+	assert_int_equal(flash(t, &t->w.ops), KF_EINTERRUPTED);
+	assert_true(fake_did(&t->w, "kill -15 make"));
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+	assert_false(fake_did(&t->w, "guard_start klipper"));
+}
+
+static void flash__inactive_klipper_is_left_inactive(void **state)
+{
+	struct t *t = *state;
+
+	t->w.svc_active = false;
+	assert_int_equal(flash(t, &t->w.ops), 0);
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+	assert_false(fake_did(&t->w, "svc_start klipper"));
+	assert_false(t->w.svc_active);
+}
+
+static void flash__restart_failure_is_reported_beside_the_original(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+
+	/* service calls: can-manage, is-active, stop, start: fail the start
+	 * and its retry */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
+		.output = "Flash Tool Error", .exit_code = 1, .run_ms = 100 });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " flash ",
+		.exit_code = 2, .run_ms = 100 });
+	fault_ops_init(&f, &t->w.ops, FAULT_SERVICE, 5, -EIO);
+	f.persistent = true;
+	assert_int_equal(flash(t, &f.ops), KF_EFAILED);
+	assert_true(f.fired);
+	assert_non_null(strstr(t->err.what, "make flash of octopus"));
+	assert_non_null(t->err.note);
+	assert_non_null(strstr(t->err.note, "starting klipper again failed"));
+}
+
+/* SQLite-style fault loop: fail the 1st, 2nd, 3rd ... effect until a run
+ * fires no fault. After every run Klipper runs, no child is left, the
+ * registry is intact, and a failed run says what failed. */
+static void flash__fault_loop_keeps_the_promise(void **state)
+{
+	struct t *t = *state;
+	int n, runs = 0;
+
+	for (n = 1; n < 200; n++) {
+		struct fault_ops f;
+		struct fake_world *w = kf_xcalloc(1, sizeof(*w));
+		struct kf_registry reg = KF_REGISTRY_INIT;
+		struct kf_error e = KF_ERROR_INIT;
+		const struct fake_file *file;
+		int r;
+
+		world(w);
+		fault_ops_init(&f, &w->ops, FAULT_ANY, n, -EIO);
+		r = flash(t, &f.ops);
+		runs++;
+		if (f.fired) {
+			if (!w->svc_active)
+				fail_msg("fault at effect %d left klipper stopped: %s", n,
+					 t->err.what ? t->err.what : "(no error)");
+			if (r < 0)
+				assert_non_null(t->err.what);
+		}
+		assert_int_equal(fake_running(w), 0);
+		file = fake_get_file(w, "/cfg/devices.json");
+		assert_non_null(file);
+		assert_int_equal(kf_registry_parse("x", file->data, file->len, &reg, &e), 0);
+		kf_registry_release(&reg);
+		kf_error_release(&e);
+		fake_world_release(w);
+		free(w);
+		if (!f.fired) {
+			assert_int_equal(r, 0);
+			break;
+		}
+	}
+	assert_true(runs > 10);
+	assert_true(n < 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(flash__stops_klipper_only_around_the_flash, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__both_methods_failing_still_restarts_klipper, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__ctrl_c_sends_sigterm_to_flashtool_and_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__ctrl_c_during_build_stops_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__inactive_klipper_is_left_inactive, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__restart_failure_is_reported_beside_the_original, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__fault_loop_keeps_the_promise, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
+}
