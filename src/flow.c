@@ -16,7 +16,8 @@
 #include "kflash/prompt.h"
 #include "kflash/util.h"
 
-enum job_state { J_ACTIVE, J_SKIPPED, J_FLASHED, J_FAILED };
+/* J_WRITTEN: the firmware is on the board, its return not yet seen */
+enum job_state { J_ACTIVE, J_SKIPPED, J_WRITTEN, J_FLASHED, J_FAILED };
 
 struct job {
 	struct kf_board *b;
@@ -32,7 +33,9 @@ struct job {
 	enum kf_method method;
 	const char *method_used;
 	struct kf_error err;
+	int64_t flash_start;
 	int64_t flash_ms;
+	size_t ev_mark;		/* events before this one are not its return */
 };
 
 struct flow {
@@ -49,6 +52,9 @@ struct flow {
 	bool guarded;
 	int lock_fd;
 	char *restart_error;
+	struct kf_monitor *mon;	/* udev events, open while flashing */
+	struct kf_device *seen;	/* tty "add" events read so far */
+	size_t n_seen;
 };
 
 char *kf_lock_path(void)
@@ -460,8 +466,55 @@ static void service_restore(struct flow *f)
 
 /* ---- flashing ------------------------------------------------------------------ */
 
-/* Waits for the board to come back running Klipper, by udev events. */
-static int verify(struct flow *f, struct job *j, struct kf_monitor *mon)
+/* Reads one udev event into the flow's list; 1 when one came. */
+static int read_event(struct flow *f, int64_t deadline)
+{
+	struct kf_uevent ev;
+	int r = kf_os_monitor_next(f->ctx->ops, f->mon, deadline, &ev);
+
+	if (r <= 0)
+		return r;
+	if (ev.action != KF_UEVENT_ADD) {
+		kf_ttydev_release(&ev.dev);
+		return 1;
+	}
+	f->seen = kf_xrealloc(f->seen, (f->n_seen + 1) * sizeof(*f->seen));
+	kf_device_from_tty(&f->seen[f->n_seen++], &ev.dev);
+	return 1;
+}
+
+/* Reads what udev already said, so a board's return is told apart from
+ * what happened before it was flashed. */
+static void drain_events(struct flow *f)
+{
+	while (f->mon && read_event(f, 0) == 1)
+		;
+}
+
+/* Whether j came back (klipper) or showed up in Katapult since its flash. */
+static bool seen_back(struct flow *f, struct job *j, bool *ret_katapult)
+{
+	size_t i;
+
+	for (i = j->ev_mark; i < f->n_seen; i++) {
+		struct kf_device *d = &f->seen[i];
+
+		if (!kf_pattern_matches(j->b->pattern, d))
+			continue;
+		if (d->mode == KF_MODE_KATAPULT)
+			*ret_katapult = true;
+		if (d->mode == KF_MODE_KLIPPER) {
+			free(j->by_id);
+			j->by_id = kf_xstrdup(d->tty.by_id ? d->tty.by_id : d->tty.devnode);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Waits for the board to come back running Klipper: udev "add" events,
+ * no polling. Several boards may be on their way back at once. */
+static int verify(struct flow *f, struct job *j)
 {
 	int64_t deadline = kf_os_now(f->ctx->ops) + f->s->timeout_reconnect * 1000LL;
 	bool saw_katapult = false;
@@ -469,10 +522,14 @@ static int verify(struct flow *f, struct job *j, struct kf_monitor *mon)
 	kf_out_phase(f->ctx->out, KF_PHASE_VERIFY, "waiting for %s to come back",
 		     j->b->key);
 	for (;;) {
-		struct kf_uevent ev;
-		struct kf_device d;
-		int r = kf_os_monitor_next(f->ctx->ops, mon, deadline, &ev);
+		int r;
 
+		if (seen_back(f, j, &saw_katapult)) {
+			kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s",
+				  j->b->key, j->by_id);
+			return 0;
+		}
+		r = read_event(f, deadline);
 		if (r == -EINTR) {
 			(void)got_signal(f);
 			kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted while waiting "
@@ -482,23 +539,6 @@ static int verify(struct flow *f, struct job *j, struct kf_monitor *mon)
 		}
 		if (r <= 0)
 			break;
-		if (ev.action != KF_UEVENT_ADD) {
-			kf_ttydev_release(&ev.dev);
-			continue;
-		}
-		kf_device_from_tty(&d, &ev.dev);
-		if (kf_pattern_matches(j->b->pattern, &d)) {
-			if (d.mode == KF_MODE_KLIPPER) {
-				free(j->by_id);
-				j->by_id = kf_xstrdup(d.tty.by_id ? d.tty.by_id : d.tty.devnode);
-				kf_device_release(&d);
-				kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s",
-					  j->b->key, j->by_id);
-				return 0;
-			}
-			saw_katapult = true;
-		}
-		kf_device_release(&d);
 	}
 	/* an event may have come before the monitor could see it */
 	if (relocate(f, j) == 0 && j->mode == KF_MODE_KLIPPER) {
@@ -582,7 +622,6 @@ static int check_app_start(struct flow *f, struct job *j, struct kf_tool_run *t)
 static int flash_katapult(struct flow *f, struct job *j)
 {
 	struct kf_tool_run t;
-	struct kf_monitor *mon = NULL;
 	int r;
 
 	memset(&t, 0, sizeof(t));
@@ -592,10 +631,8 @@ static int flash_katapult(struct flow *f, struct job *j)
 		return r;
 	if (got_signal(f))
 		return kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted");
-	r = kf_os_monitor_open(f->ctx->ops, &mon);
-	if (r < 0)
-		return kf_error_set(&j->err, KF_EFAILED, "cannot watch udev: %s",
-				    strerror(-r));
+	drain_events(f);
+	j->ev_mark = f->n_seen;
 	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: flashing %s via katapult on %s",
 		     j->b->key, j->build.firmware, j->by_id);
 	r = kf_flashtool(f->ctx, f->s, j->devnode, j->build.firmware, &t);
@@ -608,12 +645,7 @@ static int flash_katapult(struct flow *f, struct job *j)
 		r = kf_flash_error(&j->err, t.cls, j->b->key, t.output.data, t.command, f->s);
 		if (t.cls == KF_FLASH_INTERRUPTED)
 			j->err.signal = f->signal;
-		if (f->ctx->out->verbosity < KF_VERBOSE && t.output.len)
-			kf_out_verbose(f->ctx->out, "%s", t.output.data);
-	} else {
-		r = verify(f, j, mon);
 	}
-	kf_os_monitor_close(f->ctx->ops, mon);
 	kf_tool_run_release(&t);
 	return r;
 }
@@ -621,13 +653,10 @@ static int flash_katapult(struct flow *f, struct job *j)
 static int flash_make(struct flow *f, struct job *j)
 {
 	struct kf_tool_run t;
-	struct kf_monitor *mon = NULL;
 	int r;
 
-	r = kf_os_monitor_open(f->ctx->ops, &mon);
-	if (r < 0)
-		return kf_error_set(&j->err, KF_EFAILED, "cannot watch udev: %s",
-				    strerror(-r));
+	drain_events(f);
+	j->ev_mark = f->n_seen;
 	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: flashing via make flash on %s",
 		     j->b->key, j->by_id);
 	r = kf_make_flash(f->ctx, f->s, f->kdir, j->cfg_path, j->build.build_dir,
@@ -662,20 +691,17 @@ static int flash_make(struct flow *f, struct job *j)
 		}
 		kf_error_command(&j->err, "%s", t.command);
 		kf_error_step(&j->err, "kflash -v flash %s -s --method make-flash", j->b->key);
-	} else {
-		r = verify(f, j, mon);
 	}
-	kf_os_monitor_close(f->ctx->ops, mon);
 	kf_tool_run_release(&t);
 	return r;
 }
 
 static void flash_one(struct flow *f, struct job *j)
 {
-	int64_t t0 = kf_os_now(f->ctx->ops);
 	bool fallback = f->s->fallback && !f->o->no_fallback;
 	int r;
 
+	j->flash_start = kf_os_now(f->ctx->ops);
 	/* the board may have moved since pre-flight (another board's reset) */
 	r = relocate(f, j);
 	if (r < 0) {
@@ -702,14 +728,46 @@ static void flash_one(struct flow *f, struct job *j)
 		j->method_used = "make-flash";
 		r = flash_make(f, j);
 	}
-	j->flash_ms = kf_os_now(f->ctx->ops) - t0;
+	j->flash_ms = kf_os_now(f->ctx->ops) - j->flash_start;
 	if (r < 0) {
 		job_fail(f, j, r);
 		return;
 	}
-	j->state = J_FLASHED;
-	kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs", j->b->key,
-		  j->method_used, (double)j->flash_ms / 1000.0);
+	j->state = J_WRITTEN;
+	kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s written via %s", j->b->key,
+		  j->method_used);
+}
+
+/* After all boards are written: each must come back. The boards reboot
+ * side by side while the next ones are flashed, so the printer's downtime
+ * is the flash tools' time plus the last board's return. */
+static void verify_all(struct flow *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		int r;
+
+		if (j->state != J_WRITTEN)
+			continue;
+		if (f->signal) {
+			kf_error_set(&j->err, KF_EINTERRUPTED, "%s was written; kflash "
+				     "stopped before seeing it come back", j->b->key);
+			kf_error_step(&j->err, "kflash list");
+			job_fail(f, j, KF_EINTERRUPTED);
+			continue;
+		}
+		r = verify(f, j);
+		j->flash_ms = kf_os_now(f->ctx->ops) - j->flash_start;
+		if (r < 0) {
+			job_fail(f, j, r);
+			continue;
+		}
+		j->state = J_FLASHED;
+		kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs",
+			  j->b->key, j->method_used, (double)j->flash_ms / 1000.0);
+	}
 }
 
 /* ---- after --------------------------------------------------------------------- */
@@ -1000,9 +1058,20 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 		r = preflight(&f);
 	if (r == 0 && active_jobs(&f))
 		r = service_stop(&f);
+	if (r == 0 && active_jobs(&f)) {
+		int m = kf_os_monitor_open(ctx->ops, &f.mon);
+
+		if (m < 0) {
+			r = kf_error_set(ctx->err, KF_EFAILED, "cannot watch udev for the "
+					 "boards' return: %s", strerror(-m));
+			f.mon = NULL;
+		}
+	}
 	for (i = 0; r == 0 && i < n && !f.signal; i++)
 		if (f.jobs[i].state == J_ACTIVE)
 			flash_one(&f, &f.jobs[i]);
+	if (r == 0)
+		verify_all(&f);
 	/* every path from here on: put the service back */
 	service_restore(&f);
 	if (r == 0 && !f.signal)
@@ -1025,6 +1094,11 @@ out:
 		kf_error_release(&j->err);
 		free(j->err.note);
 	}
+	if (f.mon)
+		kf_os_monitor_close(ctx->ops, f.mon);
+	for (i = 0; i < f.n_seen; i++)
+		kf_device_release(&f.seen[i]);
+	free(f.seen);
 	free(f.jobs);
 	free(f.kdir);
 	free(f.restart_error);
