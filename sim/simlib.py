@@ -212,6 +212,8 @@ class Host:
             "KFLASH_SIM_STATE": self.state,
             "KFLASH_SIM_EVENTS": self.events,
             "KFLASH_SIM_IMAGES": self.images,
+            "KFLASH_SIM_LIB": os.path.join(FAKE, "lib"),
+            "PYTHONPATH": os.path.join(FAKE, "lib"),
             "USER": "pi",
             "NO_COLOR": "1",
         })

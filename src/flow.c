@@ -256,8 +256,10 @@ static int build_all(struct flow *f)
 			job_fail(f, j, r);
 			if (r == KF_EINTERRUPTED)
 				return r;
-			/* one failed build skips only that board */
-			kf_out_error(f->ctx->out, &j->err);
+			/* one failed build skips only that board; with several,
+			 * say so now, the summary comes at the end */
+			if (f->n > 1)
+				kf_out_error(f->ctx->out, &j->err);
 		}
 	}
 	return got_signal(f) ? KF_EINTERRUPTED : 0;
@@ -803,9 +805,10 @@ static void check_versions(struct flow *f)
 	if (!any || !f->was_active || f->signal)
 		return;
 	/* Klipper needs a moment to reach its MCUs after a start */
-	deadline = kf_os_now(f->ctx->ops) + f->s->timeout_reconnect * 1000LL;
+	deadline = kf_os_now(f->ctx->ops) + 15000;
 	for (;;) {
-		if (kf_moonraker_mcus(f->ctx->ops, f->s->moonraker_url, &mcus, &n) == 0 && n)
+		/* Moonraker answers the object list once Klipper is ready */
+		if (kf_moonraker_mcus(f->ctx->ops, f->s->moonraker_url, &mcus, &n) == 0)
 			break;
 		kf_mcu_versions_free(mcus, n);
 		mcus = NULL;

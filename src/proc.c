@@ -15,7 +15,16 @@ static void tee_line(void *data, const char *line, size_t len)
 	const struct kf_run_opts *opts = data;
 
 	if (opts->capture) {
-		kf_buf_add(opts->capture, line, len);
+		size_t i, start = 0;
+
+		/* tools print NUL bytes (flashtool's "Software Version:"); the
+		 * capture is text and must stay searchable */
+		for (i = 0; i <= len; i++) {
+			if (i == len || line[i] == '\0') {
+				kf_buf_add(opts->capture, line + start, i - start);
+				start = i + 1;
+			}
+		}
 		kf_buf_add(opts->capture, "\n", 1);
 	}
 	if (opts->on_line)
