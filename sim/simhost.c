@@ -29,6 +29,13 @@
  * - Re-enumeration (Klipper -> Katapult -> Klipper) takes the devices away
  *   with "remove" uevents and adds the new identity, for which umockdev
  *   sends the "add" uevents, the way the kernel and udev do on a real host.
+ *   After COMPLETE the board's after_complete= key picks the identity it
+ *   comes back with (klipper, katapult) or keeps it away (gone).
+ * - Scenarios change the world mid-run through the control FIFO (--control,
+ *   default $KFLASH_SIM_STATE/simhost.ctl): "unplug NAME", "plug NAME",
+ *   "mode NAME klipper|katapult" lines, read in the same poll loop. We hold
+ *   the FIFO open O_RDWR, so writers never block and we never see EOF.
+ *   fixtures/boards/README.md documents the commands, keys and events.
  */
 
 #ifndef _GNU_SOURCE
@@ -103,6 +110,13 @@ enum sim_kind {
 	SIM_KIND_FIXED,		/* probe, USB-serial chip: identity as given, never changes */
 };
 
+/* What the board does after Katapult's COMPLETE. */
+enum sim_after {
+	SIM_AFTER_KLIPPER,	/* the new firmware boots: back as Klipper */
+	SIM_AFTER_KATAPULT,	/* the new firmware does not start: back in Katapult */
+	SIM_AFTER_GONE,		/* disconnects and stays away (until "plug") */
+};
+
 struct sim_fixture {
 	char *name;
 	enum sim_kind kind;
@@ -117,6 +131,7 @@ struct sim_fixture {
 	uint32_t app_start;
 	uint32_t block_size;
 	enum sim_fault fault;
+	enum sim_after after_complete;
 	int busnum;
 	int devnum;			/* first device number; 0: next free */
 	char *port;			/* hub port chain, e.g. "1.2" */
@@ -227,6 +242,13 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 		else return -EINVAL;
 		return 0;
 	}
+	if (!strcmp(k, "after_complete")) {
+		if (!strcmp(v, "klipper")) f->after_complete = SIM_AFTER_KLIPPER;
+		else if (!strcmp(v, "katapult")) f->after_complete = SIM_AFTER_KATAPULT;
+		else if (!strcmp(v, "gone")) f->after_complete = SIM_AFTER_GONE;
+		else return -EINVAL;
+		return 0;
+	}
 	if (!strcmp(k, "app_start"))
 		return sim_parse_u32(v, &f->app_start);
 	if (!strcmp(k, "block_size")) {
@@ -308,8 +330,63 @@ static const char *sim_fixture_finish(struct sim_fixture *f)
 	return NULL;
 }
 
-/* Reads FILE; the name defaults to the file name without ".board". */
-static int sim_fixture_load(const char *path, struct sim_fixture *f)
+/* Applies "key=value,key=value..." from the command line on top of the
+ * file. A piece without '=' continues the value before it (so a value may
+ * hold a comma: "vendor_db=OpenMoko, Inc."). */
+static int sim_fixture_override(struct sim_fixture *f, const char *path, const char *list)
+{
+	char **pieces = g_strsplit(list, ",", -1);
+	GString *val = NULL;
+	char *key = NULL;
+	int r = 0;
+
+	for (int i = 0; r == 0; i++) {
+		char *eq = pieces[i] ? strchr(pieces[i], '=') : NULL;
+
+		if (pieces[i] && !eq && key) {
+			g_string_append_c(val, ',');
+			g_string_append(val, pieces[i]);
+			continue;
+		}
+		if (key) {
+			char *v = sim_strip(val->str);
+
+			r = sim_fixture_set(f, key, v);
+			if (r == -ENOENT) {
+				sim_log("%s: warning: unknown key '%s' ignored", path, key);
+				r = 0;
+			} else if (r < 0) {
+				sim_log("%s: bad value for %s: '%s'", path, key, v);
+			}
+			g_clear_pointer(&key, g_free);
+			g_string_free(val, TRUE);
+			val = NULL;
+		}
+		if (!pieces[i] || r < 0)
+			break;
+		if (!eq) {
+			sim_log("%s: expected key=value after the ',', not '%s'", path, pieces[i]);
+			r = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		key = g_strdup(sim_strip(pieces[i]));
+		val = g_string_new(eq + 1);
+		if (!*key) {
+			sim_log("%s: empty key in the overrides", path);
+			r = -EINVAL;
+		}
+	}
+	g_free(key);
+	if (val)
+		g_string_free(val, TRUE);
+	g_strfreev(pieces);
+	return r;
+}
+
+/* Reads FILE, then applies OVERRIDES (may be NULL); the name defaults to the
+ * file name without ".board". */
+static int sim_fixture_load(const char *path, const char *overrides, struct sim_fixture *f)
 {
 	FILE *fp;
 	char line[1024];
@@ -350,6 +427,8 @@ static int sim_fixture_load(const char *path, struct sim_fixture *f)
 		}
 	}
 	fclose(fp);
+	if (overrides && sim_fixture_override(f, path, overrides) < 0)
+		return -EINVAL;
 	if (!f->name) {
 		char *base = g_path_get_basename(path);
 		char *dot = strrchr(base, '.');
@@ -374,6 +453,7 @@ enum sim_state {
 	SIM_ST_LEAVING,		/* reset requested; still served until the deadline */
 	SIM_ST_ABSENT,		/* unplugged; reappears at the deadline */
 	SIM_ST_DEAD,		/* failed to enumerate; stays away */
+	SIM_ST_UNPLUGGED,	/* off the bus until a "plug" command (next_mode) */
 };
 
 struct sim_hboard {
@@ -384,7 +464,8 @@ struct sim_hboard {
 
 	enum sim_state state;
 	enum sim_mode mode;		/* identity currently enumerated */
-	enum sim_mode next_mode;
+	enum sim_mode next_mode;	/* LEAVING, ABSENT, UNPLUGGED: mode it comes back in */
+	bool stay_away;			/* LEAVING: after the disconnect, UNPLUGGED */
 	int64_t deadline;
 
 	/* Current enumeration. */
@@ -402,6 +483,8 @@ struct sim_hboard {
 	unsigned last_baud;
 	int last_dtr;
 	struct stat image_st;		/* image file before this Katapult session */
+	bool write_started;		/* "write-start" logged in this Katapult session */
+	unsigned scan;			/* bytes of a SEND_BLOCK frame start matched */
 
 	/* Shared with the ioctl worker thread: g_atomic_* only. */
 	gpointer handler;		/* UMockdevIoctlBase of the live tty */
@@ -418,6 +501,12 @@ struct sim_host {
 	int events_fd;
 	char *image_dir;
 	bool image_dir_owned;
+	/* control FIFO */
+	int ctl_fd;
+	char *ctl_path;
+	char ctl_buf[512];
+	size_t ctl_len;
+	bool ctl_overlong;		/* discarding the rest of a too-long line */
 };
 
 static void sim_event(struct sim_host *h, const char *board, const char *fmt, ...)
@@ -1094,6 +1183,8 @@ static int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
 
 	b->hup = false;
 	b->npending = 0;
+	b->write_started = false;
+	b->scan = 0;
 	b->last_baud = 0;
 	b->last_dtr = 0;
 	if (ioctl(b->master, TCGETS2, &t) == 0)
@@ -1225,6 +1316,7 @@ static void sim_schedule_reset(struct sim_hboard *b, enum sim_mode next)
 		return;
 	b->state = SIM_ST_LEAVING;
 	b->next_mode = next;
+	b->stay_away = false;
 	b->deadline = sim_now_ms() + b->fx.disconnect_ms;
 }
 
@@ -1251,8 +1343,14 @@ static void sim_take_events(struct sim_hboard *b)
 				sim_event(b->host, b->fx.name, "flash-complete bytes=%lld",
 					  (long long)st.st_size);
 			b->image_st = st;
+			/* "boot-app" whatever comes next: the bootloader has
+			 * acked COMPLETE and jumps; after_complete decides
+			 * whether the app runs (disconnect, enumerate klipper),
+			 * falls back to the bootloader or leaves the bus */
 			sim_event(b->host, b->fx.name, "boot-app");
-			sim_schedule_reset(b, SIM_MODE_KLIPPER);
+			sim_schedule_reset(b, b->fx.after_complete == SIM_AFTER_KATAPULT ?
+					   SIM_MODE_KATAPULT : SIM_MODE_KLIPPER);
+			b->stay_away = b->fx.after_complete == SIM_AFTER_GONE;
 			break;
 		default:
 			break;
@@ -1289,6 +1387,27 @@ static void sim_queue(struct sim_hboard *b, const uint8_t *data, size_t len)
 	sim_flush_pending(b);
 }
 
+/* Logs "write-start" when the first SEND_BLOCK of a Katapult session
+ * arrives (frame start 01 88 12), before the board sees it. */
+static void sim_scan_send_block(struct sim_hboard *b, const uint8_t *in, size_t len)
+{
+	static const uint8_t start[] = { 0x01, 0x88, 0x12 };
+
+	if (b->write_started || sim_board_mode(b->core) != SIM_MODE_KATAPULT)
+		return;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == start[b->scan])
+			b->scan++;
+		else
+			b->scan = in[i] == start[0] ? 1 : 0;
+		if (b->scan == sizeof(start)) {
+			b->write_started = true;
+			sim_event(b->host, b->fx.name, "write-start");
+			return;
+		}
+	}
+}
+
 static void sim_read_master(struct sim_hboard *b)
 {
 	static uint8_t out[65536];
@@ -1312,6 +1431,7 @@ static void sim_read_master(struct sim_hboard *b)
 		 * (between its event and the disconnect) no longer runs code */
 		if (!b->core || b->state != SIM_ST_PRESENT)
 			continue;
+		sim_scan_send_block(b, in, (size_t)n);
 		olen = 0;
 		r = sim_board_input(b->core, in, (size_t)n, out, sizeof(out), &olen);
 		if (r < 0)
@@ -1367,6 +1487,194 @@ static void sim_check_hup(struct sim_hboard *b)
 		return;
 	if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP))
 		b->hup = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* The control FIFO: scenarios change the world while the command runs  */
+
+static struct sim_hboard *sim_find_board(struct sim_host *h, const char *name)
+{
+	for (int i = 0; i < h->nboards; i++)
+		if (!strcmp(h->boards[i].fx.name, name))
+			return &h->boards[i];
+	return NULL;
+}
+
+/* The mode the board would come back in: the firmware now running. */
+static enum sim_mode sim_running_mode(const struct sim_hboard *b)
+{
+	return b->state == SIM_ST_PRESENT ? b->mode : b->next_mode;
+}
+
+/* "unplug NAME": off the bus at once, whatever it was doing. */
+static void sim_ctl_unplug(struct sim_hboard *b)
+{
+	if (b->state == SIM_ST_UNPLUGGED) {
+		sim_log("control: unplug %s: not plugged in", b->fx.name);
+		return;
+	}
+	b->next_mode = sim_running_mode(b);
+	sim_event(b->host, b->fx.name, "unplug");
+	if (b->master >= 0 || b->usb_syspath)
+		sim_unplug(b);
+	b->state = SIM_ST_UNPLUGGED;
+	b->stay_away = false;
+}
+
+/* "plug NAME": back in the mode it was in. */
+static void sim_ctl_plug(struct sim_hboard *b)
+{
+	if (b->state != SIM_ST_UNPLUGGED && b->state != SIM_ST_DEAD) {
+		sim_log("control: plug %s: already plugged in", b->fx.name);
+		return;
+	}
+	sim_event(b->host, b->fx.name, "plug");
+	if (sim_plug(b, b->next_mode, true) < 0)
+		sim_log("control: plug %s: failed to enumerate", b->fx.name);
+}
+
+/* "mode NAME klipper|katapult": the board resets into MODE now (disconnect
+ * at once, back after reenumerate_ms); an unplugged board only takes MODE
+ * as the one it comes back in. */
+static void sim_ctl_mode(struct sim_hboard *b, enum sim_mode mode)
+{
+	struct sim_host *h = b->host;
+
+	if (b->fx.kind == SIM_KIND_FIXED) {
+		sim_log("control: mode %s: a kind=fixed device has no modes", b->fx.name);
+		return;
+	}
+	sim_event(h, b->fx.name, "mode %s", mode == SIM_MODE_KATAPULT ? "katapult" : "klipper");
+	b->next_mode = mode;
+	b->stay_away = false;
+	switch (b->state) {
+	case SIM_ST_PRESENT:
+	case SIM_ST_LEAVING:
+		sim_event(h, b->fx.name, "disconnect %s", sim_mode_name(b, b->mode));
+		sim_unplug(b);
+		b->state = SIM_ST_ABSENT;
+		b->deadline = sim_now_ms() + b->fx.reenumerate_ms;
+		break;
+	case SIM_ST_DEAD:
+		b->state = SIM_ST_ABSENT;
+		b->deadline = sim_now_ms() + b->fx.reenumerate_ms;
+		break;
+	case SIM_ST_ABSENT:		/* already on its way back: now in MODE */
+	case SIM_ST_UNPLUGGED:
+		break;
+	}
+}
+
+static void sim_ctl_line(struct sim_host *h, char *line)
+{
+	char *argv[4] = { NULL };
+	int argc = 0;
+	struct sim_hboard *b;
+
+	for (char *tok = strtok(line, " \t\r"); tok; tok = strtok(NULL, " \t\r")) {
+		if (argc == (int)G_N_ELEMENTS(argv)) {
+			sim_log("control: too many words, line ignored");
+			return;
+		}
+		argv[argc++] = tok;
+	}
+	if (!argc || argv[0][0] == '#')
+		return;
+	if ((strcmp(argv[0], "unplug") && strcmp(argv[0], "plug") && strcmp(argv[0], "mode")) ||
+	    argc != (strcmp(argv[0], "mode") ? 2 : 3)) {
+		sim_log("control: unknown command '%s%s%s%s%s' ignored (unplug NAME, plug NAME, "
+			"mode NAME klipper|katapult)", argv[0], argc > 1 ? " " : "",
+			argc > 1 ? argv[1] : "", argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+		return;
+	}
+	b = sim_find_board(h, argv[1]);
+	if (!b) {
+		sim_log("control: %s: no board named '%s', ignored", argv[0], argv[1]);
+		return;
+	}
+	sim_debug("control: %s %s%s%s", argv[0], argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+	if (!strcmp(argv[0], "unplug")) {
+		sim_ctl_unplug(b);
+	} else if (!strcmp(argv[0], "plug")) {
+		sim_ctl_plug(b);
+	} else if (!strcmp(argv[2], "klipper")) {
+		sim_ctl_mode(b, SIM_MODE_KLIPPER);
+	} else if (!strcmp(argv[2], "katapult")) {
+		sim_ctl_mode(b, SIM_MODE_KATAPULT);
+	} else {
+		sim_log("control: mode %s: unknown mode '%s' (klipper or katapult), ignored",
+			argv[1], argv[2]);
+	}
+}
+
+/* Reads what the writers sent; runs each complete line. */
+static void sim_ctl_read(struct sim_host *h)
+{
+	for (;;) {
+		ssize_t n = read(h->ctl_fd, h->ctl_buf + h->ctl_len, sizeof(h->ctl_buf) - 1 - h->ctl_len);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		h->ctl_len += (size_t)n;
+		h->ctl_buf[h->ctl_len] = '\0';
+		while ((nl = memchr(h->ctl_buf, '\n', h->ctl_len))) {
+			size_t used = (size_t)(nl - h->ctl_buf) + 1;
+
+			*nl = '\0';
+			if (!h->ctl_overlong)
+				sim_ctl_line(h, h->ctl_buf);
+			h->ctl_overlong = false;
+			memmove(h->ctl_buf, h->ctl_buf + used, h->ctl_len - used);
+			h->ctl_len -= used;
+			h->ctl_buf[h->ctl_len] = '\0';
+		}
+		if (h->ctl_len == sizeof(h->ctl_buf) - 1) {
+			if (!h->ctl_overlong)
+				sim_log("control: line too long, ignored");
+			h->ctl_overlong = true;
+			h->ctl_len = 0;
+		}
+	}
+}
+
+/* Makes the FIFO at PATH (replacing a stale one) and keeps it open for
+ * reading and writing, so writers never block in open() and we never see
+ * EOF when one goes away. */
+static int sim_ctl_open(struct sim_host *h, const char *path)
+{
+	struct stat st;
+	char *abs;
+
+	if (lstat(path, &st) == 0) {
+		if (!S_ISFIFO(st.st_mode)) {
+			sim_log("%s: exists and is not a FIFO", path);
+			return -EEXIST;
+		}
+		(void)unlink(path);
+	}
+	if (mkfifo(path, 0600) < 0) {
+		int r = -errno;
+
+		sim_log("control FIFO %s: %s", path, strerror(-r));
+		return r;
+	}
+	h->ctl_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (h->ctl_fd < 0) {
+		int r = -errno;
+
+		sim_log("control FIFO %s: %s", path, strerror(-r));
+		(void)unlink(path);
+		return r;
+	}
+	abs = g_canonicalize_filename(path, NULL);
+	h->ctl_path = abs;
+	/* so the command (or what it runs) can find it */
+	setenv("KFLASH_SIM_CONTROL", abs, 1);
+	sim_debug("control FIFO %s", abs);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1459,19 +1767,21 @@ static int sim_kill_orphans(int sig)
 
 static void sim_usage(FILE *to)
 {
-	fputs("usage: kflash-simhost [-v] [--events FILE] [--image-dir DIR]\n"
-	      "                      --board FILE[:klipper|:katapult]... -- COMMAND [ARG...]\n"
+	fputs("usage: kflash-simhost [-v] [--events FILE] [--image-dir DIR] [--control FIFO]\n"
+	      "         --board FILE[:klipper|:katapult][,key=value...]... -- COMMAND [ARG...]\n"
 	      "Runs COMMAND in a umockdev testbed holding the given USB boards and serves\n"
 	      "their ttys with the board emulator until COMMAND exits; exits with its status.\n"
+	      "key=value pieces override the board file's keys. --control (default\n"
+	      "$KFLASH_SIM_STATE/simhost.ctl when that is set) makes a FIFO that takes the\n"
+	      "lines 'unplug NAME', 'plug NAME', 'mode NAME klipper|katapult'.\n"
 	      "Run it under umockdev-wrapper (it re-executes itself under it if needed).\n",
 	      to);
 }
 
-static int sim_add_board(struct sim_host *h, const char *spec)
+/* Splits "FILE[:klipper|:katapult]" into the file and the mode (-1: none). */
+static int sim_split_mode(char *path)
 {
-	char *path = g_strdup(spec), *colon = strrchr(path, ':');
-	struct sim_hboard *b;
-	const char *mode_name;
+	char *colon = strrchr(path, ':');
 	int mode = -1;
 
 	if (colon && !strcmp(colon, ":klipper"))
@@ -1480,6 +1790,36 @@ static int sim_add_board(struct sim_host *h, const char *spec)
 		mode = SIM_MODE_KATAPULT;
 	if (mode >= 0)
 		*colon = '\0';
+	return mode;
+}
+
+/* --board FILE[:klipper|:katapult][,key=value...] */
+static int sim_add_board(struct sim_host *h, const char *spec)
+{
+	char *path = g_strdup(spec), *overrides = NULL;
+	struct sim_hboard *b;
+	const char *mode_name;
+	int mode;
+
+	/* The overrides start at the first ',' after which the file part names
+	 * an existing file (a path may hold commas); failing that, the first. */
+	for (char *c = strchr(path, ','); c; c = strchr(c + 1, ',')) {
+		char *head = g_strndup(path, (size_t)(c - path));
+		bool exists;
+
+		(void)sim_split_mode(head);
+		exists = g_file_test(head, G_FILE_TEST_IS_REGULAR);
+		g_free(head);
+		if (exists || !overrides)
+			overrides = c;
+		if (exists)
+			break;
+	}
+	if (overrides && g_file_test(path, G_FILE_TEST_IS_REGULAR))
+		overrides = NULL;	/* the whole spec is a file */
+	if (overrides)
+		*overrides++ = '\0';
+	mode = sim_split_mode(path);
 	mode_name = mode == SIM_MODE_KATAPULT ? "katapult" : "klipper";
 	if (h->nboards >= SIM_MAX_BOARDS) {
 		sim_log("too many boards (at most %d)", SIM_MAX_BOARDS);
@@ -1490,7 +1830,7 @@ static int sim_add_board(struct sim_host *h, const char *spec)
 	memset(b, 0, sizeof(*b));
 	b->host = h;
 	b->master = -1;
-	if (sim_fixture_load(path, &b->fx) < 0) {
+	if (sim_fixture_load(path, overrides, &b->fx) < 0) {
 		sim_fixture_release(&b->fx);
 		g_free(path);
 		return -EINVAL;
@@ -1672,7 +2012,8 @@ int main(int argc, char **argv)
 {
 	static struct sim_host host;
 	struct sim_host *h = &host;
-	const char *events_path = NULL;
+	const char *events_path = NULL, *control_path = NULL;
+	char *control_default = NULL;
 	char **cmd = NULL;
 	sigset_t mask, oldmask;
 	int sfd, status = 0, exit_code = 1, argi;
@@ -1682,6 +2023,7 @@ int main(int argc, char **argv)
 	int64_t kill_deadline = 0;
 
 	h->events_fd = -1;
+	h->ctl_fd = -1;
 	h->notify[0] = h->notify[1] = -1;
 	for (int i = 0; i <= 32; i++)
 		h->devnum_next[i] = 2;
@@ -1703,6 +2045,8 @@ int main(int argc, char **argv)
 			events_path = argv[++argi];
 		} else if (!strcmp(a, "--image-dir") && argi + 1 < argc) {
 			h->image_dir = g_strdup(argv[++argi]);
+		} else if (!strcmp(a, "--control") && argi + 1 < argc) {
+			control_path = argv[++argi];
 		} else {
 			sim_usage(stderr);
 			return 2;
@@ -1724,7 +2068,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[argi], "--board")) {
 			if (sim_add_board(h, argv[++argi]) < 0)
 				return 2;
-		} else if (!strcmp(argv[argi], "--events") || !strcmp(argv[argi], "--image-dir")) {
+		} else if (!strcmp(argv[argi], "--events") || !strcmp(argv[argi], "--image-dir") ||
+			   !strcmp(argv[argi], "--control")) {
 			argi++;
 		}
 	}
@@ -1772,6 +2117,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (!control_path && getenv("KFLASH_SIM_STATE") && *getenv("KFLASH_SIM_STATE"))
+		control_path = control_default =
+			g_build_filename(getenv("KFLASH_SIM_STATE"), "simhost.ctl", NULL);
+	if (control_path && sim_ctl_open(h, control_path) < 0)
+		goto out;
+
 	h->tb = umockdev_testbed_new();
 	h->root = umockdev_testbed_get_root_dir(h->tb);
 	sim_debug("testbed %s", h->root);
@@ -1793,14 +2144,17 @@ int main(int argc, char **argv)
 	}
 
 	while (!child_done) {
-		struct pollfd pfd[SIM_MAX_BOARDS + 2];
-		struct sim_hboard *who[SIM_MAX_BOARDS + 2];
-		int n = 0, timeout = -1, r;
+		struct pollfd pfd[SIM_MAX_BOARDS + 3];
+		struct sim_hboard *who[SIM_MAX_BOARDS + 3];
+		int n = 0, timeout = -1, r, first_board;
 		int64_t now = sim_now_ms();
 		bool tick = false;
 
 		pfd[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = h->notify[0], .events = POLLIN };
+		/* fd -1 when there is no FIFO: poll() skips it */
+		pfd[n++] = (struct pollfd){ .fd = h->ctl_fd, .events = POLLIN };
+		first_board = n;
 		for (int i = 0; i < h->nboards; i++) {
 			struct sim_hboard *b = &h->boards[i];
 
@@ -1873,7 +2227,7 @@ int main(int argc, char **argv)
 				if (h->boards[i].state == SIM_ST_PRESENT || h->boards[i].state == SIM_ST_LEAVING)
 					sim_check_line(&h->boards[i]);
 		}
-		for (int k = 2; r > 0 && k < n; k++) {
+		for (int k = first_board; r > 0 && k < n; k++) {
 			struct sim_hboard *b = who[k];
 
 			if (!pfd[k].revents || b->master != pfd[k].fd)
@@ -1888,6 +2242,10 @@ int main(int argc, char **argv)
 				sim_slave_closed(b);
 		}
 
+		/* after the ttys: bytes already sent reach the board before it goes */
+		if (r > 0 && (pfd[2].revents & POLLIN))
+			sim_ctl_read(h);
+
 		now = sim_now_ms();
 		for (int i = 0; i < h->nboards; i++) {
 			struct sim_hboard *b = &h->boards[i];
@@ -1899,7 +2257,8 @@ int main(int argc, char **argv)
 			if (b->state == SIM_ST_LEAVING && now >= b->deadline) {
 				sim_event(h, b->fx.name, "disconnect %s", sim_mode_name(b, b->mode));
 				sim_unplug(b);
-				b->state = SIM_ST_ABSENT;
+				b->state = b->stay_away ? SIM_ST_UNPLUGGED : SIM_ST_ABSENT;
+				b->stay_away = false;
 				b->deadline = now + b->fx.reenumerate_ms;
 			} else if (b->state == SIM_ST_ABSENT && now >= b->deadline) {
 				if (sim_plug(b, b->next_mode, true) < 0)
@@ -1965,5 +2324,11 @@ out:
 	g_free(h->root);
 	if (h->events_fd >= 0)
 		close(h->events_fd);
+	if (h->ctl_fd >= 0) {
+		close(h->ctl_fd);
+		(void)unlink(h->ctl_path);
+	}
+	g_free(h->ctl_path);
+	g_free(control_default);
 	return exit_code;
 }

@@ -1,11 +1,13 @@
 #!/bin/bash
-# test-simhost.sh - checks kflash-simhost: the boards enumerate through libudev with udev's properties and links, and a bootloader request re-enumerates a board into Katapult and back.
+# test-simhost.sh - checks kflash-simhost: the boards enumerate through libudev with udev's properties and links, a bootloader request re-enumerates a board into Katapult and back, the control FIFO unplugs and plugs boards, and after_complete= decides what a board does after COMPLETE.
 #
 # Usage: [SIMHOST=build/kflash-simhost] [KATAPULT_DIR=/path/to/katapult] sim/test-simhost.sh
 # Builds nothing. Exits 77 (skip) with "SKIP: reason" when umockdev cannot
 # run here; the flashtool.py and pyserial checks skip alone when those are
 # missing. Ends with "test-simhost: N passed, N failed, N skipped".
 set -u
+# the control FIFO defaults to $KFLASH_SIM_STATE/simhost.ctl: not here
+unset KFLASH_SIM_STATE KFLASH_SIM_CONTROL
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIMHOST=${SIMHOST:-$ROOT/build/kflash-simhost}
@@ -157,8 +159,9 @@ def node_of(pattern):
     return None
 
 # Run TRIGGER with a libudev monitor listening; print the tty events seen
-# until a by-id link matching WANT exists (plus a moment), or SECS pass.
-def watch(trigger, want, secs):
+# until a by-id link matching WANT exists (with GONE: none does) plus a
+# moment, or SECS pass. TAG prefixes the lines.
+def watch(trigger, want, secs, gone=False, tag=""):
     mon = u.udev_monitor_new_from_netlink(ud, b"udev")
     u.udev_monitor_filter_add_match_subsystem_devtype(mon, b"tty", None)
     u.udev_monitor_enable_receiving(mon)
@@ -171,16 +174,36 @@ def watch(trigger, want, secs):
         if r:
             d = u.udev_monitor_receive_device(mon)
             if d:
-                print("EV", s(u.udev_device_get_action(d)), s(u.udev_device_get_subsystem(d)),
+                print(tag + "EV", s(u.udev_device_get_action(d)), s(u.udev_device_get_subsystem(d)),
                       s(u.udev_device_get_devnode(d)), s(u.udev_device_get_property_value(d, b"ID_SERIAL")),
                       s(u.udev_device_get_property_value(d, b"ID_MODEL_ID")), flush=True)
                 u.udev_device_unref(d)
-        if found is None and any(want in n for n in links()):
+        if found is None and any(want in n for n in links()) != gone:
             found = time.monotonic()
-            print("APPEARED %.3f" % (found - t0), flush=True)
+            print(tag + ("GONE" if gone else "APPEARED") + " %.3f" % (found - t0), flush=True)
         if found is not None and time.monotonic() - found > 0.2:
             break
-    print("LINKS", " ".join(links()))
+    print(tag + "LINKS", " ".join(links()), flush=True)
+
+def control(*lines):
+    # one write per piece, as a scenario's "echo ... > FIFO" does
+    fd = os.open(os.environ["KFLASH_SIM_CONTROL"], os.O_WRONLY)
+    for l in lines:
+        os.write(fd, l.encode())
+        time.sleep(0.05)
+    os.close(fd)
+
+def holder_check(holder, tag):
+    try:
+        print(tag + "HOLDER_READ", len(os.read(holder, 16)))
+    except OSError as e:
+        print(tag + "HOLDER_READ_ERRNO", e.errno)
+    try:
+        fcntl.ioctl(holder, termios.TIOCMBIS, struct.pack("I", termios.TIOCM_DTR))
+        print(tag + "HOLDER_IOCTL ok")
+    except OSError as e:
+        print(tag + "HOLDER_IOCTL_ERRNO", e.errno)
+    os.close(holder)
 
 def pyserial_1200(node):
     import serial
@@ -251,16 +274,26 @@ elif mode in ("pyserial-1200", "raw-1200", "complete"):
     trig = {"pyserial-1200": pyserial_1200, "raw-1200": raw_1200, "complete": complete}[mode]
     watch(lambda: trig(node), want, float(sys.argv[4]))
     if holder is not None:
-        try:
-            print("HOLDER_READ", len(os.read(holder, 16)))
-        except OSError as e:
-            print("HOLDER_READ_ERRNO", e.errno)
-        try:
-            fcntl.ioctl(holder, termios.TIOCMBIS, struct.pack("I", termios.TIOCM_DTR))
-            print("HOLDER_IOCTL ok")
-        except OSError as e:
-            print("HOLDER_IOCTL_ERRNO", e.errno)
-        os.close(holder)
+        holder_check(holder, "")
+elif mode == "control":
+    # unplug, plug and mode through the FIFO, each watched through libudev
+    board, klipper, katapult = sys.argv[2], sys.argv[3], sys.argv[4]
+    node = node_of(klipper)
+    holder = os.open(node, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    control("bogus command\n", "unplug no-such-board\n", "mode %s bootrom\n" % board)
+    watch(lambda: control("unplug %s\n" % board), klipper, 3, gone=True, tag="unplug: ")
+    holder_check(holder, "unplug: ")
+    print("unplug: NODE_EXISTS", os.path.exists(node))
+    # a command split over two writes still counts once it is whole
+    watch(lambda: control("pl", "ug %s\n" % board), klipper, 3, tag="plug: ")
+    watch(lambda: control("mode %s katapult\n" % board), katapult, 3, tag="mode: ")
+    # an unplugged board comes back in the mode it was in
+    watch(lambda: control("unplug %s\n" % board), katapult, 3, gone=True, tag="unplug2: ")
+    watch(lambda: control("plug %s\n" % board), katapult, 3, tag="plug2: ")
+elif mode == "settle":
+    # COMPLETE, then whatever the board does within SECS
+    node = node_of(sys.argv[2])
+    watch(lambda: complete(node), "never-appears", float(sys.argv[3]))
 EOF
 PROBE="$PY $WORK/probe.py"
 
@@ -429,6 +462,68 @@ check "events: boot-app, disconnect katapult, enumerate klipper" "$R.events" \
 	events_in_order "$R.events" ebb36-g0b1 "enumerate katapult" boot-app "disconnect katapult" \
 	"enumerate klipper"
 
+# --- the control FIFO ----------------------------------------------------------
+R=$WORK/control
+simhost "$R" --control "$WORK/ctl" --board "$B/octopus-f446.board,reenumerate_ms=100" \
+	--board "$B/beacon.board" -- \
+	$PROBE control octopus-f446 "usb-Klipper_stm32f446xx_$F446" "usb-katapult_stm32f446xx_$F446"
+check "control: unplug NAME sends the tty's remove uevent; its links go" "$R" eval \
+	"grep -qx 'unplug: EV remove tty /dev/ttyACM0 Klipper_stm32f446xx_$F446 614e' '$R' && grep -q '^unplug: GONE' '$R' && grep -qx 'unplug: LINKS usb-Beacon_Beacon_RevH_$BEACON-if00' '$R'"
+check "control: unplug hangs up a client's tty (EOF, then EIO) and the node goes" "$R" eval \
+	"grep -qx 'unplug: HOLDER_READ 0' '$R' && grep -qx 'unplug: HOLDER_IOCTL_ERRNO 5' '$R' && grep -qx 'unplug: NODE_EXISTS False' '$R'"
+check "control: plug NAME (written in two pieces) adds it back as Klipper" "$R" eval \
+	"grep -qx 'plug: EV add tty /dev/ttyACM0 Klipper_stm32f446xx_$F446 614e' '$R' && grep -q '^plug: APPEARED' '$R'"
+check "control: mode NAME katapult re-enumerates it as 1d50:6177" "$R" eval \
+	"grep -qx 'mode: EV remove tty /dev/ttyACM0 Klipper_stm32f446xx_$F446 614e' '$R' && grep -qx 'mode: EV add tty /dev/ttyACM0 katapult_stm32f446xx_$F446 6177' '$R'"
+check "control: unplugged in Katapult mode, it comes back in Katapult mode" "$R" eval \
+	"grep -qx 'unplug2: EV remove tty /dev/ttyACM0 katapult_stm32f446xx_$F446 6177' '$R' && grep -qx 'plug2: EV add tty /dev/ttyACM0 katapult_stm32f446xx_$F446 6177' '$R'"
+check "control: unknown commands, boards and modes are reported and ignored" "$R" eval \
+	"grep -q \"control: unknown command 'bogus command'\" '$R' && grep -q \"no board named 'no-such-board'\" '$R' && grep -q \"unknown mode 'bootrom'\" '$R'"
+check "events: unplug, plug, mode katapult, disconnect klipper, enumerate katapult" "$R.events" \
+	events_in_order "$R.events" octopus-f446 "enumerate klipper" unplug plug "enumerate klipper" \
+	"mode katapult" "disconnect klipper" "enumerate katapult" unplug plug "enumerate katapult"
+check "control: the FIFO is removed when simhost exits" "$R" [ ! -e "$WORK/ctl" ]
+
+mkdir -p "$WORK/state"
+R=$WORK/ctl-default
+KFLASH_SIM_STATE=$WORK/state simhost "$R" --board "$B/beacon.board" -- \
+	sh -c 'test -p "$KFLASH_SIM_STATE/simhost.ctl" && echo "CONTROL=$KFLASH_SIM_CONTROL"'
+check "control: defaults to \$KFLASH_SIM_STATE/simhost.ctl, named in \$KFLASH_SIM_CONTROL" "$R" eval \
+	"grep -qx 'CONTROL=$WORK/state/simhost.ctl' '$R' && [ ! -e '$WORK/state/simhost.ctl' ]"
+
+# --- after_complete= and command-line overrides ------------------------------
+R=$WORK/ac-katapult
+simhost "$R" --board "$B/ebb36-g0b1.board,after_complete=katapult,reenumerate_ms=200" -- \
+	$PROBE settle "usb-katapult_stm32g0b1xx_$G0B1" 1.5
+check "after_complete=katapult: after COMPLETE the board comes back in Katapult" "$R" eval \
+	"grep -qE '^REPLY 0188a0' '$R' && grep -qx 'EV remove tty /dev/ttyACM0 katapult_stm32g0b1xx_$G0B1 6177' '$R' && grep -qx 'EV add tty /dev/ttyACM0 katapult_stm32g0b1xx_$G0B1 6177' '$R' && grep -qx 'LINKS usb-katapult_stm32g0b1xx_$G0B1-if00' '$R'"
+check "after_complete=katapult events: boot-app, disconnect katapult, enumerate katapult" "$R.events" \
+	events_in_order "$R.events" ebb36-g0b1 "enumerate katapult" boot-app "disconnect katapult" \
+	"enumerate katapult"
+R=$WORK/ac-gone
+simhost "$R" --board "$B/ebb36-g0b1.board,after_complete=gone,reenumerate_ms=200" -- \
+	$PROBE settle "usb-katapult_stm32g0b1xx_$G0B1" 1.5
+check "after_complete=gone: after COMPLETE the board leaves and stays away" "$R" eval \
+	"grep -qx 'EV remove tty /dev/ttyACM0 katapult_stm32g0b1xx_$G0B1 6177' '$R' && ! grep -q '^EV add' '$R' && grep -qxE 'LINKS ?' '$R'"
+check "after_complete=gone events: boot-app, disconnect katapult, nothing after" "$R.events" eval \
+	"events_in_order '$R.events' ebb36-g0b1 'enumerate katapult' boot-app 'disconnect katapult' && [ \"\$(tail -n1 '$R.events.ebb36-g0b1')\" = 'disconnect katapult' ]"
+
+R=$WORK/override
+simhost "$R" --board "$B/octopus-f446.board" \
+	--board "$B/octopus-f446.board:katapult,name=second,serial=0123456789ABCDEF01234567,port=1.3,vendor_db=Acme, Inc." \
+	-- $PROBE dump
+D=$R
+n=$(node "katapult_stm32f446xx_0123456789ABCDEF01234567")
+check "--board FILE:katapult,key=value...: a second board from the same file" "$R" eval \
+	"has '$n' E ID_MODEL_ID=6177 'ID_PATH=$BYPATH-usb-0:1.3:1.0' && link by-id/usb-Klipper_stm32f446xx_$F446-if00 \$(node Klipper_stm32f446xx_$F446)"
+check "overrides: a piece without '=' continues the value (vendor_db=Acme, Inc.)" "$R" \
+	has "$n" E "ID_VENDOR_FROM_DATABASE=Acme, Inc."
+D=$WORK/dump
+umockdev-wrapper "$SIMHOST" --board "$B/octopus-f446.board,after_complete=later" -- true >"$WORK/bad" 2>&1
+rc=$?
+check "a bad override value is a usage error (2)" "$WORK/bad" eval \
+	"[ $rc -eq 2 ] && grep -q 'bad value for after_complete' '$WORK/bad'"
+
 # --- Katapult's real flashtool.py through the whole USB flow -----------------
 if [ -z "${KATAPULT_DIR:-}" ] || [ ! -f "${KATAPULT_DIR:-}/scripts/flashtool.py" ]; then
 	skip "flashtool.py flashes octopus-f446 from Klipper mode" "set KATAPULT_DIR to a Katapult checkout"
@@ -453,7 +548,67 @@ EOF
 		eval "cmp -s '$WORK/fw.bin' <(head -c 30000 '$WORK/img/octopus-f446.bin')"
 	check "events: bootloader-request ... flash-complete bytes=30016, boot-app, enumerate klipper" "$R.events" \
 		events_in_order "$R.events" octopus-f446 "enumerate klipper" bootloader-request \
-		"enumerate katapult" "flash-complete bytes=30016" boot-app "enumerate klipper"
+		"enumerate katapult" write-start "flash-complete bytes=30016" boot-app "enumerate klipper"
+fi
+
+# after_complete=, app_start= from the command line, and an unplug while
+# flashtool writes, with the real flashtool.py
+FT_TESTS=("flashtool + after_complete=gone: the board never comes back"
+	"flashtool + after_complete=katapult: the board comes back in Katapult"
+	"flashtool: unplug at write-start fails the flash (EIO or EOF)"
+	"flashtool: plug after that brings the board back in Katapult")
+if [ -z "${KATAPULT_DIR:-}" ] || [ ! -f "${KATAPULT_DIR:-}/scripts/flashtool.py" ]; then
+	echo "SKIP: after_complete= and unplug-while-writing with flashtool.py (no KATAPULT_DIR)"
+	for t in "${FT_TESTS[@]}"; do
+		skip "$t" "set KATAPULT_DIR to a Katapult checkout"
+	done
+elif [ $HAVE_PYSERIAL = 0 ]; then
+	echo "SKIP: after_complete= and unplug-while-writing with flashtool.py (no pyserial)"
+	for t in "${FT_TESTS[@]}"; do
+		skip "$t" "no pyserial"
+	done
+else
+	head -c 30000 /dev/urandom >"$WORK/fw.bin"
+	# flashtool.py on the Katapult tty (at most $2 s); then wait $1 s and list by-id
+	cat >"$WORK/ft.sh" <<EOF
+link=\$(ls /dev/serial/by-id/usb-katapult_stm32f446xx_*)
+node=\$(cd /dev/serial/by-id && realpath -s -m "\$(readlink "\$link")")
+timeout \${2:-10} $PY "$KATAPULT_DIR/scripts/flashtool.py" -d "\$node" -f "$WORK/fw.bin"
+echo "FLASHTOOL_RC=\$?"
+sleep \$1
+echo "LINKS \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
+EOF
+	R=$WORK/ft-gone
+	simhost "$R" --board "$B/octopus-f446.board:katapult,after_complete=gone,app_start=0x08010000,reenumerate_ms=200" \
+		-- sh "$WORK/ft.sh" 1
+	tr -d '\0' <"$R" >"$R.txt"
+	check "${FT_TESTS[0]}" "$R.txt" eval \
+		"grep -q 'Application Start: 0x8010000' '$R.txt' && grep -q 'Programming Complete' '$R.txt' && grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && events_in_order '$R.events' octopus-f446 'enumerate katapult' write-start 'flash-complete bytes=30016' boot-app 'disconnect katapult' && [ \"\$(tail -n1 '$R.events.octopus-f446')\" = 'disconnect katapult' ]"
+	R=$WORK/ft-katapult
+	simhost "$R" --board "$B/octopus-f446.board:katapult,after_complete=katapult,reenumerate_ms=200" \
+		-- sh "$WORK/ft.sh" 1
+	tr -d '\0' <"$R" >"$R.txt"
+	check "${FT_TESTS[1]}" "$R.txt" eval \
+		"grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qx 'LINKS usb-katapult_stm32f446xx_$F446-if00 ' '$R.txt' && events_in_order '$R.events' octopus-f446 'enumerate katapult' write-start 'flash-complete bytes=30016' boot-app 'disconnect katapult' 'enumerate katapult'"
+
+	# a scenario's "unplug while flashtool writes": watch the events for
+	# write-start, then unplug through the FIFO; plug again afterwards
+	cat >"$WORK/ft-unplug.sh" <<EOF
+( while ! grep -q ' octopus-f446 write-start\$' "$WORK/ft-unplug.events"; do sleep 0.01; done
+  echo "unplug octopus-f446" >"\$KFLASH_SIM_CONTROL" ) &
+sh "$WORK/ft.sh" 0 3	# flashtool retries COMPLETE for ~10 s after the EIO
+wait
+echo "plug octopus-f446" >"\$KFLASH_SIM_CONTROL"
+for i in \$(seq 100); do ls /dev/serial/by-id 2>/dev/null | grep -q katapult && break; sleep 0.05; done
+echo "AFTER_PLUG \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
+EOF
+	R=$WORK/ft-unplug
+	simhost "$R" --control "$WORK/ctl" --board "$B/octopus-f446.board:katapult" -- sh "$WORK/ft-unplug.sh"
+	tr -d '\0' <"$R" >"$R.txt"
+	check "${FT_TESTS[2]}" "$R.txt" eval \
+		"! grep -q 'Programming Complete' '$R.txt' && ! grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qE 'Input/output error|device disconnected' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && grep -q ' octopus-f446 unplug\$' '$R.events' && ! grep -q flash-complete '$R.events'"
+	check "${FT_TESTS[3]}" "$R.txt" eval \
+		"grep -qx 'AFTER_PLUG usb-katapult_stm32f446xx_$F446-if00 ' '$R.txt' && events_in_order '$R.events' octopus-f446 'enumerate katapult' write-start unplug plug 'enumerate katapult'"
 fi
 
 # --- the command's status and signals ---------------------------------------

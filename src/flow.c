@@ -598,9 +598,14 @@ static int check_app_start(struct flow *f, struct job *j, struct kf_tool_run *t)
 	if (r < 0)
 		return kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
 				    strerror(-r));
-	if (t->cls != KF_FLASH_OK)
-		return kf_flash_error(&j->err, t->cls, j->b->key, t->output.data,
-				      t->command, f->s);
+	if (t->cls == KF_FLASH_INTERRUPTED && !f->signal)
+		f->signal = t->exit.interrupted_by;
+	if (t->cls != KF_FLASH_OK) {
+		r = kf_flash_error(&j->err, t->cls, j->b->key, t->output.data,
+				   t->command, f->s);
+		j->err.signal = f->signal;
+		return r;
+	}
 	if (kf_flashtool_app_start(t->output.data, &got) < 0)
 		return 0;
 	if (got != want) {
@@ -997,6 +1002,8 @@ static int outcome(struct flow *f, int r)
 		r = KF_EINTERRUPTED;
 	} else if (r < 0) {
 		/* a whole-run error (refusal, stop failure) is already set */
+	} else if (f->o->dry_run) {
+		/* nothing was meant to happen */
 	} else if (failed == 1 && total == 1) {
 		kf_error_release(f->ctx->err);
 		*f->ctx->err = only->err;

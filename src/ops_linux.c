@@ -613,11 +613,17 @@ static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_m
 	struct kf_spawn_req req = {
 		.argv = argv, .in = KF_STDIO_NULL, .out = KF_STDIO_CAPTURE,
 	};
-	struct kf_run_opts opts = { .timeout_ms = timeout_ms };
+	int deferred = 0;
+	/* systemctl and sudo are short and bounded by the timeout; a Ctrl+C
+	 * meanwhile must not leave the unit half-started: it waits */
+	struct kf_run_opts opts = { .timeout_ms = timeout_ms, .defer_signals = true,
+				    .deferred_signal = &deferred };
 	struct kf_exit ex;
 	int r;
 
 	r = kf_proc_run(&lx->ops, &req, &opts, &ex);
+	if (deferred)
+		pending_signal = deferred;	/* for the caller to take */
 	if (r < 0)
 		return r;
 	switch (ex.kind) {
