@@ -161,8 +161,9 @@ class Host:
     def moonraker(self, values):
         """Sets what the fake Moonraker answers (merged into its state)."""
         path = os.path.join(self.state, "moonraker.json")
-        cur = {"print_state": "standby", "filename": "", "progress": 0.0,
-               "klippy_state": "ready", "mcus": {}}
+        cur = {"print_stats": {"state": "standby", "filename": ""},
+               "virtual_sdcard": {"progress": 0.0}, "klippy_state": "ready",
+               "mcus": {}}
         if os.path.exists(path):
             with open(path) as f:
                 cur.update(json.load(f))

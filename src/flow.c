@@ -519,7 +519,7 @@ static bool seen_back(struct flow *f, struct job *j, bool *ret_katapult)
 static int verify(struct flow *f, struct job *j)
 {
 	int64_t deadline = kf_os_now(f->ctx->ops) + f->s->timeout_reconnect * 1000LL;
-	bool saw_katapult = false;
+	bool saw_katapult = false, present;
 
 	kf_out_phase(f->ctx->out, KF_PHASE_VERIFY, "waiting for %s to come back",
 		     j->b->key);
@@ -543,13 +543,14 @@ static int verify(struct flow *f, struct job *j)
 			break;
 	}
 	/* an event may have come before the monitor could see it */
-	if (relocate(f, j) == 0 && j->mode == KF_MODE_KLIPPER) {
+	present = relocate(f, j) == 0;
+	if (present && j->mode == KF_MODE_KLIPPER) {
 		kf_error_release(&j->err);
 		kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s", j->b->key, j->by_id);
 		return 0;
 	}
 	kf_error_release(&j->err);
-	if (saw_katapult || (j->devnode && j->mode == KF_MODE_KATAPULT)) {
+	if (saw_katapult || (present && j->mode == KF_MODE_KATAPULT)) {
 		kf_error_set(&j->err, KF_EFAILED, "%s came back in Katapult, not "
 			     "running Klipper", j->b->key);
 		kf_error_cause(&j->err, "the new firmware did not start: wrong "

@@ -641,11 +641,30 @@ static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_m
 	}
 }
 
+/* Runs "sudo -n ARGV...". Without sudo on the machine, root runs ARGV
+ * itself (a root-only host); everyone else gets -ENOENT. */
+static int run_sudo(struct kf_linux *lx, const char *const *argv, int timeout_ms)
+{
+	const char *cmd[8] = { "sudo", "-n" };
+	size_t i;
+	int r;
+
+	for (i = 0; argv[i] && i < 5; i++)
+		cmd[2 + i] = argv[i];
+	cmd[2 + i] = NULL;
+	r = run_quiet(lx, cmd, timeout_ms);
+	if (r == -ENOENT && geteuid() == 0) {
+		if (strcmp(argv[0], "-l") == 0)
+			return 0;	/* root may do anything */
+		r = run_quiet(lx, argv, timeout_ms);
+	}
+	return r;
+}
+
 static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
 			 int timeout_ms)
 {
 	struct kf_linux *lx = ctx;
-	bool root = geteuid() == 0;
 	const char *verb = action == KF_SVC_START ? "start" : "stop";
 	int r;
 
@@ -657,22 +676,20 @@ static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
 		return r < 0 ? r : r == 0;
 	}
 	case KF_SVC_CAN_MANAGE: {
-		const char *stop[] = { "sudo", "-n", "-l", "systemctl", "stop", unit, NULL };
-		const char *start[] = { "sudo", "-n", "-l", "systemctl", "start", unit, NULL };
+		/* the exact commands kflash will run, not "sudo -n true" */
+		const char *stop[] = { "-l", "systemctl", "stop", unit, NULL };
+		const char *start[] = { "-l", "systemctl", "start", unit, NULL };
 
-		if (root)
-			return 1;
-		r = run_quiet(lx, stop, timeout_ms);
+		r = run_sudo(lx, stop, timeout_ms);
 		if (r == 0)
-			r = run_quiet(lx, start, timeout_ms);
+			r = run_sudo(lx, start, timeout_ms);
 		return r < 0 && r != -ENOENT ? r : r == 0;
 	}
 	case KF_SVC_STOP:
 	case KF_SVC_START: {
-		const char *sudo[] = { "sudo", "-n", "systemctl", verb, unit, NULL };
-		const char *const *argv = root ? sudo + 2 : sudo;
+		const char *argv[] = { "systemctl", verb, unit, NULL };
 
-		r = run_quiet(lx, argv, timeout_ms);
+		r = run_sudo(lx, argv, timeout_ms);
 		return r > 0 ? -EIO : r;
 	}
 	}
