@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+# flash_usb.py - stand-in for Klipper's scripts/flash_usb.py in the kflash
+# simulator (what "make flash FLASH_DEVICE=..." runs). Same command line,
+# messages and exit status (255 on failure, so make exits 2):
+#
+#   flash_usb.py -t MCU -d DEVICE [-s START] [--no-sudo] klipper.bin
+#
+# It asks the board for its bootloader (open the tty, raise DTR, 1200 baud,
+# drop DTR), waits up to ~4 s for the USB device to come back and, when it
+# comes back as Katapult (1d50:6177), flashes it with lib/canboot/flash_can.py
+# over Katapult's serial protocol; otherwise it runs (sudo) dfu-util,
+# rp2040_flash, bossac... which the simulator does not have, so that fails
+# the way a host without them would. Fault: $KFLASH_SIM_STATE/fault/make-flash
+# (fail, hang, slow N).
+import optparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+
+
+def _lib():
+    d = os.path.dirname(os.path.realpath(__file__))
+    for _ in range(5):
+        for c in (os.path.join(d, "lib"), d):
+            if os.path.isfile(os.path.join(c, "simfake.py")):
+                return c
+        d = os.path.dirname(d)
+    return os.path.join(os.environ.get("KFLASH_SIM_FAKES", ""), "lib")
+
+
+sys.path.insert(0, _lib())
+import simfake  # noqa: E402
+
+ACTOR = "flash_usb"
+CANBOOT_ID = "1d50:6177"
+HEXID = re.compile(r"^[a-fA-F0-9]{4}:[a-fA-F0-9]{4}$")
+
+
+class error(Exception):
+    pass
+
+
+def finish(code):
+    simfake.event(ACTOR, "exit", code & 0xFF)
+    sys.exit(code)
+
+
+def enter_bootloader(device):
+    simfake.event(ACTOR, "bootloader-request", device)
+    # the message comes between the DTR raise and the baud change, so on a
+    # bare pty (DTR ioctl fails) it is never printed
+    import fcntl
+    import struct
+    import termios
+    try:
+        f = open(device, "rb")
+        fd = f.fileno()
+        fcntl.ioctl(fd, termios.TIOCMBIS, struct.pack("I", termios.TIOCM_DTR))
+        t = termios.tcgetattr(fd)
+        t[4] = t[5] = termios.B1200
+        sys.stderr.write("Entering bootloader on %s\n" % (device,))
+        termios.tcsetattr(fd, termios.TCSANOW, t)
+        fcntl.ioctl(fd, termios.TIOCMBIC, struct.pack("I", termios.TIOCM_DTR))
+        f.close()
+    except (IOError, OSError):
+        pass
+
+
+def translate_serial_to_tty(device):
+    ttyname = os.path.realpath(device)
+    if not os.path.exists("/dev/serial/by-path/"):
+        raise error("Unable to find serial 'by-path' folder")
+    for fname in os.listdir("/dev/serial/by-path/"):
+        fname = "/dev/serial/by-path/" + fname
+        if os.path.realpath(fname) == ttyname:
+            return ttyname, fname
+    return ttyname, ttyname
+
+
+def translate_serial_to_usb_path(device):
+    realdev = os.path.realpath(device)
+    fname = os.path.basename(realdev)
+    try:
+        lname = os.readlink("/sys/class/tty/" + fname)
+    except OSError:
+        raise error("Unable to find tty device")
+    m = re.match(r".*/usb\d+.*/(?P<path>\d+-[0-9.]+):\d+\.\d+/.*", lname)
+    if m is None:
+        raise error("Unable to find tty usb device")
+    devpath = os.path.realpath("/sys/class/tty/%s/device" % (fname,))
+    if not os.path.exists(devpath):
+        # umockdev gives a tty no "device" link: its interface is the
+        # grandparent of the tty's own dir (.../1-1.2:1.0/tty/ttyACM0)
+        devpath = os.path.dirname(os.path.dirname(os.path.realpath("/sys/class/tty/" + fname)))
+    return m.group("path"), devpath
+
+
+def wait_path(path, alt_path=None):
+    time.sleep(.100)
+    start_alt = None
+    end = time.time() + 4.0
+    while True:
+        time.sleep(0.100)
+        now = time.time()
+        if os.path.exists(path):
+            sys.stderr.write("Device reconnect on %s\n" % (path,))
+            time.sleep(0.100)
+            return path
+        if alt_path is not None and os.path.exists(alt_path):
+            if start_alt is None:
+                start_alt = now
+                continue
+            if now >= start_alt + 0.300:
+                sys.stderr.write("Device reconnect on alt path %s\n" % (alt_path,))
+                return alt_path
+        if now > end:
+            return path
+
+
+def detect_canboot(devpath):
+    info = simfake.usb_info(os.path.dirname(devpath))
+    simfake.event(ACTOR, "found", info["usb_id"] or "nothing")
+    return info["usb_id"] == CANBOOT_ID
+
+
+def call_flashcan(device, binfile):
+    try:
+        import serial  # noqa: F401
+    except ModuleNotFoundError:
+        sys.stderr.write("Python's pyserial module is required to update. Install\n"
+                         "with the following command:\n"
+                         "   %s -m pip install pyserial\n\n" % (sys.executable,))
+        finish(-1)
+    args = [sys.executable, "lib/canboot/flash_can.py", "-d", device, "-f", binfile]
+    sys.stderr.write(" ".join(args) + "\n\n")
+    sys.stderr.flush()
+    res = subprocess.call(args)
+    if res != 0:
+        sys.stderr.write("Error running flash_can.py\n")
+        finish(-1)
+
+
+def run_tool(args, name):
+    sys.stderr.write(" ".join(args) + "\n\n")
+    sys.stderr.flush()
+    try:
+        res = subprocess.call(args)
+    except OSError:
+        res = 127
+    if res != 0:
+        raise error("Error running %s" % name)
+
+
+def call_dfuutil(flags, binfile, sudo):
+    args = ["dfu-util"] + flags + ["-D", binfile]
+    if sudo:
+        args.insert(0, "sudo")
+    run_tool(args, "dfu-util")
+
+
+def flash_dfuutil(device, binfile, extra_flags, sudo):
+    if HEXID.match(device.strip()):
+        call_dfuutil(["-d", "," + device.strip()] + extra_flags, binfile, sudo)
+        return
+    ttyname, serbypath = translate_serial_to_tty(device)
+    buspath, devpath = translate_serial_to_usb_path(device)
+    enter_bootloader(device)
+    wait_path(devpath)
+    if detect_canboot(devpath):
+        call_flashcan(serbypath, binfile)
+    else:
+        call_dfuutil(["-p", buspath] + extra_flags, binfile, sudo)
+
+
+def flash_picoboot(device, binfile, sudo):
+    ttyname, serbypath = translate_serial_to_tty(device)
+    buspath, devpath = translate_serial_to_usb_path(device)
+    usbdir = os.path.dirname(devpath)
+    enter_bootloader(device)
+    wait_path(usbdir)
+    try:
+        with open(usbdir + "/busnum") as f:
+            bus = f.read().strip()
+        with open(usbdir + "/devnum") as f:
+            addr = f.read().strip()
+    except OSError as e:
+        raise error("Unable to read %s: %s" % (usbdir, e.strerror))
+    if detect_canboot(devpath):
+        call_flashcan(serbypath, binfile)
+    else:
+        args = ["lib/rp2040_flash/rp2040_flash", binfile, bus, addr]
+        if sudo:
+            args.insert(0, "sudo")
+        run_tool(args, "rp2040_flash")
+
+
+def flash_bossac(device, binfile, extra_flags):
+    ttyname, pathname = translate_serial_to_tty(device)
+    enter_bootloader(pathname)
+    pathname = wait_path(pathname, ttyname)
+    run_tool(["lib/bossac/bin/bossac", "-U", "-p", pathname] + extra_flags
+             + ["-w", binfile, "-v"], "bossac")
+
+
+HELP_DFU = """
+Failed to flash to %s: %s
+
+If the device is already in bootloader mode it can be flashed with the
+following command:
+  make flash FLASH_DEVICE=%s
+  OR
+  make flash FLASH_DEVICE=1209:beba
+
+If attempting to flash via 3.3V serial, then use:
+  make serialflash FLASH_DEVICE=%s
+
+"""
+HELP_RP2040 = """
+Failed to flash to %s: %s
+
+If the device is already in bootloader mode it can be flashed with the
+following command:
+  make flash FLASH_DEVICE=2e8a:0003
+
+Alternatively, one can flash rp2040 boards like the Pico by manually
+entering bootloader mode(hold bootsel button during powerup), mount the
+device as a usb drive, and copy klipper.uf2 to the device.
+
+"""
+HELP_LPC = """
+Failed to flash to %s: %s
+
+If flashing Klipper to a Smoothieboard for the first time it may be
+necessary to manually place the board into "bootloader mode" - press
+and hold the "Play button" and then press and release the "Reset
+button".
+
+When a Smoothieboard is in bootloader mode it can be flashed with the
+following command:
+  make flash FLASH_DEVICE=1d50:6015
+
+Alternatively, one can flash a Smoothieboard via SD card - copy the
+"out/klipper.bin" file to a file named "firmware.bin" on an SD card
+and then restart the Smoothieboard with that SD card.
+
+"""
+
+
+def flash_stm32f1(options, binfile):
+    try:
+        flash_dfuutil(options.device, binfile, ["-R", "-a", "2"], options.sudo)
+    except error as e:
+        sys.stderr.write(HELP_DFU % (options.device, str(e), "1eaf:0003", options.device))
+        finish(-1)
+
+
+def flash_stm32f4(options, binfile):
+    start = "0x%x:leave" % (options.start or 0x8000000,)
+    try:
+        flash_dfuutil(options.device, binfile, ["-R", "-a", "0", "-s", start], options.sudo)
+    except error as e:
+        sys.stderr.write(HELP_DFU % (options.device, str(e), "0483:df11", options.device))
+        finish(-1)
+
+
+def flash_rp2040(options, binfile):
+    try:
+        if options.device.lower() == "2e8a:0003":
+            run_tool((["sudo"] if options.sudo else []) + ["lib/rp2040_flash/rp2040_flash", binfile],
+                     "rp2040_flash")
+        else:
+            flash_picoboot(options.device, binfile, options.sudo)
+    except error as e:
+        sys.stderr.write(HELP_RP2040 % (options.device, str(e)))
+        finish(-1)
+
+
+def flash_lpc176x(options, binfile):
+    try:
+        flash_dfuutil(options.device, binfile, [], options.sudo)
+    except error as e:
+        sys.stderr.write(HELP_LPC % (options.device, str(e)))
+        finish(-1)
+
+
+def flash_atsam(options, binfile):
+    try:
+        flash_bossac(options.device, binfile, ["-e"])
+    except error as e:
+        sys.stderr.write("Failed to flash to %s: %s\n" % (options.device, str(e)))
+        finish(-1)
+
+
+MCUTYPES = [
+    ("sam3", flash_atsam), ("sam4", flash_atsam), ("same70", flash_atsam),
+    ("samd", flash_atsam), ("same5", flash_atsam), ("lpc176", flash_lpc176x),
+    ("stm32f103", flash_stm32f1), ("stm32f4", flash_stm32f4),
+    ("stm32f042", flash_stm32f4), ("stm32f072", flash_stm32f4),
+    ("stm32g0b1", flash_stm32f4), ("stm32h7", flash_stm32f4),
+    ("stm32l4", flash_stm32f4), ("stm32g4", flash_stm32f4),
+    ("rp2040", flash_rp2040), ("rp2350", flash_rp2040),
+]
+
+
+def main():
+    opts = optparse.OptionParser("%prog [options] -t <type> -d <device> <klipper.bin>")
+    opts.add_option("-t", "--type", type="string", dest="mcutype", help="micro-controller type")
+    opts.add_option("-d", "--device", type="string", dest="device", help="serial port device")
+    opts.add_option("-s", "--start", type="int", dest="start", help="start address in flash")
+    opts.add_option("--no-sudo", action="store_false", dest="sudo", default=True,
+                    help="do not run sudo")
+    options, args = opts.parse_args()
+    if len(args) != 1:
+        opts.error("Incorrect number of arguments")
+    func = None
+    if options.mcutype:
+        for prefix, f in MCUTYPES:
+            if options.mcutype.startswith(prefix):
+                func = f
+                break
+    if func is None:
+        opts.error("USB flashing is not supported for MCU '%s'" % (options.mcutype,))
+    if not options.device:
+        sys.stderr.write("\nPlease specify FLASH_DEVICE\n\n")
+        finish(-1)
+    simfake.event(ACTOR, "start", options.device, options.mcutype)
+    f = simfake.apply_common(ACTOR, "make-flash")
+    if f is not None and f.word == "fail":
+        sys.stderr.write(HELP_DFU % (options.device, "Error running dfu-util", "0483:df11",
+                                     options.device))
+        finish(-1)
+    func(options, args[0])
+    finish(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+// adccmds.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// atsamd/gpio.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// avr/spi.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// avr/timer.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// generic/alloc.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// generic/armcm_boot.c - stand-in source of the fake Klipper (kflash simulator); never compiled

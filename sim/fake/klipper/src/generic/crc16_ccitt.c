@@ -1,0 +1,1 @@
+// generic/crc16_ccitt.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// generic/serial_irq.c - stand-in source of the fake Klipper (kflash simulator); never compiled

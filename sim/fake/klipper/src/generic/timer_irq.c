@@ -1,0 +1,1 @@
+// generic/timer_irq.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// initial_pins.c - stand-in source of the fake Klipper (kflash simulator); never compiled

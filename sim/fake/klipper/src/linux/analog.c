@@ -1,0 +1,1 @@
+// linux/analog.c - stand-in source of the fake Klipper (kflash simulator); never compiled

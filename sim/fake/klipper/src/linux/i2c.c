@@ -1,0 +1,1 @@
+// linux/i2c.c - stand-in source of the fake Klipper (kflash simulator); never compiled

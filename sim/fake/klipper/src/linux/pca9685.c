@@ -1,0 +1,1 @@
+// linux/pca9685.c - stand-in source of the fake Klipper (kflash simulator); never compiled

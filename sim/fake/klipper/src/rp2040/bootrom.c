@@ -1,0 +1,1 @@
+// rp2040/bootrom.c - stand-in source of the fake Klipper (kflash simulator); never compiled

@@ -1,0 +1,1 @@
+// rp2040/main.c - stand-in source of the fake Klipper (kflash simulator); never compiled

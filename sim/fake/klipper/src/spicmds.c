@@ -1,0 +1,1 @@
+// spicmds.c - stand-in source of the fake Klipper (kflash simulator); never compiled

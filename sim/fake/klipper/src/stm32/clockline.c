@@ -1,0 +1,1 @@
+// stm32/clockline.c - stand-in source of the fake Klipper (kflash simulator); never compiled

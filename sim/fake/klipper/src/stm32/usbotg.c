@@ -1,0 +1,1 @@
+// stm32/usbotg.c - stand-in source of the fake Klipper (kflash simulator); never compiled
