@@ -68,6 +68,8 @@ def parse(path):
 
 DRIVER = r"""
 set -u
+# has_event PATTERN: an event line whose "actor words" start with PATTERN
+has_event() { awk -v p="$1" 'index(substr($0, index($0, " ") + 1), p) == 1 { f = 1 } END { exit !f }' "$KFLASH_SIM_EVENTS"; }
 S="$KFLASH_SIM_STATE"
 now() { %(py)s -c 'import time; print("%%.3f" %% time.clock_gettime(time.CLOCK_MONOTONIC))'; }
 ev() { echo "$(now) scenario $*" >> "$KFLASH_SIM_EVENTS"; }
@@ -113,7 +115,7 @@ def driver_script(items, host, tag):
                 raise simlib.SimError("line %d: signal: NAME when EVENT [after SECONDS]"
                                       % n)
             sig, pat, delay = m.group(1), m.group(2), m.group(3) or "0"
-            trigger += ("( while ! grep -qF %s \"$KFLASH_SIM_EVENTS\"; do "
+            trigger += ("( while ! has_event %s; do "
                         "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
                         "sleep %s; ev signal %s; kill -%s $pid ) &\n"
                         % (shlex.quote(pat), delay, sig, sig))
@@ -122,7 +124,7 @@ def driver_script(items, host, tag):
             pat, sep, cmd = v.partition(" => ")
             if not sep:
                 raise simlib.SimError("line %d: when: EVENT => COMMAND" % n)
-            trigger += ("( while ! grep -qF %s \"$KFLASH_SIM_EVENTS\"; do "
+            trigger += ("( while ! has_event %s; do "
                         "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
                         "ev when %s; %s ) &\n" % (shlex.quote(pat), shlex.quote(pat), cmd))
     return DRIVER % {"py": simlib.PYTHON, "steps": "\n".join(steps), "run": run,
