@@ -25,6 +25,9 @@ A scenario is one readable file of `key: value` lines:
   expect-service: klipper active
   expect-no-leftovers                    no process kflash started survives
   expect-checkout-clean                  git status of the fake Klipper is empty
+  expect-downtime: 1.0                   Klipper's downtime (stop to start) is at
+                                         most the flash tools' time plus 1.0 s
+  (HOSTVERSION in a line stands for the fake Klipper's git describe)
   xfail: why                             expected to fail (never deleted)
 """
 import json
@@ -43,7 +46,7 @@ KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker"
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
-         "expect-checkout-clean", "xfail", "timeout"}
+         "expect-checkout-clean", "expect-downtime", "xfail", "timeout"}
 
 
 def parse(path):
@@ -131,7 +134,15 @@ def driver_script(items, host, tag):
                      "tag": tag, "trigger": trigger}
 
 
+def host_version(host):
+    r = subprocess.run(["git", "-C", host.klipper, "describe", "--always", "--tags",
+                        "--long", "--dirty"], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
 def prepare(items, host):
+    hv = host_version(host)
+    items[:] = [(n, k, v.replace("HOSTVERSION", hv)) for n, k, v in items]
     boards = []
     for n, k, v in items:
         if k == "register":
@@ -260,6 +271,23 @@ def check(items, host):
             left = read(os.path.join(st, "leftovers")).strip()
             if left:
                 fails.append("%s: left running: %s" % (where, left))
+        elif k == "expect-downtime":
+            stop = first(events, "systemctl stop klipper")
+            start = first(events, "systemctl start klipper", stop or 0)
+            tools, t0 = 0.0, None
+            for t, a, e in events:
+                if stop is None or start is None or t < stop or t > start:
+                    continue
+                if a in ("flashtool", "flash_usb") and e.startswith("start"):
+                    t0 = t
+                elif a in ("flashtool", "flash_usb") and e.startswith("exit") and t0:
+                    tools += t - t0
+                    t0 = None
+            if stop is None or start is None:
+                fails.append("%s: Klipper was not stopped and started" % where)
+            elif start - stop > tools + float(v):
+                fails.append("%s: down %.2f s, flash tools %.2f s" %
+                             (where, start - stop, tools))
         elif k == "expect-checkout-clean":
             r = subprocess.run(["git", "-C", host.klipper, "status", "--porcelain"],
                                capture_output=True, text=True)

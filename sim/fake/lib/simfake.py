@@ -19,20 +19,27 @@ import time
 # ---------------------------------------------------------------- events
 
 
-def stamp():
+def stamp(ns=None):
     """CLOCK_MONOTONIC as '<s>.<ms>', truncated like the C emulator's."""
-    ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    if ns is None:
+        ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     return "%d.%03d" % (ns // 1000000000, (ns // 1000000) % 1000)
 
 
 def event(actor, *words):
     """Appends one line to $KFLASH_SIM_EVENTS in a single O_APPEND write, so
     lines of concurrent fakes never interleave."""
+    event_at(None, actor, *words)
+
+
+def event_at(ns, actor, *words):
+    """event() stamped with an earlier CLOCK_MONOTONIC time: a tool's
+    "start" is when it was executed, not when its imports were done."""
     path = os.environ.get("KFLASH_SIM_EVENTS")
     if not path:
         return
     text = " ".join(str(w) for w in words)
-    line = ("%s %s %s" % (stamp(), actor, text)).replace("\n", " ") + "\n"
+    line = ("%s %s %s" % (stamp(ns), actor, text)).replace("\n", " ") + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:

@@ -9,6 +9,8 @@
 # node; $KFLASH_SIM_STATE/flashtool-retry-scale shrinks the retry waits).
 # Faults ($KFLASH_SIM_STATE/fault/flashtool): fail, hang, slow N,
 # no-complete, pyserial-missing.
+import time as _time
+_EXEC_NS = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)  # the tool's start, before imports
 import argparse
 import hashlib
 import logging
@@ -432,7 +434,7 @@ def main():
     if not args.verbose:
         logging.getLogger().setLevel(logging.ERROR)
     signal.signal(signal.SIGTERM, on_sigterm)
-    simfake.event(ACTOR, "start", args.device if args.device else "can:" + args.interface,
+    simfake.event_at(_EXEC_NS, ACTOR, "start", args.device if args.device else "can:" + args.interface,
                   "status" if args.status else "request" if args.request_bootloader else
                   os.path.realpath(os.path.expanduser(args.firmware)))
     try:

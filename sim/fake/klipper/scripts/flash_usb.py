@@ -12,6 +12,8 @@
 # rp2040_flash, bossac... which the simulator does not have, so that fails
 # the way a host without them would. Fault: $KFLASH_SIM_STATE/fault/make-flash
 # (fail, hang, slow N).
+import time as _time
+_EXEC_NS = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)  # the tool's start, before imports
 import optparse
 import os
 import re
@@ -327,7 +329,7 @@ def main():
     if not options.device:
         sys.stderr.write("\nPlease specify FLASH_DEVICE\n\n")
         finish(-1)
-    simfake.event(ACTOR, "start", options.device, options.mcutype)
+    simfake.event_at(_EXEC_NS, ACTOR, "start", options.device, options.mcutype)
     f = simfake.apply_common(ACTOR, "make-flash")
     if f is not None and f.word == "fail":
         sys.stderr.write(HELP_DFU % (options.device, "Error running dfu-util", "0483:df11",
