@@ -81,7 +81,7 @@ ev run start
 KFLASH_SIM_TAG=%(tag)s %(run)s > "$S/run.out" 2> "$S/run.err" < /dev/null &
 pid=$!
 %(trigger)s
-wait $pid
+wait $pid 2>/dev/null
 rc=$?
 echo $rc > "$S/run.rc"
 ev run end rc=$rc

@@ -50,6 +50,7 @@ struct flow {
 	bool was_active;	/* the unit was active before kflash stopped it */
 	bool stopped;		/* kflash stopped it and owes a start */
 	bool guarded;
+	bool moonraker;		/* Moonraker answered at pre-flight */
 	int lock_fd;
 	char *restart_error;
 	struct kf_monitor *mon;	/* udev events, open while flashing */
@@ -322,6 +323,7 @@ static int preflight(struct flow *f)
 		return KF_EREFUSED;
 	}
 	kf_moonraker_print_status(f->ctx->ops, f->s->moonraker_url, &ps);
+	f->moonraker = ps.reachable;
 	if (ps.state && (strcmp(ps.state, "printing") == 0 || strcmp(ps.state, "paused") == 0)) {
 		refuse(f, "the printer is %s %s (%.0f%% done); kflash will not stop "
 		       "Klipper now", ps.state, ps.filename ? ps.filename : "a file",
@@ -808,7 +810,7 @@ static void check_versions(struct flow *f)
 
 	for (i = 0; i < f->n; i++)
 		any |= f->jobs[i].state == J_FLASHED;
-	if (!any || !f->was_active || f->signal)
+	if (!any || !f->was_active || f->signal || !f->moonraker)
 		return;
 	/* Klipper needs a moment to reach its MCUs after a start */
 	deadline = kf_os_now(f->ctx->ops) + 15000;
