@@ -1,0 +1,143 @@
+"""interactive - drive kflash through a real pseudo-terminal inside the
+simulated host, the way a person at an SSH prompt would: wait for a prompt,
+type an answer. Run by sim/test-interactive.sh."""
+import os
+import pty
+import re
+import select
+import signal
+import sys
+import time
+
+LOG = os.path.join(os.environ["KFLASH_SIM_STATE"], "interactive.log")
+
+
+class Term:
+    def __init__(self, argv):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.environ["TERM"] = "xterm"
+            os.environ["LANG"] = "C.UTF-8"
+            os.execvp(argv[0], argv)
+        self.seen = ""
+        self.log = open(LOG, "a")
+
+    def expect(self, pattern, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            m = re.search(pattern, self.seen)
+            if m:
+                self.seen = self.seen[m.end():]
+                return
+            left = deadline - time.time()
+            if left <= 0:
+                raise AssertionError("no %r on the terminal within %ds; last "
+                                     "output:\n%s" % (pattern, timeout, self.seen[-2000:]))
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                try:
+                    data = os.read(self.fd, 4096).decode("utf-8", "replace")
+                except OSError:
+                    data = ""
+                if not data:
+                    raise AssertionError("kflash closed the terminal while waiting "
+                                         "for %r:\n%s" % (pattern, self.seen[-2000:]))
+                self.log.write(data)
+                self.log.flush()
+                self.seen += data
+
+    def send(self, text):
+        self.log.write("<<%s>>" % text.replace("\n", "\\n"))
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                try:  # drain what is left
+                    while select.select([self.fd], [], [], 0.1)[0]:
+                        d = os.read(self.fd, 4096).decode("utf-8", "replace")
+                        if not d:
+                            break
+                        self.seen += d
+                        self.log.write(d)
+                except OSError:
+                    pass
+                return os.waitstatus_to_exitcode(st)
+            time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("kflash did not exit")
+
+
+def test_wizard_add():
+    """`kflash add` on a terminal: pick the device, name it, keep the method."""
+    t = Term(["kflash", "add"])
+    t.expect(r"Unregistered boards:")
+    t.expect(r"2\) usb-Klipper_rp2040_E6626005A7651729-if00")
+    t.expect(r"Board number: ")
+    t.send("7\n")                     # out of range: asked again
+    t.expect(r"please answer 1 to 2")
+    t.send("2\n")
+    t.expect(r"MCU: rp2040")
+    t.expect(r"Name for this board.*: ")
+    t.send("../bad\n")                # refused, asked again
+    t.expect(r"not allowed|cannot contain")
+    t.send("SB2040 toolhead\n")
+    t.expect(r"Flash method.*\[katapult\]: ")
+    t.send("\n")
+    t.expect(r"Registered usb-Klipper_rp2040_E6626005A7651729-if00 as 'sb2040-toolhead'")
+    assert t.wait() == 0
+
+
+def test_menu_add_flash_quit():
+    """`kflash` alone: the menu. Add a board, flash it, quit."""
+    t = Term(["kflash"])
+    t.expect(r"kflash")
+    t.expect(r"1\) flash a board")
+    t.expect(r"Choose: ")
+    t.send("x\n")                     # not a choice: asked again
+    t.expect(r"'x' is not one of the choices")
+    t.expect(r"Choose: ")
+    t.send("3\n")                     # add
+    t.expect(r"Board number \[1\]: ")
+    t.send("1\n")
+    t.expect(r"Name for this board.*: ")
+    t.send("Octopus\n")
+    t.expect(r"Flash method.*: ")
+    t.send("\n")
+    t.expect(r"Registered .* as 'octopus'")
+    t.expect(r"octopus\s+stm32h723xx\s+klipper")   # the status panel
+    t.expect(r"Choose: ")
+    t.send("1\n")                     # flash a board
+    t.expect(r"Board \[1\]: ")
+    t.send("\n")
+    t.expect(r"\[Config\] menuconfig for octopus")
+    t.expect(r"Flashed octopus via katapult in", timeout=60)
+    t.expect(r"Choose: ")
+    t.send("q\n")
+    t.expect(r"bye")
+    assert t.wait() == 0
+
+
+def test_menu_ctrl_c_quits():
+    t = Term(["kflash"])
+    t.expect(r"Choose: ")
+    os.kill(t.pid, signal.SIGINT)
+    t.expect(r"bye")
+    assert t.wait() == 0
+
+
+def main(which):
+    tests = {n[5:]: f for n, f in globals().items() if n.startswith("test_")}
+    try:
+        tests[which]()
+    except AssertionError as e:
+        print("FAIL %s: %s" % (which, e))
+        return 1
+    print("ok   %s" % which)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

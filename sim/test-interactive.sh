@@ -1,0 +1,40 @@
+#!/bin/sh
+# sim/test-interactive.sh - the add wizard and the menu, driven through a
+# real pseudo-terminal in the simulated host (sim/interactive.py).
+cd "$(dirname "$0")/.." || exit 2
+exec /usr/bin/python3 - "$@" <<'PY'
+import os, shutil, sys
+sys.path.insert(0, "sim")
+import simlib
+
+def run(name, boards, prepare=None):
+    host = simlib.Host(boards)
+    host.setup()
+    if prepare:
+        prepare(host)
+    rc = host.session([simlib.PYTHON, os.path.join(simlib.REPO, "sim", "interactive.py"),
+                       name], timeout=120)
+    host.close(keep=rc != 0)
+    if rc != 0:
+        print("    state kept in %s" % host.dir)
+    else:
+        shutil.rmtree(host.dir, ignore_errors=True)
+    return rc == 0
+
+def menuconfig(host):
+    # what the person chooses in menuconfig
+    shutil.copy(os.path.join(simlib.CONFIGS, "octopus-pro-h723.config"),
+                os.path.join(host.state, "menuconfig.config"))
+
+ok = fail = 0
+for name, boards, prep in (
+        ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
+        ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
+        ("menu_ctrl_c_quits", ["octopus-f446"], None)):
+    if run(name, boards, prep):
+        ok += 1
+    else:
+        fail += 1
+print("interactive: %d passed, %d failed" % (ok, fail))
+sys.exit(1 if fail else 0)
+PY
