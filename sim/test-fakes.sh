@@ -397,7 +397,7 @@ EOF
 	rc=$?
 	check "fault make-build fail: a compiler error, make exits 2, no klipper.bin" \
 		eval '[ $rc = 2 ] && grep -q "^src/command.c:141:5: error: " "$WORK/make.out" &&
-		      grep -q "^make: \*\*\* \[Makefile:[0-9]*: $WORK/out/fail/src/command.o\] Error 1" "$WORK/make.out" &&
+		      grep -Eq "^make(\[[0-9]+\])?: \*\*\* \[Makefile:[0-9]*: $WORK/out/fail/src/command.o\] Error 1" "$WORK/make.out" &&
 		      [ ! -e "$WORK/out/fail/klipper.bin" ] && has_event "$m" "make build error $WORK/out/fail/src/command.o$" &&
 		      ! has_event "$m" "make build end"'
 	fault make-build "fail src/sched.c"
