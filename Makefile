@@ -16,6 +16,10 @@ SANITIZE ?=
 ifeq ($(SANITIZE),1)
 BUILD ?= build/sanitize
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# the simulator runs programs under umockdev's LD_PRELOAD, which ASan would
+# otherwise refuse; leaks and errors still fail the run
+export ASAN_OPTIONS ?= verify_asan_link_order=0:detect_leaks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 else
 BUILD ?= build
 SAN_FLAGS :=

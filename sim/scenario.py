@@ -29,6 +29,7 @@ A scenario is one readable file of `key: value` lines:
                                          most the flash tools' time plus 1.0 s
   (HOSTVERSION in a line stands for the fake Klipper's git describe)
   xfail: why                             expected to fail (never deleted)
+  serial: timing                         run alone, after the others (timing)
 """
 import json
 import os
@@ -46,7 +47,7 @@ KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker"
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
-         "expect-checkout-clean", "expect-downtime", "xfail", "timeout"}
+         "expect-checkout-clean", "expect-downtime", "xfail", "timeout", "serial"}
 
 
 def parse(path):

@@ -402,10 +402,16 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	if (r < 0)
 		goto out;
 	if (!is_file(ctx, cfg, NULL)) {
-		struct kf_kconfig none;
+		struct kf_kconfig none = KF_KCONFIG_INIT;
 		char *p = NULL;
 
+		/* says why and how to make one; a build never starts without */
 		r = kf_board_config_load(ctx, b, &none, &p);
+		kf_kconfig_release(&none);
+		free(p);
+		if (r == 0)
+			r = kf_error_set(ctx->err, KF_EFAILED, "cannot read the config "
+					 "of %s (%s)", b->key, cfg);
 		goto out;
 	}
 	r = kf_os_mkdir_p(ctx->ops, out, 0755);

@@ -115,7 +115,8 @@ char *kf_kconfig_normalise(const struct kf_kconfig *c)
 	struct kf_buf b = KF_BUF_INIT;
 	size_t i;
 
-	memcpy(sorted, c->entries, c->n * sizeof(*sorted));
+	if (c->n)
+		memcpy(sorted, c->entries, c->n * sizeof(*sorted));
 	qsort(sorted, c->n, sizeof(*sorted), by_key);
 	for (i = 0; i < c->n; i++)
 		if (strcmp(sorted[i].value, "n") != 0)
