@@ -335,17 +335,26 @@ static const char *const firmware_names[] = {
 	"klipper.bin", "klipper.uf2", "klipper.elf.hex", NULL,
 };
 
-static char *find_firmware(struct kf_ctx *ctx, const char *out, off_t *size)
+/* The file to flash. The Linux host MCU's firmware is the program itself. */
+static char *find_firmware(struct kf_ctx *ctx, const char *out,
+			   const struct kf_kconfig *cfg, off_t *size)
 {
+	const char *dir = kf_kconfig_get(cfg, "CONFIG_BOARD_DIRECTORY");
 	size_t i;
+	char *p;
 
 	for (i = 0; firmware_names[i]; i++) {
-		char *p = kf_asprintf("%s/%s", out, firmware_names[i]);
-
+		p = kf_asprintf("%s/%s", out, firmware_names[i]);
 		if (is_file(ctx, p, size))
 			return p;
 		free(p);
 	}
+	if (!dir || strcmp(dir, "linux") != 0)
+		return NULL;
+	p = kf_asprintf("%s/klipper.elf", out);
+	if (is_file(ctx, p, size))
+		return p;
+	free(p);
 	return NULL;
 }
 
@@ -447,7 +456,7 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		kf_kconfig_parse(text, len, &kcfg);
 	free(text);
 	stamp = make_stamp(ctx, kdir, &kcfg);
-	res->firmware = find_firmware(ctx, out, &res->size);
+	res->firmware = find_firmware(ctx, out, &kcfg, &res->size);
 	if (!(opts && opts->rebuild) && res->firmware &&
 	    kf_os_read_file(ctx->ops, stamp_path, &old_stamp, NULL) == 0 &&
 	    strcmp(old_stamp, stamp) == 0) {
@@ -482,10 +491,10 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		if (r < 0)
 			goto fail;
 	}
-	res->firmware = find_firmware(ctx, out, &res->size);
+	res->firmware = find_firmware(ctx, out, &kcfg, &res->size);
 	if (!res->firmware) {
 		r = kf_error_set(ctx->err, KF_EFAILED, "the build of %s produced no "
-				 "firmware (no klipper.bin, .uf2 or .elf.hex in %s)",
+				 "firmware (no klipper.bin, .uf2, .elf.hex in %s)",
 				 b->key, out);
 		goto fail;
 	}

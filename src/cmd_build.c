@@ -37,7 +37,13 @@ int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 
 		r = kf_board_config_load(ctx, b, &cfg, &path);
 		if (r == 0)
-			r = kf_kconfig_check_mcu(&cfg, b->key, b->mcu, NULL, path, ctx->err);
+			r = kf_kconfig_check_mcu(&cfg, b->key, b->mcu, NULL, path, false,
+						 ctx->err);
+		if (r == KF_HOST_MCU) {
+			kf_out_warn(ctx->out, "the config of %s is for the Linux host "
+				    "MCU: it builds, but kflash does not flash it", b->key);
+			r = 0;
+		}
 		if (r == 0)
 			kf_out_result(ctx->out, "Saved the config of %s (%s)", b->key, path);
 		kf_kconfig_release(&cfg);
@@ -144,9 +150,15 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 		r = kf_board_config_load(ctx, b, &cfg, &path);
 		if (r == 0)
 			r = kf_kconfig_check_mcu(&cfg, b->key, b->mcu,
-						 connected_mcu(&devs, b), path, ctx->err);
+						 connected_mcu(&devs, b), path, false,
+						 ctx->err);
 		kf_kconfig_release(&cfg);
 		free(path);
+		if (r == KF_HOST_MCU) {
+			kf_out_warn(ctx->out, "the config of %s is for the Linux host MCU: "
+				    "it builds, but kflash never flashes it over USB", b->key);
+			r = 0;
+		}
 		if (r == 0)
 			r = kf_build(ctx, &reg.settings, b, &bo, &br);
 		if (r == 0) {

@@ -228,7 +228,7 @@ static int config_check(struct flow *f)
 								    &j->cfg_path));
 		if (r == 0)
 			r = kf_kconfig_check_mcu(&j->cfg, j->b->key, j->b->mcu, j->dev_mcu,
-						 j->cfg_path, &j->err);
+						 j->cfg_path, true, &j->err);
 		if (r < 0) {
 			job_fail(f, j, r);
 			if (r == KF_EINTERRUPTED)

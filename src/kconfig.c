@@ -129,12 +129,14 @@ char *kf_kconfig_normalise(const struct kf_kconfig *c)
 
 int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *key,
 			 const char *registered, const char *device,
-			 const char *path, struct kf_error *err)
+			 const char *path, bool flashing, struct kf_error *err)
 {
 	const char *mcu = kf_kconfig_get(c, "CONFIG_MCU");
 	const char *dir = kf_kconfig_get(c, "CONFIG_BOARD_DIRECTORY");
 
 	if (!mcu && dir && strcmp(dir, "linux") == 0) {
+		if (!flashing)
+			return KF_HOST_MCU;
 		kf_error_set(err, KF_EREFUSED, "the config of %s is for the Linux host "
 			     "MCU, which is not flashed over USB", key);
 		kf_error_cause(err, "%s has CONFIG_BOARD_DIRECTORY=\"linux\"", path);

@@ -91,7 +91,8 @@ static int check(const char *text, const char *registered, const char *device,
 	int r;
 
 	kf_kconfig_parse(text, strlen(text), &c);
-	r = kf_kconfig_check_mcu(&c, "octopus", registered, device, "/cfg/.config", e);
+	r = kf_kconfig_check_mcu(&c, "octopus", registered, device, "/cfg/.config",
+				 true, e);
 	kf_kconfig_release(&c);
 	return r;
 }
@@ -112,6 +113,15 @@ static void mcu__validation_matrix(void **state)
 	assert_non_null(strstr(e.what, "rp2040"));
 	assert_int_equal(check(host, "stm32f446xx", NULL, &e), KF_EREFUSED);
 	assert_non_null(strstr(e.what, "Linux host MCU"));
+	{
+		struct kf_kconfig c;
+
+		/* building one is fine; only flashing it is refused */
+		kf_kconfig_parse(host, strlen(host), &c);
+		assert_int_equal(kf_kconfig_check_mcu(&c, "h", "x", NULL, "p", false, &e),
+				 KF_HOST_MCU);
+		kf_kconfig_release(&c);
+	}
 	assert_int_equal(check("CONFIG_X=y\n", "stm32f446xx", NULL, &e), KF_EREFUSED);
 	assert_non_null(strstr(e.what, "no MCU"));
 	assert_int_equal(kf_exit_code(KF_EREFUSED, &e), 3);

@@ -8,6 +8,7 @@
 #ifndef KFLASH_KCONFIG_H
 #define KFLASH_KCONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kflash/error.h"
@@ -36,9 +37,12 @@ char *kf_kconfig_normalise(const struct kf_kconfig *c);
 /* Checks the config is for this board before anything is built or stopped:
  * the config's MCU must equal the registered MCU and the MCU the connected
  * board reports (device_mcu, NULL when not connected). Returns 0 or
- * KF_EREFUSED with err naming both values and the fix. */
+ * KF_EREFUSED with err naming both values and the fix. A config for the
+ * Linux host MCU is refused when flashing and returns KF_HOST_MCU
+ * otherwise (it builds, but is never flashed over USB). */
+#define KF_HOST_MCU 1
 int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *board_key,
 			 const char *registered_mcu, const char *device_mcu,
-			 const char *config_path, struct kf_error *err);
+			 const char *config_path, bool flashing, struct kf_error *err);
 
 #endif
