@@ -103,8 +103,8 @@ deps:
 valgrind: $(TEST_BIN)
 	@for t in $(TEST_BIN); do \
 		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-			--error-exitcode=9 $$t > $$t.valgrind.log 2>&1 || \
-			{ cat $$t.valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
+			--error-exitcode=9 $$t > $(BUILD)/valgrind.log 2>&1 || \
+			{ cat $(BUILD)/valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
 	done; echo "valgrind: $(words $(TEST_BIN)) test binaries clean"
 
 demo: deps

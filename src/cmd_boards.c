@@ -554,14 +554,9 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 	i = one_name(ctx, "remove", argc, argv, o, &purge);
 	if (i < 0)
 		return i;
-	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	r = kf_load_board(ctx, argv[i], &reg, &b);
 	if (r < 0)
 		goto out;
-	b = kf_registry_find(&reg, argv[i]);
-	if (!b) {
-		r = kf_unknown_board(ctx, &reg, argv[i]);
-		goto out;
-	}
 	key = kf_xstrdup(b->key);
 	kf_registry_remove(&reg, b);
 	r = kf_registry_save(ctx->ops, &reg, ctx->err);
@@ -598,14 +593,9 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 	i = one_name(ctx, cmd, argc, argv, o, NULL);
 	if (i < 0)
 		return i;
-	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	r = kf_load_board(ctx, argv[i], &reg, &b);
 	if (r < 0)
 		goto out;
-	b = kf_registry_find(&reg, argv[i]);
-	if (!b) {
-		r = kf_unknown_board(ctx, &reg, argv[i]);
-		goto out;
-	}
 	if (b->flashable == flashable) {
 		kf_out_result(ctx->out, "%s is already %s", b->key,
 			      flashable ? "included" : "excluded");

@@ -22,14 +22,9 @@ int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 			return c;
 	if (argc - optind != 1)
 		return kf_usage_error(ctx, "config", "config needs one board name");
-	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	r = kf_load_board(ctx, argv[optind], &reg, &b);
 	if (r < 0)
 		goto out;
-	b = kf_registry_find(&reg, argv[optind]);
-	if (!b) {
-		r = kf_unknown_board(ctx, &reg, argv[optind]);
-		goto out;
-	}
 	r = kf_menuconfig(ctx, &reg.settings, b);
 	if (r == 0) {
 		struct kf_kconfig cfg = KF_KCONFIG_INIT;

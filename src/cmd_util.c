@@ -46,3 +46,14 @@ int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *na
 	return KF_EINPUT;
 }
 
+
+int kf_load_board(struct kf_ctx *ctx, const char *name, struct kf_registry *reg,
+		  struct kf_board **ret_board)
+{
+	int r = kf_registry_load(ctx->ops, ctx->config_dir, reg, ctx->err);
+
+	if (r < 0)
+		return r;
+	*ret_board = kf_registry_find(reg, name);
+	return *ret_board ? 0 : kf_unknown_board(ctx, reg, name);
+}

@@ -46,5 +46,10 @@ int kf_opt_next(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
 void kf_opt_reset(void);
 /* "no registered board is called NAME", listing the registered ones. */
 int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name);
+struct kf_board;
+/* Loads the registry into *reg and finds NAME in it (the caller releases
+ * reg whatever the result). */
+int kf_load_board(struct kf_ctx *ctx, const char *name, struct kf_registry *reg,
+		  struct kf_board **ret_board);
 
 #endif
