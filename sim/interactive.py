@@ -87,6 +87,11 @@ def test_wizard_add():
     t.expect(r"Flash method.*\[katapult\]: ")
     t.send("\n")
     t.expect(r"Registered usb-Klipper_rp2040_E6626005A7651729-if00 as 'sb2040-toolhead'")
+    # straight on to menuconfig; this "user" saves Kconfig's defaults (an
+    # AVR), which kflash points out at once
+    t.expect(r"\[Config\] menuconfig for sb2040-toolhead")
+    t.expect(r"MCU mismatch for sb2040-toolhead: the config is for \w+")
+    t.expect(r"fix it before flashing: kflash config sb2040-toolhead")
     assert t.wait() == 0
 
 
@@ -107,6 +112,7 @@ def test_menu_add_flash_quit():
     t.expect(r"Flash method.*: ")
     t.send("\n")
     t.expect(r"Registered .* as 'octopus'")
+    t.expect(r"\[Config\] menuconfig for octopus")
     t.expect(r"octopus\s+stm32h723xx\s+klipper")   # the status panel
     t.expect(r"Choose: ")
     t.send("1\n")                     # flash a board

@@ -354,8 +354,9 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_devi
 	if (r == 0) {
 		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
 			      d->name, b.key, d->mcu, b.pattern);
-		kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
-			    "settings), then kflash flash %s", b.key, b.key);
+		if (!ctx->interactive || a->no_menuconfig)
+			kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
+				    "settings), then kflash flash %s", b.key, b.key);
 		if (ctx->out->json)
 			kf_out_set_json(ctx->out, json_pack(
 				"{s:{s:s, s:s, s:s, s:s, s:s}}", "added", "key", b.key,
@@ -513,6 +514,36 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		}
 	}
 	r = add_board(ctx, &reg, d, &a);
+	if (r == 0 && ctx->interactive && !a.no_menuconfig && !ctx->out->json) {
+		/* straight on to the board's firmware settings; the board is
+		 * registered whatever happens there */
+		struct kf_board *b = &reg.boards[reg.n_boards - 1];
+		struct kf_error e = KF_ERROR_INIT;
+		struct kf_error *saved = ctx->err;
+
+		ctx->err = &e;
+		if (kf_menuconfig(ctx, &reg.settings, b) < 0) {
+			kf_out_error(ctx->out, &e);
+			kf_out_warn(ctx->out, "%s is registered without a firmware config; "
+				    "run kflash config %s", b->key, b->key);
+		} else {
+			struct kf_kconfig cfg = KF_KCONFIG_INIT;
+			char *path = NULL;
+
+			if (kf_board_config_load(ctx, b, &cfg, &path) == 0 &&
+			    kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path, false,
+						 &e) < 0) {
+				kf_out_error(ctx->out, &e);
+				kf_out_warn(ctx->out, "fix it before flashing: kflash config %s",
+					    b->key);
+			}
+			kf_kconfig_release(&cfg);
+			free(path);
+		}
+		ctx->err = saved;
+		kf_error_release(&e);
+		free(e.note);
+	}
 out:
 	free(wizard_name);
 	kf_devlist_release(&devs);
