@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,10 @@ def free_port():
     return port
 
 
+_TEMPLATES = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
 def monotonic():
     return time.clock_gettime(time.CLOCK_MONOTONIC)
 
@@ -109,6 +114,16 @@ class Host:
         self.write_registry()
 
     def _checkout(self, src, dst, tag):
+        # made once per process and copied: git is slow to set up 44 times
+        key = (src, tag)
+        with _TEMPLATES_LOCK:   # scenarios run in threads
+            if key not in _TEMPLATES:
+                tdir = tempfile.mkdtemp(prefix="kflash-sim-template.")
+                self._make_checkout(src, os.path.join(tdir, "checkout"), tag)
+                _TEMPLATES[key] = os.path.join(tdir, "checkout")
+        shutil.copytree(_TEMPLATES[key], dst, symlinks=True)
+
+    def _make_checkout(self, src, dst, tag):
         shutil.copytree(src, dst, symlinks=True)
         env = dict(os.environ, GIT_AUTHOR_DATE="2026-01-01T00:00:00Z",
                    GIT_COMMITTER_DATE="2026-01-01T00:00:00Z",

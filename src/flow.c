@@ -768,8 +768,14 @@ static void verify_all(struct flow *f)
 			job_fail(f, j, KF_EINTERRUPTED);
 			continue;
 		}
-		r = verify(f, j);
-		j->flash_ms = kf_os_now(f->ctx->ops) - j->flash_start;
+		{
+			/* its own time: writing it, then waiting for it (not the
+			 * other boards' flashing in between) */
+			int64_t t0 = kf_os_now(f->ctx->ops);
+
+			r = verify(f, j);
+			j->flash_ms += kf_os_now(f->ctx->ops) - t0;
+		}
 		if (r < 0) {
 			job_fail(f, j, r);
 			continue;
