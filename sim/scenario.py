@@ -108,7 +108,7 @@ def driver_script(items, host, tag):
     trigger = ""
     for n, k, v in items:
         if k == "step":
-            steps.append("%s >> \"$S/steps.log\" 2>&1 || { echo 'scenario step "
+            steps.append("{ %s\n} >> \"$S/steps.log\" 2>&1 || { echo 'scenario step "
                          "failed (line %d): %s' >&2; cat \"$S/steps.log\" >&2; exit 98; }"
                          % (v, n, v.replace("'", "")))
         elif k == "run":
