@@ -212,14 +212,26 @@ out:
 struct progress {
 	struct kf_ctx *ctx;
 	const char *key;
+	const char *log_path;	/* streamed as it comes */
 	int compiled;
 };
+
+static void log_line(struct progress *p, const char *line, size_t len)
+{
+	char *s = kf_xstrndup(line, len);
+	char *l = kf_asprintf("%s\n", s);
+
+	(void)kf_os_append(p->ctx->ops, p->log_path, l, strlen(l));
+	free(l);
+	free(s);
+}
 
 static void on_build_line(void *data, const char *line, size_t len)
 {
 	struct progress *p = data;
 	const char *c;
 
+	log_line(p, line, len);
 	if (p->ctx->out->verbosity >= KF_VERBOSE) {
 		kf_out_verbose(p->ctx->out, "  | %.*s", (int)len, line);
 		return;
@@ -358,11 +370,6 @@ static char *find_firmware(struct kf_ctx *ctx, const char *out,
 	return NULL;
 }
 
-static void write_log(struct kf_ctx *ctx, const char *path, const struct kf_buf *log)
-{
-	(void)kf_os_write_atomic(ctx->ops, path, log->data ? log->data : "", log->len, 0644);
-}
-
 static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
 			    const char *log_path)
 {
@@ -390,18 +397,20 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	char *out = kf_board_build_dir(b->key), *kc, *o, *jobs, *stamp_path, *stamp = NULL;
 	char *old_stamp = NULL;
 	struct kf_buf log = KF_BUF_INIT;
-	struct progress prog = { ctx, b->key, 0 };
+	struct progress prog = { ctx, b->key, NULL, 0 };
 	struct kf_kconfig kcfg = KF_KCONFIG_INIT;
 	struct kf_exit ex;
 	int64_t t0 = kf_os_now(ctx->ops);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char *text = NULL;
+	bool streaming = false;
 	size_t len;
 	int r;
 
 	memset(res, 0, sizeof(*res));
 	res->build_dir = kf_xstrdup(out);
 	res->log_path = kf_asprintf("%s/build.log", out);
+	prog.log_path = res->log_path;
 	kc = kf_asprintf("KCONFIG_CONFIG=%s", cfg);
 	o = kf_asprintf("OUT=%s/", out);
 	jobs = kf_asprintf("-j%ld", ncpu > 0 ? ncpu : 1);
@@ -429,6 +438,7 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 				 out, strerror(-r));
 		goto out;
 	}
+
 	(void)kf_klipper_version(ctx, kdir, &res->version);
 
 	if (opts && opts->rebuild) {
@@ -481,6 +491,11 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "building %s (%s, Klipper %s)",
 			     b->key, b->mcu, res->version ? res->version : "unknown");
+		/* a fresh log with what make said so far, then line by line
+		 * as it prints (tail -f works) */
+		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
+					 log.len, 0644);
+		streaming = true;
 		r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, s->timeout_build * 1000LL,
 				  &(struct kf_run_opts){ .capture = &log,
 							 .on_line = on_build_line,
@@ -500,12 +515,13 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	}
 	(void)kf_os_write_atomic(ctx->ops, stamp_path, stamp, strlen(stamp), 0644);
 	res->ms = kf_os_now(ctx->ops) - t0;
-	write_log(ctx, res->log_path, &log);
 	kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)", b->key,
 		  (double)res->ms / 1000.0, res->firmware, (long long)res->size);
 	goto out;
 fail:
-	write_log(ctx, res->log_path, &log);
+	if (!streaming)
+		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
+					 log.len, 0644);
 	if (r != KF_EINTERRUPTED) {
 		tail_into_error(ctx, &log, res->log_path);
 		kf_error_step(ctx->err, "read the whole log: less %s", res->log_path);

@@ -963,6 +963,19 @@ out:
 	return r;
 }
 
+static int linux_append(void *ctx, const char *path, const void *buf, size_t len)
+{
+	int fd, r;
+
+	(void)ctx;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, buf, len);
+	close(fd);
+	return r;
+}
+
 static int linux_rename(void *ctx, const char *from, const char *to)
 {
 	(void)ctx;
@@ -1152,6 +1165,7 @@ static const struct kf_ops linux_ops = {
 	.guard_end = linux_guard_end,
 	.read_file = linux_read_file,
 	.write_atomic = linux_write_atomic,
+	.append = linux_append,
 	.rename = linux_rename,
 	.unlink = linux_unlink,
 	.mkdir_p = linux_mkdir_p,

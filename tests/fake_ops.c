@@ -277,6 +277,19 @@ static int fake_write_atomic(void *ctx, const char *path, const void *buf,
 	return 0;
 }
 
+static int fake_append(void *ctx, const char *path, const void *buf, size_t len)
+{
+	struct fake_file *f = find_file(W(ctx), path);
+	struct kf_buf b = KF_BUF_INIT;
+
+	if (f)
+		kf_buf_add(&b, f->data, f->len);
+	kf_buf_add(&b, buf, len);
+	put(W(ctx), path, b.data, b.len);
+	kf_buf_release(&b);
+	return 0;
+}
+
 static int fake_rename(void *ctx, const char *from, const char *to)
 {
 	struct fake_file *f = find_file(W(ctx), from);
@@ -441,6 +454,7 @@ static const struct kf_ops fake_ops = {
 	.guard_end = fake_guard_end,
 	.read_file = fake_read_file,
 	.write_atomic = fake_write_atomic,
+	.append = fake_append,
 	.rename = fake_rename,
 	.unlink = fake_unlink,
 	.mkdir_p = fake_mkdir_p,

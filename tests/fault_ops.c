@@ -98,6 +98,13 @@ static int f_write_atomic(void *c, const char *path, const void *b, size_t n, mo
 	return kf_os_write_atomic(IN(c), path, b, n, m);
 }
 
+static int f_append(void *c, const char *path, const void *b, size_t n)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_append(IN(c), path, b, n);
+}
+
 static int f_rename(void *c, const char *from, const char *to)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
@@ -182,6 +189,7 @@ static const struct kf_ops fault_table = {
 	.guard_end = f_guard_end,
 	.read_file = f_read_file,
 	.write_atomic = f_write_atomic,
+	.append = f_append,
 	.rename = f_rename,
 	.unlink = f_unlink,
 	.mkdir_p = f_mkdir_p,

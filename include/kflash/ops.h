@@ -149,6 +149,8 @@ struct kf_ops {
 	/* temp file in the same dir, fsync, rename, fsync the dir */
 	int (*write_atomic)(void *ctx, const char *path, const void *buf,
 			    size_t len, mode_t mode);
+	/* appends to a log, creating it (not atomic: logs only) */
+	int (*append)(void *ctx, const char *path, const void *buf, size_t len);
 	int (*rename)(void *ctx, const char *from, const char *to);
 	int (*unlink)(void *ctx, const char *path);
 	int (*mkdir_p)(void *ctx, const char *path, mode_t mode);
@@ -207,6 +209,9 @@ static inline int kf_os_read_file(const struct kf_ops *o, const char *path, char
 static inline int kf_os_write_atomic(const struct kf_ops *o, const char *path,
 				     const void *buf, size_t len, mode_t mode)
 { return o->write_atomic(o->ctx, path, buf, len, mode); }
+static inline int kf_os_append(const struct kf_ops *o, const char *path,
+				const void *buf, size_t len)
+{ return o->append(o->ctx, path, buf, len); }
 static inline int kf_os_rename(const struct kf_ops *o, const char *from, const char *to)
 { return o->rename(o->ctx, from, to); }
 static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
