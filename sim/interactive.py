@@ -134,6 +134,22 @@ def test_menu_ctrl_c_quits():
     assert t.wait() == 0
 
 
+def test_ssh_drop_during_flash():
+    """The SSH session dies while flashing: the terminal hangs up (SIGHUP to
+    kflash, then every write to it fails with EIO). Klipper must still be
+    started again."""
+    state = os.environ["KFLASH_SIM_STATE"]
+    t = Term(["kflash", "flash", "octopus", "-s"])
+    t.expect(r"\[Flash\] octopus: flashing", timeout=60)
+    os.close(t.fd)                    # the terminal is gone
+    pid, st = os.waitpid(t.pid, 0)
+    code = os.waitstatus_to_exitcode(st)
+    assert code == 129, "kflash exited %d, not 129" % code
+    with open(os.path.join(state, "service", "klipper")) as f:
+        svc = f.read().strip()
+    assert svc == "active", "klipper is %s after the hangup" % svc
+
+
 def main(which):
     tests = {n[5:]: f for n, f in globals().items() if n.startswith("test_")}
     try:

@@ -26,11 +26,21 @@ def menuconfig(host):
     shutil.copy(os.path.join(simlib.CONFIGS, "octopus-pro-h723.config"),
                 os.path.join(host.state, "menuconfig.config"))
 
+def registered(host):
+    host.write_registry([{"key": "octopus", "name": "Octopus", "mcu": "stm32f446xx",
+                          "pattern": "usb-*_stm32f446xx_3A0039000851313433343333-if*"}])
+    d = os.path.join(host.config_dir, "configs", "octopus")
+    os.makedirs(d)
+    shutil.copy(os.path.join(simlib.CONFIGS, "octopus-f446.config"), d + "/.config")
+    # slow enough that the hangup lands while flashtool runs
+    host.fault("flashtool", "slow 2")
+
 ok = fail = 0
 for name, boards, prep in (
         ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
         ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
-        ("menu_ctrl_c_quits", ["octopus-f446"], None)):
+        ("menu_ctrl_c_quits", ["octopus-f446"], None),
+        ("ssh_drop_during_flash", ["octopus-f446"], registered)):
     if run(name, boards, prep):
         ok += 1
     else:
