@@ -6,6 +6,7 @@
 #include "kflash/build.h"
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
+#include "kflash/flow.h"
 #include "kflash/registry.h"
 #include "kflash/util.h"
 
@@ -84,7 +85,7 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 	json_t *results = json_array();
 	bool all = false;
 	size_t n = 0, i, failed = 0;
-	int c, r;
+	int c, r, lock_fd = -1;
 
 	kf_opt_reset();
 	while ((c = kf_opt_next(ctx, "build", argc, argv, ":", o)) != -1) {
@@ -129,6 +130,9 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 			todo[n++] = b;
 		}
 	}
+	r = kf_lock_take(ctx, &lock_fd);
+	if (r < 0)
+		goto out;
 	/* the connected board's MCU is checked too, when it is there; a
 	 * build needs no board, so udev trouble is only a warning */
 	if (kf_discover(ctx->ops, &devs, NULL) < 0)
@@ -178,6 +182,8 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 		r = kf_error_set(ctx->err, KF_EFAILED, "%zu of %zu builds failed", failed, n);
 	}
 out:
+	if (lock_fd >= 0)
+		kf_os_unlock(ctx->ops, lock_fd);
 	kf_out_set_json(ctx->out, json_pack("{s:o}", "boards", results));
 	free(todo);
 	kf_devlist_release(&devs);

@@ -58,6 +58,31 @@ struct flow {
 	size_t n_seen;
 };
 
+int kf_lock_take(struct kf_ctx *ctx, int *ret_fd)
+{
+	char *path = kf_lock_path();
+	pid_t holder = 0;
+	int r;
+
+	*ret_fd = -1;
+	r = kf_os_lock(ctx->ops, path, ret_fd, &holder);
+	if (r == -EWOULDBLOCK) {
+		kf_error_set(ctx->err, KF_EREFUSED, "another kflash (pid %ld) is "
+			     "building or flashing; one at a time", (long)holder);
+		kf_error_step(ctx->err, "wait for it to finish (lock: %s)", path);
+		r = KF_EREFUSED;
+	} else if (r < 0) {
+		kf_error_set(ctx->err, KF_EFAILED, "cannot take the lock %s: %s",
+			     path, strerror(-r));
+		kf_error_step(ctx->err, "ls -l %s", path);
+		r = KF_EFAILED;
+	}
+	free(path);
+	if (r < 0)
+		*ret_fd = -1;
+	return r;
+}
+
 char *kf_lock_path(void)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR");
@@ -285,7 +310,6 @@ static int preflight(struct flow *f)
 	struct kf_print_status ps;
 	const char *unit = f->s->service;
 	size_t i;
-	pid_t holder = 0;
 	int r;
 
 	/* a long build gives time to unplug a board */
@@ -361,24 +385,6 @@ static int preflight(struct flow *f)
 		}
 	}
 	kf_print_status_release(&ps);
-	{
-		char *path = kf_lock_path();
-
-		r = kf_os_lock(f->ctx->ops, path, &f->lock_fd, &holder);
-		if (r == -EWOULDBLOCK) {
-			refuse(f, "another kflash (pid %ld) is flashing; one at a time",
-			       (long)holder);
-			kf_error_step(f->ctx->err, "wait for it to finish (lock: %s)", path);
-		} else if (r < 0) {
-			kf_error_set(f->ctx->err, KF_EFAILED, "cannot take the lock %s: %s",
-				     path, strerror(-r));
-		}
-		free(path);
-		if (r < 0) {
-			f->lock_fd = -1;
-			return f->ctx->err->code;
-		}
-	}
 	return 0;
 }
 
@@ -1071,6 +1077,10 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 				f.jobs[i].state = J_SKIPPED, f.jobs[i].skip_reason = "dry run";
 		goto out;
 	}
+	/* one kflash at a time from here: two would build into the same
+	 * directories and fight over the boards */
+	if (r == 0 && active_jobs(&f))
+		r = kf_lock_take(ctx, &f.lock_fd);
 	if (r == 0 && active_jobs(&f))
 		r = build_all(&f);
 	if (r == 0 && active_jobs(&f))

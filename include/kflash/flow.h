@@ -37,5 +37,8 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg,
 
 /* Where the lock lives: $XDG_RUNTIME_DIR/kflash.lock, else /tmp. */
 char *kf_lock_path(void);
+/* Takes the lock (a flock; one left by a dead kflash does not block):
+ * 0, or KF_EREFUSED naming the pid that holds it. */
+int kf_lock_take(struct kf_ctx *ctx, int *ret_fd);
 
 #endif
