@@ -75,7 +75,7 @@ set -u
 # has_event PATTERN: an event line whose "actor words" start with PATTERN
 has_event() { awk -v p="$1" 'index(substr($0, index($0, " ") + 1), p) == 1 { f = 1 } END { exit !f }' "$KFLASH_SIM_EVENTS"; }
 S="$KFLASH_SIM_STATE"
-now() { %(py)s -c 'import time; print("%%.3f" %% time.clock_gettime(time.CLOCK_MONOTONIC))'; }
+now() { "%(simhost)s" --now; }
 ev() { echo "$(now) scenario $*" >> "$KFLASH_SIM_EVENTS"; }
 %(steps)s
 ev run start
@@ -131,7 +131,8 @@ def driver_script(items, host, tag):
             trigger += ("( while ! has_event %s; do "
                         "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
                         "ev when %s; %s ) &\n" % (shlex.quote(pat), shlex.quote(pat), cmd))
-    return DRIVER % {"py": simlib.PYTHON, "steps": "\n".join(steps), "run": run,
+    return DRIVER % {"simhost": os.path.join(simlib.build_dir(), "kflash-simhost"),
+                     "steps": "\n".join(steps), "run": run,
                      "tag": tag, "trigger": trigger}
 
 
