@@ -111,14 +111,15 @@ static size_t active_jobs(struct flow *f)
 	return n;
 }
 
-/* Runs fn with ctx->err pointing at the job's own error. */
-#define WITH_JOB_ERR(f, j, expr) ({				\
-	struct kf_error *saved_ = (f)->ctx->err;		\
-	int r_;							\
-	(f)->ctx->err = &(j)->err;				\
-	r_ = (expr);						\
-	(f)->ctx->err = saved_;					\
-	r_; })
+/* The build and config modules report into ctx->err; while they work on
+ * one board of several, that is the board's own error. Returns the old. */
+static struct kf_error *use_err(struct flow *f, struct kf_error *e)
+{
+	struct kf_error *old = f->ctx->err;
+
+	f->ctx->err = e;
+	return old;
+}
 
 static void job_fail(struct flow *f, struct job *j, int r)
 {
@@ -241,16 +242,19 @@ static int config_check(struct flow *f)
 		struct job *j = &f->jobs[i];
 		int r = 0;
 
+		struct kf_error *saved;
+
 		if (j->state != J_ACTIVE)
 			continue;
+		saved = use_err(f, &j->err);
 		if (!f->o->skip_menuconfig && f->ctx->interactive && !f->o->dry_run)
-			r = WITH_JOB_ERR(f, j, kf_menuconfig(f->ctx, f->s, j->b));
+			r = kf_menuconfig(f->ctx, f->s, j->b);
 		else if (!f->o->skip_menuconfig && !f->o->dry_run)
 			kf_out_phase(f->ctx->out, KF_PHASE_CONFIG, "%s: not a terminal, "
 				     "using its cached config", j->b->key);
 		if (r == 0)
-			r = WITH_JOB_ERR(f, j, kf_board_config_load(f->ctx, j->b, &j->cfg,
-								    &j->cfg_path));
+			r = kf_board_config_load(f->ctx, j->b, &j->cfg, &j->cfg_path);
+		use_err(f, saved);
 		if (r == 0)
 			r = kf_kconfig_check_mcu(&j->cfg, j->b->key, j->b->mcu, j->dev_mcu,
 						 j->cfg_path, true, &j->err);
@@ -273,11 +277,14 @@ static int build_all(struct flow *f)
 
 	for (i = 0; i < f->n; i++) {
 		struct job *j = &f->jobs[i];
+		struct kf_error *saved;
 		int r;
 
 		if (j->state != J_ACTIVE)
 			continue;
-		r = WITH_JOB_ERR(f, j, kf_build(f->ctx, f->s, j->b, &bo, &j->build));
+		saved = use_err(f, &j->err);
+		r = kf_build(f->ctx, f->s, j->b, &bo, &j->build);
+		use_err(f, saved);
 		if (r < 0) {
 			job_fail(f, j, r);
 			if (r == KF_EINTERRUPTED)
