@@ -1,4 +1,5 @@
 /* cli.c - global options, the command table, --help and --version. */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,8 @@ static void print_usage(FILE *f)
 
 static void print_command_help(FILE *f, const struct kf_command *c)
 {
-	fprintf(f, "usage: kflash %s %s\n\n%s.\n", c->name, c->args, c->summary);
+	fprintf(f, "usage: kflash %s%s%s\n\n%c%s.\n", c->name, c->args[0] ? " " : "",
+		c->args, toupper((unsigned char)c->summary[0]), c->summary + 1);
 	if (c->help[0])
 		fprintf(f, "\n%s", c->help);
 	fputs("\n(global options work here too; see kflash --help)\n", f);
