@@ -156,9 +156,24 @@ static int child_failed(struct kf_ctx *ctx, const struct kf_exit *ex,
 	return KF_EFAILED;
 }
 
+char **kf_make_argv(const char *kdir, const char *config, const char *out,
+		    const char *target, const char *arg)
+{
+	char **argv = kf_xcalloc(8, sizeof(*argv));
+
+	argv[0] = kf_xstrdup("make");
+	argv[1] = kf_xstrdup("-C");
+	argv[2] = kf_xstrdup(kdir);
+	argv[3] = kf_asprintf("KCONFIG_CONFIG=%s", config);
+	argv[4] = kf_asprintf("OUT=%s/", out);
+	argv[5] = kf_xstrdup(target);
+	argv[6] = arg ? kf_xstrdup(arg) : NULL;
+	return argv;
+}
+
 int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b)
 {
-	char *kdir = NULL, *cfg, *cfgdir, *out, *kc, *o;
+	char *kdir = NULL, *cfg, *cfgdir, *out, **argv = NULL;
 	struct kf_exit ex;
 	int r;
 
@@ -176,8 +191,6 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 	cfg = kf_board_config_path(ctx->config_dir, b->key);
 	cfgdir = kf_asprintf("%s/configs/%s", ctx->config_dir, b->key);
 	out = kf_board_build_dir(b->key);
-	kc = kf_asprintf("KCONFIG_CONFIG=%s", cfg);
-	o = kf_asprintf("OUT=%s/", out);
 	(void)kf_os_mkdir_p(ctx->ops, out, 0755);
 	r = kf_os_mkdir_p(ctx->ops, cfgdir, 0755);
 	if (r < 0) {
@@ -185,15 +198,12 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 				 strerror(-r));
 		goto out;
 	}
-	{
-		const char *argv[] = { "make", "-C", kdir, kc, o, "menuconfig", NULL };
-
-		kf_out_phase(ctx->out, KF_PHASE_CONFIG, "menuconfig for %s (%s)", b->key, cfg);
-		/* the user's own time: no timeout */
-		r = make_argv_run(ctx, argv, KF_STDIO_INHERIT, 0, NULL, &ex);
-		if (r == 0 && !kf_exit_ok(&ex))
-			r = child_failed(ctx, &ex, argv, "menuconfig", 0);
-	}
+	argv = kf_make_argv(kdir, cfg, out, "menuconfig", NULL);
+	kf_out_phase(ctx->out, KF_PHASE_CONFIG, "menuconfig for %s (%s)", b->key, cfg);
+	/* the user's own time: no timeout */
+	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_INHERIT, 0, NULL, &ex);
+	if (r == 0 && !kf_exit_ok(&ex))
+		r = child_failed(ctx, &ex, (const char *const *)argv, "menuconfig", 0);
 	if (r == 0 && !is_file(ctx, cfg, NULL))
 		r = kf_error_set(ctx->err, KF_EFAILED, "menuconfig ended without "
 				 "saving a config for %s", b->key);
@@ -202,8 +212,7 @@ out:
 	free(cfg);
 	free(cfgdir);
 	free(out);
-	free(kc);
-	free(o);
+	kf_argv_free(argv);
 	return r;
 }
 
@@ -251,6 +260,29 @@ static void on_build_line(void *data, const char *line, size_t len)
 	} else if (len > 10 && memmem(line, len, "Linking ", 8)) {
 		kf_out_progress(p->ctx->out, "[Build] %s: linking", p->key);
 	}
+}
+
+/* One `make TARGET` for board b into log (and, with prog, the live log and
+ * progress line); a failure becomes ctx->err naming the command. */
+static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
+		     const char *out, const char *target, int timeout_s, const char *what,
+		     struct kf_buf *log, struct progress *prog)
+{
+	char **argv = kf_make_argv(kdir, cfg, out, target, NULL);
+	struct kf_run_opts opts = { .capture = log };
+	struct kf_exit ex;
+	int r;
+
+	if (prog) {
+		opts.on_line = on_build_line;
+		opts.line_data = prog;
+	}
+	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_CAPTURE,
+			  timeout_s * 1000LL, &opts, &ex);
+	if (r == 0 && !kf_exit_ok(&ex))
+		r = child_failed(ctx, &ex, (const char *const *)argv, what, timeout_s);
+	kf_argv_free(argv);
+	return r;
 }
 
 static char *capture_first_line(struct kf_ctx *ctx, const char *const *argv)
@@ -394,12 +426,11 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	     const struct kf_build_opts *opts, struct kf_build_result *res)
 {
 	char *kdir = NULL, *cfg = kf_board_config_path(ctx->config_dir, b->key);
-	char *out = kf_board_build_dir(b->key), *kc, *o, *jobs, *stamp_path, *stamp = NULL;
+	char *out = kf_board_build_dir(b->key), *jobs, *stamp_path, *stamp = NULL;
 	char *old_stamp = NULL;
 	struct kf_buf log = KF_BUF_INIT;
 	struct progress prog = { ctx, b->key, NULL, 0 };
 	struct kf_kconfig kcfg = KF_KCONFIG_INIT;
-	struct kf_exit ex;
 	int64_t t0 = kf_os_now(ctx->ops);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char *text = NULL;
@@ -411,8 +442,6 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	res->build_dir = kf_xstrdup(out);
 	res->log_path = kf_asprintf("%s/build.log", out);
 	prog.log_path = res->log_path;
-	kc = kf_asprintf("KCONFIG_CONFIG=%s", cfg);
-	o = kf_asprintf("OUT=%s/", out);
 	jobs = kf_asprintf("-j%ld", ncpu > 0 ? ncpu : 1);
 	stamp_path = kf_asprintf("%s/kflash.stamp", out);
 
@@ -442,26 +471,15 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	(void)kf_klipper_version(ctx, kdir, &res->version);
 
 	if (opts && opts->rebuild) {
-		const char *argv[] = { "make", "-C", kdir, kc, o, "clean", NULL };
-
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: make clean (--rebuild)", b->key);
-		r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 60000,
-				  &(struct kf_run_opts){ .capture = &log }, &ex);
-		if (r == 0 && !kf_exit_ok(&ex))
-			r = child_failed(ctx, &ex, argv, "make clean", 60);
+		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL);
 		if (r < 0)
 			goto fail;
 	}
-	{
-		const char *argv[] = { "make", "-C", kdir, kc, o, "olddefconfig", NULL };
-
-		r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, s->timeout_build * 1000LL,
-				  &(struct kf_run_opts){ .capture = &log }, &ex);
-		if (r == 0 && !kf_exit_ok(&ex))
-			r = child_failed(ctx, &ex, argv, "make olddefconfig", s->timeout_build);
-		if (r < 0)
-			goto fail;
-	}
+	r = make_step(ctx, kdir, cfg, out, "olddefconfig", s->timeout_build,
+		      "make olddefconfig", &log, NULL);
+	if (r < 0)
+		goto fail;
 	if (kf_os_read_file(ctx->ops, cfg, &text, &len) == 0)
 		kf_kconfig_parse(text, len, &kcfg);
 	free(text);
@@ -487,8 +505,6 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	/* a stale stamp must not outlive a failed build */
 	(void)kf_os_unlink(ctx->ops, stamp_path);
 	{
-		const char *argv[] = { "make", "-C", kdir, kc, o, jobs, NULL };
-
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "building %s (%s, Klipper %s)",
 			     b->key, b->mcu, res->version ? res->version : "unknown");
 		/* a fresh log with what make said so far, then line by line
@@ -496,13 +512,9 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
 					 log.len, 0644);
 		streaming = true;
-		r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, s->timeout_build * 1000LL,
-				  &(struct kf_run_opts){ .capture = &log,
-							 .on_line = on_build_line,
-							 .line_data = &prog }, &ex);
+		r = make_step(ctx, kdir, cfg, out, jobs, s->timeout_build, "the build",
+			      &log, &prog);
 		kf_out_progress_clear(ctx->out);
-		if (r == 0 && !kf_exit_ok(&ex))
-			r = child_failed(ctx, &ex, argv, "the build", s->timeout_build);
 		if (r < 0)
 			goto fail;
 	}
@@ -537,8 +549,6 @@ out:
 	free(kdir);
 	free(cfg);
 	free(out);
-	free(kc);
-	free(o);
 	free(jobs);
 	return r;
 }

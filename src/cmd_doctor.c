@@ -1,7 +1,6 @@
 /* cmd_doctor.c - kflash doctor: is this host ready to flash? One line per
  * check, each failure with its fix. */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include "kflash/build.h"
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
+#include "kflash/flow.h"
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/registry.h"
@@ -54,23 +54,6 @@ static bool is_file(struct kf_ctx *ctx, const char *path)
 	return kf_os_file_kind(ctx->ops, path, &k, NULL) == 0 && k == KF_FILE_REG;
 }
 
-static bool in_group(const char *name)
-{
-	struct group *g = getgrnam(name);
-	gid_t groups[256];
-	int n, i;
-
-	if (!g)
-		return false;
-	if (getegid() == g->gr_gid || geteuid() == 0)
-		return true;
-	n = getgroups(256, groups);
-	for (i = 0; i < n; i++)
-		if (groups[i] == g->gr_gid)
-			return true;
-	return false;
-}
-
 static bool python_has_pyserial(struct kf_ctx *ctx, const char *python)
 {
 	const char *argv[] = { python, "-c", "import serial", NULL };
@@ -84,11 +67,10 @@ static bool python_has_pyserial(struct kf_ctx *ctx, const char *python)
 
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
-	struct doctor d = { .ctx = ctx, .checks = json_array() };
+	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_settings *s;
 	struct kf_print_status ps;
-	const char *lang = getenv("LC_ALL");
 	char *dir, *p, *kdir = NULL;
 	int r, tmo;
 	size_t i;
@@ -98,9 +80,6 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 		json_decref(d.checks);
 		return kf_usage_error(ctx, "doctor", "doctor takes no arguments");
 	}
-	if (!lang || !*lang)
-		lang = getenv("LANG");
-	d.utf8 = lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
 	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
 	if (r < 0) {
 		json_decref(d.checks);
@@ -128,12 +107,12 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	       "/usr/bin/python3)");
 
 	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, s->service, tmo);
+	p = kf_sudoers_line(s->service);
 	report(&d, r == 1, "sudo can stop and start the service without a password",
-	       "sudo visudo -f /etc/sudoers.d/kflash and add: %s ALL=(root) NOPASSWD: "
-	       "/usr/bin/systemctl stop %s, /usr/bin/systemctl start %s",
-	       getenv("USER") ? getenv("USER") : "pi", s->service, s->service);
+	       "sudo visudo -f /etc/sudoers.d/kflash and add: %s", p);
+	free(p);
 
-	report(&d, in_group("dialout"), "user is in the dialout group (serial ports)",
+	report(&d, kf_os_in_group(ctx->ops, "dialout") == 1, "user is in the dialout group (serial ports)",
 	       "sudo usermod -aG dialout $USER, then log in again");
 
 	r = kf_os_service(ctx->ops, KF_SVC_IS_ACTIVE, s->service, tmo);

@@ -3,29 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kflash/build.h"
 #include "kflash/flash.h"
 #include "kflash/proc.h"
 #include "kflash/util.h"
-
-static const char *const class_names[] = {
-	[KF_FLASH_OK] = "ok",
-	[KF_FLASH_NO_PYSERIAL] = "pyserial-missing",
-	[KF_FLASH_IN_USE] = "device-in-use",
-	[KF_FLASH_NOT_KATAPULT] = "not-katapult",
-	[KF_FLASH_NO_ANSWER] = "no-answer",
-	[KF_FLASH_MCU_MISMATCH] = "mcu-mismatch",
-	[KF_FLASH_WRITE_ERROR] = "write-error",
-	[KF_FLASH_NO_COMPLETE] = "no-complete",
-	[KF_FLASH_TIMED_OUT] = "timed-out",
-	[KF_FLASH_NOT_STARTED] = "not-started",
-	[KF_FLASH_INTERRUPTED] = "interrupted",
-	[KF_FLASH_FAILED] = "failed",
-};
-
-const char *kf_flash_class_name(enum kf_flash_class c)
-{
-	return class_names[c];
-}
 
 static bool has(const char *out, const char *s)
 {
@@ -198,15 +179,6 @@ void kf_tool_run_release(struct kf_tool_run *t)
 	memset(t, 0, sizeof(*t));
 }
 
-void kf_argv_free(char **argv)
-{
-	size_t i;
-
-	for (i = 0; argv && argv[i]; i++)
-		free(argv[i]);
-	free(argv);
-}
-
 char **kf_flashtool_argv(const struct kf_settings *s, const char *node,
 			 const char *firmware)
 {
@@ -231,15 +203,10 @@ char **kf_flashtool_argv(const struct kf_settings *s, const char *node,
 char **kf_make_flash_argv(const char *kdir, const char *config, const char *out,
 			  const char *node)
 {
-	char **argv = kf_xcalloc(8, sizeof(*argv));
+	char *dev = kf_asprintf("FLASH_DEVICE=%s", node);
+	char **argv = kf_make_argv(kdir, config, out, "flash", dev);
 
-	argv[0] = kf_xstrdup("make");
-	argv[1] = kf_xstrdup("-C");
-	argv[2] = kf_xstrdup(kdir);
-	argv[3] = kf_asprintf("KCONFIG_CONFIG=%s", config);
-	argv[4] = kf_asprintf("OUT=%s/", out);
-	argv[5] = kf_xstrdup("flash");
-	argv[6] = kf_asprintf("FLASH_DEVICE=%s", node);
+	free(dev);
 	return argv;
 }
 

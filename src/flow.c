@@ -83,6 +83,15 @@ int kf_lock_take(struct kf_ctx *ctx, int *ret_fd)
 	return r;
 }
 
+char *kf_sudoers_line(const char *unit)
+{
+	const char *user = getenv("USER");
+
+	return kf_asprintf("%s ALL=(root) NOPASSWD: /usr/bin/systemctl stop %s, "
+			   "/usr/bin/systemctl start %s", user && *user ? user : "pi",
+			   unit, unit);
+}
+
 char *kf_lock_path(void)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR");
@@ -100,6 +109,14 @@ static bool got_signal(struct flow *f)
 	if (sig && !f->signal)
 		f->signal = sig;
 	return f->signal != 0;
+}
+
+/* A tool stopped because kflash got a signal: the flow has it now (the
+ * child runner took it from the ops table). */
+static void tool_interrupted(struct flow *f, const struct kf_exit *ex)
+{
+	if (ex->kind == KF_EXIT_INTERRUPTED && !f->signal)
+		f->signal = ex->interrupted_by;
 }
 
 static size_t active_jobs(struct flow *f)
@@ -340,7 +357,7 @@ static int preflight(struct flow *f)
 	if (r == -EINTR && got_signal(f))
 		return KF_EINTERRUPTED;
 	if (r != 1) {
-		const char *user = getenv("USER");
+		char *line = kf_sudoers_line(unit);
 
 		refuse(f, "sudo would ask for a password to stop and start %s; kflash "
 		       "never waits at a password prompt with Klipper stopped", unit);
@@ -348,9 +365,8 @@ static int preflight(struct flow *f)
 			       "and 'systemctl start %s' through sudo without a password",
 			       unit, unit);
 		kf_error_step(f->ctx->err, "sudo visudo -f /etc/sudoers.d/kflash");
-		kf_error_step(f->ctx->err, "add: %s ALL=(root) NOPASSWD: /usr/bin/systemctl "
-			      "stop %s, /usr/bin/systemctl start %s", user ? user : "pi",
-			      unit, unit);
+		kf_error_step(f->ctx->err, "add: %s", line);
+		free(line);
 		return KF_EREFUSED;
 	}
 	kf_moonraker_print_status(f->ctx->ops, f->s->moonraker_url, &ps);
@@ -614,8 +630,7 @@ static int check_app_start(struct flow *f, struct job *j, struct kf_tool_run *t)
 	if (r < 0)
 		return kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
 				    strerror(-r));
-	if (t->cls == KF_FLASH_INTERRUPTED && !f->signal)
-		f->signal = t->exit.interrupted_by;
+	tool_interrupted(f, &t->exit);
 	if (t->cls != KF_FLASH_OK) {
 		r = kf_flash_error(&j->err, t->cls, j->b->key, t->output.data,
 				   t->command, f->s);
@@ -663,8 +678,7 @@ static int flash_katapult(struct flow *f, struct job *j)
 		r = kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
 				 strerror(-r));
 	} else if (t.cls != KF_FLASH_OK) {
-		if (t.cls == KF_FLASH_INTERRUPTED)
-			f->signal = f->signal ? f->signal : t.exit.interrupted_by;
+		tool_interrupted(f, &t.exit);
 		r = kf_flash_error(&j->err, t.cls, j->b->key, t.output.data, t.command, f->s);
 		if (t.cls == KF_FLASH_INTERRUPTED)
 			j->err.signal = f->signal;
@@ -688,7 +702,7 @@ static int flash_make(struct flow *f, struct job *j)
 		r = kf_error_set(&j->err, KF_EFAILED, "cannot run make flash: %s",
 				 strerror(-r));
 	} else if (t.cls == KF_FLASH_INTERRUPTED) {
-		f->signal = f->signal ? f->signal : t.exit.interrupted_by;
+		tool_interrupted(f, &t.exit);
 		r = kf_error_set(&j->err, KF_EINTERRUPTED, "make flash of %s was "
 				 "interrupted; the board may need flashing again",
 				 j->b->key);
@@ -889,27 +903,15 @@ static void dry_run(struct flow *f)
 	kf_out_result(f->ctx->out, "Dry run: these commands would run, in order:");
 	for (i = 0; i < f->n; i++) {
 		struct job *j = &f->jobs[i];
-		char *out, *kc, *o, *cmd;
+		char *out;
 
 		if (j->state != J_ACTIVE)
 			continue;
 		out = kf_board_build_dir(j->b->key);
-		kc = kf_asprintf("KCONFIG_CONFIG=%s", j->cfg_path);
-		o = kf_asprintf("OUT=%s/", out);
-		{
-			const char *a1[] = { "make", "-C", f->kdir, kc, o, "olddefconfig", NULL };
-			const char *a2[] = { "make", "-C", f->kdir, kc, o, "-jN", NULL };
-
-			cmd = kf_argv_join(a1);
-			kf_out_result(f->ctx->out, "  %s", cmd);
-			free(cmd);
-			cmd = kf_argv_join(a2);
-			kf_out_result(f->ctx->out, "  %s   (skipped when up to date)", cmd);
-			free(cmd);
-		}
+		print_argv(f, kf_make_argv(f->kdir, j->cfg_path, out, "olddefconfig", NULL));
+		kf_out_result(f->ctx->out, "  make ... -jN   (the build, skipped when up "
+			      "to date)");
 		free(out);
-		free(kc);
-		free(o);
 		stop = true;
 	}
 	if (stop)

@@ -11,26 +11,12 @@
 #include "kflash/util.h"
 #include "kflash/versions.h"
 
-static bool utf8_terminal(void)
-{
-	const char *vars[] = { "LC_ALL", "LC_CTYPE", "LANG" };
-	size_t i;
-
-	for (i = 0; i < 3; i++) {
-		const char *v = getenv(vars[i]);
-
-		if (v && *v)
-			return strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8");
-	}
-	return false;
-}
-
 static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 {
 	struct kf_devlist devs = KF_DEVLIST_INIT;
 	struct kf_mcu_version *m = NULL;
 	size_t nm = 0, i, k;
-	bool utf8 = utf8_terminal();
+	bool utf8 = ctx->out->utf8;
 	FILE *f = ctx->out->err;
 
 	(void)kf_discover(ctx->ops, &devs, NULL);

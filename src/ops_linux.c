@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -697,6 +698,24 @@ static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
 	return -EINVAL;
 }
 
+static int linux_in_group(void *ctx, const char *name)
+{
+	struct group *g = getgrnam(name);
+	gid_t groups[256];
+	int n, i;
+
+	(void)ctx;
+	if (!g)
+		return 0;
+	if (getegid() == g->gr_gid || geteuid() == 0)
+		return 1;
+	n = getgroups(256, groups);
+	for (i = 0; i < n; i++)
+		if (groups[i] == g->gr_gid)
+			return 1;
+	return 0;
+}
+
 /* ---- the guardian ------------------------------------------------------------ */
 
 /* In the guardian: wait for kflash's word. 'p'+pid: the child group now
@@ -1160,6 +1179,7 @@ static const struct kf_ops linux_ops = {
 	.spawn = linux_spawn,
 	.wait = linux_wait,
 	.kill_group = linux_kill_group,
+	.in_group = linux_in_group,
 	.service = linux_service,
 	.guard_start = linux_guard_start,
 	.guard_end = linux_guard_end,

@@ -21,6 +21,22 @@ const char *kf_phase_label(enum kf_phase p)
 	return phase_names[p];
 }
 
+/* The first locale variable that is set decides, as in setlocale(). */
+static bool utf8_locale(void)
+{
+	static const char *const vars[] = { "LC_ALL", "LC_CTYPE", "LANG" };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			return strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8") ||
+			       strstr(v, "utf-8");
+	}
+	return false;
+}
+
 static bool wants_colour(FILE *f, const struct kf_out_opts *opts)
 {
 	const char *no = getenv("NO_COLOR");
@@ -45,6 +61,7 @@ void kf_out_init(struct kf_out *o, FILE *out, FILE *err,
 	o->out_colour = wants_colour(out, opts);
 	o->progress_tty = isatty(fileno(err)) && opts->verbosity == KF_NORMAL;
 	o->width = 80;
+	o->utf8 = utf8_locale();
 }
 
 void kf_out_release(struct kf_out *o)

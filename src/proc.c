@@ -118,6 +118,15 @@ static bool needs_quotes(const char *s)
 	return !*s || strpbrk(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") != NULL;
 }
 
+void kf_argv_free(char **argv)
+{
+	size_t i;
+
+	for (i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
 char *kf_argv_join(const char *const *argv)
 {
 	struct kf_buf b = KF_BUF_INIT;

@@ -187,6 +187,13 @@ static int fake_kill_group(void *ctx, struct kf_proc *p, int sig)
 	return 0;
 }
 
+static int fake_in_group(void *ctx, const char *group)
+{
+	(void)ctx;
+	(void)group;
+	return 1;
+}
+
 static int fake_service(void *ctx, enum kf_svc_action a, const char *unit, int t)
 {
 	struct fake_world *w = W(ctx);
@@ -449,6 +456,7 @@ static const struct kf_ops fake_ops = {
 	.spawn = fake_spawn,
 	.wait = fake_wait,
 	.kill_group = fake_kill_group,
+	.in_group = fake_in_group,
 	.service = fake_service,
 	.guard_start = fake_guard_start,
 	.guard_end = fake_guard_end,

@@ -65,6 +65,11 @@ static int f_kill_group(void *c, struct kf_proc *p, int sig)
 	return kf_os_kill_group(IN(c), p, sig);
 }
 
+static int f_in_group(void *c, const char *group)
+{
+	return kf_os_in_group(IN(c), group);
+}
+
 static int f_service(void *c, enum kf_svc_action a, const char *unit, int t)
 {
 	if (fire(F(c), FAULT_SERVICE))
@@ -184,6 +189,7 @@ static const struct kf_ops fault_table = {
 	.spawn = f_spawn,
 	.wait = f_wait,
 	.kill_group = f_kill_group,
+	.in_group = f_in_group,
 	.service = f_service,
 	.guard_start = f_guard_start,
 	.guard_end = f_guard_end,

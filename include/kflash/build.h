@@ -31,6 +31,12 @@ int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s, char **ret_d
 int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 			 struct kf_kconfig *ret_cfg, char **ret_path);
 
+/* make -C <klipper_dir> KCONFIG_CONFIG=<config> OUT=<out>/ TARGET [ARG]:
+ * the one way kflash runs Klipper's make, so the checkout is never written
+ * to. arg may be NULL. Free with kf_argv_free. */
+char **kf_make_argv(const char *klipper_dir, const char *config, const char *out,
+		    const char *target, const char *arg);
+
 /* menuconfig on the board's cached config, on the user's terminal. */
 int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s,
 		  const struct kf_board *b);

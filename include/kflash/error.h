@@ -30,12 +30,11 @@ enum kf_errclass {
 	KF_EFAILED = -(KF_ERR_BASE + 3),	/* an operation failed */
 	KF_EREFUSED = -(KF_ERR_BASE + 4),	/* refused for safety */
 	KF_EINTERRUPTED = -(KF_ERR_BASE + 5),	/* a signal ended the run */
-	KF_ENOTYET = -(KF_ERR_BASE + 6),	/* command not built yet */
 };
 
 static inline bool kf_is_class(int r)
 {
-	return r <= KF_EUSAGE && r >= KF_ENOTYET;
+	return r <= KF_EUSAGE && r >= KF_EINTERRUPTED;
 }
 
 #define KF_ERROR_MAX_STEPS 8

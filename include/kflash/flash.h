@@ -31,8 +31,6 @@ enum kf_flash_class {
 	KF_FLASH_FAILED,	/* anything else */
 };
 
-const char *kf_flash_class_name(enum kf_flash_class c);
-
 /* Classifies flashtool's output and how it ended. */
 enum kf_flash_class kf_flashtool_classify(const char *output, const struct kf_exit *ex);
 
@@ -62,12 +60,11 @@ int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s,
 		  const char *klipper_dir, const char *config, const char *out,
 		  const char *node, struct kf_tool_run *ret);
 
-/* The argv kf_flashtool would run, for --dry-run (NULL-terminated, each
- * string malloc'd; free with kf_argv_free). */
+/* The argv kf_flashtool and kf_make_flash run, also for --dry-run
+ * (NULL-terminated, each string malloc'd; free with kf_argv_free). */
 char **kf_flashtool_argv(const struct kf_settings *s, const char *node,
 			 const char *firmware);
 char **kf_make_flash_argv(const char *klipper_dir, const char *config,
 			  const char *out, const char *node);
-void kf_argv_free(char **argv);
 
 #endif

@@ -35,6 +35,10 @@ struct kf_flash_opts {
 int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg,
 		  struct kf_board **boards, size_t n, const struct kf_flash_opts *o);
 
+/* The sudoers line that lets this user stop and start unit without a
+ * password (for errors and doctor). malloc'd. */
+char *kf_sudoers_line(const char *unit);
+
 /* Where the lock lives: $XDG_RUNTIME_DIR/kflash.lock, else /tmp. */
 char *kf_lock_path(void);
 /* Takes the lock (a flock; one left by a dead kflash does not block):

@@ -131,6 +131,9 @@ struct kf_ops {
 		    kf_line_fn *on_line, void *line_data, struct kf_exit *ret_exit);
 	int (*kill_group)(void *ctx, struct kf_proc *proc, int sig);
 
+	/* 1 when this user is in the group (or is root), 0 when not */
+	int (*in_group)(void *ctx, const char *group);
+
 	/* the service (systemd unit, through sudo where needed) */
 	int (*service)(void *ctx, enum kf_svc_action action, const char *unit,
 		       int timeout_ms);
@@ -196,6 +199,8 @@ static inline int kf_os_wait(const struct kf_ops *o, struct kf_proc *p, int64_t 
 { return o->wait(o->ctx, p, deadline, fn, data, e); }
 static inline int kf_os_kill_group(const struct kf_ops *o, struct kf_proc *p, int sig)
 { return o->kill_group(o->ctx, p, sig); }
+static inline int kf_os_in_group(const struct kf_ops *o, const char *group)
+{ return o->in_group(o->ctx, group); }
 static inline int kf_os_service(const struct kf_ops *o, enum kf_svc_action a,
 				const char *unit, int timeout_ms)
 { return o->service(o->ctx, a, unit, timeout_ms); }

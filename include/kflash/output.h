@@ -35,6 +35,7 @@ struct kf_out {
 	bool out_colour;	/* on stdout */
 	bool json;
 	bool progress_tty;	/* live one-line progress allowed */
+	bool utf8;		/* the locale is UTF-8: marks like ✓ and ● */
 	enum kf_verbosity verbosity;
 	int width;		/* columns for wrapping, default 80 */
 	bool progress_shown;	/* a \r line is on screen */

@@ -41,6 +41,8 @@ void kf_proc_terminate(const struct kf_ops *o, struct kf_proc *p,
 
 /* "make -C /x olddefconfig" for messages; shell-quoted where needed. */
 char *kf_argv_join(const char *const *argv);
+/* Frees a NULL-terminated argv whose strings are malloc'd. */
+void kf_argv_free(char **argv);
 
 /* True when the child exited with status 0. */
 static inline bool kf_exit_ok(const struct kf_exit *e)
