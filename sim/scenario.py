@@ -9,6 +9,10 @@ A scenario is one readable file of `key: value` lines:
   setting: fallback false                a registry setting
   fault: flashtool fail                  state/fault/NAME (see sim/fake/README.md)
   moonraker: {"print_state": "printing"} fake Moonraker state (JSON, merged)
+  moonraker-instance: printer_2 {...}    one more printer on the host (KIAUH):
+                                         its own fake Moonraker (JSON as above),
+                                         found through ~/printer_2_data/config/
+                                         moonraker.conf
   service: klipper inactive              the unit's state before the run
   step: kflash add ...                   shell commands before the run
   run: kflash flash octopus -s           the command under test
@@ -43,6 +47,7 @@ import simlib
 
 SIGNALS = {"INT": 2, "TERM": 15, "HUP": 1, "QUIT": 3, "KILL": 9}
 KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker",
+         "moonraker-instance",
          "mcu-version", "service", "step", "run", "signal", "when", "expect-exit",
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
@@ -188,6 +193,24 @@ def prepare(items, host):
                 host.moonraker(json.loads(v))
             except ValueError as e:
                 raise simlib.SimError("line %d: moonraker: bad JSON: %s" % (n, e))
+        elif k == "moonraker-instance":
+            name, _, js = v.partition(" ")
+            if not re.match(r"^printer_[0-9]$", name):
+                raise simlib.SimError("line %d: moonraker-instance: NAME is printer_N" % n)
+            try:
+                doc = json.loads(js or "{}")
+            except ValueError as e:
+                raise simlib.SimError("line %d: moonraker-instance: bad JSON: %s" % (n, e))
+            with open(os.path.join(host.state, "moonraker-%s.json" % name), "w") as f:
+                json.dump(doc, f)
+            out = subprocess.run([os.path.join(simlib.FAKE, "moonraker", "start"), "0", name],
+                                 env=host.env(), stdout=subprocess.PIPE, text=True, check=True)
+            port = out.stdout.strip().rsplit(":", 1)[1]
+            conf = os.path.join(host.home, name + "_data", "config")
+            os.makedirs(conf, exist_ok=True)
+            with open(os.path.join(conf, "moonraker.conf"), "w") as f:
+                f.write("[server]\nhost: 0.0.0.0\nport: %s\nklippy_uds_address: "
+                        "~/%s_data/comms/klippy.sock\n" % (port, name))
         elif k == "mcu-version":
             obj, mcu, ver = v.rsplit(" ", 2)
             cur = {}

@@ -144,7 +144,7 @@ class Host:
     def write_registry(self, boards=None):
         doc = {"schema": 1, "settings": {
             "klipper_dir": "~/klipper", "katapult_dir": "~/katapult",
-            "python": PYTHON, "service": "klipper",
+            "python": PYTHON, "service": "auto",
             "moonraker_url": "http://127.0.0.1:%d" % self.port,
             "default_method": "katapult", "fallback": True,
             "timeouts": {"build": 300, "flash": 60, "service": 30, "reconnect": 30}},
@@ -225,6 +225,9 @@ class Host:
             "KFLASH_CONFIG_DIR": self.config_dir,
             "XDG_CACHE_HOME": self.cache,
             "XDG_RUNTIME_DIR": self.state,
+            # the locks' home on a printer is /run/lock; each simulated
+            # host keeps its own
+            "KFLASH_LOCK_DIR": self.state,
             "KFLASH_SIM_STATE": self.state,
             "KFLASH_SIM_EVENTS": self.events,
             "KFLASH_SIM_IMAGES": self.images,

@@ -73,8 +73,9 @@ static void versions_load(struct kf_ctx *ctx, struct kf_registry *reg, struct ve
 	kf_error_release(&e);
 	free(kdir);
 	if (reg->n_boards)
-		v->moonraker = kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url,
-						 &v->mcus, &v->n) == 0;
+		v->moonraker = kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
+						     reg->settings.moonraker_api_key,
+						     &v->mcus, &v->n) == 0;
 }
 
 static void versions_release(struct versions *v)

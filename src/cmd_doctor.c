@@ -9,6 +9,7 @@
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
 #include "kflash/flow.h"
+#include "kflash/instances.h"
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/registry.h"
@@ -65,12 +66,84 @@ static bool python_has_pyserial(struct kf_ctx *ctx, const char *python)
 	return kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex);
 }
 
+/* One printer: its unit exists, runs, may be stopped and started without a
+ * password, and its Moonraker gives a print state. */
+static void printer(struct doctor *d, const struct kf_settings *s, const char *unit,
+		    const char *url, int tmo)
+{
+	struct kf_ctx *ctx = d->ctx;
+	struct kf_moonraker m = { url, s->moonraker_api_key };
+	struct kf_print_status ps;
+	char *what, *p;
+	int r;
+
+	what = kf_asprintf("printer %s (Moonraker %s): the unit exists", unit, url);
+	r = kf_os_service(ctx->ops, KF_SVC_IS_ACTIVE, unit, tmo);
+	/* never advise starting a unit that does not exist */
+	report(d, r != -ENOENT, what, "systemctl list-units 'klipper*' to find the "
+	       "printers' units, then kflash settings service UNIT (or auto)");
+	free(what);
+	if (r == -ENOENT)
+		return;
+	what = kf_asprintf("%s is running", unit);
+	report(d, r == 1, what, "sudo systemctl start %s", unit);
+	free(what);
+
+	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, unit, tmo);
+	p = kf_sudoers_line(unit);
+	what = kf_asprintf("sudo can stop and start %s without a password", unit);
+	report(d, r == 1, what, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", p);
+	free(what);
+	free(p);
+
+	kf_moonraker_print_status(ctx->ops, &m, &ps);
+	what = kf_asprintf("Moonraker at %s gives the print state", url);
+	if (ps.auth)
+		report(d, false, what, "it requires a login (%s): kflash settings "
+		       "moonraker_api_key KEY", ps.said);
+	else if (!ps.reachable)
+		report(d, false, what, "sudo systemctl start moonraker, or kflash "
+		       "settings moonraker_url URL (%s)", ps.said);
+	else
+		report(d, ps.verdict == KF_PRINT_IDLE || ps.verdict == KF_PRINT_BUSY ||
+		       ps.verdict == KF_PRINT_NO_KLIPPY, what, "Moonraker said: %s",
+		       ps.said ? ps.said : "?");
+	free(what);
+	if (ps.verdict == KF_PRINT_BUSY)
+		report(d, false, "the printer is not printing", "wait for %s to finish",
+		       ps.filename ? ps.filename : "the print");
+	kf_print_status_release(&ps);
+}
+
+/* Every printer kflash finds on this host, as the flash flow finds them. */
+static void printers(struct doctor *d, const struct kf_settings *s, int tmo)
+{
+	struct kf_instances is;
+	size_t i, named = 0;
+
+	kf_instances_find(d->ctx->ops, s, &is);
+	for (i = 0; i < is.n; i++)
+		named += is.v[i].unit != NULL;
+	if (!named) {
+		/* no Moonraker named its unit: the single-printer default */
+		printer(d, s, "klipper", is.n ? is.v[0].url : "http://localhost:7125", tmo);
+	}
+	for (i = 0; i < is.n; i++) {
+		if (is.v[i].unit)
+			printer(d, s, is.v[i].unit, is.v[i].url, tmo);
+		else if (named)
+			report(d, false, "every Moonraker names its Klipper unit",
+			       "Moonraker at %s did not answer /machine/system_info: "
+			       "sudo systemctl status moonraker", is.v[i].url);
+	}
+	kf_instances_release(&is);
+}
+
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
 	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_settings *s;
-	struct kf_print_status ps;
 	char *dir, *p, *kdir = NULL;
 	int r, tmo;
 	size_t i;
@@ -106,31 +179,10 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	       "sudo apt-get install python3-serial (or kflash settings python "
 	       "/usr/bin/python3)");
 
-	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, s->service, tmo);
-	p = kf_sudoers_line(s->service);
-	report(&d, r == 1, "sudo can stop and start the service without a password",
-	       "sudo visudo -f /etc/sudoers.d/kflash and add: %s", p);
-	free(p);
-
 	report(&d, kf_os_in_group(ctx->ops, "dialout") == 1, "user is in the dialout group (serial ports)",
 	       "sudo usermod -aG dialout $USER, then log in again");
 
-	r = kf_os_service(ctx->ops, KF_SVC_IS_ACTIVE, s->service, tmo);
-	report(&d, r == 1, "the service is running", "sudo systemctl start %s "
-	       "(or kflash settings service UNIT)", s->service);
-
-	kf_moonraker_print_status(ctx->ops, s->moonraker_url, &ps);
-	report(&d, ps.reachable, "Moonraker answers",
-	       "sudo systemctl start moonraker, or kflash settings moonraker_url URL "
-	       "(now %s)", s->moonraker_url);
-	if (ps.reachable) {
-		bool busy = ps.state && (strcmp(ps.state, "printing") == 0 ||
-					 strcmp(ps.state, "paused") == 0);
-
-		report(&d, !busy, "the printer is not printing",
-		       "wait for %s to finish", ps.filename ? ps.filename : "the print");
-	}
-	kf_print_status_release(&ps);
+	printers(&d, s, tmo);
 
 	{
 		struct kf_devlist devs = KF_DEVLIST_INIT;

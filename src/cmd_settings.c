@@ -9,7 +9,7 @@
 
 static const char *const keys[] = {
 	"klipper_dir", "katapult_dir", "python", "service", "moonraker_url",
-	"default_method", "fallback", "timeout.build", "timeout.flash",
+	"moonraker_api_key", "default_method", "fallback", "timeout.build", "timeout.flash",
 	"timeout.service", "timeout.reconnect", NULL,
 };
 
@@ -81,6 +81,13 @@ int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv)
 		for (i = 0; keys[i]; i++) {
 			char *v = kf_settings_get(&reg.settings, keys[i]);
 
+			/* a secret is shown only when asked for by name */
+			if (strcmp(keys[i], "moonraker_api_key") == 0) {
+				char *shown = kf_xstrdup(*v ? "(set)" : "(none)");
+
+				free(v);
+				v = shown;
+			}
 			kf_out_result(ctx->out, "%-18s %s", keys[i], v);
 			json_object_set_new(doc, keys[i], json_string(v));
 			free(v);
@@ -106,7 +113,9 @@ int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv)
 	if (r == 0)
 		r = kf_registry_save(ctx->ops, &reg, ctx->err);
 	if (r == 0)
-		kf_out_result(ctx->out, "%s = %s", key, value);
+		kf_out_result(ctx->out, "%s = %s", key,
+			      strcmp(key, "moonraker_api_key") == 0
+			      ? (*value ? "(set)" : "(none)") : value);
 out:
 	kf_registry_release(&reg);
 	return r;

@@ -1,5 +1,6 @@
 /* flow.c - the flash flow and its promise: Klipper is started again on
  * every path after kflash stopped it. */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "kflash/discovery.h"
 #include "kflash/flash.h"
 #include "kflash/flow.h"
+#include "kflash/instances.h"
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/prompt.h"
@@ -36,6 +38,20 @@ struct job {
 	int64_t flash_start;
 	int64_t flash_ms;
 	size_t ev_mark;		/* events before this one are not its return */
+	int unit;		/* index into flow.units, or -1: no Klipper drives it */
+	char *lock_id;		/* what names its board lock: the chip serial */
+	int lock_fd;		/* its board lock, or -1 */
+};
+
+/* A Klipper unit whose boards are flashed: stopped (when it runs) for the
+ * window and started again on every path. */
+struct unit {
+	char *name;
+	char *url;		/* its Moonraker */
+	bool active;		/* it ran at the last print check */
+	bool was_active;	/* it ran before kflash stopped it */
+	bool stopped;		/* kflash stopped it and owes a start */
+	char *restart_error;
 };
 
 struct flow {
@@ -47,39 +63,48 @@ struct flow {
 	size_t n;
 	char *kdir;
 	int signal;		/* the first signal kflash got, or 0 */
-	bool was_active;	/* the unit was active before kflash stopped it */
-	bool stopped;		/* kflash stopped it and owes a start */
+	struct kf_instances inst;	/* the printers on this host */
+	struct unit *units;	/* the ones driving the boards to flash */
+	size_t n_units;
 	bool guarded;
-	bool moonraker;		/* Moonraker answered at pre-flight */
+	bool moonraker;		/* Moonraker gave a print state at pre-flight */
+	bool unknown_ok;	/* the user said go on without a print state */
 	int lock_fd;
-	char *restart_error;
 	struct kf_monitor *mon;	/* udev events, open while flashing */
 	struct kf_device *seen;	/* tty "add" events read so far */
 	size_t n_seen;
 };
 
-int kf_lock_take(struct kf_ctx *ctx, int *ret_fd)
+int kf_lock_take_at(struct kf_ctx *ctx, const char *path, const char *what,
+		    struct kf_error *err, int *ret_fd)
 {
-	char *path = kf_lock_path();
 	pid_t holder = 0;
 	int r;
 
 	*ret_fd = -1;
 	r = kf_os_lock(ctx->ops, path, ret_fd, &holder);
 	if (r == -EWOULDBLOCK) {
-		kf_error_set(ctx->err, KF_EREFUSED, "another kflash (pid %ld) is "
-			     "building or flashing; one at a time", (long)holder);
-		kf_error_step(ctx->err, "wait for it to finish (lock: %s)", path);
+		kf_error_set(err, KF_EREFUSED, "another kflash (pid %ld) is %s; one "
+			     "at a time", (long)holder, what);
+		kf_error_step(err, "wait for it to finish (lock: %s)", path);
 		r = KF_EREFUSED;
 	} else if (r < 0) {
-		kf_error_set(ctx->err, KF_EFAILED, "cannot take the lock %s: %s",
-			     path, strerror(-r));
-		kf_error_step(ctx->err, "ls -l %s", path);
+		kf_error_set(err, KF_EFAILED, "cannot take the lock %s: %s", path,
+			     strerror(-r));
+		kf_error_step(err, "ls -l %s", path);
 		r = KF_EFAILED;
 	}
-	free(path);
 	if (r < 0)
 		*ret_fd = -1;
+	return r;
+}
+
+int kf_lock_take(struct kf_ctx *ctx, int *ret_fd)
+{
+	char *path = kf_lock_path();
+	int r = kf_lock_take_at(ctx, path, "building or flashing", ctx->err, ret_fd);
+
+	free(path);
 	return r;
 }
 
@@ -92,13 +117,29 @@ char *kf_sudoers_line(const char *unit)
 			   unit, unit);
 }
 
+/* /run/lock: FHS, world-writable and sticky on every Debian */
+static const char *lock_dir(void)
+{
+	const char *d = getenv("KFLASH_LOCK_DIR");
+
+	return d && *d == '/' ? d : "/run/lock";
+}
+
 char *kf_lock_path(void)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
+	return kf_asprintf("%s/kflash-%ld.lock", lock_dir(), (long)getuid());
+}
 
-	if (rt && *rt == '/')
-		return kf_asprintf("%s/kflash.lock", rt);
-	return kf_asprintf("/tmp/kflash-%ld.lock", (long)getuid());
+char *kf_board_lock_path(const char *chip_serial)
+{
+	char id[65];
+	size_t i;
+
+	/* a by-id name is the user's to set: keep the file name plain */
+	for (i = 0; chip_serial[i] && i < sizeof(id) - 1; i++)
+		id[i] = isalnum((unsigned char)chip_serial[i]) ? chip_serial[i] : '_';
+	id[i] = '\0';
+	return kf_asprintf("%s/kflash-board-%s.lock", lock_dir(), id);
 }
 
 /* Signals are events: take one if it came. */
@@ -190,6 +231,9 @@ static int locate(struct job *j, struct kf_devlist *devs)
 	j->by_id = kf_xstrdup(found->tty.by_id ? found->tty.by_id : found->tty.devnode);
 	j->dev_mcu = kf_xstrdup(found->mcu);
 	j->mode = found->mode;
+	if (!j->lock_id)
+		j->lock_id = kf_xstrdup(found->chip_serial ? found->chip_serial
+					: found->name);
 	return 0;
 }
 
@@ -329,10 +373,216 @@ static int refuse(struct flow *f, const char *fmt, ...)
 	return KF_EREFUSED;
 }
 
+/* ---- which Klipper drives the boards, and is it printing ----------------- */
+
+static int unit_add(struct flow *f, const char *name, const char *url)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_units; i++)
+		if (strcmp(f->units[i].name, name) == 0)
+			return (int)i;
+	f->units = kf_xrealloc(f->units, (f->n_units + 1) * sizeof(*f->units));
+	memset(&f->units[f->n_units], 0, sizeof(*f->units));
+	f->units[f->n_units].name = kf_xstrdup(name);
+	f->units[f->n_units].url = url ? kf_xstrdup(url) : NULL;
+	return (int)f->n_units++;
+}
+
+/* Whether instance in may be running a Klipper that holds a board. */
+static bool maybe_running(struct flow *f, const struct kf_instance *in)
+{
+	if (!in->unit)
+		return true;
+	return kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, in->unit,
+			     f->s->timeout_service * 1000) != 0;
+}
+
+/* Decides, per board, which unit must be stopped for it: the one whose
+ * config names it; the only printer there is; none when no Klipper that
+ * runs can hold it. Anything else is a refusal before a build starts. */
+static int plan_units(struct flow *f)
+{
+	struct kf_instances *is = &f->inst;
+	size_t i, k, named = 0;
+
+	kf_instances_find(f->ctx->ops, f->s, is);
+	for (i = 0; i < is->n; i++)
+		named += is->v[i].unit != NULL;
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		struct kf_instance *owner;
+		bool open = false;
+
+		j->unit = -1;
+		if (j->state != J_ACTIVE)
+			continue;
+		owner = is->override ? &is->v[0]
+			: kf_instances_owner(is, j->b->pattern, j->by_id, j->devnode);
+		if (!owner && is->n == 1 && is->v[0].unit)
+			owner = &is->v[0];	/* the only printer there is */
+		if (!owner && !named) {
+			/* no Moonraker named a unit: the single-printer default */
+			j->unit = unit_add(f, "klipper", is->n ? is->v[0].url : NULL);
+			continue;
+		}
+		if (owner) {
+			j->unit = unit_add(f, owner->unit, owner->url);
+			continue;
+		}
+		/* several printers, none names it: fine only if none that
+		 * could hold it runs */
+		for (k = 0; k < is->n && !open; k++)
+			open = !is->v[k].serials_known && maybe_running(f, &is->v[k]);
+		if (open) {
+			char *urls = kf_instances_urls(is);
+
+			kf_error_set(&j->err, KF_EREFUSED, "cannot tell which printer "
+				     "on this host drives %s, so kflash does not know "
+				     "which Klipper to stop", j->b->key);
+			kf_error_cause(&j->err, "no Klipper config listed by the "
+				       "Moonrakers at %s names %s, and one of them did "
+				       "not list its MCUs", urls, j->by_id);
+			kf_error_step(&j->err, "kflash settings service klipper-N   (the "
+				      "unit of the printer that uses %s)", j->b->key);
+			kf_error_step(&j->err, "kflash doctor   (lists the printers it found)");
+			free(urls);
+			job_fail(f, j, KF_EREFUSED);
+		}
+	}
+	return 0;
+}
+
+static int refuse_unit_missing(struct flow *f, const struct unit *u)
+{
+	refuse(f, "systemd has no unit %s, so kflash cannot stop the Klipper "
+	       "that drives these boards", u->name);
+	if (f->inst.override)
+		kf_error_cause(f->ctx->err, "the service setting names %s", u->name);
+	else
+		kf_error_cause(f->ctx->err, "Moonraker did not name the unit of this "
+			       "printer (is it running?), and there is no unit %s",
+			       u->name);
+	kf_error_step(f->ctx->err, "systemctl list-units 'klipper*'   (the "
+		      "printers' units)");
+	kf_error_step(f->ctx->err, "kflash settings service UNIT   (or auto, to "
+		      "learn it from Moonraker)");
+	return KF_EREFUSED;
+}
+
+/* What Moonraker said, when it was no print state: a question on a
+ * terminal (asked once a run), else a refusal unless --force. */
+static int unknown_print_state(struct flow *f, const struct unit *u,
+			       const struct kf_print_status *ps)
+{
+	bool yes = false;
+	int r;
+
+	if (f->ctx->force || f->unknown_ok) {
+		kf_out_warn(f->ctx->out, "Moonraker at %s gave no print state (%s); "
+			    "going on because of --force", u->url, ps->said);
+		return 0;
+	}
+	if (f->ctx->interactive) {
+		kf_out_warn(f->ctx->out, "Moonraker at %s gave no print state (%s): "
+			    "kflash cannot tell whether a print is running", u->url,
+			    ps->said);
+		r = kf_confirm(f->ctx, "Is the printer idle, and may kflash stop "
+			       "Klipper?", false, &yes);
+		if (r == KF_EINTERRUPTED) {
+			f->signal = f->ctx->err->signal;
+			return r;
+		}
+		if (yes) {
+			f->unknown_ok = true;
+			return 0;
+		}
+	}
+	refuse(f, "Moonraker at %s gave no print state (%s), so kflash cannot check "
+	       "that nothing is printing on %s", u->url, ps->said, u->name);
+	if (ps->auth) {
+		kf_error_cause(f->ctx->err, "this Moonraker requires a login");
+		kf_error_step(f->ctx->err, "kflash settings moonraker_api_key KEY   "
+			      "(the key: ~/moonraker/scripts/fetch-apikey.sh, or "
+			      "Mainsail/Fluidd's API key in the settings)");
+	} else if (!ps->reachable) {
+		kf_error_step(f->ctx->err, "sudo systemctl start moonraker");
+		kf_error_step(f->ctx->err, "kflash settings moonraker_url URL   (if it "
+			      "runs elsewhere)");
+	} else {
+		kf_error_step(f->ctx->err, "curl -s '%s/printer/objects/query?print_stats'"
+			      "   (what Moonraker answers)", u->url);
+		kf_error_step(f->ctx->err, "sudo systemctl restart moonraker");
+	}
+	kf_error_step(f->ctx->err, "or, when you are sure the printer is idle: "
+		      "kflash --force flash ...");
+	return KF_EREFUSED;
+}
+
+/* Every unit to stop exists, and no printer it drives is printing. A unit
+ * that is not running prints nothing, whatever Moonraker says. */
+static int print_guard(struct flow *f)
+{
+	size_t i;
+	int r;
+
+	f->moonraker = true;
+	for (i = 0; i < f->n_units; i++) {
+		struct unit *u = &f->units[i];
+		struct kf_moonraker m = { u->url, f->s->moonraker_api_key };
+		struct kf_print_status ps;
+
+		r = kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, u->name,
+				  f->s->timeout_service * 1000);
+		if (r == -EINTR && got_signal(f))
+			return KF_EINTERRUPTED;
+		if (r == -ENOENT)
+			return refuse_unit_missing(f, u);
+		if (r < 0)
+			return kf_error_set(f->ctx->err, KF_EFAILED, "cannot ask systemd "
+					    "whether %s runs: %s", u->name, strerror(-r));
+		u->active = r == 1;
+		if (!u->active)
+			continue;
+		if (!u->url) {
+			struct kf_print_status none = { .said = (char *)"no Moonraker URL" };
+
+			r = unknown_print_state(f, u, &none);
+			if (r < 0)
+				return r;
+			f->moonraker = false;
+			continue;
+		}
+		kf_moonraker_print_status(f->ctx->ops, &m, &ps);
+		if (ps.verdict == KF_PRINT_NO_KLIPPY) {
+			/* Moonraker runs but Klipper does not talk to it, yet
+			 * the unit is active: starting, or stuck */
+			char *said = kf_asprintf("%s, yet %s is active", ps.said, u->name);
+
+			free(ps.said);
+			ps.said = said;
+			ps.verdict = KF_PRINT_UNKNOWN;
+		}
+		r = 0;
+		if (ps.verdict == KF_PRINT_BUSY) {
+			r = refuse(f, "the printer is %s %s (%.0f%% done); kflash will not "
+				   "stop %s now", ps.state, ps.filename ? ps.filename
+				   : "a file", ps.progress * 100.0, u->name);
+			kf_error_step(f->ctx->err, "wait for the print to finish or cancel "
+				      "it, then run kflash again");
+		} else if (ps.verdict == KF_PRINT_UNKNOWN) {
+			f->moonraker = false;
+			r = unknown_print_state(f, u, &ps);
+		}
+		kf_print_status_release(&ps);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int preflight(struct flow *f)
 {
-	struct kf_print_status ps;
-	const char *unit = f->s->service;
 	size_t i;
 	int r;
 
@@ -353,12 +603,17 @@ static int preflight(struct flow *f)
 	}
 	if (!active_jobs(f))
 		return 0;
-	r = kf_os_service(f->ctx->ops, KF_SVC_CAN_MANAGE, unit, f->s->timeout_service * 1000);
-	if (r == -EINTR && got_signal(f))
-		return KF_EINTERRUPTED;
-	if (r != 1) {
-		char *line = kf_sudoers_line(unit);
+	for (i = 0; i < f->n_units; i++) {
+		const char *unit = f->units[i].name;
+		char *line;
 
+		r = kf_os_service(f->ctx->ops, KF_SVC_CAN_MANAGE, unit,
+				  f->s->timeout_service * 1000);
+		if (r == -EINTR && got_signal(f))
+			return KF_EINTERRUPTED;
+		if (r == 1)
+			continue;
+		line = kf_sudoers_line(unit);
 		refuse(f, "sudo would ask for a password to stop and start %s; kflash "
 		       "never waits at a password prompt with Klipper stopped", unit);
 		kf_error_cause(f->ctx->err, "this user may not run 'systemctl stop %s' "
@@ -369,122 +624,100 @@ static int preflight(struct flow *f)
 		free(line);
 		return KF_EREFUSED;
 	}
-	kf_moonraker_print_status(f->ctx->ops, f->s->moonraker_url, &ps);
-	f->moonraker = ps.reachable;
-	if (ps.state && (strcmp(ps.state, "printing") == 0 || strcmp(ps.state, "paused") == 0)) {
-		refuse(f, "the printer is %s %s (%.0f%% done); kflash will not stop "
-		       "Klipper now", ps.state, ps.filename ? ps.filename : "a file",
-		       ps.progress * 100.0);
-		kf_error_step(f->ctx->err, "wait for the print to finish or cancel it, "
-			      "then run kflash again");
-		kf_print_status_release(&ps);
-		return KF_EREFUSED;
-	}
-	if (!ps.reachable && !f->ctx->force) {
-		bool yes = false;
-
-		if (f->ctx->interactive) {
-			kf_out_warn(f->ctx->out, "Moonraker does not answer at %s: kflash "
-				    "cannot tell whether a print is running",
-				    f->s->moonraker_url);
-			r = kf_confirm(f->ctx, "Is the printer idle, and may kflash stop "
-				       "Klipper?", false, &yes);
-			if (r == KF_EINTERRUPTED) {
-				f->signal = f->ctx->err->signal;
-				kf_print_status_release(&ps);
-				return r;
-			}
-		}
-		if (!yes) {
-			refuse(f, "Moonraker does not answer at %s, so kflash cannot "
-			       "check that nothing is printing", f->s->moonraker_url);
-			kf_error_step(f->ctx->err, "sudo systemctl start moonraker");
-			kf_error_step(f->ctx->err, "kflash settings moonraker_url URL   "
-				      "(if it runs elsewhere)");
-			kf_error_step(f->ctx->err, "or, when you are sure the printer is "
-				      "idle: kflash --force flash ...");
-			kf_print_status_release(&ps);
-			return KF_EREFUSED;
-		}
-	}
-	kf_print_status_release(&ps);
-	return 0;
+	/* again: a print may have started during the build */
+	return print_guard(f);
 }
 
 /* ---- the service --------------------------------------------------------------- */
 
 static int service_stop(struct flow *f)
 {
-	const char *unit = f->s->service;
 	int tmo = f->s->timeout_service * 1000, r;
+	const char **active = kf_xcalloc(f->n_units + 1, sizeof(*active));
+	size_t i, n = 0;
 
-	r = kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, unit, tmo);
-	if (r < 0 && r != -EINTR) {
-		kf_error_set(f->ctx->err, KF_EFAILED, "cannot ask systemd whether %s "
-			     "runs: %s", unit, strerror(-r));
-		return KF_EFAILED;
+	/* whether each runs was asked by the print check just before */
+	for (i = 0; i < f->n_units; i++) {
+		struct unit *u = &f->units[i];
+
+		u->was_active = u->active;
+		if (u->was_active)
+			active[n++] = u->name;
+		else
+			kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "%s is not running; "
+				     "it will be left stopped", u->name);
 	}
-	if (got_signal(f))
-		return KF_EINTERRUPTED;
-	f->was_active = r == 1;
-	if (!f->was_active) {
-		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "%s is not running; it "
-			     "will be left stopped", unit);
-		return 0;
-	}
+	r = 0;
+	if (!n)
+		goto out;
 	/* armed before the stop: if kflash dies from here on, the guardian
-	 * starts the unit */
-	r = kf_os_guard_start(f->ctx->ops, unit, tmo);
+	 * starts the units */
+	r = kf_os_guard_start(f->ctx->ops, active, tmo);
 	if (r < 0) {
-		kf_error_set(f->ctx->err, KF_EFAILED, "cannot start the guardian "
-			     "process: %s; Klipper was not stopped", strerror(-r));
-		return KF_EFAILED;
+		r = kf_error_set(f->ctx->err, KF_EFAILED, "cannot start the guardian "
+				 "process: %s; Klipper was not stopped", strerror(-r));
+		goto out;
 	}
 	f->guarded = true;
-	kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "stopping %s", unit);
-	f->stopped = true;	/* from here a start is owed, even if stop fails */
-	r = kf_os_service(f->ctx->ops, KF_SVC_STOP, unit, tmo);
-	if (r < 0) {
-		kf_error_set(f->ctx->err, KF_EFAILED, "stopping %s failed: %s", unit,
-			     r == -ETIMEDOUT ? "timed out" : strerror(-r));
-		kf_error_command(f->ctx->err, "sudo -n systemctl stop %s", unit);
-		kf_error_step(f->ctx->err, "systemctl status %s", unit);
-		return KF_EFAILED;
+	for (i = 0; i < f->n_units; i++) {
+		struct unit *u = &f->units[i];
+
+		if (!u->was_active)
+			continue;
+		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "stopping %s", u->name);
+		u->stopped = true;	/* from here a start is owed, even if stop fails */
+		r = kf_os_service(f->ctx->ops, KF_SVC_STOP, u->name, tmo);
+		if (r < 0) {
+			r = kf_error_set(f->ctx->err, KF_EFAILED, "stopping %s failed: %s",
+					 u->name, r == -ETIMEDOUT ? "timed out" : strerror(-r));
+			kf_error_command(f->ctx->err, "sudo -n systemctl stop %s", u->name);
+			kf_error_step(f->ctx->err, "systemctl status %s", u->name);
+			goto out;
+		}
+		if (got_signal(f)) {
+			r = KF_EINTERRUPTED;
+			goto out;
+		}
 	}
-	if (got_signal(f))
-		return KF_EINTERRUPTED;
-	return 0;
+out:
+	free(active);
+	return r;
 }
 
-/* Starts the unit again if kflash stopped it. Runs on every path; signals
- * that arrive meanwhile are recorded, not obeyed. */
+/* Starts every unit kflash stopped. Runs on every path; signals that
+ * arrive meanwhile are recorded, not obeyed. */
 static void service_restore(struct flow *f)
 {
-	const char *unit = f->s->service;
+	size_t i;
 	int r;
 
-	if (f->stopped) {
-		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "starting %s again", unit);
-		r = kf_os_service(f->ctx->ops, KF_SVC_START, unit,
+	for (i = 0; i < f->n_units; i++) {
+		struct unit *u = &f->units[i];
+
+		if (!u->stopped)
+			continue;
+		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "starting %s again", u->name);
+		r = kf_os_service(f->ctx->ops, KF_SVC_START, u->name,
 				  f->s->timeout_service * 1000);
 		if (r < 0 && r != -ETIMEDOUT) {
 			/* one more try: a printer left without Klipper is the
 			 * worst outcome kflash can have */
 			kf_out_warn(f->ctx->out, "starting %s failed (%s); trying again",
-				    unit, strerror(-r));
+				    u->name, strerror(-r));
 			(void)kf_os_sleep_until(f->ctx->ops, kf_os_now(f->ctx->ops) + 1000);
-			r = kf_os_service(f->ctx->ops, KF_SVC_START, unit,
+			r = kf_os_service(f->ctx->ops, KF_SVC_START, u->name,
 					  f->s->timeout_service * 1000);
 		}
 		if (r < 0) {
-			f->restart_error = kf_asprintf(
+			u->restart_error = kf_asprintf(
 				"starting %s again failed (%s); start it by hand: "
-				"sudo systemctl start %s", unit,
-				r == -ETIMEDOUT ? "timed out" : strerror(-r), unit);
+				"sudo systemctl start %s", u->name,
+				r == -ETIMEDOUT ? "timed out" : strerror(-r), u->name);
 		} else {
-			kf_out_ok(f->ctx->out, KF_PHASE_SERVICE, "%s is running again", unit);
+			kf_out_ok(f->ctx->out, KF_PHASE_SERVICE, "%s is running again",
+				  u->name);
 		}
-		f->stopped = false;
+		u->stopped = false;
 		(void)got_signal(f);
 	}
 	if (f->guarded) {
@@ -495,8 +728,34 @@ static void service_restore(struct flow *f)
 		kf_os_unlock(f->ctx->ops, f->lock_fd);
 		f->lock_fd = -1;
 	}
+	for (i = 0; i < f->n; i++) {
+		if (f->jobs[i].lock_fd >= 0)
+			kf_os_unlock(f->ctx->ops, f->jobs[i].lock_fd);
+		f->jobs[i].lock_fd = -1;
+	}
 }
 
+/* One kflash per board, whoever runs it: another user's kflash has its own
+ * per-user lock and registry, but the same board. */
+static int lock_boards(struct flow *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct job *j = &f->jobs[i];
+		char *path, *what;
+
+		if (j->state != J_ACTIVE || !j->lock_id)
+			continue;
+		path = kf_board_lock_path(j->lock_id);
+		what = kf_asprintf("using the board %s", j->by_id);
+		if (kf_lock_take_at(f->ctx, path, what, &j->err, &j->lock_fd) < 0)
+			job_fail(f, j, j->err.code);
+		free(what);
+		free(path);
+	}
+	return 0;
+}
 /* ---- flashing ------------------------------------------------------------------ */
 
 /* Reads one udev event into the flow's list; 1 when one came. */
@@ -834,22 +1093,24 @@ static char *dict_version(struct flow *f, const struct job *j)
 
 /* When Moonraker is there, each flashed board should now report the
  * version inside the firmware just built. A mismatch is a warning. */
-static void check_versions(struct flow *f)
+static void check_unit_versions(struct flow *f, int unit)
 {
+	struct unit *u = &f->units[unit];
+	struct kf_moonraker m = { u->url, f->s->moonraker_api_key };
 	struct kf_mcu_version *mcus = NULL;
 	size_t n = 0, i, k;
 	int64_t deadline;
 	bool any = false;
 
 	for (i = 0; i < f->n; i++)
-		any |= f->jobs[i].state == J_FLASHED;
-	if (!any || !f->was_active || f->signal || !f->moonraker)
+		any |= f->jobs[i].state == J_FLASHED && f->jobs[i].unit == unit;
+	if (!any || !u->was_active || !u->url)
 		return;
 	/* Klipper needs a moment to reach its MCUs after a start */
 	deadline = kf_os_now(f->ctx->ops) + 15000;
 	for (;;) {
 		/* Moonraker answers the object list once Klipper is ready */
-		if (kf_moonraker_mcus(f->ctx->ops, f->s->moonraker_url, &mcus, &n) == 0)
+		if (kf_moonraker_mcus(f->ctx->ops, &m, &mcus, &n) == 0)
 			break;
 		kf_mcu_versions_free(mcus, n);
 		mcus = NULL;
@@ -867,7 +1128,7 @@ static void check_versions(struct flow *f)
 		char *want;
 		bool seen = false, match = false;
 
-		if (j->state != J_FLASHED || !(want = dict_version(f, j)))
+		if (j->state != J_FLASHED || j->unit != unit || !(want = dict_version(f, j)))
 			continue;
 		for (k = 0; k < n; k++) {
 			if (!mcus[k].mcu || strcmp(mcus[k].mcu, j->b->mcu) != 0)
@@ -884,6 +1145,16 @@ static void check_versions(struct flow *f)
 		free(want);
 	}
 	kf_mcu_versions_free(mcus, n);
+}
+
+static void check_versions(struct flow *f)
+{
+	size_t i;
+
+	if (f->signal || !f->moonraker)
+		return;
+	for (i = 0; i < f->n_units && !f->signal; i++)
+		check_unit_versions(f, (int)i);
 }
 
 static void print_argv(struct flow *f, char **argv)
@@ -914,9 +1185,9 @@ static void dry_run(struct flow *f)
 		free(out);
 		stop = true;
 	}
-	if (stop)
+	for (i = 0; stop && i < f->n_units; i++)
 		kf_out_result(f->ctx->out, "  sudo -n systemctl stop %s   (only if it "
-			      "is running)", f->s->service);
+			      "is running)", f->units[i].name);
 	for (i = 0; i < f->n; i++) {
 		struct job *j = &f->jobs[i];
 		char *out, *fw;
@@ -937,15 +1208,15 @@ static void dry_run(struct flow *f)
 		free(fw);
 		free(out);
 	}
-	if (stop)
+	for (i = 0; stop && i < f->n_units; i++)
 		kf_out_result(f->ctx->out, "  sudo -n systemctl start %s   (if it was "
-			      "running)", f->s->service);
+			      "running)", f->units[i].name);
 	kf_out_result(f->ctx->out, "Nothing was changed.");
 }
 
 static json_t *summary_json(struct flow *f)
 {
-	json_t *boards = json_array();
+	json_t *boards = json_array(), *services = json_array();
 	size_t i;
 
 	for (i = 0; i < f->n; i++) {
@@ -961,10 +1232,17 @@ static json_t *summary_json(struct flow *f)
 			"error", j->state == J_SKIPPED ? j->skip_reason
 				 : j->err.what ? j->err.what : NULL));
 	}
-	return json_pack("{s:o, s:{s:s, s:b, s:b, s:s?}}", "boards", boards,
-			 "service", "unit", f->s->service, "was_active", f->was_active,
-			 "restarted", f->was_active && !f->restart_error,
-			 "restart_error", f->restart_error);
+	for (i = 0; i < f->n_units; i++) {
+		const struct unit *u = &f->units[i];
+
+		json_array_append_new(services, json_pack(
+			"{s:s, s:b, s:b, s:s?}", "unit", u->name, "was_active", u->was_active,
+			"restarted", u->was_active && !u->restart_error,
+			"restart_error", u->restart_error));
+	}
+	/* "service": the first unit, as before several printers were known */
+	return json_pack("{s:o, s:O?, s:o}", "boards", boards, "service",
+			 json_array_get(services, 0), "services", services);
 }
 
 static void summary(struct flow *f)
@@ -1044,11 +1322,15 @@ static int outcome(struct flow *f, int r)
 		r = kf_error_set(f->ctx->err, KF_EFAILED, "no board could be flashed");
 		kf_error_step(f->ctx->err, "kflash list");
 	}
-	if (f->restart_error) {
+	for (i = 0; i < f->n_units; i++) {
+		const char *e = f->units[i].restart_error;
+
+		if (!e)
+			continue;
 		if (r == 0)
-			r = kf_error_set(f->ctx->err, KF_EFAILED, "%s", f->restart_error);
+			r = kf_error_set(f->ctx->err, KF_EFAILED, "%s", e);
 		else
-			kf_error_note(f->ctx->err, "%s", f->restart_error);
+			kf_error_note(f->ctx->err, "%s", e);
 	}
 	return r;
 }
@@ -1069,6 +1351,7 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	f.jobs = kf_xcalloc(n + 1, sizeof(*f.jobs));
 	for (i = 0; i < n; i++) {
 		f.jobs[i].b = boards[i];
+		f.jobs[i].lock_fd = -1;
 		f.jobs[i].method = forced != KF_METHOD_DEFAULT ? forced
 				 : kf_board_method(boards[i], f.s);
 	}
@@ -1079,6 +1362,9 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	r = discovery(&f);
 	if (r == 0 && active_jobs(&f))
 		r = config_check(&f);
+	/* which printer each board belongs to (asks, changes nothing) */
+	if (r == 0 && active_jobs(&f))
+		r = plan_units(&f);
 	if (r == 0 && o->dry_run) {
 		dry_run(&f);
 		for (i = 0; i < n; i++)
@@ -1090,6 +1376,12 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	 * directories and fight over the boards */
 	if (r == 0 && active_jobs(&f))
 		r = kf_lock_take(ctx, &f.lock_fd);
+	if (r == 0 && active_jobs(&f))
+		r = lock_boards(&f);
+	/* nothing prints on those printers: checked before any build loads
+	 * the host, and again before the stop */
+	if (r == 0 && active_jobs(&f))
+		r = print_guard(&f);
 	if (r == 0 && active_jobs(&f))
 		r = build_all(&f);
 	if (r == 0 && active_jobs(&f))
@@ -1126,6 +1418,7 @@ out:
 		free(j->devnode);
 		free(j->by_id);
 		free(j->dev_mcu);
+		free(j->lock_id);
 		free(j->cfg_path);
 		kf_kconfig_release(&j->cfg);
 		kf_build_result_release(&j->build);
@@ -1139,6 +1432,12 @@ out:
 	free(f.seen);
 	free(f.jobs);
 	free(f.kdir);
-	free(f.restart_error);
+	for (i = 0; i < f.n_units; i++) {
+		free(f.units[i].name);
+		free(f.units[i].url);
+		free(f.units[i].restart_error);
+	}
+	free(f.units);
+	kf_instances_release(&f.inst);
 	return r;
 }

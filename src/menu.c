@@ -21,7 +21,8 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 
 	(void)kf_discover(ctx->ops, &devs, NULL);
 	if (reg->n_boards)
-		(void)kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url, &m, &nm);
+		(void)kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
+					    reg->settings.moonraker_api_key, &m, &nm);
 	fprintf(f, "\n%s kflash %s\n", utf8 ? "━━" : "==", KFLASH_VERSION);
 	if (!reg->n_boards)
 		fprintf(f, "  no boards registered yet (choose 'add')\n");

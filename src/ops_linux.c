@@ -610,7 +610,8 @@ static int linux_kill_group(void *ctx, struct kf_proc *p, int sig)
 
 /* ---- the service ---------------------------------------------------------- */
 
-static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_ms)
+static int run_capture(struct kf_linux *lx, const char *const *argv, int timeout_ms,
+		       struct kf_buf *out)
 {
 	struct kf_spawn_req req = {
 		.argv = argv, .in = KF_STDIO_NULL, .out = KF_STDIO_CAPTURE,
@@ -619,7 +620,7 @@ static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_m
 	/* systemctl and sudo are short and bounded by the timeout; a Ctrl+C
 	 * meanwhile must not leave the unit half-started: it waits */
 	struct kf_run_opts opts = { .timeout_ms = timeout_ms, .defer_signals = true,
-				    .deferred_signal = &deferred };
+				    .deferred_signal = &deferred, .capture = out };
 	struct kf_exit ex;
 	int r;
 
@@ -641,6 +642,31 @@ static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_m
 	default:
 		return -EIO;
 	}
+}
+
+static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_ms)
+{
+	return run_capture(lx, argv, timeout_ms, NULL);
+}
+
+/* The value of NAME= in systemctl show's output, or "". */
+static const char *show_value(const char *out, const char *name, char *buf, size_t len)
+{
+	size_t n = strlen(name);
+	const char *p = out;
+
+	buf[0] = '\0';
+	while (p && *p) {
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t k = strcspn(p + n + 1, "\n");
+
+			snprintf(buf, len, "%.*s", (int)k, p + n + 1);
+			break;
+		}
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return buf;
 }
 
 /* Runs "sudo -n ARGV...". Without sudo on the machine, root runs ARGV
@@ -672,10 +698,28 @@ static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
 
 	switch (action) {
 	case KF_SVC_IS_ACTIVE: {
-		const char *argv[] = { "systemctl", "is-active", "--quiet", unit, NULL };
+		/* is-active alone says "inactive" for a unit that does not
+		 * exist (klipper on a KIAUH host with klipper-1 and -2) */
+		const char *argv[] = { "systemctl", "show", "--property=LoadState",
+				       "--property=ActiveState", unit, NULL };
+		struct kf_buf out = KF_BUF_INIT;
+		char load[32], active[32];
 
-		r = run_quiet(lx, argv, timeout_ms);
-		return r < 0 ? r : r == 0;
+		r = run_capture(lx, argv, timeout_ms, &out);
+		if (r == 0) {
+			show_value(out.data, "LoadState", load, sizeof(load));
+			show_value(out.data, "ActiveState", active, sizeof(active));
+			if (strcmp(load, "not-found") == 0 || !*load)
+				r = -ENOENT;
+			else
+				r = strcmp(active, "active") == 0 ||
+				    strcmp(active, "reloading") == 0 ||
+				    strcmp(active, "activating") == 0;
+		} else if (r > 0) {
+			r = -EIO;
+		}
+		kf_buf_release(&out);
+		return r;
 	}
 	case KF_SVC_CAN_MANAGE: {
 		/* the exact commands kflash will run, not "sudo -n true" */
@@ -721,7 +765,7 @@ static int linux_in_group(void *ctx, const char *name)
 /* In the guardian: wait for kflash's word. 'p'+pid: the child group now
  * running; 'd': done, exit quietly. End of input without 'd' means kflash
  * died with the unit stopped: end its child group, start the unit. */
-static void guardian_main(int fd, const char *unit, int timeout_ms)
+static void guardian_main(int fd, const char *const *units, int timeout_ms)
 {
 	pid_t group = 0;
 	char c;
@@ -746,8 +790,9 @@ static void guardian_main(int fd, const char *unit, int timeout_ms)
 			usleep(50000);
 		kill(-group, SIGKILL);
 	}
-	{
-		const char *sudo[] = { "sudo", "-n", "systemctl", "start", unit, NULL };
+	/* one start per unit: sudo rules name one unit each */
+	for (; *units; units++) {
+		const char *sudo[] = { "sudo", "-n", "systemctl", "start", *units, NULL };
 		const char *const *argv = geteuid() == 0 ? sudo + 2 : sudo;
 		pid_t pid = fork();
 
@@ -760,16 +805,17 @@ static void guardian_main(int fd, const char *unit, int timeout_ms)
 
 			for (i = 0; i < timeout_ms / 50; i++) {
 				if (waitpid(pid, &st, WNOHANG) == pid)
-					_exit(0);
+					break;
 				usleep(50000);
 			}
-			kill(pid, SIGKILL);
+			if (i == timeout_ms / 50)
+				kill(pid, SIGKILL);
 		}
 	}
-	_exit(1);
+	_exit(0);
 }
 
-static int linux_guard_start(void *ctx, const char *unit, int timeout_ms)
+static int linux_guard_start(void *ctx, const char *const *units, int timeout_ms)
 {
 	struct kf_linux *lx = ctx;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -810,7 +856,7 @@ static int linux_guard_start(void *ctx, const char *unit, int timeout_ms)
 				close(devnull);
 			}
 		}
-		guardian_main(p[0], unit, timeout_ms);
+		guardian_main(p[0], units, timeout_ms);
 	}
 	close(p[0]);
 	lx->guard_fd = p[1];
@@ -1075,7 +1121,15 @@ static int linux_lock(void *ctx, const char *path, int *ret_fd, pid_t *ret_holde
 
 	(void)ctx;
 	*ret_holder = 0;
+	bool rdonly = false;
+
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		/* another user's lock (a per-board lock in /run/lock): flock
+		 * needs no write access, only the pid stays theirs */
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		rdonly = true;
+	}
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -1092,7 +1146,7 @@ static int linux_lock(void *ctx, const char *path, int *ret_fd, pid_t *ret_holde
 	/* a lock left by a dead process is released by the kernel with its
 	 * fd, so whatever pid is in the file now is stale: overwrite it */
 	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0) {
+	if (!rdonly && (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)) {
 		int e = errno;
 		close(fd);
 		return -e;
@@ -1120,11 +1174,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *user)
 	return size * n;
 }
 
-static int linux_http_get(void *ctx, const char *url, int timeout_ms,
-			  char **ret_body, long *ret_status)
+static int linux_http_get(void *ctx, const char *url, const char *const *headers,
+			  int timeout_ms, char **ret_body, long *ret_status)
 {
 	struct kf_linux *lx = ctx;
 	struct kf_buf b = KF_BUF_INIT;
+	struct curl_slist *hl = NULL;
 	CURLcode c;
 	CURL *h;
 	long status = 0;
@@ -1144,13 +1199,22 @@ static int linux_http_get(void *ctx, const char *url, int timeout_ms,
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500	/* 7.85: the _STR form; Debian 11 has 7.74 */
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "kflash");
+	for (; headers && *headers; headers++)
+		hl = curl_slist_append(hl, *headers);
+	if (hl)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	c = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(h);
+	curl_slist_free_all(hl);
 	if (ret_status)
 		*ret_status = status;
 	if (c != CURLE_OK) {

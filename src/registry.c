@@ -33,7 +33,7 @@ void kf_settings_defaults(struct kf_settings *s)
 	s->klipper_dir = kf_xstrdup("~/klipper");
 	s->katapult_dir = kf_xstrdup("~/katapult");
 	s->python = kf_xstrdup("python3");
-	s->service = kf_xstrdup("klipper");
+	s->service = kf_xstrdup("auto");
 	s->moonraker_url = kf_xstrdup("http://localhost:7125");
 	s->default_method = KF_METHOD_KATAPULT;
 	s->fallback = true;
@@ -50,6 +50,7 @@ static void settings_release(struct kf_settings *s)
 	free(s->python);
 	free(s->service);
 	free(s->moonraker_url);
+	free(s->moonraker_api_key);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -159,6 +160,7 @@ static int parse_settings(struct parse *p, json_t *js, struct kf_settings *s)
 		{ "python", offsetof(struct kf_settings, python) },
 		{ "service", offsetof(struct kf_settings, service) },
 		{ "moonraker_url", offsetof(struct kf_settings, moonraker_url) },
+		{ "moonraker_api_key", offsetof(struct kf_settings, moonraker_api_key) },
 	};
 	json_t *v, *t;
 	size_t i;
@@ -379,12 +381,14 @@ char *kf_registry_dump(const struct kf_registry *reg)
 			"name", b->name, "mcu", b->mcu, "pattern", b->pattern,
 			"method", kf_method_name(b->method), "flashable", b->flashable));
 	}
-	doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:{s:i, s:i, s:i, s:i}}, s:o}",
+	doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s, s:s*, s:s, s:b, s:{s:i, s:i, s:i, s:i}}, s:o}",
 		"schema", KF_REGISTRY_SCHEMA,
 		"settings",
 		"klipper_dir", s->klipper_dir, "katapult_dir", s->katapult_dir,
 		"python", s->python, "service", s->service,
 		"moonraker_url", s->moonraker_url,
+		"moonraker_api_key", s->moonraker_api_key && *s->moonraker_api_key
+				     ? s->moonraker_api_key : NULL,
 		"default_method", kf_method_name(s->default_method),
 		"fallback", s->fallback,
 		"timeouts", "build", s->timeout_build, "flash", s->timeout_flash,
@@ -416,7 +420,8 @@ int kf_registry_save(const struct kf_ops *o, const struct kf_registry *reg,
 			goto out;
 		}
 	}
-	r = kf_os_write_atomic(o, reg->path, b.data, b.len, 0644);
+	/* owner only: it may hold Moonraker's API key */
+	r = kf_os_write_atomic(o, reg->path, b.data, b.len, 0600);
 	if (r < 0)
 		kf_error_set(err, KF_EFAILED, "cannot save %s: %s (it is unchanged)",
 			     reg->path, strerror(-r));
@@ -567,6 +572,8 @@ char *kf_settings_get(const struct kf_settings *s, const char *key)
 		return kf_xstrdup(s->service);
 	if (strcmp(key, "moonraker_url") == 0)
 		return kf_xstrdup(s->moonraker_url);
+	if (strcmp(key, "moonraker_api_key") == 0)
+		return kf_xstrdup(s->moonraker_api_key ? s->moonraker_api_key : "");
 	if (strcmp(key, "default_method") == 0)
 		return kf_xstrdup(kf_method_name(s->default_method));
 	if (strcmp(key, "fallback") == 0)
@@ -609,14 +616,23 @@ int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
 		str = &s->python;
 	else if (strcmp(key, "service") == 0) {
 		if (!*value || !unit_name_ok(value))
-			return bad_value(err, key, value,
-					 "a systemd unit name such as klipper or klipper-1");
+			return bad_value(err, key, value, "auto (learn it from Moonraker) "
+					 "or a systemd unit name such as klipper or klipper-1");
 		str = &s->service;
 	} else if (strcmp(key, "moonraker_url") == 0) {
 		if (!kf_startswith(value, "http://") && !kf_startswith(value, "https://"))
 			return bad_value(err, key, value,
 					 "an http:// or https:// URL, e.g. http://localhost:7125");
 		str = &s->moonraker_url;
+	} else if (strcmp(key, "moonraker_api_key") == 0) {
+		/* "" removes it */
+		for (i = 0; value[i]; i++)
+			if (!isgraph((unsigned char)value[i]))
+				return bad_value(err, key, "...", "printable, without "
+						 "spaces (Moonraker's key is 32 hex digits)");
+		free(s->moonraker_api_key);
+		s->moonraker_api_key = *value ? kf_xstrdup(value) : NULL;
+		return 0;
 	}
 	if (str) {
 		if (!*value || strchr(value, '\n'))

@@ -37,13 +37,14 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (r < 0)
 		return r;
 	if (kf_klipper_version(ctx, kdir, &host) < 0) {
-		free(kdir);
 		r = kf_error_set(ctx->err, KF_EFAILED, "cannot tell the host's Klipper "
 				 "version (git describe failed in %s)", kdir);
+		free(kdir);
 		return r;
 	}
 	free(kdir);
-	r = kf_moonraker_mcus(ctx->ops, reg->settings.moonraker_url, &m, &nm);
+	r = kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
+				  reg->settings.moonraker_api_key, &m, &nm);
 	if (r < 0) {
 		kf_error_set(ctx->err, KF_EFAILED, "--outdated needs the MCU versions "
 			     "from Moonraker, which does not answer at %s",

@@ -216,10 +216,15 @@ static int fake_service(void *ctx, enum kf_svc_action a, const char *unit, int t
 	return -EINVAL;
 }
 
-static int fake_guard_start(void *ctx, const char *unit, int t)
+static int fake_guard_start(void *ctx, const char *const *units, int t)
 {
+	struct kf_buf b = KF_BUF_INIT;
+
 	(void)t;
-	note(W(ctx), "guard_start %s", unit);
+	for (; *units; units++)
+		kf_buf_addf(&b, "%s%s", b.len ? " " : "", *units);
+	note(W(ctx), "guard_start %s", b.data ? b.data : "");
+	kf_buf_release(&b);
 	return 0;
 }
 
@@ -361,23 +366,27 @@ static void fake_unlock(void *ctx, int fd)
 	note(W(ctx), "unlock");
 }
 
-static int fake_http_get(void *ctx, const char *url, int timeout_ms, char **body,
-			 long *status)
+static int fake_http_get(void *ctx, const char *url, const char *const *headers,
+			 int timeout_ms, char **body, long *status)
 {
 	struct fake_world *w = W(ctx);
 	size_t i;
 
 	(void)timeout_ms;
 	*body = NULL;
+	for (; headers && *headers; headers++)
+		note(w, "http header %s", *headers);
 	for (i = 0; i < w->n_urls; i++) {
+		long st = w->urls[i].status ? w->urls[i].status : 200;
+
 		if (strcmp(w->urls[i].url, url) != 0)
 			continue;
 		if (w->urls[i].err)
 			return w->urls[i].err;
 		*body = kf_xstrdup(w->urls[i].body);
 		if (status)
-			*status = 200;
-		return 0;
+			*status = st;
+		return st >= 200 && st <= 299 ? 0 : -EPROTO;
 	}
 	return -EHOSTUNREACH;
 }

@@ -55,7 +55,8 @@ struct fake_world {
 	bool svc_can_manage;
 	struct fake_file files[FAKE_MAX_FILES];
 	size_t n_files;
-	struct { const char *url; const char *body; int err; } urls[FAKE_MAX_URLS];
+	/* scripted answers; status 0 means 200 */
+	struct { const char *url; const char *body; int err; long status; } urls[FAKE_MAX_URLS];
 	size_t n_urls;
 	struct kf_ttydev ttys[8];	/* what enumerate reports */
 	size_t n_ttys;

@@ -77,11 +77,11 @@ static int f_service(void *c, enum kf_svc_action a, const char *unit, int t)
 	return kf_os_service(IN(c), a, unit, t);
 }
 
-static int f_guard_start(void *c, const char *unit, int t)
+static int f_guard_start(void *c, const char *const *units, int t)
 {
 	if (fire(F(c), FAULT_SERVICE))
 		return F(c)->err;
-	return kf_os_guard_start(IN(c), unit, t);
+	return kf_os_guard_start(IN(c), units, t);
 }
 
 static void f_guard_end(void *c)
@@ -172,11 +172,12 @@ static int f_take_signal(void *c)
 	return kf_os_take_signal(IN(c));
 }
 
-static int f_http_get(void *c, const char *url, int t, char **body, long *status)
+static int f_http_get(void *c, const char *url, const char *const *headers, int t,
+		      char **body, long *status)
 {
 	if (fire(F(c), FAULT_HTTP))
 		return F(c)->err;
-	return kf_os_http_get(IN(c), url, t, body, status);
+	return kf_os_http_get(IN(c), url, headers, t, body, status);
 }
 
 static const struct kf_ops fault_table = {

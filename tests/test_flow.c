@@ -199,13 +199,13 @@ static void flash__restart_failure_is_reported_beside_the_original(void **state)
 	struct t *t = *state;
 	struct fault_ops f;
 
-	/* service calls: can-manage, is-active, stop, start: fail the start
-	 * and its retry */
+	/* service calls: is-active (before the build), can-manage,
+	 * is-active, stop, start: fail the start and its retry */
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
 		.output = "Flash Tool Error", .exit_code = 1, .run_ms = 100 });
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " flash ",
 		.exit_code = 2, .run_ms = 100 });
-	fault_ops_init(&f, &t->w.ops, FAULT_SERVICE, 5, -EIO);
+	fault_ops_init(&f, &t->w.ops, FAULT_SERVICE, 6, -EIO);
 	f.persistent = true;
 	assert_int_equal(flash(t, &f.ops), KF_EFAILED);
 	assert_true(f.fired);

@@ -173,7 +173,7 @@ static void http__nothing_listening_is_unreachable(void **state)
 	(void)state;
 	/* port 9 (discard) on loopback: nothing listens in a test box */
 	assert_int_equal(kf_os_http_get(&ops, "http://127.0.0.1:9/printer/info",
-					2000, &body, &status), -EHOSTUNREACH);
+					NULL, 2000, &body, &status), -EHOSTUNREACH);
 	assert_null(body);
 }
 

@@ -93,7 +93,8 @@ typedef void kf_line_fn(void *data, const char *line, size_t len);
 /* ---- the service ---------------------------------------------------------- */
 
 enum kf_svc_action {
-	KF_SVC_IS_ACTIVE,	/* returns 1 active, 0 not active */
+	KF_SVC_IS_ACTIVE,	/* returns 1 active, 0 not active, -ENOENT when
+				 * systemd has no such unit loaded */
 	KF_SVC_STOP,
 	KF_SVC_START,
 	KF_SVC_CAN_MANAGE,	/* 1 when stop and start need no password */
@@ -138,10 +139,11 @@ struct kf_ops {
 	int (*service)(void *ctx, enum kf_svc_action action, const char *unit,
 		       int timeout_ms);
 
-	/* The guardian: a process in its own session, started before the unit
-	 * is stopped, that kills kflash's running child group and starts the
-	 * unit again if kflash dies (SIGKILL, a crash) before guard_end. */
-	int (*guard_start)(void *ctx, const char *unit, int timeout_ms);
+	/* The guardian: a process in its own session, started before the
+	 * units (NULL-terminated) are stopped, that kills kflash's running
+	 * child group and starts the units again if kflash dies (SIGKILL, a
+	 * crash) before guard_end. */
+	int (*guard_start)(void *ctx, const char *const *units, int timeout_ms);
 	/* kflash is done with the unit (started again, or never stopped):
 	 * the guardian exits without doing anything. */
 	void (*guard_end)(void *ctx);
@@ -175,10 +177,12 @@ struct kf_ops {
 	 * early while one is pending. */
 	int (*take_signal)(void *ctx);
 
-	/* HTTP: GET url; 0 with the body on a 2xx answer, -EHOSTUNREACH when
-	 * nothing answers, -EPROTO on another status (*ret_status says which). */
-	int (*http_get)(void *ctx, const char *url, int timeout_ms,
-			char **ret_body, long *ret_status);
+	/* HTTP: GET url with extra request headers ("Name: value", NULL-
+	 * terminated, or NULL); 0 with the body on a 2xx answer,
+	 * -EHOSTUNREACH when nothing answers, -ETIMEDOUT, -EPROTO on another
+	 * status (*ret_status says which, *ret_body holds its body). */
+	int (*http_get)(void *ctx, const char *url, const char *const *headers,
+			int timeout_ms, char **ret_body, long *ret_status);
 };
 
 /* Thin wrappers: code above the table calls these, never the world. */
@@ -204,8 +208,9 @@ static inline int kf_os_in_group(const struct kf_ops *o, const char *group)
 static inline int kf_os_service(const struct kf_ops *o, enum kf_svc_action a,
 				const char *unit, int timeout_ms)
 { return o->service(o->ctx, a, unit, timeout_ms); }
-static inline int kf_os_guard_start(const struct kf_ops *o, const char *unit, int t)
-{ return o->guard_start(o->ctx, unit, t); }
+static inline int kf_os_guard_start(const struct kf_ops *o, const char *const *units,
+				    int t)
+{ return o->guard_start(o->ctx, units, t); }
 static inline void kf_os_guard_end(const struct kf_ops *o)
 { o->guard_end(o->ctx); }
 static inline int kf_os_read_file(const struct kf_ops *o, const char *path, char **buf,
@@ -238,9 +243,10 @@ static inline int kf_os_sleep_until(const struct kf_ops *o, int64_t deadline)
 { return o->sleep_until(o->ctx, deadline); }
 static inline int kf_os_take_signal(const struct kf_ops *o)
 { return o->take_signal(o->ctx); }
-static inline int kf_os_http_get(const struct kf_ops *o, const char *url, int timeout_ms,
+static inline int kf_os_http_get(const struct kf_ops *o, const char *url,
+				 const char *const *headers, int timeout_ms,
 				 char **body, long *status)
-{ return o->http_get(o->ctx, url, timeout_ms, body, status); }
+{ return o->http_get(o->ctx, url, headers, timeout_ms, body, status); }
 
 /* ---- the real backend (ops_linux.c) -------------------------------------- */
 

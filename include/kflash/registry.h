@@ -28,8 +28,9 @@ struct kf_settings {
 	char *klipper_dir;	/* as stored, may start with ~/ */
 	char *katapult_dir;
 	char *python;
-	char *service;
-	char *moonraker_url;
+	char *service;		/* "auto": the unit Moonraker names per board */
+	char *moonraker_url;	/* one URL, or several separated by spaces */
+	char *moonraker_api_key;	/* X-Api-Key, or NULL */
 	enum kf_method default_method;	/* KATAPULT or MAKE_FLASH */
 	bool fallback;
 	int timeout_build;	/* seconds */
@@ -94,6 +95,7 @@ char *kf_slugify(const char *name);
 
 /* Settings by key, for `kflash settings`. */
 #define KF_SETTINGS_KEYS "klipper_dir katapult_dir python service moonraker_url " \
+	"moonraker_api_key " \
 	"default_method fallback timeout.build timeout.flash timeout.service " \
 	"timeout.reconnect"
 /* The value as text (malloc'd), or NULL for an unknown key. */
