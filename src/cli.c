@@ -51,9 +51,9 @@ const struct kf_command kf_commands[] = {
 	{ "doctor", "", "check this host: paths, sudo, pyserial, Moonraker", "",
 	  kf_cmd_doctor },
 	{ "settings", "[KEY [VALUE]]", "show or change settings",
-	  "Keys: klipper_dir katapult_dir python service moonraker_url\n"
-	  "      default_method fallback timeout.build timeout.flash\n"
-	  "      timeout.service timeout.reconnect\n",
+	  "Keys: klipper_dir katapult_dir python service (auto, or a unit)\n"
+	  "      moonraker_url moonraker_api_key default_method fallback\n"
+	  "      timeout.build timeout.flash timeout.service timeout.reconnect\n",
 	  kf_cmd_settings },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
@@ -67,7 +67,7 @@ static const char global_help[] =
 	"  -q, --quiet       only warnings and errors\n"
 	"  -v, --verbose     show full tool output\n"
 	"  -y, --yes         answer yes to questions\n"
-	"  --force           proceed when Moonraker cannot be reached\n"
+	"  --force           proceed when Moonraker gives no print state\n"
 	"  -h, --help        this help; kflash COMMAND --help for a command\n"
 	"  --version         print the version\n";
 
