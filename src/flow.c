@@ -478,9 +478,12 @@ static int unknown_print_state(struct flow *f, const struct unit *u,
 	bool yes = false;
 	int r;
 
-	if (f->ctx->force || f->unknown_ok) {
+	if (f->unknown_ok)
+		return 0;	/* asked (or forced) once this run */
+	if (f->ctx->force) {
 		kf_out_warn(f->ctx->out, "Moonraker at %s gave no print state (%s); "
 			    "going on because of --force", u->url, ps->said);
+		f->unknown_ok = true;
 		return 0;
 	}
 	if (f->ctx->interactive) {
