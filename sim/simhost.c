@@ -123,6 +123,8 @@ struct sim_fixture {
 	enum sim_mode mode;
 	char *mcu;
 	char *serial;
+	char *usb_serial;		/* Klipper mode's USB serial when the firmware
+					 * sets its own (CONFIG_USB_SERIAL_NUMBER); NULL: serial */
 	char *manufacturer;		/* Klipper mode / fixed device */
 	char *product;
 	char *boot_manufacturer;	/* Katapult mode: "katapult" or "CanBoot" */
@@ -201,6 +203,7 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 	if (!strcmp(k, "name")) str = &f->name;
 	else if (!strcmp(k, "mcu")) str = &f->mcu;
 	else if (!strcmp(k, "serial")) str = &f->serial;
+	else if (!strcmp(k, "usb_serial")) str = &f->usb_serial;
 	else if (!strcmp(k, "manufacturer")) str = &f->manufacturer;
 	else if (!strcmp(k, "product")) str = &f->product;
 	else if (!strcmp(k, "bootloader_manufacturer")) str = &f->boot_manufacturer;
@@ -271,7 +274,7 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 static void sim_fixture_release(struct sim_fixture *f)
 {
 	char **strs[] = {
-		&f->name, &f->mcu, &f->serial, &f->manufacturer, &f->product,
+		&f->name, &f->mcu, &f->serial, &f->usb_serial, &f->manufacturer, &f->product,
 		&f->boot_manufacturer, &f->version, &f->klipper_version, &f->port,
 		&f->tty, &f->vid, &f->pid, &f->revision, &f->driver,
 		&f->device_class, &f->interface_class, &f->vendor_db, &f->model_db,
@@ -604,7 +607,8 @@ static void sim_ident_of(const struct sim_hboard *b, enum sim_mode mode, struct 
 	if (f->kind == SIM_KIND_FIXED) {
 		*id = (struct sim_ident){ f->vid, f->pid, f->manufacturer, f->product, f->serial };
 	} else if (mode == SIM_MODE_KLIPPER) {
-		*id = (struct sim_ident){ "1d50", "614e", f->manufacturer, f->product, f->serial };
+		*id = (struct sim_ident){ "1d50", "614e", f->manufacturer, f->product,
+					  f->usb_serial ? f->usb_serial : f->serial };
 	} else {
 		*id = (struct sim_ident){ "1d50", "6177", f->boot_manufacturer, f->mcu, f->serial };
 	}

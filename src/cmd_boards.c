@@ -15,16 +15,21 @@
 
 /* ---- list ------------------------------------------------------------------- */
 
-/* The connected device a board's pattern finds, or NULL; *ret_count says
- * how many matched (more than one must never be flashed). */
+/* The connected device that is board b, or NULL; *ret_count says how many
+ * are (more than one must never be flashed) and *ret_maybe names a device
+ * only its USB port points to (KF_MATCH_PORT), for the user to see. */
 static struct kf_device *board_device(const struct kf_board *b, struct kf_devlist *l,
-				      size_t *ret_count)
+				      size_t *ret_count, struct kf_device **ret_maybe)
 {
-	struct kf_device *found = NULL;
+	struct kf_device *found = NULL, *maybe = NULL;
 	size_t i, n = 0;
 
 	for (i = 0; i < l->n; i++) {
-		if (!kf_pattern_matches(b->pattern, &l->devs[i]))
+		enum kf_match m = kf_board_match(b, &l->devs[i]);
+
+		if (m == KF_MATCH_PORT && !maybe)
+			maybe = &l->devs[i];
+		if (m != KF_MATCH_YES)
 			continue;
 		n++;
 		if (!found)
@@ -32,17 +37,37 @@ static struct kf_device *board_device(const struct kf_board *b, struct kf_devlis
 	}
 	if (ret_count)
 		*ret_count = n;
+	if (ret_maybe)
+		*ret_maybe = found ? NULL : maybe;
 	return found;
 }
 
-static bool device_registered(const struct kf_device *d, const struct kf_registry *reg)
+/* The registered board that is (or, by its port, may be) d, or NULL. */
+static const struct kf_board *device_board(const struct kf_device *d,
+					   const struct kf_registry *reg)
 {
 	size_t i;
 
 	for (i = 0; i < reg->n_boards; i++)
-		if (kf_pattern_matches(reg->boards[i].pattern, d))
-			return true;
-	return false;
+		if (kf_board_match(&reg->boards[i], d) != KF_MATCH_NO)
+			return &reg->boards[i];
+	return NULL;
+}
+
+static bool device_registered(const struct kf_device *d, const struct kf_registry *reg)
+{
+	return device_board(d, reg) != NULL;
+}
+
+/* Not offered for registering: blocked, or a caution such as a probe in
+ * its bootloader that no registered board claims. */
+static const char *not_flashable(const struct kf_device *d, const struct kf_registry *reg)
+{
+	if (d->blocked)
+		return d->blocked;
+	if (d->caution && !device_registered(d, reg))
+		return d->caution;
+	return NULL;
 }
 
 static const char *device_path(const struct kf_device *d)
@@ -100,12 +125,12 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
 		size_t count;
-		struct kf_device *d = board_device(b, devs, &count);
-
+		struct kf_device *maybe;
+		struct kf_device *d = board_device(b, devs, &count, &maybe);
 		const char *v = board_version(b, ver);
 
 		json_array_append_new(boards, json_pack(
-			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:s?, s:o, s:i}",
+			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:s?, s:o, s:i, s:s?}",
 			"name", b->name, "key", b->key, "mcu", b->mcu,
 			"pattern", b->pattern,
 			"method", kf_method_name(kf_board_method(b, &reg->settings)),
@@ -116,21 +141,23 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
 			"version", v,
 			"outdated", v && ver->host ? json_boolean(strcmp(v, ver->host) != 0)
 						   : json_null(),
-			"matches", (int)count));
+			"matches", (int)count,
+			"port_match", maybe ? device_path(maybe) : NULL));
 	}
 	for (i = 0; i < devs->n; i++) {
 		const struct kf_device *d = &devs->devs[i];
+		const char *why = not_flashable(d, reg);
 
-		if (d->blocked)
+		if (why)
 			json_array_append_new(blocked, json_pack(
-				"{s:s, s:s, s:s?, s:s?, s:s}", "path", device_path(d),
+				"{s:s, s:s, s:s?, s:s?, s:s?, s:s}", "path", device_path(d),
 				"devnode", d->tty.devnode, "vid", d->tty.vid,
-				"pid", d->tty.pid, "reason", d->blocked));
+				"pid", d->tty.pid, "product", d->product, "reason", why));
 		else if (!device_registered(d, reg))
 			json_array_append_new(unreg, json_pack(
 				"{s:s, s:s, s:s, s:s, s:s}", "path", device_path(d),
 				"devnode", d->tty.devnode, "mcu", d->mcu,
-				"serial", d->chip_serial, "mode", kf_mode_name(d->mode)));
+				"serial", d->serial, "mode", kf_mode_name(d->mode)));
 	}
 	return json_pack("{s:s?, s:b, s:o, s:o, s:o}", "host_version", ver->host,
 			 "moonraker", ver->moonraker, "boards", boards,
@@ -154,10 +181,13 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
 		size_t count;
-		struct kf_device *d = board_device(b, devs, &count);
+		struct kf_device *maybe;
+		struct kf_device *d = board_device(b, devs, &count, &maybe);
 		char state[64];
 
-		if (!d)
+		if (!d && maybe)
+			snprintf(state, sizeof(state), "in Katapult?");
+		else if (!d)
 			snprintf(state, sizeof(state), "not connected");
 		else if (count > 1)
 			snprintf(state, sizeof(state), "%zu devices match!", count);
@@ -175,11 +205,19 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 				      v && ver->host && strcmp(v, ver->host) != 0
 				      ? "  (behind the host: kflash flash --all --outdated)" : "");
 		}
+		if (maybe) {
+			char *port = kf_port_label(maybe->port);
+
+			kf_out_result(o, "  %-16s %s at its USB port %s may be it; kflash has "
+				      "not seen it in Katapult yet, so it will not flash it "
+				      "there", "", device_path(maybe), port);
+			free(port);
+		}
 	}
 	for (i = 0; i < devs->n; i++) {
 		const struct kf_device *d = &devs->devs[i];
 
-		if (d->blocked || device_registered(d, reg))
+		if (not_flashable(d, reg) || device_registered(d, reg))
 			continue;
 		if (!any)
 			kf_out_result(o, "\nConnected, not registered:");
@@ -191,14 +229,15 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 	any = false;
 	for (i = 0; i < devs->n; i++) {
 		const struct kf_device *d = &devs->devs[i];
+		const char *why = not_flashable(d, reg);
 
-		if (!d->blocked)
+		if (!why)
 			continue;
 		if (!any)
 			kf_out_result(o, "\nNot flashable by kflash:");
 		any = true;
 		kf_out_result(o, "  %s", device_path(d));
-		kf_out_result(o, "      %s", d->blocked);
+		kf_out_result(o, "      %s", why);
 	}
 }
 
@@ -300,18 +339,77 @@ static int no_such_device(struct kf_ctx *ctx, struct kf_devlist *l, const char *
 	return KF_EINPUT;
 }
 
-static int add_board(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_device *d,
-		     const struct add_opts *a)
+/* Refuses a device that is not a board kflash may register, or may be
+ * one registered already. */
+static int add_refused(struct kf_ctx *ctx, const struct kf_registry *reg,
+		       const struct kf_device *d)
 {
-	struct kf_board b = { 0 };
-	size_t i;
-	int r;
+	const struct kf_board *o;
 
 	if (d->blocked) {
 		kf_error_set(ctx->err, KF_EINPUT, "%s cannot be registered: %s",
 			     d->name, d->blocked);
 		return KF_EINPUT;
 	}
+	o = device_board(d, reg);
+	if (o && kf_board_match(o, d) == KF_MATCH_PORT) {
+		char *port = kf_port_label(d->port);
+
+		kf_error_set(ctx->err, KF_EINPUT, "%s may be '%s' in Katapult: the same "
+			     "MCU at the USB port (%s) where kflash saw it", d->name,
+			     o->key, port);
+		kf_error_cause(ctx->err, "its firmware sets its own USB serial, so in "
+			       "Katapult it shows its chip id instead");
+		kf_error_step(ctx->err, "if it is %s: power-cycle it so it starts "
+			      "Klipper, then kflash flash %s", o->key, o->key);
+		kf_error_step(ctx->err, "if it is another board: kflash remove %s, "
+			      "then add both while they run Klipper", o->key);
+		free(port);
+		return KF_EINPUT;
+	}
+	if (d->caution && !o) {
+		kf_error_set(ctx->err, KF_EINPUT, "%s cannot be registered: %s",
+			     d->name, d->caution);
+		kf_error_step(ctx->err, "if it is a board of yours: power-cycle it so it "
+			      "starts Klipper and add it then (kflash follows it into "
+			      "Katapult from there)");
+		return KF_EINPUT;
+	}
+	return 0;
+}
+
+/* Two boards whose firmware sets the same USB serial (Klipper's default
+ * "12345") cannot be told apart by name: refuse before either is flashed. */
+static int add_ambiguous(struct kf_ctx *ctx, const struct kf_devlist *devs,
+			 const struct kf_device *d, const char *pattern)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < devs->n; i++)
+		n += kf_pattern_matches(pattern, &devs->devs[i]);
+	if (n <= 1)
+		return 0;
+	kf_error_set(ctx->err, KF_EINPUT, "%zu connected %s devices show the USB "
+		     "serial %s; kflash cannot tell them apart", n, d->mcu, d->serial);
+	kf_error_cause(ctx->err, "their firmware sets the same USB serial number "
+		       "instead of the chip id");
+	kf_error_step(ctx->err, "give each its own: in make menuconfig, \"Enable "
+		      "extra low-level configuration options\", then USB ids: \"USB "
+		      "serial number from CHIPID\"; flash it, then kflash add");
+	return KF_EINPUT;
+}
+
+static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
+		     const struct kf_devlist *devs, struct kf_device *d,
+		     const struct add_opts *a)
+{
+	struct kf_board b = { 0 };
+	size_t i;
+	int r;
+
+	r = add_refused(ctx, reg, d);
+	if (r < 0)
+		return r;
 	if (a->mcu && strcmp(a->mcu, d->mcu) != 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
 			     "which reports %s", a->mcu, d->mcu);
@@ -332,7 +430,11 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_devi
 	if (a->method && kf_method_parse(a->method, &b.method) < 0)
 		return kf_usage_error(ctx, "add", "--method must be katapult or "
 				      "make-flash, not '%s'", a->method);
-	b.pattern = kf_pattern_for(d->mcu, d->chip_serial);
+	b.pattern = kf_pattern_for(d->mcu, d->serial);
+	if (add_ambiguous(ctx, devs, d, b.pattern) < 0) {
+		free(b.pattern);
+		return KF_EINPUT;
+	}
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *o = &reg->boards[i];
 
@@ -350,11 +452,25 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_devi
 	b.name = (char *)a->name;
 	b.mcu = d->mcu;
 	b.flashable = true;
+	b.port = d->port;
 	kf_registry_add(reg, &b);
 	r = kf_registry_save(ctx->ops, reg, ctx->err);
 	if (r == 0) {
 		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
 			      d->name, b.key, d->mcu, b.pattern);
+		if (kf_board_port_only(&b) && d->mode == KF_MODE_KLIPPER) {
+			char *port = d->port ? kf_port_label(d->port) : NULL;
+
+			kf_out_warn(ctx->out, "%s's USB serial (%s) is set in its firmware, "
+				    "not its chip id, so in Katapult it shows under another "
+				    "name. kflash follows it there by its USB port%s%s%s and "
+				    "learns that name on its first flash. Until then: if you "
+				    "move it to another USB port, run kflash add again "
+				    "(kflash remove %s first), and flash it while it runs "
+				    "Klipper", b.key, d->serial, port ? " (" : "",
+				    port ? port : "", port ? ")" : "", b.key);
+			free(port);
+		}
 		if (!ctx->interactive || a->no_menuconfig)
 			kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
 				    "settings), then kflash flash %s", b.key, b.key);
@@ -380,7 +496,8 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	int r;
 
 	for (i = 0; i < devs->n && n < 64; i++)
-		if (!devs->devs[i].blocked && !device_registered(&devs->devs[i], reg))
+		if (!not_flashable(&devs->devs[i], reg) &&
+		    !device_registered(&devs->devs[i], reg))
 			choices[n++] = &devs->devs[i];
 	if (n == 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "no unregistered Klipper or "
@@ -514,7 +631,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 	}
-	r = add_board(ctx, &reg, d, &a);
+	r = add_board(ctx, &reg, &devs, d, &a);
 	if (r == 0 && ctx->interactive && !a.no_menuconfig && !ctx->out->json) {
 		/* straight on to the board's firmware settings; the board is
 		 * registered whatever happens there */

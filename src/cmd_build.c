@@ -50,13 +50,13 @@ out:
 	return r;
 }
 
-/* The device a board's pattern finds now, for the MCU check. */
+/* The device that is the board now, for the MCU check. */
 static const char *connected_mcu(struct kf_devlist *devs, const struct kf_board *b)
 {
 	size_t i;
 
 	for (i = 0; devs && i < devs->n; i++)
-		if (kf_pattern_matches(b->pattern, &devs->devs[i]))
+		if (kf_board_match(b, &devs->devs[i]) == KF_MATCH_YES)
 			return devs->devs[i].mcu;
 	return NULL;
 }

@@ -197,7 +197,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 			char *what;
 
 			for (k = 0; k < devs.n; k++)
-				found |= kf_pattern_matches(b->pattern, &devs.devs[k]);
+				found |= kf_board_match(b, &devs.devs[k]) == KF_MATCH_YES;
 			what = kf_asprintf("board %s is connected", b->key);
 			report(&d, found || !b->flashable, what, "check its USB cable; "
 			       "kflash list shows what is connected");

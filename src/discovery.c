@@ -87,14 +87,49 @@ static bool id_is(const struct kf_ttydev *t, const char *vid, const char *pid)
 	       (!pid || strcasecmp(t->pid, pid) == 0);
 }
 
-static const char *block_reason(const struct kf_ttydev *t, const char *name)
-{
-	const char *m = t->manufacturer ? t->manufacturer : "";
+/* Products that speak USB serial, may even run a Klipper build, and are
+ * updated by their makers' own tools: kflash names them and never flashes
+ * them. A product matches by its USB id, its manufacturer string or its
+ * by-id name (any of them, case-insensitive). */
+static const struct known_product {
+	const char *vid, *pid;		/* or NULL */
+	const char *manufacturer;	/* or NULL */
+	const char *in_name;		/* part of the by-id name, or NULL */
+	const char *product;
+	const char *why;
+} known_products[] = {
+	/* Beacon: 04d8:e72b, "Beacon" / "Beacon RevH"; its bootloader is a
+	 * DFU device without a tty, so kflash never sees it there */
+	{ "04d8", "e72b", "Beacon", "beacon", "Beacon probe",
+	  "Beacon probe: it is updated by Beacon's own updater "
+	  "(beacon_klipper's update_firmware.py), never by kflash" },
+	/* Cartographer: a Klipper build on 1d50:614e that names itself,
+	 * usb-Cartographer_614e_<chip id>-if00 (older firmware:
+	 * usb-cartographer_cartographer_...) */
+	{ NULL, NULL, "Cartographer", "cartographer", "Cartographer probe",
+	  "Cartographer probe: it is updated by Cartographer's own firmware "
+	  "tools, never by kflash" },
+};
 
-	if (strcasestr(name, "beacon") || strcasecmp(m, "Beacon") == 0)
-		return "Beacon probe: updated by its own tools, not by kflash";
-	if (strcasestr(name, "cartographer") || strcasestr(m, "cartographer"))
-		return "Cartographer probe: updated by its own tools, not by kflash";
+static const struct known_product *known_product(const struct kf_ttydev *t,
+						 const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(known_products) / sizeof(known_products[0]); i++) {
+		const struct known_product *k = &known_products[i];
+
+		if ((k->vid && id_is(t, k->vid, k->pid)) ||
+		    (k->manufacturer && t->manufacturer &&
+		     strcasestr(t->manufacturer, k->manufacturer)) ||
+		    (k->in_name && strcasestr(name, k->in_name)))
+			return k;
+	}
+	return NULL;
+}
+
+static const char *block_reason(const struct kf_ttydev *t)
+{
 	if (id_is(t, "1a86", NULL))
 		return "USB-serial adapter chip (WCH CH340/CH341): kflash cannot "
 		       "flash through it";
@@ -106,38 +141,134 @@ static const char *block_reason(const struct kf_ttydev *t, const char *name)
 	return "not a Klipper or Katapult USB device";
 }
 
+/* The MCU is a Kconfig string and the serial may be one too: only what
+ * udev leaves as it is in a by-id name, and nothing a glob or a shell
+ * would read. */
+static bool usable_id(const char *s, const char *extra)
+{
+	return s && *s && strlen(s) <= ID_MAX && all_of(s, strlen(s), extra);
+}
+
+/* by-id name usb-<manufacturer>_<mcu>_<serial>-ifNN: the manufacturer part
+ * is the firmware's choice; the rest must be the USB strings. */
+static bool name_fits(const char *name, const char *mcu, const char *serial)
+{
+	char *tail = kf_asprintf("_%s_%s-if", mcu, serial);
+	const char *p = strstr(name, tail);
+	bool ok = false;
+
+	/* the last occurrence: a manufacturer may repeat the MCU's name */
+	while (p && strstr(p + 1, tail))
+		p = strstr(p + 1, tail);
+	if (p && kf_startswith(name, "usb-") && p > name + 4) {
+		const char *ifn = p + strlen(tail);
+
+		ok = strlen(ifn) == 2 && isdigit((unsigned char)ifn[0]) &&
+		     isdigit((unsigned char)ifn[1]);
+	}
+	free(tail);
+	return ok;
+}
+
+/* For a name whose manufacturer part is none kflash knows (Kalico, a
+ * custom one) and a device whose USB strings are not at hand: the
+ * manufacturer is the first word. */
+static bool parse_any_maker(const char *name, char **ret_mcu, char **ret_serial)
+{
+	const char *us;
+	char *fake;
+	enum kf_mode m;
+
+	if (!kf_startswith(name, "usb-") || !(us = strchr(name + 4, '_')) || us == name + 4)
+		return false;
+	fake = kf_asprintf("usb-Klipper%s", us);
+	m = kf_byid_parse(fake, ret_mcu, ret_serial);
+	free(fake);
+	return m != KF_MODE_OTHER;
+}
+
+/* A device with a Klipper or Katapult USB id: its MCU and serial, from
+ * the USB strings when udev has them, cross-checked with its name. */
+static bool identify(struct kf_device *d, enum kf_mode by_id)
+{
+	const struct kf_ttydev *t = &d->tty;
+	char *mcu = NULL, *serial = NULL;
+	enum kf_mode by_name = KF_MODE_OTHER;
+
+	if (t->by_id) {
+		by_name = kf_byid_parse(d->name, &mcu, &serial);
+		/* a name that says the other mode is not a manufacturer's whim */
+		if (by_name != KF_MODE_OTHER && by_name != by_id)
+			goto fail;
+	}
+	if (usable_id(t->product, "_") && usable_id(t->serial, "_-.")) {
+		if (t->by_id && !name_fits(d->name, t->product, t->serial))
+			goto fail;
+		free(mcu);
+		free(serial);
+		d->mcu = kf_xstrdup(t->product);
+		d->serial = kf_xstrdup(t->serial);
+		return true;
+	}
+	if (!t->by_id || (by_name == KF_MODE_OTHER && !parse_any_maker(d->name, &mcu, &serial)))
+		goto fail;
+	/* what udev has of the strings must agree with the name */
+	if ((t->product && strcmp(t->product, mcu) != 0) ||
+	    (t->serial && strcmp(t->serial, serial) != 0))
+		goto fail;
+	d->mcu = mcu;
+	d->serial = serial;
+	return true;
+fail:
+	free(mcu);
+	free(serial);
+	return false;
+}
+
 void kf_device_from_tty(struct kf_device *d, struct kf_ttydev *tty)
 {
-	enum kf_mode by_name, by_id = KF_MODE_OTHER;
+	const struct known_product *k;
+	enum kf_mode by_id = KF_MODE_OTHER;
+	char *m = NULL, *s = NULL;
 
 	memset(d, 0, sizeof(*d));
 	d->tty = *tty;
 	memset(tty, 0, sizeof(*tty));
 	d->name = kf_xstrdup(basename_of(d->tty.by_id ? d->tty.by_id : d->tty.devnode));
-	by_name = d->tty.by_id ? kf_byid_parse(d->name, &d->mcu, &d->chip_serial)
-			       : KF_MODE_OTHER;
+	if (d->tty.by_path)
+		d->port = kf_xstrdup(basename_of(d->tty.by_path));
+	k = known_product(&d->tty, d->name);
+	if (k) {
+		d->product = k->product;
+		d->blocked = k->why;
+		return;
+	}
 	if (id_is(&d->tty, "1d50", "614e"))
 		by_id = KF_MODE_KLIPPER;
 	else if (id_is(&d->tty, "1d50", "6177"))
 		by_id = KF_MODE_KATAPULT;
-
-	/* the name and the USB identity must tell the same story; a device
-	 * whose do not is not flashed */
-	if (by_name != KF_MODE_OTHER && by_id == by_name &&
-	    (!d->tty.serial || strcmp(d->tty.serial, d->chip_serial) == 0)) {
-		d->mode = by_name;
+	if (by_id != KF_MODE_OTHER) {
+		if (!identify(d, by_id)) {
+			d->blocked = "its by-id name and its USB identity disagree; "
+				     "kflash will not guess which board it is";
+			return;
+		}
+		d->mode = by_id;
+		/* Cartographer probes are STM32F042 boards with Katapult, and
+		 * in it they look like any other */
+		if (by_id == KF_MODE_KATAPULT && strcmp(d->mcu, "stm32f042x6") == 0)
+			d->caution = "probably a Cartographer probe in its bootloader "
+				     "(an stm32f042x6 in Katapult); kflash does not "
+				     "register it";
 		return;
 	}
-	if (by_name != KF_MODE_OTHER || by_id != KF_MODE_OTHER) {
+	if (d->tty.by_id && kf_byid_parse(d->name, &m, &s) != KF_MODE_OTHER)
 		d->blocked = "its by-id name and its USB identity disagree; "
 			     "kflash will not guess which board it is";
-	} else {
-		d->blocked = block_reason(&d->tty, d->name);
-	}
-	free(d->mcu);
-	free(d->chip_serial);
-	d->mcu = d->chip_serial = NULL;
-	d->mode = KF_MODE_OTHER;
+	else
+		d->blocked = block_reason(&d->tty);
+	free(m);
+	free(s);
 }
 
 void kf_device_release(struct kf_device *d)
@@ -145,7 +276,8 @@ void kf_device_release(struct kf_device *d)
 	kf_ttydev_release(&d->tty);
 	free(d->name);
 	free(d->mcu);
-	free(d->chip_serial);
+	free(d->serial);
+	free(d->port);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -199,7 +331,7 @@ bool kf_pattern_matches(const char *pattern, const struct kf_device *d)
 	 * usb-Klipper_stm32h723xx_29*) finds the board under every naming */
 	for (i = 0; i < sizeof(namings) / sizeof(namings[0]); i++) {
 		char *name = kf_asprintf("%s%s_%s-if00", namings[i].prefix, d->mcu,
-					 d->chip_serial);
+					 d->serial);
 		bool m = fnmatch(pattern, name, 0) == 0;
 
 		free(name);
@@ -234,4 +366,79 @@ bool kf_patterns_overlap(const char *a, const char *b)
 {
 	return strcmp(a, b) == 0 || fnmatch(a, b, 0) == 0 || fnmatch(b, a, 0) == 0 ||
 	       derived_matches(a, b) || derived_matches(b, a);
+}
+
+bool kf_serial_is_chip_id(const char *serial)
+{
+	size_t n = serial ? strlen(serial) : 0, i;
+
+	if (n != 16 && n != 24 && n != 32)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)serial[i]))
+			return false;
+	return true;
+}
+
+char *kf_port_label(const char *port)
+{
+	const char *p = strstr(port, "-usb-");
+	const char *colon, *end;
+
+	/* ...-usb-0:1.2:1.0: bus-relative chain 1.2, interface 1.0 */
+	if (!p || !(colon = strchr(p + 5, ':')) || !(end = strchr(colon + 1, ':')))
+		return kf_xstrdup(port);
+	return kf_xstrndup(colon + 1, (size_t)(end - colon - 1));
+}
+
+/* The serial in a pattern kflash derived for this board's MCU
+ * (usb-*_<mcu>_<serial>-if*), or NULL for any other pattern. */
+static char *pattern_serial(const struct kf_board *b)
+{
+	char *head = kf_asprintf("usb-*_%s_", b->mcu);
+	const char *p = b->pattern, *ser;
+	char *out = NULL;
+	size_t n;
+
+	if (kf_startswith(p, head) && kf_endswith(p, "-if*")) {
+		ser = p + strlen(head);
+		n = strlen(ser) - 4;
+		if (n && !memchr(ser, '*', n) && !memchr(ser, '?', n) && !memchr(ser, '[', n))
+			out = kf_xstrndup(ser, n);
+	}
+	free(head);
+	return out;
+}
+
+bool kf_board_port_only(const struct kf_board *b)
+{
+	char *s = pattern_serial(b);
+	bool r = s && !kf_serial_is_chip_id(s);
+
+	free(s);
+	return r;
+}
+
+enum kf_match kf_board_match(const struct kf_board *b, const struct kf_device *d)
+{
+	bool same_port;
+
+	if (d->mode == KF_MODE_OTHER || !d->mcu)
+		return KF_MATCH_NO;
+	if (kf_pattern_matches(b->pattern, d))
+		return KF_MATCH_YES;
+	/* the rest is for a board whose Katapult name its pattern misses */
+	if (d->mode != KF_MODE_KATAPULT || strcmp(d->mcu, b->mcu) != 0 ||
+	    !kf_board_port_only(b))
+		return KF_MATCH_NO;
+	same_port = b->port && d->port && strcmp(b->port, d->port) == 0;
+	if (b->katapult_serial) {
+		/* a chip id names one chip wherever it is plugged in; anything
+		 * else only together with the port it was learned at */
+		if (strcmp(b->katapult_serial, d->serial) == 0 &&
+		    (same_port || kf_serial_is_chip_id(d->serial)))
+			return KF_MATCH_YES;
+		return KF_MATCH_NO;
+	}
+	return same_port ? KF_MATCH_PORT : KF_MATCH_NO;
 }

@@ -29,6 +29,7 @@ struct job {
 	char *by_id;		/* what messages show */
 	char *dev_mcu;
 	enum kf_mode mode;
+	char *port;		/* the USB port it was last seen at in this run */
 	char *cfg_path;
 	struct kf_kconfig cfg;
 	struct kf_build_result build;
@@ -189,17 +190,80 @@ static void job_fail(struct flow *f, struct job *j, int r)
 		f->signal = j->err.signal;
 }
 
-/* Finds the job's board among connected devices: exactly one must match. */
-static int locate(struct job *j, struct kf_devlist *devs)
+/* Whether d is j's board arriving in Katapult, for a board whose Katapult
+ * name its pattern misses: kflash sent it to its bootloader from the USB
+ * port it was just seen at in Klipper, and a Katapult device of its MCU
+ * came up at that port that no other registered board is. */
+static bool handover(struct flow *f, struct job *j, const struct kf_device *d)
 {
-	struct kf_device *found = NULL;
-	size_t i, count = 0;
+	const struct kf_board *b = j->b;
+	size_t i;
+
+	if (j->mode != KF_MODE_KLIPPER || !j->port || !d->port ||
+	    d->mode != KF_MODE_KATAPULT || strcmp(d->port, j->port) != 0 ||
+	    strcmp(d->mcu, b->mcu) != 0 || !kf_board_port_only(b))
+		return false;
+	/* it showed another serial in Katapult before: not this board */
+	if (b->katapult_serial && strcmp(b->katapult_serial, d->serial) != 0)
+		return false;
+	for (i = 0; i < f->reg->n_boards; i++)
+		if (&f->reg->boards[i] != b &&
+		    kf_board_match(&f->reg->boards[i], d) == KF_MATCH_YES)
+			return false;
+	return true;
+}
+
+/* Keeps what identifies a port-only board in Katapult: its port and the
+ * serial it showed there. Saved at once; a failed save costs only the
+ * learning. */
+static void learn(struct flow *f, struct job *j, const struct kf_device *d)
+{
+	struct kf_board *b = j->b;
+	struct kf_error e = KF_ERROR_INIT;
+	bool changed = false;
+
+	if (!kf_board_port_only(b))
+		return;
+	if (d->mode == KF_MODE_KATAPULT &&
+	    (!b->katapult_serial || strcmp(b->katapult_serial, d->serial) != 0)) {
+		free(b->katapult_serial);
+		b->katapult_serial = kf_xstrdup(d->serial);
+		changed = true;
+		kf_out_info(f->ctx->out, "%s shows serial %s in Katapult; kflash "
+			    "remembers it", b->key, d->serial);
+	}
+	if (d->port && (!b->port || strcmp(b->port, d->port) != 0)) {
+		free(b->port);
+		b->port = kf_xstrdup(d->port);
+		changed = true;
+	}
+	if (changed && kf_registry_save(f->ctx->ops, f->reg, &e) < 0)
+		kf_out_warn(f->ctx->out, "%s (what kflash learned about %s is lost)",
+			    e.what ? e.what : "cannot save the registry", b->key);
+	kf_error_release(&e);
+	free(e.note);
+}
+
+/* Finds the job's board among connected devices: exactly one must be it.
+ * after_reset: kflash has just sent the board to its bootloader. */
+static int locate(struct flow *f, struct job *j, struct kf_devlist *devs, bool after_reset)
+{
+	struct kf_device *found = NULL, *maybe = NULL, *arrived = NULL;
+	size_t i, count = 0, n_arrived = 0;
 
 	for (i = 0; i < devs->n; i++) {
-		if (kf_pattern_matches(j->b->pattern, &devs->devs[i])) {
+		enum kf_match m = kf_board_match(j->b, &devs->devs[i]);
+
+		if (m == KF_MATCH_YES) {
 			count++;
 			if (!found)
 				found = &devs->devs[i];
+		} else if (m == KF_MATCH_PORT && !maybe) {
+			maybe = &devs->devs[i];
+		}
+		if (m != KF_MATCH_YES && after_reset && handover(f, j, &devs->devs[i])) {
+			n_arrived++;
+			arrived = &devs->devs[i];
 		}
 	}
 	if (count > 1) {
@@ -209,6 +273,24 @@ static int locate(struct job *j, struct kf_devlist *devs)
 		kf_error_step(&j->err, "kflash list");
 		kf_error_step(&j->err, "kflash remove %s && kflash add   (to register "
 			      "it with a precise pattern)", j->b->key);
+		return KF_EREFUSED;
+	}
+	if (!found && n_arrived == 1)
+		found = arrived;
+	if (!found && maybe) {
+		char *port = kf_port_label(maybe->port);
+
+		kf_error_set(&j->err, KF_EREFUSED, "%s is not connected under its name; "
+			     "%s at its USB port %s may be it, in Katapult, but kflash "
+			     "will not flash a board it cannot be sure of", j->b->key,
+			     maybe->name, port);
+		kf_error_cause(&j->err, "its firmware sets its own USB serial, so in "
+			       "Katapult it shows its chip id, and kflash has not yet "
+			       "seen %s go into Katapult", j->b->key);
+		kf_error_step(&j->err, "power-cycle the board so it starts Klipper, "
+			      "then kflash flash %s (kflash then follows it into "
+			      "Katapult and remembers it)", j->b->key);
+		free(port);
 		return KF_EREFUSED;
 	}
 	if (!found) {
@@ -224,27 +306,30 @@ static int locate(struct job *j, struct kf_devlist *devs)
 		kf_buf_release(&seen);
 		return KF_EFAILED;
 	}
+	learn(f, j, found);
 	free(j->devnode);
 	free(j->by_id);
 	free(j->dev_mcu);
+	free(j->port);
 	j->devnode = kf_xstrdup(found->tty.devnode);
 	j->by_id = kf_xstrdup(found->tty.by_id ? found->tty.by_id : found->tty.devnode);
 	j->dev_mcu = kf_xstrdup(found->mcu);
+	j->port = found->port ? kf_xstrdup(found->port) : NULL;
 	j->mode = found->mode;
 	if (!j->lock_id)
-		j->lock_id = kf_xstrdup(found->chip_serial ? found->chip_serial
+		j->lock_id = kf_xstrdup(found->serial ? found->serial
 					: found->name);
 	return 0;
 }
 
-static int relocate(struct flow *f, struct job *j)
+static int relocate(struct flow *f, struct job *j, bool after_reset)
 {
 	struct kf_devlist devs = KF_DEVLIST_INIT;
 	int r;
 
 	r = kf_discover(f->ctx->ops, &devs, &j->err);
 	if (r == 0)
-		r = locate(j, &devs);
+		r = locate(f, j, &devs, after_reset);
 	kf_devlist_release(&devs);
 	return r;
 }
@@ -277,7 +362,7 @@ static int discovery(struct flow *f)
 			job_fail(f, j, KF_EINPUT);
 			continue;
 		}
-		r = locate(j, &devs);
+		r = locate(f, j, &devs, false);
 		if (r == KF_EFAILED && f->o->all) {
 			j->state = J_SKIPPED;
 			j->skip_reason = "not connected";
@@ -595,7 +680,7 @@ static int preflight(struct flow *f)
 
 		if (j->state != J_ACTIVE)
 			continue;
-		r = relocate(f, j);
+		r = relocate(f, j, false);
 		if (r < 0) {
 			kf_error_set(&j->err, r, "%s disappeared during the build; "
 				     "nothing was stopped", j->b->key);
@@ -794,7 +879,7 @@ static bool seen_back(struct flow *f, struct job *j, bool *ret_katapult)
 	for (i = j->ev_mark; i < f->n_seen; i++) {
 		struct kf_device *d = &f->seen[i];
 
-		if (!kf_pattern_matches(j->b->pattern, d))
+		if (kf_board_match(j->b, d) != KF_MATCH_YES)
 			continue;
 		if (d->mode == KF_MODE_KATAPULT)
 			*ret_katapult = true;
@@ -836,7 +921,7 @@ static int verify(struct flow *f, struct job *j)
 			break;
 	}
 	/* an event may have come before the monitor could see it */
-	present = relocate(f, j) == 0;
+	present = relocate(f, j, true) == 0;
 	if (present && j->mode == KF_MODE_KLIPPER) {
 		kf_error_release(&j->err);
 		kf_out_ok(f->ctx->out, KF_PHASE_VERIFY, "%s is back: %s", j->b->key, j->by_id);
@@ -916,7 +1001,7 @@ static int check_app_start(struct flow *f, struct job *j, struct kf_tool_run *t)
 	kf_out_ok(f->ctx->out, KF_PHASE_FLASH, "%s: application start 0x%x matches "
 		  "the config", j->b->key, got);
 	/* status mode left the board in Katapult, under another name */
-	return relocate(f, j) < 0 ? KF_EFAILED : 0;
+	return relocate(f, j, true) < 0 ? KF_EFAILED : 0;
 }
 
 static int flash_katapult(struct flow *f, struct job *j)
@@ -1002,7 +1087,7 @@ static void flash_one(struct flow *f, struct job *j)
 
 	j->flash_start = kf_os_now(f->ctx->ops);
 	/* the board may have moved since pre-flight (another board's reset) */
-	r = relocate(f, j);
+	r = relocate(f, j, false);
 	if (r < 0) {
 		job_fail(f, j, r);
 		return;
@@ -1017,7 +1102,7 @@ static void flash_one(struct flow *f, struct job *j)
 				     "trying make flash", j->b->key);
 			kf_error_release(&j->err);
 			/* it may sit in its bootloader now, under another name */
-			r = relocate(f, j);
+			r = relocate(f, j, true);
 			if (r == 0) {
 				j->method_used = "make-flash";
 				r = flash_make(f, j);
@@ -1422,6 +1507,7 @@ out:
 		free(j->by_id);
 		free(j->dev_mcu);
 		free(j->lock_id);
+		free(j->port);
 		free(j->cfg_path);
 		kf_kconfig_release(&j->cfg);
 		kf_build_result_release(&j->build);

@@ -33,7 +33,7 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 		bool amb;
 
 		for (k = 0; k < devs.n && !d; k++)
-			if (kf_pattern_matches(b->pattern, &devs.devs[k]))
+			if (kf_board_match(b, &devs.devs[k]) == KF_MATCH_YES)
 				d = &devs.devs[k];
 		v = kf_board_version(b, m, nm, &amb);
 		fprintf(f, "  %s %-16s %-12s %-10s %s%s\n",

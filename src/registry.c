@@ -60,6 +60,8 @@ static void board_release(struct kf_board *b)
 	free(b->name);
 	free(b->mcu);
 	free(b->pattern);
+	free(b->port);
+	free(b->katapult_serial);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -225,7 +227,10 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 	if ((r = get_string(p, jb, "key", where, true, &b->key)) < 0 ||
 	    (r = get_string(p, jb, "name", where, true, &b->name)) < 0 ||
 	    (r = get_string(p, jb, "mcu", where, true, &b->mcu)) < 0 ||
-	    (r = get_string(p, jb, "pattern", where, true, &b->pattern)) < 0)
+	    (r = get_string(p, jb, "pattern", where, true, &b->pattern)) < 0 ||
+	    (r = get_string(p, jb, "port", where, false, &b->port)) < 0 ||
+	    (r = get_string(p, jb, "katapult_serial", where, false,
+			    &b->katapult_serial)) < 0)
 		return r;
 	{
 		/* the key names a directory: it must be a slug */
@@ -375,11 +380,17 @@ char *kf_registry_dump(const struct kf_registry *reg)
 
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
-
-		json_array_append_new(boards, json_pack(
-			"{s:s, s:s, s:s, s:s, s:s, s:b}", "key", b->key,
+		json_t *jb = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "key", b->key,
 			"name", b->name, "mcu", b->mcu, "pattern", b->pattern,
-			"method", kf_method_name(b->method), "flashable", b->flashable));
+			"method", kf_method_name(b->method), "flashable", b->flashable);
+
+		/* written only when known, so a file stays what older kflash wrote */
+		if (b->port)
+			json_object_set_new(jb, "port", json_string(b->port));
+		if (b->katapult_serial)
+			json_object_set_new(jb, "katapult_serial",
+					    json_string(b->katapult_serial));
+		json_array_append_new(boards, jb);
 	}
 	doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s, s:s*, s:s, s:b, s:{s:i, s:i, s:i, s:i}}, s:o}",
 		"schema", KF_REGISTRY_SCHEMA,
@@ -458,6 +469,8 @@ struct kf_board *kf_registry_add(struct kf_registry *reg, const struct kf_board 
 	n->pattern = kf_xstrdup(b->pattern);
 	n->method = b->method;
 	n->flashable = b->flashable;
+	n->port = b->port ? kf_xstrdup(b->port) : NULL;
+	n->katapult_serial = b->katapult_serial ? kf_xstrdup(b->katapult_serial) : NULL;
 	return n;
 }
 

@@ -46,6 +46,12 @@ struct kf_board {
 	char *pattern;		/* glob over by-id names */
 	enum kf_method method;
 	bool flashable;		/* false: excluded */
+	/* What survives the change from Klipper to Katapult, for a board
+	 * whose USB serial is set in its firmware (kf_board_port_only): all
+	 * optional (NULL), and absent from files of older kflash. */
+	char *port;		/* by-path name of its tty when kflash last saw it */
+	char *katapult_serial;	/* the serial it showed in Katapult, learned when
+				 * kflash sent it there and saw it arrive */
 };
 
 struct kf_registry {
