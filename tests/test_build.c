@@ -156,7 +156,8 @@ static int bw_setup(void **state)
 	kf_settings_defaults(&t->s);
 	free(t->s.klipper_dir);
 	t->s.klipper_dir = kf_xstrdup("/klipper");
-	t->b = (struct kf_board){ "octopus", "Octopus", "stm32f446xx", "p", 0, true };
+	t->b = (struct kf_board){ .key = "octopus", .name = "Octopus", .mcu = "stm32f446xx",
+				  .pattern = "p", .flashable = true };
 	fake_put_file(&t->w, "/klipper/Makefile", "");
 	fake_put_file(&t->w, "/klipper/src/Kconfig", "");
 	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\n");

@@ -79,6 +79,209 @@ static struct kf_device device(const char *byid, const char *vid, const char *pi
 	return d;
 }
 
+/* A device as udev shows it with the USB parent's strings. */
+static struct kf_device usb_device(const char *byid, const char *vid, const char *pid,
+				   const char *manufacturer, const char *product,
+				   const char *serial, const char *port)
+{
+	struct kf_ttydev t = { 0 };
+	struct kf_device d;
+
+	t.devnode = kf_xstrdup("/dev/ttyACM0");
+	if (byid)
+		t.by_id = kf_asprintf("/dev/serial/by-id/%s", byid);
+	if (port)
+		t.by_path = kf_asprintf("/dev/serial/by-path/platform-fd500000.pcie-pci-"
+					"0000:01:00.0-usb-0:%s:1.0", port);
+	t.vid = kf_xstrdup(vid);
+	t.pid = kf_xstrdup(pid);
+	t.manufacturer = manufacturer ? kf_xstrdup(manufacturer) : NULL;
+	t.product = product ? kf_xstrdup(product) : NULL;
+	t.serial = serial ? kf_xstrdup(serial) : NULL;
+	kf_device_from_tty(&d, &t);
+	return d;
+}
+
+static void classify__usb_id_decides_whatever_the_manufacturer_string(void **state)
+{
+	struct kf_device d;
+
+	(void)state;
+	/* Kalico, by name and by USB strings */
+	d = device("usb-Kalico_stm32f446xx_3A00-if00", "1d50", "614e", "Kalico", "3A00");
+	assert_int_equal(d.mode, KF_MODE_KLIPPER);
+	assert_null(d.blocked);
+	assert_string_equal(d.mcu, "stm32f446xx");
+	kf_device_release(&d);
+	/* a manufacturer the user chose, with a space (udev: an underscore) */
+	d = usb_device("usb-My_Printer_stm32f446xx_3A00-if00", "1d50", "614e",
+		       "My Printer", "stm32f446xx", "3A00", "1.2");
+	assert_int_equal(d.mode, KF_MODE_KLIPPER);
+	assert_string_equal(d.mcu, "stm32f446xx");
+	assert_string_equal(d.serial, "3A00");
+	kf_device_release(&d);
+	/* a serial set in the firmware, even one with an underscore */
+	d = usb_device("usb-Klipper_lpc1769_12345-if00", "1d50", "614e", "Klipper",
+		       "lpc1769", "12345", "1.3");
+	assert_int_equal(d.mode, KF_MODE_KLIPPER);
+	assert_string_equal(d.serial, "12345");
+	kf_device_release(&d);
+	d = usb_device("usb-Klipper_lpc1769_my_board-if00", "1d50", "614e", "Klipper",
+		       "lpc1769", "my_board", "1.3");
+	assert_int_equal(d.mode, KF_MODE_KLIPPER);
+	assert_string_equal(d.mcu, "lpc1769");
+	assert_string_equal(d.serial, "my_board");
+	assert_string_equal(d.port, "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.3:1.0");
+	kf_device_release(&d);
+	/* the name must still end in the USB strings */
+	d = usb_device("usb-Klipper_lpc1769_12345-if00", "1d50", "614e", "Klipper",
+		       "lpc1768", "12345", NULL);
+	assert_int_equal(d.mode, KF_MODE_OTHER);
+	assert_non_null(strstr(d.blocked, "disagree"));
+	kf_device_release(&d);
+	/* a name of the other mode is no manufacturer's choice */
+	d = usb_device("usb-katapult_stm32f446xx_3A00-if00", "1d50", "614e", "katapult",
+		       "stm32f446xx", "3A00", NULL);
+	assert_int_equal(d.mode, KF_MODE_OTHER);
+	kf_device_release(&d);
+	/* a serial a glob would read is never used */
+	d = usb_device("usb-Klipper_stm32f446xx_3A*0-if00", "1d50", "614e", "Klipper",
+		       "stm32f446xx", "3A*0", NULL);
+	assert_int_equal(d.mode, KF_MODE_OTHER);
+	kf_device_release(&d);
+}
+
+static void classify__probes_are_named_never_disagree(void **state)
+{
+	struct kf_device d;
+
+	(void)state;
+	/* Cartographer runs a Klipper build on Klipper's USB id */
+	d = usb_device("usb-Cartographer_614e_16000C000F43304253373820-if00", "1d50",
+		       "614e", "Cartographer", "614e", "16000C000F43304253373820", "1.4");
+	assert_int_equal(d.mode, KF_MODE_OTHER);
+	assert_string_equal(d.product, "Cartographer probe");
+	assert_non_null(strstr(d.blocked, "Cartographer probe"));
+	assert_null(strstr(d.blocked, "disagree"));
+	kf_device_release(&d);
+	/* older Cartographer firmware */
+	d = device("usb-cartographer_cartographer_31001C000F43304146393320-if00", "1d50",
+		   "614e", "cartographer", "31001C000F43304146393320");
+	assert_string_equal(d.product, "Cartographer probe");
+	kf_device_release(&d);
+	d = usb_device("usb-Beacon_Beacon_RevH_5C1E-if00", "04d8", "e72b", "Beacon",
+		       "Beacon RevH", "5C1E", NULL);
+	assert_string_equal(d.product, "Beacon probe");
+	assert_non_null(strstr(d.blocked, "Beacon probe"));
+	kf_device_release(&d);
+	/* in Katapult a Cartographer is an stm32f042x6 like any other: a
+	 * caution, not a board to offer */
+	d = usb_device("usb-katapult_stm32f042x6_16000C000F43304253373820-if00", "1d50",
+		       "6177", "katapult", "stm32f042x6", "16000C000F43304253373820", NULL);
+	assert_int_equal(d.mode, KF_MODE_KATAPULT);
+	assert_non_null(strstr(d.caution, "Cartographer probe"));
+	kf_device_release(&d);
+}
+
+static void serial_and_port__chip_ids_and_port_labels(void **state)
+{
+	char *l;
+
+	(void)state;
+	assert_true(kf_serial_is_chip_id("3A0039000851313433343333"));
+	assert_true(kf_serial_is_chip_id("E6626005A7651729"));
+	assert_true(kf_serial_is_chip_id("3D0A1B2C4E5F60718293A4B5C6D7E8F9"));
+	assert_false(kf_serial_is_chip_id("12345"));
+	assert_false(kf_serial_is_chip_id("my_board"));
+	assert_false(kf_serial_is_chip_id("3A0039000851313433343Z33"));
+	assert_false(kf_serial_is_chip_id(NULL));
+	l = kf_port_label("platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4.5:1.0");
+	assert_string_equal(l, "1.4.5");
+	free(l);
+	l = kf_port_label("pci-0000:00:14.0-usb-0:3:1.0");
+	assert_string_equal(l, "3");
+	free(l);
+	l = kf_port_label("odd");
+	assert_string_equal(l, "odd");
+	free(l);
+}
+
+#define PORT_A "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.3:1.0"
+#define CHIP "3D0A1B2C4E5F60718293A4B5C6D7E8F9"
+
+static void board_match__port_only_board_by_port_then_by_learned_serial(void **state)
+{
+	struct kf_board b = { .key = "lpc", .name = "lpc", .mcu = "lpc1769",
+			      .pattern = "usb-*_lpc1769_12345-if*", .flashable = true,
+			      .port = PORT_A };
+	struct kf_device klipper, here, elsewhere, other_here, twin;
+
+	(void)state;
+	klipper = usb_device("usb-Klipper_lpc1769_12345-if00", "1d50", "614e", "Klipper",
+			     "lpc1769", "12345", "1.3");
+	here = usb_device("usb-katapult_lpc1769_" CHIP "-if00", "1d50", "6177", "katapult",
+			  "lpc1769", CHIP, "1.3");
+	elsewhere = usb_device("usb-katapult_lpc1769_" CHIP "-if00", "1d50", "6177",
+			       "katapult", "lpc1769", CHIP, "1.2");
+	other_here = usb_device("usb-katapult_lpc1769_00000000000000000000000000000001-if00",
+				"1d50", "6177", "katapult", "lpc1769",
+				"00000000000000000000000000000001", "1.3");
+	twin = usb_device("usb-katapult_lpc1768_" CHIP "-if00", "1d50", "6177", "katapult",
+			  "lpc1768", CHIP, "1.3");
+	assert_true(kf_board_port_only(&b));
+	assert_int_equal(kf_board_match(&b, &klipper), KF_MATCH_YES);
+	/* not seen in Katapult yet: only the port points to it */
+	assert_int_equal(kf_board_match(&b, &here), KF_MATCH_PORT);
+	assert_int_equal(kf_board_match(&b, &other_here), KF_MATCH_PORT);
+	assert_int_equal(kf_board_match(&b, &elsewhere), KF_MATCH_NO);
+	assert_int_equal(kf_board_match(&b, &twin), KF_MATCH_NO);
+	/* learned: its chip id finds it at any port, and no other chip */
+	b.katapult_serial = CHIP;
+	assert_int_equal(kf_board_match(&b, &here), KF_MATCH_YES);
+	assert_int_equal(kf_board_match(&b, &elsewhere), KF_MATCH_YES);
+	assert_int_equal(kf_board_match(&b, &other_here), KF_MATCH_NO);
+	/* a learned serial that is no chip id counts only at its port */
+	b.katapult_serial = "BOOT1";
+	{
+		struct kf_device moved = usb_device("usb-katapult_lpc1769_BOOT1-if00", "1d50",
+						    "6177", "katapult", "lpc1769", "BOOT1", "1.2");
+		struct kf_device at = usb_device("usb-katapult_lpc1769_BOOT1-if00", "1d50",
+						 "6177", "katapult", "lpc1769", "BOOT1", "1.3");
+
+		assert_int_equal(kf_board_match(&b, &moved), KF_MATCH_NO);
+		assert_int_equal(kf_board_match(&b, &at), KF_MATCH_YES);
+		kf_device_release(&moved);
+		kf_device_release(&at);
+	}
+	kf_device_release(&klipper);
+	kf_device_release(&here);
+	kf_device_release(&elsewhere);
+	kf_device_release(&other_here);
+	kf_device_release(&twin);
+}
+
+static void board_match__a_chip_id_board_is_never_matched_by_port(void **state)
+{
+	/* its pattern finds it in both modes: another chip at its port is
+	 * another board (two boards swapped) */
+	struct kf_board b = { .key = "octopus", .name = "octopus", .mcu = "stm32f446xx",
+			      .pattern = "usb-*_stm32f446xx_3A0039000851313433343333-if*",
+			      .flashable = true, .port = PORT_A };
+	struct kf_device swapped, own;
+
+	(void)state;
+	swapped = usb_device("usb-katapult_stm32f446xx_1F0028000B51363431363430-if00",
+			     "1d50", "6177", "katapult", "stm32f446xx",
+			     "1F0028000B51363431363430", "1.3");
+	own = usb_device("usb-Kalico_stm32f446xx_3A0039000851313433343333-if00", "1d50",
+			 "614e", "Kalico", "stm32f446xx", "3A0039000851313433343333", "1.1");
+	assert_false(kf_board_port_only(&b));
+	assert_int_equal(kf_board_match(&b, &swapped), KF_MATCH_NO);
+	assert_int_equal(kf_board_match(&b, &own), KF_MATCH_YES);
+	kf_device_release(&swapped);
+	kf_device_release(&own);
+}
+
 static void classify__cross_checks_name_with_usb_identity(void **state)
 {
 	struct kf_device d;
@@ -179,6 +382,11 @@ int main(void)
 		cmocka_unit_test(byid__non_klipper_and_malformed_names_are_other),
 		cmocka_unit_test(classify__cross_checks_name_with_usb_identity),
 		cmocka_unit_test(classify__probes_and_serial_chips_are_blocked_with_a_reason),
+		cmocka_unit_test(classify__usb_id_decides_whatever_the_manufacturer_string),
+		cmocka_unit_test(classify__probes_are_named_never_disagree),
+		cmocka_unit_test(serial_and_port__chip_ids_and_port_labels),
+		cmocka_unit_test(board_match__port_only_board_by_port_then_by_learned_serial),
+		cmocka_unit_test(board_match__a_chip_id_board_is_never_matched_by_port),
 		cmocka_unit_test(pattern__finds_the_board_in_both_modes_and_no_other),
 		cmocka_unit_test(overlap__same_board_overlaps_different_boards_do_not),
 	};

@@ -20,8 +20,9 @@ static void roundtrip__what_is_saved_loads_back_the_same(void **state)
 {
 	struct kf_registry a = KF_REGISTRY_INIT, b = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
-	struct kf_board board = { "octopus-pro", "Octopus Pro", "stm32h723xx",
-				  "usb-*_stm32h723xx_2800-if*", KF_METHOD_MAKE_FLASH, false };
+	struct kf_board board = { .key = "octopus-pro", .name = "Octopus Pro",
+				  .mcu = "stm32h723xx", .pattern = "usb-*_stm32h723xx_2800-if*",
+				  .method = KF_METHOD_MAKE_FLASH, .flashable = false };
 	char *doc, *doc2;
 
 	(void)state;
@@ -62,6 +63,38 @@ static void expect_bad(const char *doc, const char *msg_part)
 	kf_error_release(&e);
 }
 
+static void roundtrip__learned_port_and_katapult_serial_load_back(void **state)
+{
+	static const char old[] = "{\"schema\": 1, \"boards\": [{\"key\": \"lpc\", "
+		"\"name\": \"lpc\", \"mcu\": \"lpc1769\", "
+		"\"pattern\": \"usb-*_lpc1769_12345-if*\"}]}";
+	struct kf_registry a = KF_REGISTRY_INIT, b = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	char *doc;
+
+	(void)state;
+	/* a file from before these fields loads, and saves without them */
+	assert_int_equal(kf_registry_parse(REG, old, strlen(old), &a, &e), 0);
+	assert_null(a.boards[0].port);
+	assert_null(a.boards[0].katapult_serial);
+	doc = kf_registry_dump(&a);
+	assert_null(strstr(doc, "\"port\""));
+	assert_null(strstr(doc, "katapult_serial"));
+	free(doc);
+	a.boards[0].port = kf_xstrdup("platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4.5:1.0");
+	a.boards[0].katapult_serial = kf_xstrdup("3D0A1B2C4E5F60718293A4B5C6D7E8F9");
+	doc = kf_registry_dump(&a);
+	assert_int_equal(kf_registry_parse(REG, doc, strlen(doc), &b, &e), 0);
+	assert_string_equal(b.boards[0].port,
+			    "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4.5:1.0");
+	assert_string_equal(b.boards[0].katapult_serial, "3D0A1B2C4E5F60718293A4B5C6D7E8F9");
+	free(doc);
+	kf_registry_release(&a);
+	kf_registry_release(&b);
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"pattern\": \"p\", \"port\": 7}]}", "boards[0].port");
+}
+
 static void parse__corrupt_files_are_named_with_their_position(void **state)
 {
 	(void)state;
@@ -90,7 +123,8 @@ static void names__bad_names_are_refused_good_ones_slugged(void **state)
 {
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
-	struct kf_board b = { "octopus-pro", "Octopus Pro", "m", "p", 0, true };
+	struct kf_board b = { .key = "octopus-pro", .name = "Octopus Pro", .mcu = "m",
+			      .pattern = "p", .flashable = true };
 	char long_name[80], *k;
 
 	(void)state;
@@ -276,6 +310,46 @@ static void add__refusals_leave_the_registry_byte_for_byte(void **state)
 	free(after);
 }
 
+static void lpc_tty(struct fake_world *w, const char *node, const char *port)
+{
+	struct kf_ttydev *t;
+
+	fake_add_tty(w, node, "/dev/serial/by-id/usb-Klipper_lpc1769_12345-if00",
+		     "1d50", "614e", "Klipper", "12345");
+	t = &w->ttys[w->n_ttys - 1];
+	t->product = kf_xstrdup("lpc1769");
+	t->by_path = kf_asprintf("/dev/serial/by-path/platform-fd500000.pcie-pci-"
+				 "0000:01:00.0-usb-0:%s:1.0", port);
+}
+
+static void add__records_the_port_and_refuses_boards_it_cannot_tell_apart(void **state)
+{
+	struct fake_world *w = *state;
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	char *text;
+
+	lpc_tty(w, "/dev/ttyACM3", "1.4.5");
+	assert_int_equal(CLI(w, "add", "--name", "lpc", "--device", "/dev/ttyACM3"), 0);
+	text = registry_text(w);
+	assert_int_equal(kf_registry_parse(REG, text, strlen(text), &reg, &e), 0);
+	assert_string_equal(reg.boards[0].pattern, "usb-*_lpc1769_12345-if*");
+	assert_string_equal(reg.boards[0].port,
+			    "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4.5:1.0");
+	assert_null(reg.boards[0].katapult_serial);
+	kf_registry_release(&reg);
+	free(text);
+	/* a second board with Klipper's default serial: neither can be found
+	 * by name, so kflash registers neither */
+	assert_int_equal(CLI(w, "remove", "lpc"), 0);
+	lpc_tty(w, "/dev/ttyACM4", "1.4.6");
+	assert_int_equal(CLI(w, "add", "--name", "lpc", "--device", "/dev/ttyACM3"), 2);
+	text = registry_text(w);
+	assert_null(strstr(text, "lpc1769"));
+	free(text);
+	kf_error_release(&e);
+}
+
 static void corrupt_registry__is_reported_and_never_overwritten(void **state)
 {
 	struct fake_world *w = *state;
@@ -328,11 +402,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roundtrip__what_is_saved_loads_back_the_same),
+		cmocka_unit_test(roundtrip__learned_port_and_katapult_serial_load_back),
 		cmocka_unit_test(parse__corrupt_files_are_named_with_their_position),
 		cmocka_unit_test(names__bad_names_are_refused_good_ones_slugged),
 		cmocka_unit_test(settings__values_are_validated),
 		cmocka_unit_test_setup_teardown(add__registers_two_boards_with_the_same_mcu_apart, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(add__refusals_leave_the_registry_byte_for_byte, world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(add__records_the_port_and_refuses_boards_it_cannot_tell_apart, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(corrupt_registry__is_reported_and_never_overwritten, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(exclude_include_remove__change_only_that_board, world_setup, world_teardown),
 	};
