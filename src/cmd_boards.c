@@ -208,9 +208,9 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (maybe) {
 			char *port = kf_port_label(maybe->port);
 
-			kf_out_result(o, "  %-16s %s at its USB port %s may be it; kflash has "
-				      "not seen it in Katapult yet, so it will not flash it "
-				      "there", "", device_path(maybe), port);
+			kf_out_result(o, "  %-16s %s at its USB port %s may be it (not "
+				      "flashed before kflash has seen it go into Katapult)",
+				      "", device_path(maybe), port);
 			free(port);
 		}
 	}
@@ -463,11 +463,11 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 
 			kf_out_warn(ctx->out, "%s's USB serial (%s) is set in its firmware, "
 				    "not its chip id, so in Katapult it shows under another "
-				    "name. kflash follows it there by its USB port%s%s%s and "
-				    "learns that name on its first flash. Until then: if you "
-				    "move it to another USB port, run kflash add again "
-				    "(kflash remove %s first), and flash it while it runs "
-				    "Klipper", b.key, d->serial, port ? " (" : "",
+				    "name. kflash can match it there only by its USB port%s%s%s "
+				    "until its first flash, when it learns that name; until "
+				    "then, flash it while it runs Klipper, and if you move it "
+				    "to another USB port, run kflash add again (kflash remove "
+				    "%s first)", b.key, d->serial, port ? " (" : "",
 				    port ? port : "", port ? ")" : "", b.key);
 			free(port);
 		}
