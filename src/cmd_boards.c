@@ -438,7 +438,7 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *o = &reg->boards[i];
 
-		if (kf_pattern_matches(o->pattern, d) ||
+		if (kf_board_match(o, d) == KF_MATCH_YES ||
 		    kf_patterns_overlap(o->pattern, b.pattern)) {
 			kf_error_set(ctx->err, KF_EINPUT, "%s is already registered "
 				     "as '%s' (pattern %s)", d->name, o->name, o->pattern);
