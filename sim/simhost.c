@@ -861,8 +861,13 @@ static char *sim_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 		"E: ID_TYPE=generic\nE: ID_USB_INTERFACE_NUM=00\nE: ID_USB_DRIVER=%s\n"
 		"E: ID_MM_CANDIDATE=1\nE: TAGS=:systemd:\nE: CURRENT_TAGS=:systemd:\n"
 		"E: USEC_INITIALIZED=%lld\n"
-		"A: dev=%d:%d\n\n",
-		f->driver, (long long)sim_now_ms() * 1000, major, minor);
+		"A: dev=%d:%d\n"
+		/* the kernel's link from a tty to the device it hangs off (the
+		 * interface, or usb-serial's port): Klipper's flash_usb.py
+		 * reads the USB device's ids and busnum/devnum beside it */
+		"L: device=../../../%s\n\n",
+		f->driver, (long long)sim_now_ms() * 1000, major, minor,
+		acm ? strrchr(intf, '/') + 1 : b->tty);
 
 	/* remember what to take away again, children first */
 	b->usb_syspath = usb;
@@ -1085,6 +1090,28 @@ static void sim_image_stat(const struct sim_hboard *b, struct stat *st)
 		memset(st, 0, sizeof(*st));
 }
 
+/* A udev link also names the tty for umockdev's ioctl routing: the preload
+ * looks up $UMOCKDEV_DIR/ioctl/<the path as opened>, so without this a tool
+ * that opens a by-path or by-id link (flash_usb.py hands one to Katapult's
+ * flashtool) would miss the board's handler, which on a real host is the
+ * same tty. ADD false takes the alias away again. */
+static void sim_ioctl_alias(struct sim_host *h, const char *link, const char *tty, bool add)
+{
+	char *alias = g_build_filename(h->root, "ioctl", "dev", link, NULL);
+	char *target = g_build_filename(h->root, "ioctl", "dev", tty, NULL);
+	char *dir = g_path_get_dirname(alias);
+
+	(void)unlink(alias);
+	if (add) {
+		(void)sim_mkdirs(dir);
+		if (symlink(target, alias) < 0)
+			sim_debug("ioctl alias %s: %s", link, strerror(errno));
+	}
+	g_free(alias);
+	g_free(target);
+	g_free(dir);
+}
+
 /* Enumerate board B in MODE. Returns 0 or -errno; on failure nothing of it is left.
  *
  * umockdev 0.17's add_from_string() sends the "add" uevents itself, parents
@@ -1164,6 +1191,7 @@ static int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
 		(void)unlink(link);
 		if (symlink(target, link) < 0)
 			sim_log("%s: cannot link /dev/%s: %s", b->fx.name, b->links[i], strerror(errno));
+		sim_ioctl_alias(h, b->links[i], b->tty, true);
 		g_free(link);
 		g_free(dir);
 		g_free(target);
@@ -1250,6 +1278,7 @@ static void sim_unplug_files(struct sim_hboard *b)
 		p = g_build_filename(h->root, "dev", b->links[i], NULL);
 		(void)unlink(p);
 		g_free(p);
+		sim_ioctl_alias(h, b->links[i], b->tty, false);
 	}
 	/* udev removes directories it emptied */
 	sim_rmdir_empty(h, "serial/by-id");

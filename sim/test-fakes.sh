@@ -759,6 +759,9 @@ test_flashtool() {
 
 test_simhost() {
 	local rc m bin=$WORK/out/octopus/klipper.bin board=$ROOT/fixtures/boards/octopus-f446.board
+	# the copied checkout's lib/katapult/flashtool.py runs the fake Katapult's
+	local KFLASH_SIM_FAKES=$FAKES
+	export KFLASH_SIM_FAKES
 	if [ ! -x "$SIMHOST" ] || [ ! -f "$board" ]; then
 		skip "USB flows under umockdev ($SIMHOST is not built: make build/kflash-simhost)"
 		return
@@ -783,9 +786,10 @@ test_simhost() {
 		make -C "$K" KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" flash \
 		FLASH_DEVICE=/dev/ttyACM0 >"$WORK/host.out" 2>"$WORK/host.err"
 	rc=$?
-	check "make flash on a USB board: 1200 baud, Katapult found, lib/canboot/flash_can.py flashes it" \
+	check "make flash on a USB board: 1200 baud, Katapult found, lib/katapult/flashtool.py flashes it" \
 		eval '[ $rc = 0 ] && grep -q "^Entering bootloader on /dev/ttyACM0" "$WORK/host.err" &&
-		      grep -qx "Flash Success" "$WORK/host.out" && has_event "$m" "flash_usb found 1d50:6177$" &&
+		      grep -q "lib/katapult/flashtool.py -d /dev/serial/by-path/" "$WORK/host.err" &&
+		      grep -qx "Programming Complete" "$WORK/host.out" && has_event "$m" "flash_usb found 1d50:6177$" &&
 		      has_event "$m" "flash_usb exit 0$"'
 	"$PY" - "$bin" "$WORK/images2" <<'EOF'
 import os, sys
@@ -794,6 +798,28 @@ imgs = [os.path.join(sys.argv[2], f) for f in os.listdir(sys.argv[2])]
 sys.exit(0 if any(open(p, 'rb').read()[:len(fw)] == fw for p in imgs) else 1)
 EOF
 	check "make flash on a USB board: the board holds the firmware" [ $? = 0 ]
+
+	# a board that ignores the request (no Katapult): dfu-util, which this
+	# host lacks; through sudo Klipper's help text, with NOSUDO a traceback
+	m=$(mark)
+	timeout 60 "$SIMHOST" --events "$KFLASH_SIM_EVENTS" --image-dir "$WORK/images3" \
+		--board "$board,fault=no-bootloader" -- \
+		make -C "$K" KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" flash \
+		FLASH_DEVICE=/dev/ttyACM0 >"$WORK/host.out" 2>"$WORK/host.err"
+	rc=$?
+	check "make flash, no Katapult, sudo: 'sudo: dfu-util: command not found', Klipper's help, make exits 2" \
+		eval '[ $rc = 2 ] && grep -qx "sudo: dfu-util: command not found" "$WORK/host.err" &&
+		      grep -q "^Failed to flash to /dev/ttyACM0: Error running dfu-util" "$WORK/host.err" &&
+		      grep -q "Error 255$" "$WORK/host.err" && has_event "$m" "flash_usb found 1d50:614e$"'
+	m=$(mark)
+	timeout 60 "$SIMHOST" --events "$KFLASH_SIM_EVENTS" --image-dir "$WORK/images3" \
+		--board "$board,fault=no-bootloader" -- \
+		make -C "$K" KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" flash \
+		FLASH_DEVICE=/dev/ttyACM0 NOSUDO=1 >"$WORK/host.out" 2>"$WORK/host.err"
+	rc=$?
+	check "make flash NOSUDO=1: dfu-util run without sudo, python's FileNotFoundError, make exits 2 (Error 1)" \
+		eval '[ $rc = 2 ] && grep -qx "FileNotFoundError: \[Errno 2\] No such file or directory: .dfu-util." "$WORK/host.err" &&
+		      grep -q "Error 1$" "$WORK/host.err" && ! has_event "$m" "sudo "'
 }
 
 SECONDS=0

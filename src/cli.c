@@ -48,7 +48,7 @@ const struct kf_command kf_commands[] = {
 	  "  --rebuild         make clean and build even when up to date\n"
 	  "  --dry-run         print every command it would run; change nothing\n",
 	  kf_cmd_flash },
-	{ "doctor", "", "check this host: paths, sudo, pyserial, Moonraker", "",
+	{ "doctor", "", "check this host: paths, sudo, tools, Moonraker", "",
 	  kf_cmd_doctor },
 	{ "settings", "[KEY [VALUE]]", "show or change settings",
 	  "Keys: klipper_dir katapult_dir python service (auto, or a unit)\n"

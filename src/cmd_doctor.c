@@ -8,6 +8,7 @@
 #include "kflash/build.h"
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
+#include "kflash/flash.h"
 #include "kflash/flow.h"
 #include "kflash/instances.h"
 #include "kflash/moonraker.h"
@@ -22,11 +23,31 @@ struct doctor {
 	bool utf8;
 };
 
+enum verdict { V_OK, V_FAIL, V_WARN };
+
+static void verdict(struct doctor *d, enum verdict v, const char *what, const char *fixs)
+{
+	static const char *const ascii[] = { "ok", "FAIL", "warn" };
+	static const char *const utf8[] = { "✓", "✗", "!" };
+	static const char *const colour[] = { "\033[32m", "\033[31m", "\033[33m" };
+	const char *mark = d->utf8 ? utf8[v] : ascii[v];
+
+	if (d->ctx->out->out_colour)
+		kf_out_result(d->ctx->out, "%s%s\033[0m %s", colour[v], mark, what);
+	else
+		kf_out_result(d->ctx->out, "%s %s", mark, what);
+	if (v != V_OK && fixs)
+		kf_out_result(d->ctx->out, "    fix: %s", fixs);
+	json_array_append_new(d->checks, json_pack("{s:s, s:b, s:b, s:s?}", "check", what,
+						   "ok", v == V_OK, "warning", v == V_WARN,
+						   "fix", v == V_OK ? NULL : fixs));
+	d->failed += v == V_FAIL;
+}
+
 static void report(struct doctor *d, bool ok, const char *what, const char *fix,
 		   ...) __attribute__((format(printf, 4, 5)));
 static void report(struct doctor *d, bool ok, const char *what, const char *fix, ...)
 {
-	const char *mark = ok ? (d->utf8 ? "✓" : "ok") : (d->utf8 ? "✗" : "FAIL");
 	char *fixs = NULL;
 	va_list ap;
 
@@ -35,16 +56,24 @@ static void report(struct doctor *d, bool ok, const char *what, const char *fix,
 		fixs = kf_vasprintf(fix, ap);
 		va_end(ap);
 	}
-	if (d->ctx->out->out_colour)
-		kf_out_result(d->ctx->out, "%s%s\033[0m %s", ok ? "\033[32m" : "\033[31m",
-			      mark, what);
-	else
-		kf_out_result(d->ctx->out, "%s %s", mark, what);
-	if (!ok && fixs)
-		kf_out_result(d->ctx->out, "    fix: %s", fixs);
-	json_array_append_new(d->checks, json_pack("{s:s, s:b, s:s?}", "check", what,
-						   "ok", ok, "fix", ok ? NULL : fixs));
-	d->failed += !ok;
+	verdict(d, ok ? V_OK : V_FAIL, what, fixs);
+	free(fixs);
+}
+
+/* A check that fails only as a warning: what it finds matters in a case
+ * that may never come (make flash as a fallback). */
+static void report_or_warn(struct doctor *d, bool ok, bool warn_only, const char *what,
+			   const char *fix, ...) __attribute__((format(printf, 5, 6)));
+static void report_or_warn(struct doctor *d, bool ok, bool warn_only, const char *what,
+			   const char *fix, ...)
+{
+	char *fixs;
+	va_list ap;
+
+	va_start(ap, fix);
+	fixs = kf_vasprintf(fix, ap);
+	va_end(ap);
+	verdict(d, ok ? V_OK : warn_only ? V_WARN : V_FAIL, what, fixs);
 	free(fixs);
 }
 
@@ -139,6 +168,86 @@ static void printers(struct doctor *d, const struct kf_settings *s, int tmo)
 	kf_instances_release(&is);
 }
 
+/* How argv ran (EXEC_FAILED when it is not installed); output unseen. */
+static struct kf_exit run_check(struct kf_ctx *ctx, const char *const *argv)
+{
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_NULL,
+				    .out = KF_STDIO_NULL };
+	struct kf_run_opts o = { .timeout_ms = 15000 };
+	struct kf_exit ex;
+
+	if (kf_proc_run(ctx->ops, &req, &o, &ex) < 0)
+		ex.kind = KF_EXIT_EXEC_FAILED;
+	return ex;
+}
+
+/* The boards (comma-separated keys) whose make flash may run tool: by
+ * their own method (then *ret_own is set) or as the fallback. NULL when
+ * none. malloc'd. */
+static char *boards_needing(const struct kf_registry *reg, const char *tool, bool *ret_own)
+{
+	struct kf_buf keys = KF_BUF_INIT;
+	size_t i;
+
+	*ret_own = false;
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *b = &reg->boards[i];
+		const char *t = kf_make_flash_sudo_tool(b->mcu, NULL);
+		bool own = kf_board_method(b, &reg->settings) == KF_METHOD_MAKE_FLASH;
+
+		if (!b->flashable || !t || strcmp(t, tool) != 0 || !(own || reg->settings.fallback))
+			continue;
+		*ret_own |= own;
+		kf_buf_addf(&keys, "%s%s", keys.len ? ", " : "", b->key);
+	}
+	return keys.data;
+}
+
+/* What Klipper's make flash needs for the registered boards' MCUs:
+ * dfu-util (stm32, lpc176x boards that do not come back as Katapult),
+ * the libusb headers rp2040_flash is compiled with, and sudo for them. */
+static void check_make_flash(struct doctor *d, const struct kf_registry *reg)
+{
+	static const char *const dfu_version[] = { "dfu-util", "--version", NULL };
+	static const char *const dfu_sudo[] = { "sudo", "-n", "-l", "dfu-util", NULL };
+	static const char *const libusb[] = { "pkg-config", "--exists", "libusb-1.0", NULL };
+	struct kf_exit ex;
+	char *keys, *what, *line;
+	bool own;
+
+	/* only a board's own method fails the check; for a fallback the
+	 * board may well come back as Katapult and need none of it */
+	if ((keys = boards_needing(reg, "dfu-util", &own))) {
+		ex = run_check(d->ctx, dfu_version);
+		what = kf_asprintf("dfu-util is installed (make flash of %s)", keys);
+		report_or_warn(d, ex.kind == KF_EXIT_EXITED, !own, what,
+			       "sudo apt-get install dfu-util");
+		free(what);
+		/* sudo can only be asked about a program that is there */
+		if (ex.kind == KF_EXIT_EXITED) {
+			ex = run_check(d->ctx, dfu_sudo);
+			what = kf_asprintf("sudo runs dfu-util without a password (make "
+					   "flash of %s)", keys);
+			line = kf_sudoers_tool_line(reg->settings.klipper_dir, "dfu-util");
+			report_or_warn(d, kf_exit_ok(&ex), !own, what, "sudo visudo -f "
+				       "/etc/sudoers.d/kflash and add: %s (without it make "
+				       "flash runs dfu-util as this user, NOSUDO=1)", line);
+			free(line);
+			free(what);
+		}
+		free(keys);
+	}
+	if ((keys = boards_needing(reg, "lib/rp2040_flash/rp2040_flash", &own))) {
+		/* what Klipper's lib/rp2040_flash/Makefile compiles with */
+		ex = run_check(d->ctx, libusb);
+		what = kf_asprintf("libusb headers for rp2040_flash (make flash of %s)", keys);
+		report_or_warn(d, kf_exit_ok(&ex), !own, what, "sudo apt-get install "
+			       "libusb-1.0-0-dev pkg-config");
+		free(what);
+		free(keys);
+	}
+}
+
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
 	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
@@ -178,6 +287,8 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	report(&d, python_has_pyserial(ctx, s->python), "python has pyserial",
 	       "sudo apt-get install python3-serial (or kflash settings python "
 	       "/usr/bin/python3)");
+
+	check_make_flash(&d, &reg);
 
 	report(&d, kf_os_in_group(ctx->ops, "dialout") == 1, "user is in the dialout group (serial ports)",
 	       "sudo usermod -aG dialout $USER, then log in again");

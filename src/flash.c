@@ -1,6 +1,7 @@
 /* flash.c - run flashtool.py and make flash, and tell their failures apart. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kflash/build.h"
@@ -176,6 +177,8 @@ void kf_tool_run_release(struct kf_tool_run *t)
 {
 	kf_buf_release(&t->output);
 	free(t->command);
+	free(t->cause);
+	free(t->tool);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -207,6 +210,23 @@ char **kf_make_flash_argv(const char *kdir, const char *config, const char *out,
 	char **argv = kf_make_argv(kdir, config, out, "flash", dev);
 
 	free(dev);
+	return argv;
+}
+
+/* The same, with NOSUDO=1 appended when asked. */
+static char **make_flash_argv(const char *kdir, const char *config, const char *out,
+			      const char *node, bool nosudo)
+{
+	char **argv = kf_make_flash_argv(kdir, config, out, node);
+	size_t n = 0;
+
+	if (!nosudo)
+		return argv;
+	while (argv[n])
+		n++;
+	argv = kf_xrealloc(argv, (n + 2) * sizeof(*argv));
+	argv[n] = kf_xstrdup("NOSUDO=1");
+	argv[n + 1] = NULL;
 	return argv;
 }
 
@@ -255,31 +275,436 @@ int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s, const char *no
 	return 0;
 }
 
-int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *kdir,
-		  const char *config, const char *out, const char *node,
-		  struct kf_tool_run *t)
+/* ---- make flash ------------------------------------------------------------- */
+
+static bool starts(const char *s, const char *prefix)
 {
-	char **argv = kf_make_flash_argv(kdir, config, out, node);
+	return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+const char *kf_make_flash_sudo_tool(const char *mcu, const char *app_start)
+{
+	unsigned long start = app_start ? strtoul(app_start, NULL, 0) : 0;
+
+	if (!mcu)
+		return NULL;
+	/* flash_usb.py's MCUTYPES: the HID bootloader sits below these */
+	if (starts(mcu, "stm32f103") && start == 0x8000800)
+		return "lib/hidflash/hid-flash";
+	if (starts(mcu, "stm32") && start == 0x8004000 && !starts(mcu, "stm32f103"))
+		return "lib/hidflash/hid-flash";
+	if (starts(mcu, "stm32") || starts(mcu, "lpc176"))
+		return "dfu-util";
+	if (starts(mcu, "rp2"))
+		return "lib/rp2040_flash/rp2040_flash";
+	return NULL;
+}
+
+/* sudo -n -l CMD: exit 0 when CMD would run without a password; never a
+ * prompt (-n). Its words tell "password" from "no such command". */
+static enum kf_sudo_answer sudo_check(struct kf_ctx *ctx, const char *cmd,
+				      struct kf_exit *ex)
+{
+	const char *argv[] = { "sudo", "-n", "-l", cmd, NULL };
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_NULL,
+				    .out = KF_STDIO_CAPTURE };
+	struct kf_buf out = KF_BUF_INIT;
+	struct kf_run_opts o = { .timeout_ms = 15000, .capture = &out };
+	enum kf_sudo_answer a = KF_SUDO_UNKNOWN;
+
+	if (kf_proc_run(ctx->ops, &req, &o, ex) < 0) {
+		memset(ex, 0, sizeof(*ex));
+		ex->kind = KF_EXIT_EXEC_FAILED;
+	}
+	if (ex->kind == KF_EXIT_EXEC_FAILED)
+		a = KF_SUDO_NO_SUDO;
+	else if (kf_exit_ok(ex))
+		a = KF_SUDO_OK;
+	else if (has(out.data, "command not found"))
+		a = KF_SUDO_NO_TOOL;
+	else if (has(out.data, "password is required") || has(out.data, "a terminal is required"))
+		a = KF_SUDO_PASSWORD;
+	kf_buf_release(&out);
+	return a;
+}
+
+/* The tool as sudo would be asked about it: relative ones live in the
+ * Klipper checkout. malloc'd. */
+static char *tool_path(const char *kdir, const char *tool)
+{
+	return strchr(tool, '/') ? kf_asprintf("%s/%s", kdir, tool) : kf_xstrdup(tool);
+}
+
+int kf_make_flash_plan(struct kf_ctx *ctx, const char *kdir, const struct kf_kconfig *cfg,
+		       struct kf_make_flash_plan *p)
+{
+	enum kf_file_kind k = KF_FILE_NONE;
+	char *path;
+
+	memset(p, 0, sizeof(*p));
+	p->sudo_tool = kf_make_flash_sudo_tool(kf_kconfig_get(cfg, "CONFIG_MCU"),
+		kf_kconfig_get(cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"));
+	if (!p->sudo_tool)
+		return 0;
+	path = tool_path(kdir, p->sudo_tool);
+	/* make flash builds rp2040_flash and hid-flash first: before that
+	 * sudo can only say whether it runs anything without a password */
+	if (strchr(p->sudo_tool, '/') &&
+	    (kf_os_file_kind(ctx->ops, path, &k, NULL) < 0 || k != KF_FILE_REG)) {
+		free(path);
+		path = kf_xstrdup("true");
+	}
+	p->sudo = sudo_check(ctx, path, &p->check_exit);
+	free(path);
+	if (p->check_exit.kind == KF_EXIT_INTERRUPTED)
+		return KF_EINTERRUPTED;
+	/* a sudo that would prompt must never run: flash_usb.py runs the
+	 * tool itself then, and a tool that needs root fails at once */
+	p->nosudo = p->sudo != KF_SUDO_OK;
+	return 0;
+}
+
+char *kf_sudoers_tool_line(const char *kdir, const char *tool)
+{
+	const char *user = getenv("USER");
+	char *path = strcmp(tool, "dfu-util") == 0 ? kf_xstrdup("/usr/bin/dfu-util")
+						   : tool_path(kdir, tool);
+	char *line = kf_asprintf("%s ALL=(root) NOPASSWD: %s", user && *user ? user : "pi",
+				 path);
+
+	free(path);
+	return line;
+}
+
+/* The package that provides a tool flash_usb.py or make flash runs. */
+static const char *tool_package(const char *tool)
+{
+	if (strcmp(tool, "dfu-util") == 0 || strcmp(tool, "avrdude") == 0 ||
+	    strcmp(tool, "stm32flash") == 0)
+		return tool;
+	if (strcmp(tool, "hid-flash") == 0 || strcmp(tool, "rp2040_flash") == 0)
+		return "libusb-1.0-0-dev pkg-config";
+	return NULL;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *b = strrchr(p, '/');
+
+	return b ? b + 1 : p;
+}
+
+int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
+			    const struct kf_kconfig *cfg, const char *board, bool primary,
+			    struct kf_error *e)
+{
+	struct kf_make_flash_plan p;
+	const char *pkg;
+	char *line;
+	int r;
+
+	r = kf_make_flash_plan(ctx, kdir, cfg, &p);
+	if (r < 0)
+		return kf_error_set(e, r, "interrupted while asking sudo about %s",
+				    p.sudo_tool);
+	if (!p.sudo_tool || p.sudo == KF_SUDO_OK || p.sudo == KF_SUDO_NO_SUDO)
+		return 0;
+	if (!primary || ctx->force || (p.sudo != KF_SUDO_PASSWORD && p.sudo != KF_SUDO_NO_TOOL)) {
+		kf_out_verbose(ctx->out, "%s: make flash will run with NOSUDO=1: sudo "
+			       "cannot run %s without a password", board, p.sudo_tool);
+		return 0;
+	}
+	pkg = tool_package(base_name(p.sudo_tool));
+	if (p.sudo == KF_SUDO_NO_TOOL) {
+		kf_error_set(e, KF_EREFUSED, "make flash of %s needs %s when the board "
+			     "does not come back as Katapult, and %s is not installed; "
+			     "nothing was stopped", board, p.sudo_tool, p.sudo_tool);
+		kf_error_step(e, "sudo apt-get install %s", pkg ? pkg : p.sudo_tool);
+		kf_error_step(e, "or, if the board has Katapult: kflash --force flash %s",
+			      board);
+		return KF_EREFUSED;
+	}
+	line = kf_sudoers_tool_line(kdir, p.sudo_tool);
+	kf_error_set(e, KF_EREFUSED, "make flash of %s runs 'sudo %s', and sudo would "
+		     "ask for a password; kflash never waits at a password prompt with "
+		     "Klipper stopped", board, p.sudo_tool);
+	kf_error_cause(e, "this user may not run %s through sudo without a password",
+		       p.sudo_tool);
+	kf_error_step(e, "sudo visudo -f /etc/sudoers.d/kflash");
+	kf_error_step(e, "add: %s", line);
+	kf_error_step(e, "or run it as this user (NOSUDO=1), e.g. when a udev rule "
+		      "gives you the board's bootloader: kflash --force flash %s", board);
+	free(line);
+	return KF_EREFUSED;
+}
+
+/* The whole line of out around pos, trimmed. malloc'd. */
+static char *line_at(const char *out, const char *pos)
+{
+	const char *b = pos, *e = pos + strcspn(pos, "\n");
+
+	while (b > out && b[-1] != '\n')
+		b--;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\r'))
+		e--;
+	while (*b == ' ' && b < e)
+		b++;
+	return kf_xstrndup(b, (size_t)(e - b));
+}
+
+/* The line of out that holds s, or NULL. */
+static char *line_with(const char *out, const char *s)
+{
+	const char *p = out ? strstr(out, s) : NULL;
+
+	return p ? line_at(out, p) : NULL;
+}
+
+/* The program named in a "not found" message, by each way of saying it:
+ * sudo's, python's when flash_usb.py ran it itself, the shell's and
+ * make's own when it ran a recipe. Its base name, malloc'd, with the line
+ * in *ret_line; or NULL. */
+static char *missing_tool(const char *out, char **ret_line)
+{
+	static const struct { const char *before, *after; } says[] = {
+		{ "sudo: ", ": command not found" },
+		{ "No such file or directory: '", "'" },
+		{ ": 1: ", ": not found" },
+		{ "make: ", ": No such file or directory" },
+	};
+	size_t i;
+
+	for (i = 0; out && i < sizeof(says) / sizeof(says[0]); i++) {
+		const char *p = out;
+
+		while ((p = strstr(p, says[i].before))) {
+			const char *name = p + strlen(says[i].before);
+			size_t n = strcspn(name, "'\n: ");
+			char *path;
+			char *tool;
+
+			p = name;
+			if (!n || !starts(name + n, says[i].after))
+				continue;
+			path = kf_xstrndup(name, n);
+			tool = kf_xstrdup(base_name(path));
+			free(path);
+			*ret_line = line_at(out, name);
+			return tool;
+		}
+	}
+	return NULL;
+}
+
+/* The line that best says why, when no class knows: flash_usb.py's own
+ * "Failed to flash" summary, else the last line that is not make's. */
+static char *telling_line(const char *out)
+{
+	const char *p, *e, *best = NULL;
+	size_t best_n = 0;
+	char *l = line_with(out, "Failed to flash to ");
+
+	if (l || !out)
+		return l;
+	for (p = out; *p; p = *e ? e + 1 : e) {
+		e = p + strcspn(p, "\n");
+		if (e > p && !starts(p, "make: ") && !starts(p, "make[") && *p != ' ') {
+			best = p;
+			best_n = (size_t)(e - p);
+		}
+	}
+	return best ? kf_xstrndup(best, best_n) : NULL;
+}
+
+static void set_class(struct kf_tool_run *t, enum kf_flash_class c, char *cause,
+		      const char *tool)
+{
+	t->cls = c;
+	free(t->cause);
+	t->cause = cause;
+	if (tool && !t->tool)
+		t->tool = kf_xstrdup(tool);
+}
+
+void kf_make_flash_classify(const char *out, const struct kf_exit *ex, struct kf_tool_run *t)
+{
+	char *line = NULL, *tool;
+
+	/* "Entering bootloader" comes after the DTR raise worked: the board
+	 * was asked to leave Klipper (and on a bare pty it never shows) */
+	t->bootloader = has(out, "Entering bootloader on ");
+	switch (ex->kind) {
+	case KF_EXIT_INTERRUPTED:
+		return set_class(t, KF_FLASH_INTERRUPTED, NULL, NULL);
+	case KF_EXIT_TIMED_OUT:
+		return set_class(t, KF_FLASH_TIMED_OUT, telling_line(out), NULL);
+	case KF_EXIT_EXEC_FAILED:
+		return set_class(t, KF_FLASH_NOT_STARTED, kf_xstrdup(strerror(ex->err)),
+				 "make");
+	default:
+		break;
+	}
+	if ((line = line_with(out, "libusb.h: No such file")) ||
+	    (line = line_with(out, "Package libusb-1.0 was not found")))
+		return set_class(t, KF_FLASH_NEEDS_LIBUSB, line, "rp2040_flash");
+	tool = missing_tool(out, &line);
+	if (tool) {
+		/* hid-flash is skipped, not failed, without libusb */
+		if (strcmp(tool, "hid-flash") == 0 && has(out, "hid-flash requires libusb"))
+			set_class(t, KF_FLASH_NEEDS_LIBUSB, line, tool);
+		else
+			set_class(t, KF_FLASH_TOOL_MISSING, line, tool);
+		free(tool);
+		return;
+	}
+	if ((line = line_with(out, "a password is required")) ||
+	    (line = line_with(out, "a terminal is required to read the password")) ||
+	    (line = line_with(out, "no tty present")))
+		return set_class(t, KF_FLASH_SUDO_PASSWORD, line, NULL);
+	if ((line = line_with(out, "USB flashing is not supported")))
+		return set_class(t, KF_FLASH_UNSUPPORTED, line, NULL);
+	if ((line = line_with(out, "LIBUSB_ERROR_ACCESS")) ||
+	    (line = line_with(out, "Permission denied")))
+		return set_class(t, KF_FLASH_NO_PERMISSION, line,
+				 has(line, "dfu-util") || has(line, "DFU") ? "dfu-util" : NULL);
+	/* rp2040_flash exits 0 after this: nothing was written */
+	if ((line = line_with(out, "No rp2040 in BOOTSEL mode was found")) ||
+	    (line = line_with(out, "No DFU capable USB device")))
+		return set_class(t, KF_FLASH_NO_DEVICE, line, NULL);
+	if ((line = line_with(out, "pyserial module is required")))
+		return set_class(t, KF_FLASH_NO_PYSERIAL, line, NULL);
+	if (has(out, "lib/katapult/flashtool.py") && !kf_exit_ok(ex)) {
+		/* flash_usb.py found Katapult and its flashtool failed */
+		struct kf_exit ft = { .kind = KF_EXIT_EXITED, .code = 1 };
+		enum kf_flash_class c = kf_flashtool_classify(out, &ft);
+
+		if (c != KF_FLASH_FAILED)
+			return set_class(t, c, tail(out, 6), NULL);
+	}
+	if (kf_exit_ok(ex))
+		return set_class(t, KF_FLASH_OK, NULL, NULL);
+	set_class(t, KF_FLASH_FAILED, telling_line(out), NULL);
+}
+
+int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *kdir,
+		  const char *config, const struct kf_kconfig *cfg, const char *out,
+		  const char *node, struct kf_tool_run *t)
+{
+	struct kf_make_flash_plan p;
+	char **argv;
 	int r;
 
 	memset(t, 0, sizeof(*t));
+	if (kf_make_flash_plan(ctx, kdir, cfg, &p) < 0) {
+		/* the signal came while sudo was asked: make never ran */
+		t->exit = p.check_exit;
+		t->cls = KF_FLASH_INTERRUPTED;
+		kf_buf_add(&t->output, "", 0);
+		return 0;
+	}
+	t->nosudo = p.nosudo;
+	t->sudo_tool = p.sudo_tool;
+	if (p.nosudo)
+		kf_out_verbose(ctx->out, "sudo would not run %s without a password; "
+			       "make flash runs with NOSUDO=1", p.sudo_tool);
+	argv = make_flash_argv(kdir, config, out, node, p.nosudo);
 	r = run_tool(ctx, argv, s->timeout_flash, t);
 	kf_argv_free(argv);
 	if (r < 0)
 		return r;
-	switch (t->exit.kind) {
-	case KF_EXIT_INTERRUPTED:
-		t->cls = KF_FLASH_INTERRUPTED;
+	kf_make_flash_classify(t->output.data, &t->exit, t);
+	return 0;
+}
+
+int kf_make_flash_error(struct kf_error *e, const struct kf_tool_run *t, const char *board,
+			const struct kf_settings *s)
+{
+	const char *tool = t->tool ? t->tool : t->sudo_tool ? base_name(t->sudo_tool) : "the tool";
+	const char *pkg = tool_package(tool);
+	const char *where = t->bootloader && t->cls != KF_FLASH_INTERRUPTED
+		? "; the board was asked into its bootloader and may still be there" : "";
+	char how[96], *line;
+
+	kf_exit_describe(&t->exit, how, sizeof(how));
+	switch (t->cls) {
+	case KF_FLASH_TOOL_MISSING:
+		kf_error_set(e, KF_EFAILED, "make flash of %s failed: %s is not installed%s",
+			     board, tool, where);
+		if (pkg)
+			kf_error_step(e, "sudo apt-get install %s", pkg);
+		else
+			kf_error_step(e, "install %s (kflash doctor lists what make flash "
+				      "needs)", tool);
 		break;
-	case KF_EXIT_TIMED_OUT:
-		t->cls = KF_FLASH_TIMED_OUT;
+	case KF_FLASH_NEEDS_LIBUSB:
+		kf_error_set(e, KF_EFAILED, "make flash of %s could not build %s: the "
+			     "libusb headers are missing%s", board, tool, where);
+		kf_error_step(e, "sudo apt-get install libusb-1.0-0-dev pkg-config");
 		break;
-	case KF_EXIT_EXEC_FAILED:
-		t->cls = KF_FLASH_NOT_STARTED;
+	case KF_FLASH_SUDO_PASSWORD:
+		line = kf_sudoers_tool_line("~/klipper", t->sudo_tool ? t->sudo_tool : tool);
+		kf_error_set(e, KF_EFAILED, "make flash of %s stopped at sudo, which wanted "
+			     "a password%s", board, where);
+		kf_error_step(e, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", line);
+		free(line);
 		break;
+	case KF_FLASH_NO_PERMISSION:
+		kf_error_set(e, KF_EFAILED, "make flash of %s failed: %s may not open the "
+			     "board's USB device as this user%s", board, tool, where);
+		if (t->nosudo) {
+			line = kf_sudoers_tool_line("~/klipper", t->sudo_tool ? t->sudo_tool : tool);
+			kf_error_step(e, "kflash ran make flash with NOSUDO=1 because sudo "
+				      "would have asked for a password; let it run %s: sudo "
+				      "visudo -f /etc/sudoers.d/kflash and add: %s", tool, line);
+			free(line);
+		}
+		break;
+	case KF_FLASH_NO_DEVICE:
+		kf_error_set(e, KF_EFAILED, "make flash of %s found no board in its "
+			     "bootloader; nothing was written", board);
+		kf_error_step(e, "check that the board entered its bootloader (kflash "
+			      "list; lsusb), or press its boot button and reset");
+		break;
+	case KF_FLASH_UNSUPPORTED:
+		kf_error_set(e, KF_EFAILED, "make flash cannot flash the MCU of %s over "
+			     "USB", board);
+		kf_error_step(e, "flash it with Katapult: kflash flash %s -s --method "
+			      "katapult", board);
+		break;
+	case KF_FLASH_TIMED_OUT:
+		kf_error_set(e, KF_EFAILED, "make flash of %s timed out after %d s and was "
+			     "stopped%s", board, s->timeout_flash, where);
+		kf_error_step(e, "kflash settings timeout.flash %d", s->timeout_flash * 2);
+		break;
+	case KF_FLASH_INTERRUPTED:
+		kf_error_set(e, KF_EINTERRUPTED, "make flash of %s was interrupted; the "
+			     "board may need flashing again", board);
+		break;
+	case KF_FLASH_NOT_STARTED:
+		kf_error_set(e, KF_EFAILED, "make flash of %s could not be started", board);
+		kf_error_step(e, "sudo apt-get install make");
+		break;
+	case KF_FLASH_IN_USE: case KF_FLASH_NO_ANSWER: case KF_FLASH_WRITE_ERROR:
+	case KF_FLASH_MCU_MISMATCH: case KF_FLASH_NO_PYSERIAL: case KF_FLASH_NOT_KATAPULT:
+	case KF_FLASH_NO_COMPLETE:
+		/* make flash found Katapult and ran its flashtool */
+		kf_flash_error(e, t->cls, board, t->output.data, t->command, s);
+		if (t->cls == KF_FLASH_NO_PYSERIAL && t->cause)
+			kf_error_cause(e, "%s", t->cause);
+		return e->code;
 	default:
-		t->cls = kf_exit_ok(&t->exit) ? KF_FLASH_OK : KF_FLASH_FAILED;
+		kf_error_set(e, KF_EFAILED, "make flash of %s %s%s", board, how, where);
 		break;
 	}
-	return 0;
+	if (t->cause)
+		kf_error_cause(e, "%s", t->cause);
+	if (t->bootloader && t->cls != KF_FLASH_INTERRUPTED)
+		kf_error_step(e, "until it is flashed, power-cycle the board (or press "
+			      "reset) so it runs Klipper again; kflash list shows it");
+	kf_error_step(e, "kflash flash %s -s --method make-flash", board);
+	kf_error_step(e, "kflash -v flash %s -s --method make-flash   (shows make's "
+		      "whole output)", board);
+	if (t->command)
+		kf_error_command(e, "%s", t->command);
+	return e->code;
 }

@@ -1043,38 +1043,17 @@ static int flash_make(struct flow *f, struct job *j)
 	j->ev_mark = f->n_seen;
 	kf_out_phase(f->ctx->out, KF_PHASE_FLASH, "%s: flashing via make flash on %s",
 		     j->b->key, j->by_id);
-	r = kf_make_flash(f->ctx, f->s, f->kdir, j->cfg_path, j->build.build_dir,
+	/* never lets flash_usb.py's sudo ask for a password (flash.h) */
+	r = kf_make_flash(f->ctx, f->s, f->kdir, j->cfg_path, &j->cfg, j->build.build_dir,
 			  j->devnode, &t);
 	if (r < 0) {
 		r = kf_error_set(&j->err, KF_EFAILED, "cannot run make flash: %s",
 				 strerror(-r));
-	} else if (t.cls == KF_FLASH_INTERRUPTED) {
-		tool_interrupted(f, &t.exit);
-		r = kf_error_set(&j->err, KF_EINTERRUPTED, "make flash of %s was "
-				 "interrupted; the board may need flashing again",
-				 j->b->key);
-		j->err.signal = f->signal;
-		kf_error_step(&j->err, "kflash flash %s -s", j->b->key);
 	} else if (t.cls != KF_FLASH_OK) {
-		char how[96], *last = NULL;
-		const char *p = t.output.data;
-
-		kf_exit_describe(&t.exit, how, sizeof(how));
-		r = kf_error_set(&j->err, KF_EFAILED, "make flash of %s %s", j->b->key,
-				 t.cls == KF_FLASH_TIMED_OUT ? "timed out" : how);
-		if (p && *p) {
-			const char *e = p + strlen(p);
-			int lines = 0;
-
-			while (e > p && lines < 4)
-				if (*--e == '\n' && e[1])
-					lines++;
-			last = kf_xstrdup(e == p ? p : e + 1);
-			kf_error_cause(&j->err, "%s", last);
-			free(last);
-		}
-		kf_error_command(&j->err, "%s", t.command);
-		kf_error_step(&j->err, "kflash -v flash %s -s --method make-flash", j->b->key);
+		tool_interrupted(f, &t.exit);
+		r = kf_make_flash_error(&j->err, &t, j->b->key, f->s);
+		if (t.cls == KF_FLASH_INTERRUPTED)
+			j->err.signal = f->signal;
 	}
 	kf_tool_run_release(&t);
 	return r;

@@ -5,13 +5,16 @@
 #
 #   flash_usb.py -t MCU -d DEVICE [-s START] [--no-sudo] klipper.bin
 #
-# It asks the board for its bootloader (open the tty, raise DTR, 1200 baud,
-# drop DTR), waits up to ~4 s for the USB device to come back and, when it
-# comes back as Katapult (1d50:6177), flashes it with lib/canboot/flash_can.py
-# over Katapult's serial protocol; otherwise it runs (sudo) dfu-util,
-# rp2040_flash, bossac... which the simulator does not have, so that fails
-# the way a host without them would. Fault: $KFLASH_SIM_STATE/fault/make-flash
-# (fail, hang, slow N).
+# As Klipper's at its current master: it asks the board for its bootloader
+# (open the tty, raise DTR, 1200 baud, drop DTR), waits up to ~4 s for the
+# USB interface (the tty's sysfs "device" link) to come back and, when the
+# USB device is then Katapult (1d50:6177), runs Katapult's flashtool that
+# Klipper keeps in lib/katapult/flashtool.py; otherwise it runs dfu-util,
+# lib/hidflash/hid-flash or lib/rp2040_flash/rp2040_flash through sudo
+# (unless --no-sudo), or bossac. A tool that is missing fails as it does
+# there: through sudo "sudo: X: command not found" and Klipper's help text
+# (exit 255), without sudo python's FileNotFoundError traceback (exit 1).
+# Fault: $KFLASH_SIM_STATE/fault/make-flash (fail, hang, slow N).
 import time as _time
 _EXEC_NS = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)  # the tool's start, before imports
 import optparse
@@ -94,10 +97,6 @@ def translate_serial_to_usb_path(device):
     if m is None:
         raise error("Unable to find tty usb device")
     devpath = os.path.realpath("/sys/class/tty/%s/device" % (fname,))
-    if not os.path.exists(devpath):
-        # umockdev gives a tty no "device" link: its interface is the
-        # grandparent of the tty's own dir (.../1-1.2:1.0/tty/ttyACM0)
-        devpath = os.path.dirname(os.path.dirname(os.path.realpath("/sys/class/tty/" + fname)))
     return m.group("path"), devpath
 
 
@@ -137,22 +136,21 @@ def call_flashcan(device, binfile):
                          "with the following command:\n"
                          "   %s -m pip install pyserial\n\n" % (sys.executable,))
         finish(-1)
-    args = [sys.executable, "lib/canboot/flash_can.py", "-d", device, "-f", binfile]
+    args = [sys.executable, "lib/katapult/flashtool.py", "-d", device, "-f", binfile]
     sys.stderr.write(" ".join(args) + "\n\n")
     sys.stderr.flush()
     res = subprocess.call(args)
     if res != 0:
-        sys.stderr.write("Error running flash_can.py\n")
+        sys.stderr.write("Error running flashtool.py\n")
         finish(-1)
 
 
 def run_tool(args, name):
+    # no OSError handling, as in Klipper: a tool that is not installed is a
+    # FileNotFoundError traceback (exit 1) when run without sudo
     sys.stderr.write(" ".join(args) + "\n\n")
     sys.stderr.flush()
-    try:
-        res = subprocess.call(args)
-    except OSError:
-        res = 127
+    res = subprocess.call(args)
     if res != 0:
         raise error("Error running %s" % name)
 
@@ -178,26 +176,51 @@ def flash_dfuutil(device, binfile, extra_flags, sudo):
         call_dfuutil(["-p", buspath] + extra_flags, binfile, sudo)
 
 
-def flash_picoboot(device, binfile, sudo):
+def call_hidflash(binfile, sudo):
+    args = ["lib/hidflash/hid-flash", binfile]
+    if sudo:
+        args.insert(0, "sudo")
+    run_tool(args, "hid-flash")
+
+
+def flash_hidflash(device, binfile, sudo):
+    if HEXID.match(device.strip()):
+        call_hidflash(binfile, sudo)
+        return
     ttyname, serbypath = translate_serial_to_tty(device)
     buspath, devpath = translate_serial_to_usb_path(device)
-    usbdir = os.path.dirname(devpath)
     enter_bootloader(device)
-    wait_path(usbdir)
-    try:
-        with open(usbdir + "/busnum") as f:
-            bus = f.read().strip()
-        with open(usbdir + "/devnum") as f:
-            addr = f.read().strip()
-    except OSError as e:
-        raise error("Unable to read %s: %s" % (usbdir, e.strerror))
+    wait_path(devpath)
     if detect_canboot(devpath):
         call_flashcan(serbypath, binfile)
     else:
-        args = ["lib/rp2040_flash/rp2040_flash", binfile, bus, addr]
-        if sudo:
-            args.insert(0, "sudo")
-        run_tool(args, "rp2040_flash")
+        call_hidflash(binfile, sudo)
+
+
+def call_picoboot(bus, addr, binfile, sudo):
+    args = ["lib/rp2040_flash/rp2040_flash", binfile]
+    if bus is not None:
+        args.extend([bus, addr])
+    if sudo:
+        args.insert(0, "sudo")
+    run_tool(args, "rp2040_flash")
+
+
+def flash_picoboot(device, binfile, sudo):
+    ttyname, serbypath = translate_serial_to_tty(device)
+    buspath, devpath = translate_serial_to_usb_path(device)
+    # busnum/devnum sit on the USB device, one level above the interface
+    usbdir = os.path.dirname(devpath)
+    enter_bootloader(device)
+    wait_path(usbdir + "/busnum")
+    with open(usbdir + "/busnum") as f:
+        bus = f.read().strip()
+    with open(usbdir + "/devnum") as f:
+        addr = f.read().strip()
+    if detect_canboot(devpath):
+        call_flashcan(serbypath, binfile)
+    else:
+        call_picoboot(bus, addr, binfile, sudo)
 
 
 def flash_bossac(device, binfile, extra_flags):
@@ -208,7 +231,7 @@ def flash_bossac(device, binfile, extra_flags):
              + ["-w", binfile, "-v"], "bossac")
 
 
-HELP_DFU = """
+HELP_STM32 = """
 Failed to flash to %s: %s
 
 If the device is already in bootloader mode it can be flashed with the
@@ -226,7 +249,7 @@ Failed to flash to %s: %s
 
 If the device is already in bootloader mode it can be flashed with the
 following command:
-  make flash FLASH_DEVICE=2e8a:0003
+  make flash FLASH_DEVICE=%s
 
 Alternatively, one can flash rp2040 boards like the Pico by manually
 entering bootloader mode(hold bootsel button during powerup), mount the
@@ -254,30 +277,37 @@ and then restart the Smoothieboard with that SD card.
 
 def flash_stm32f1(options, binfile):
     try:
-        flash_dfuutil(options.device, binfile, ["-R", "-a", "2"], options.sudo)
+        if options.start == 0x8000800:
+            flash_hidflash(options.device, binfile, options.sudo)
+        else:
+            flash_dfuutil(options.device, binfile, ["-R", "-a", "2"], options.sudo)
     except error as e:
-        sys.stderr.write(HELP_DFU % (options.device, str(e), "1eaf:0003", options.device))
+        sys.stderr.write(HELP_STM32 % (options.device, str(e), "1eaf:0003", options.device))
         finish(-1)
 
 
 def flash_stm32f4(options, binfile):
-    start = "0x%x:leave" % (options.start or 0x8000000,)
+    start = "0x%x:leave" % (options.start,)
     try:
-        flash_dfuutil(options.device, binfile, ["-R", "-a", "0", "-s", start], options.sudo)
+        if options.start == 0x8004000:
+            flash_hidflash(options.device, binfile, options.sudo)
+        else:
+            flash_dfuutil(options.device, binfile, ["-R", "-a", "0", "-s", start],
+                          options.sudo)
     except error as e:
-        sys.stderr.write(HELP_DFU % (options.device, str(e), "0483:df11", options.device))
+        sys.stderr.write(HELP_STM32 % (options.device, str(e), "0483:df11", options.device))
         finish(-1)
 
 
 def flash_rp2040(options, binfile):
+    rawdev = "2e8a:000f" if options.mcutype == "rp2350" else "2e8a:0003"
     try:
-        if options.device.lower() == "2e8a:0003":
-            run_tool((["sudo"] if options.sudo else []) + ["lib/rp2040_flash/rp2040_flash", binfile],
-                     "rp2040_flash")
+        if options.device.lower() == rawdev:
+            call_picoboot(None, None, binfile, options.sudo)
         else:
             flash_picoboot(options.device, binfile, options.sudo)
     except error as e:
-        sys.stderr.write(HELP_RP2040 % (options.device, str(e)))
+        sys.stderr.write(HELP_RP2040 % (options.device, str(e), rawdev))
         finish(-1)
 
 
@@ -289,22 +319,31 @@ def flash_lpc176x(options, binfile):
         finish(-1)
 
 
-def flash_atsam(options, binfile):
-    try:
-        flash_bossac(options.device, binfile, ["-e"])
-    except error as e:
-        sys.stderr.write("Failed to flash to %s: %s\n" % (options.device, str(e)))
-        finish(-1)
+def flash_bossac_family(flags):
+    def flash(options, binfile):
+        extra = flags(options) if callable(flags) else flags
+        try:
+            flash_bossac(options.device, binfile, extra)
+        except error as e:
+            sys.stderr.write("Failed to flash to %s: %s\n" % (options.device, str(e)))
+            finish(-1)
+    return flash
 
 
+flash_atsam3 = flash_bossac_family(["-e", "-b"])
+flash_atsam4 = flash_bossac_family(["-e"])
+flash_atsamd = flash_bossac_family(lambda o: ["--offset=0x%x" % (o.start,), "-b", "-R"])
+
+# prefix -> flash function, in Klipper's order (first match wins)
 MCUTYPES = [
-    ("sam3", flash_atsam), ("sam4", flash_atsam), ("same70", flash_atsam),
-    ("samd", flash_atsam), ("same5", flash_atsam), ("lpc176", flash_lpc176x),
-    ("stm32f103", flash_stm32f1), ("stm32f4", flash_stm32f4),
-    ("stm32f042", flash_stm32f4), ("stm32f072", flash_stm32f4),
-    ("stm32g0b1", flash_stm32f4), ("stm32h7", flash_stm32f4),
-    ("stm32l4", flash_stm32f4), ("stm32g4", flash_stm32f4),
-    ("rp2040", flash_rp2040), ("rp2350", flash_rp2040),
+    ("sam3", flash_atsam3), ("sam4", flash_atsam4), ("same70", flash_atsam4),
+    ("samd", flash_atsamd), ("same5", flash_atsamd),
+    ("lpc176", flash_lpc176x), ("stm32f103", flash_stm32f1),
+    ("stm32f4", flash_stm32f4), ("stm32f042", flash_stm32f4),
+    ("stm32f070", flash_stm32f4), ("stm32f072", flash_stm32f4),
+    ("stm32g0b1", flash_stm32f4), ("stm32f7", flash_stm32f4),
+    ("stm32h7", flash_stm32f4), ("stm32l4", flash_stm32f4),
+    ("stm32g4", flash_stm32f4), ("rp2", flash_rp2040),
 ]
 
 
@@ -332,12 +371,19 @@ def main():
     simfake.event_at(_EXEC_NS, ACTOR, "start", options.device, options.mcutype)
     f = simfake.apply_common(ACTOR, "make-flash")
     if f is not None and f.word == "fail":
-        sys.stderr.write(HELP_DFU % (options.device, "Error running dfu-util", "0483:df11",
-                                     options.device))
+        sys.stderr.write(HELP_STM32 % (options.device, "Error running dfu-util", "0483:df11",
+                                       options.device))
         finish(-1)
     func(options, args[0])
     finish(0)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException:
+        # python prints the traceback and exits 1, as Klipper's does
+        simfake.event(ACTOR, "exit", 1)
+        raise

@@ -1,0 +1,1 @@
+/* placeholder source for the kflash simulator's fake hidflash build */
