@@ -399,7 +399,6 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 			    struct kf_error *e)
 {
 	struct kf_make_flash_plan p;
-	const char *pkg;
 	char *line;
 	int r;
 
@@ -409,20 +408,12 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 				    p.sudo_tool);
 	if (!p.sudo_tool || p.sudo == KF_SUDO_OK || p.sudo == KF_SUDO_NO_SUDO)
 		return 0;
-	if (!primary || ctx->force || (p.sudo != KF_SUDO_PASSWORD && p.sudo != KF_SUDO_NO_TOOL)) {
+	/* a missing tool fails fast with its cause (and the board may come
+	 * back as Katapult and need none); only a prompt would wait */
+	if (!primary || ctx->force || p.sudo != KF_SUDO_PASSWORD) {
 		kf_out_verbose(ctx->out, "%s: make flash will run with NOSUDO=1: sudo "
 			       "cannot run %s without a password", board, p.sudo_tool);
 		return 0;
-	}
-	pkg = tool_package(base_name(p.sudo_tool));
-	if (p.sudo == KF_SUDO_NO_TOOL) {
-		kf_error_set(e, KF_EREFUSED, "make flash of %s needs %s when the board "
-			     "does not come back as Katapult, and %s is not installed; "
-			     "nothing was stopped", board, p.sudo_tool, p.sudo_tool);
-		kf_error_step(e, "sudo apt-get install %s", pkg ? pkg : p.sudo_tool);
-		kf_error_step(e, "or, if the board has Katapult: kflash --force flash %s",
-			      board);
-		return KF_EREFUSED;
 	}
 	line = kf_sudoers_tool_line(kdir, p.sudo_tool);
 	kf_error_set(e, KF_EREFUSED, "make flash of %s runs 'sudo %s', and sudo would "

@@ -687,7 +687,18 @@ static int preflight(struct flow *f)
 			kf_error_step(&j->err, "reconnect it, then kflash flash %s -s",
 				      j->b->key);
 			job_fail(f, j, r);
+			continue;
 		}
+		/* make flash's own tool (dfu-util...) must not wait at a sudo
+		 * prompt with Klipper stopped either */
+		if (j->method != KF_METHOD_MAKE_FLASH)
+			continue;
+		r = kf_make_flash_preflight(f->ctx, f->kdir, &j->cfg, j->b->key, true,
+					    &j->err);
+		if (r == KF_EINTERRUPTED)
+			return r;
+		if (r < 0)
+			job_fail(f, j, r);
 	}
 	if (!active_jobs(f))
 		return 0;

@@ -114,9 +114,10 @@ int kf_make_flash_plan(struct kf_ctx *ctx, const char *klipper_dir,
 
 /* Before Klipper is stopped: refuses (KF_EREFUSED, err filled) a board
  * whose own method is make flash (primary) when sudo would ask for the
- * password of its tool, or the tool is not installed, unless --force; for
- * a fallback it only warns, since the board may come back as Katapult and
- * need no tool. 0 when make flash can run. */
+ * password of its tool, unless --force (then make flash runs with
+ * NOSUDO=1); for a fallback it only logs. A missing tool is no refusal: it
+ * fails fast with its cause, and the board may come back as Katapult and
+ * need none. 0 when make flash can run. */
 int kf_make_flash_preflight(struct kf_ctx *ctx, const char *klipper_dir,
 			    const struct kf_kconfig *cfg, const char *board,
 			    bool primary, struct kf_error *err);
