@@ -527,8 +527,25 @@ def out_of(path):
     return os.path.dirname(path) + "/"
 
 
+def priority():
+    """["nice", N, "sched", POLICY, "io", CLASS]: what the build runs at (a
+    build during a print should run at nice 19, SCHED_IDLE, I/O idle)."""
+    pol = os.sched_getscheduler(0)
+    names = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle"}
+    io = "?"
+    try:
+        r = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True,
+                           text=True, timeout=5)
+        io = r.stdout.split(":")[0].strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ["nice", str(os.getpriority(os.PRIO_PROCESS, 0)), "sched",
+            names.get(pol, str(pol)), "io", io]
+
+
 def cmd_start(out):
     simfake.event(ACTOR, "build", "start", out, "mcu", mcu_of_values(config_values()))
+    simfake.event(ACTOR, "build", "priority", *priority())
     return 0
 
 
