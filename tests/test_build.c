@@ -586,6 +586,8 @@ static void menuconfig__first_one_starts_from_the_boards_mcu(void **state)
 	/* saved again unchanged: says so */
 	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), KF_CONFIG_UNCHANGED);
 	assert_string_equal(spy.at_menuconfig, F446);
+	free(spy.at_menuconfig);
+	spy.at_menuconfig = NULL;
 }
 
 static void menuconfig__leaving_a_new_config_unsaved_leaves_none(void **state)
