@@ -87,12 +87,14 @@ def test_wizard_add():
     t.expect(r"Flash method.*\[katapult\]: ")
     t.send("\n")
     t.expect(r"Registered usb-Klipper_rp2040_E6626005A7651729-if00 as 'sb2040-toolhead'")
-    # straight on to menuconfig; this "user" saves Kconfig's defaults (an
-    # AVR), which kflash points out at once
+    # straight on to menuconfig, which opens with the board's MCU chosen
+    # (not Klipper's AVR default); this "user" saves what it shows
     t.expect(r"\[Config\] menuconfig for sb2040-toolhead")
-    t.expect(r"MCU mismatch for sb2040-toolhead: the config is for \w+")
-    t.expect(r"fix it before flashing: kflash config sb2040-toolhead")
+    t.expect(r"Configuration saved to '[^']*/sb2040-toolhead/.config'")
     assert t.wait() == 0
+    cfg = open(os.path.join(os.environ["KFLASH_CONFIG_DIR"], "configs",
+                            "sb2040-toolhead", ".config")).read()
+    assert 'CONFIG_MCU="rp2040"' in cfg, cfg
 
 
 def test_menu_add_flash_quit():

@@ -300,9 +300,9 @@ test_make() {
 	local ver
 	ver=$(git -C "$K" describe --always --tags --long --dirty)
 	before=$(listing)
-	write_config "$WORK/cfg/octopus/.config" 'CONFIG_MCU="stm32f446xx"\nCONFIG_STM32_FLASH_START_8000=y\n'
-	write_config "$WORK/cfg/sb2040/.config" 'CONFIG_MCU="rp2040"\nCONFIG_RP2040_FLASH_START_4000=y\n'
-	write_config "$WORK/cfg/pico/.config" 'CONFIG_MCU="rp2040"\n'
+	write_config "$WORK/cfg/octopus/.config" 'CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y\n'
+	write_config "$WORK/cfg/sb2040/.config" 'CONFIG_MACH_RPXXXX=y\nCONFIG_MACH_RP2040=y\nCONFIG_RPXXXX_FLASH_START_4000=y\n'
+	write_config "$WORK/cfg/pico/.config" 'CONFIG_MACH_RPXXXX=y\n'
 
 	kmake KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" olddefconfig >"$WORK/make.out" 2>&1
 	rc=$?
@@ -312,9 +312,45 @@ test_make() {
 		      grep -qx "CONFIG_MACH_STM32F446=y" "$WORK/cfg/octopus/.config" &&
 		      grep -q "^Configuration saved to " "$WORK/make.out"'
 	check "olddefconfig: keeps the previous file as .config.old" \
-		grep -qx 'CONFIG_MCU="stm32f446xx"' "$WORK/cfg/octopus/.config.old"
+		eval '[ "$(cat "$WORK/cfg/octopus/.config.old")" = "$(printf "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y")" ]'
 	kmake -s KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" olddefconfig >"$WORK/make.out" 2>&1
 	check "olddefconfig twice: 'No change to configuration'" grep -q "^No change to configuration in " "$WORK/make.out"
+	# what real Kconfig makes of partial configs (the chip and the offset
+	# come from the MACH_ and _FLASH_START_ choices, CONFIG_MCU follows)
+	kconf() {	# kconf NAME TEXT: olddefconfig on TEXT, prints the result
+		write_config "$WORK/cfg/$1/.config" "$2"
+		kmake -s KCONFIG_CONFIG="$WORK/cfg/$1/.config" OUT="$WORK/out/$1/" olddefconfig >/dev/null 2>&1
+		cat "$WORK/cfg/$1/.config"
+	}
+	out=$(kconf p1 'CONFIG_MACH_STM32=y\n')
+	check "olddefconfig: CONFIG_MACH_STM32 alone is Klipper's first model, stm32f103xe, 8 KiB offset" \
+		eval 'echo "$out" | grep -qx "CONFIG_MCU=\"stm32f103xe\"" &&
+		      echo "$out" | grep -qx "CONFIG_FLASH_APPLICATION_ADDRESS=0x8002000" &&
+		      echo "$out" | grep -qx "CONFIG_STM32_FLASH_START_2000=y"'
+	out=$(kconf p2 'CONFIG_MCU="stm32f446xx"\nCONFIG_MACH_STM32=y\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n')
+	check "olddefconfig: CONFIG_MCU and the address are derived, not chosen (stm32f446xx named, stm32f103xe built)" \
+		eval 'echo "$out" | grep -qx "CONFIG_MCU=\"stm32f103xe\"" &&
+		      echo "$out" | grep -qx "CONFIG_FLASH_APPLICATION_ADDRESS=0x8002000"'
+	out=$(kconf p3 'CONFIG_MACH_STM32F446=y\n')
+	check "olddefconfig: a model without its architecture is invisible: the AVR default" \
+		eval 'echo "$out" | grep -qx "CONFIG_MCU=\"atmega2560\"" && ! echo "$out" | grep -q STM32F446'
+	out=$(kconf p4 'CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32H723=y\nCONFIG_STM32_FLASH_START_8000=y\n')
+	check "olddefconfig: an offset the model does not offer becomes its first (H723: 128 KiB)" \
+		eval 'echo "$out" | grep -qx "CONFIG_FLASH_APPLICATION_ADDRESS=0x8020000" && ! echo "$out" | grep -q FLASH_START_8000'
+	out=$(kconf p5 'CONFIG_MACH_RPXXXX=y\nCONFIG_RPXXXX_FLASH_START_4000=y\n')
+	check "olddefconfig: rp2040 with RPXXXX_FLASH_START_4000: 0x10004000, no stage2" \
+		eval 'echo "$out" | grep -qx "CONFIG_MCU=\"rp2040\"" && echo "$out" | grep -qx "CONFIG_FLASH_APPLICATION_ADDRESS=0x10004000" &&
+		      ! echo "$out" | grep -q "^CONFIG_RP2040_HAVE_STAGE2=y"'
+	local fx same=0 all=0
+	for fx in "$ROOT"/fixtures/configs/*.config; do
+		all=$((all + 1))
+		mkdir -p "$WORK/cfg/fx"
+		cp "$fx" "$WORK/cfg/fx/.config"
+		kmake -s KCONFIG_CONFIG="$WORK/cfg/fx/.config" OUT="$WORK/out/fx/" olddefconfig >/dev/null 2>&1 &&
+			cmp -s "$fx" "$WORK/cfg/fx/.config" && same=$((same + 1))
+	done
+	check "olddefconfig leaves every fixtures/configs/*.config unchanged ($same of $all)" \
+		eval '[ $all -gt 0 ] && [ $same = $all ]'
 	kmake -s KCONFIG_CONFIG="$WORK/cfg/sb2040/.config" OUT="$WORK/out/sb2040/" olddefconfig >/dev/null 2>&1
 	kmake -s KCONFIG_CONFIG="$WORK/cfg/pico/.config" OUT="$WORK/out/pico/" olddefconfig >/dev/null 2>&1
 
@@ -373,6 +409,12 @@ EOF
 		eval 'grep -q "\"version\":\"v0.13.0-999-gfeedbee\"" "$WORK/out/octopus3/klipper.dict" &&
 		      ! cmp -s "$WORK/out/octopus/klipper.bin" "$WORK/out/octopus3/klipper.bin"'
 	rm -f "$KFLASH_SIM_STATE/klipper-version"
+	git -C "$K" -c user.name=sim -c user.email=sim@localhost commit -q --allow-empty -m "klippy: a host-side fix"
+	kmake KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" -j2 >"$WORK/make.out" 2>&1
+	check "a Klipper commit that changes no source: make compiles nothing, the dictionary keeps the old version (as Klipper's)" \
+		eval '[ $? = 0 ] && ! grep -q "Compiling" "$WORK/make.out" &&
+		      grep -q "\"version\":\"$ver\"" "$WORK/out/octopus/klipper.dict" &&
+		      [ "$(git -C "$K" describe --always --tags --long --dirty)" != "$ver" ]'
 
 	mkdir -p "$WORK/cfg/missing"
 	kmake -s KCONFIG_CONFIG="$WORK/cfg/missing/.config" OUT="$WORK/out/missing/" >"$WORK/make.out" 2>&1
@@ -465,7 +507,7 @@ EOF
 		script -qec "make -s -C '$K' KCONFIG_CONFIG='$WORK/cfg/octopus/.config' OUT='$WORK/out/octopus/' menuconfig" /dev/null >"$WORK/make.out" 2>&1
 		check "menuconfig on a terminal with nothing to apply: 'No changes to save'" \
 			grep -q "No changes to save" "$WORK/make.out"
-		write_config "$WORK/cfg/octopus/.config" 'CONFIG_MCU="stm32f446xx"\nCONFIG_STM32_FLASH_START_8000=y\n'
+		write_config "$WORK/cfg/octopus/.config" 'CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y\n'
 		kmake -s KCONFIG_CONFIG="$WORK/cfg/octopus/.config" OUT="$WORK/out/octopus/" olddefconfig >/dev/null 2>&1
 	else
 		skip "menuconfig on a terminal (no script(1))"

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "kflash/build.h"
 #include "kflash/proc.h"
 #include "kflash/util.h"
@@ -41,6 +43,7 @@ char *kf_board_build_dir(const char *key)
 
 void kf_build_result_release(struct kf_build_result *r)
 {
+	kf_kconfig_release(&r->cfg);
 	free(r->firmware);
 	free(r->log_path);
 	free(r->build_dir);
@@ -109,13 +112,15 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 	return 0;
 }
 
+/* Every child here but menuconfig (the user's own keystrokes) runs at idle
+ * priority: a build during a print must not take CPU or disk from Klipper. */
 static int make_argv_run(struct kf_ctx *ctx, const char *const *argv, enum kf_stdio out,
 			 int64_t timeout_ms, struct kf_run_opts *opts,
 			 struct kf_exit *ret_exit)
 {
 	struct kf_spawn_req req = {
 		.argv = argv, .in = out == KF_STDIO_INHERIT ? KF_STDIO_INHERIT : KF_STDIO_NULL,
-		.out = out,
+		.out = out, .idle = out != KF_STDIO_INHERIT,
 	};
 	struct kf_run_opts none = { 0 };
 
@@ -171,9 +176,25 @@ char **kf_make_argv(const char *kdir, const char *config, const char *out,
 	return argv;
 }
 
+/* The first menuconfig of a board whose chip is known starts from that
+ * chip, not from Klipper's AVR default. Returns the seed written, or NULL. */
+static char *seed_config(struct kf_ctx *ctx, const struct kf_board *b, const char *cfg)
+{
+	char *seed = kf_kconfig_seed(b->mcu);
+
+	if (seed && kf_os_write_atomic(ctx->ops, cfg, seed, strlen(seed), 0644) < 0) {
+		free(seed);
+		return NULL;
+	}
+	if (seed)
+		kf_out_verbose(ctx->out, "%s: new config for %s (%s)", b->key, b->mcu, cfg);
+	return seed;
+}
+
 int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b)
 {
 	char *kdir = NULL, *cfg, *cfgdir, *out, **argv = NULL;
+	char *before = NULL, *after = NULL, *seed = NULL;
 	struct kf_exit ex;
 	int r;
 
@@ -198,16 +219,33 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 				 strerror(-r));
 		goto out;
 	}
+	if (kf_os_read_file(ctx->ops, cfg, &before, NULL) == -ENOENT)
+		seed = seed_config(ctx, b, cfg);
 	argv = kf_make_argv(kdir, cfg, out, "menuconfig", NULL);
 	kf_out_phase(ctx->out, KF_PHASE_CONFIG, "menuconfig for %s (%s)", b->key, cfg);
 	/* the user's own time: no timeout */
 	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_INHERIT, 0, NULL, &ex);
 	if (r == 0 && !kf_exit_ok(&ex))
 		r = child_failed(ctx, &ex, (const char *const *)argv, "menuconfig", 0);
-	if (r == 0 && !is_file(ctx, cfg, NULL))
+	if (r == 0 && kf_os_read_file(ctx->ops, cfg, &after, NULL) < 0)
+		after = NULL;
+	if (r == 0 && seed && after && strcmp(seed, after) == 0) {
+		/* the user left without saving: no config of theirs yet */
+		(void)kf_os_unlink(ctx->ops, cfg);
+		free(after);
+		after = NULL;
+	}
+	if (r == 0 && !after)
 		r = kf_error_set(ctx->err, KF_EFAILED, "menuconfig ended without "
 				 "saving a config for %s", b->key);
+	else if (r == 0 && before && strcmp(before, after) == 0)
+		r = KF_CONFIG_UNCHANGED;
+	if (r < 0 && seed && !after)
+		(void)kf_os_unlink(ctx->ops, cfg);
 out:
+	free(before);
+	free(after);
+	free(seed);
 	free(kdir);
 	free(cfg);
 	free(cfgdir);
@@ -339,8 +377,10 @@ static const char *cross_cc(const struct kf_kconfig *cfg)
 }
 
 /* Everything that decides the firmware, one readable line each, so a user
- * (and kflash) can see what changed. */
-static char *make_stamp(struct kf_ctx *ctx, const char *kdir, const struct kf_kconfig *cfg)
+ * (and kflash) can see what changed. "version" is what the firmware's
+ * dictionary will carry: a new tag on the same HEAD changes it too. */
+static char *make_stamp(struct kf_ctx *ctx, const char *kdir, const struct kf_kconfig *cfg,
+			const char *version)
 {
 	const char *head[] = { "git", "-C", kdir, "rev-parse", "HEAD", NULL };
 	const char *diff[] = { "git", "-C", kdir, "diff", "HEAD", NULL };
@@ -351,29 +391,60 @@ static char *make_stamp(struct kf_ctx *ctx, const char *kdir, const struct kf_kc
 	uint64_t d = capture_hash(ctx, diff);
 
 	d = kf_hash(&d, sizeof(d), capture_hash(ctx, untracked));
-	stamp = kf_asprintf("config %016" PRIx64 "\nklipper %s\nchanges %016" PRIx64
-			    "\ncompiler %s\n",
-			    kf_hash(norm, strlen(norm), KF_HASH_SEED),
-			    h ? h : "unknown", d, cc ? cc : "missing");
+	stamp = kf_asprintf("config %016" PRIx64 "\nklipper %s\nversion %s\nchanges %016"
+			    PRIx64 "\ncompiler %s\n",
+			    kf_hash(norm, strlen(norm), KF_HASH_SEED), h ? h : "unknown",
+			    version ? version : "unknown", d, cc ? cc : "missing");
 	free(norm);
 	free(h);
 	free(cc);
 	return stamp;
 }
 
-/* "config", "klipper", ... : the first stamp line that differs */
-static char *stamp_change(const char *old, const char *now)
+/* The value of the stamp line "key value", or NULL. malloc'd. */
+static char *stamp_get(const char *stamp, const char *key)
 {
-	while (*old && *now) {
-		size_t a = strcspn(old, "\n"), b = strcspn(now, "\n");
+	size_t kn = strlen(key);
+	const char *p = stamp;
 
-		if (a != b || memcmp(old, now, a) != 0)
-			return kf_xstrndup(now, strcspn(now, " "));
-		old += a + (old[a] == '\n');
-		now += b + (now[b] == '\n');
+	while (p && *p) {
+		size_t n = strcspn(p, "\n");
+
+		if (n > kn && strncmp(p, key, kn) == 0 && p[kn] == ' ')
+			return kf_xstrndup(p + kn + 1, n - kn - 1);
+		p += n + (p[n] == '\n');
 	}
-	return kf_xstrdup("stamp");
+	return NULL;
 }
+
+static bool stamp_same(const char *old, const char *now, const char *key)
+{
+	char *a = stamp_get(old, key), *b = stamp_get(now, key);
+	bool same = a && b && strcmp(a, b) == 0;
+
+	free(a);
+	free(b);
+	return same;
+}
+
+/* "config", "klipper", ...: the first line of now that old does not have
+ * the same; NULL when every line is the same. */
+static const char *stamp_change(const char *old, const char *now)
+{
+	static const char *const keys[] = { "config", "klipper", "version", "changes",
+					    "compiler" };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!stamp_same(old, now, keys[i]))
+			return keys[i];
+	return NULL;
+}
+
+/* The stamp kflash writes before make runs: it names the Klipper version
+ * and the compiler of the objects in OUT even when the build fails, and
+ * never matches as "up to date". */
+#define STAMP_BUILDING "building\n"
 
 static const char *const firmware_names[] = {
 	"klipper.bin", "klipper.uf2", "klipper.elf.hex", NULL,
@@ -422,22 +493,233 @@ static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
 	fprintf(ctx->out->err, "--- last lines of %s ---\n%s--- end ---\n", log_path, start);
 }
 
-int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
-	     const struct kf_build_opts *opts, struct kf_build_result *res)
+/* ---- what a build would use, and whether it fits the board ------------------ */
+
+static int read_config(struct kf_ctx *ctx, const char *path, struct kf_kconfig *ret)
 {
-	char *kdir = NULL, *cfg = kf_board_config_path(ctx->config_dir, b->key);
-	char *out = kf_board_build_dir(b->key), *jobs, *stamp_path, *stamp = NULL;
-	char *old_stamp = NULL;
-	struct kf_buf log = KF_BUF_INIT;
-	struct progress prog = { ctx, b->key, NULL, 0 };
-	struct kf_kconfig kcfg = KF_KCONFIG_INIT;
-	int64_t t0 = kf_os_now(ctx->ops);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char *text = NULL;
-	bool streaming = false;
+	size_t len;
+	int r = kf_os_read_file(ctx->ops, path, &text, &len);
+
+	if (r < 0)
+		return kf_error_set(ctx->err, KF_EFAILED, "cannot read %s: %s", path,
+				    strerror(-r));
+	kf_kconfig_parse(text, len, ret);
+	free(text);
+	return 0;
+}
+
+int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
+			  const struct kf_kconfig *saved, const struct kf_kconfig *cfg,
+			  const char *path, const char *device_mcu, bool flashing)
+{
+	const char *was = kf_kconfig_get(saved, "CONFIG_MCU");
+	const char *now = kf_kconfig_get(cfg, "CONFIG_MCU");
+	int r = kf_kconfig_check_mcu(cfg, b->key, b->mcu, device_mcu, path, flashing,
+				     ctx->err);
+	char *seed, *syms;
+
+	if (r != KF_EREFUSED || !now || (was && strcmp(was, now) == 0))
+		return r;
+	/* olddefconfig chose the chip: the file as saved may look right */
+	seed = kf_kconfig_seed(b->mcu);
+	syms = seed ? kf_xstrdup(seed) : kf_xstrdup("CONFIG_MACH_<ARCH>=y CONFIG_MACH_<MODEL>=y");
+	for (char *p = syms; (p = strchr(p, '\n')) != NULL; )
+		*p = p[1] ? ' ' : '\0';
+	kf_error_cause(ctx->err, "Klipper's olddefconfig completed %s to %s: the chip "
+		       "comes from the menu symbols (%s), not from CONFIG_MCU%s%s; a "
+		       "config without them gets the default chip", path, now, syms,
+		       was ? ", which says " : "", was ? was : "");
+	free(syms);
+	free(seed);
+	return r;
+}
+
+int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
+			  const struct kf_kconfig *cfg, const char *path)
+{
+	if (!kf_kconfig_no_bootloader(cfg))
+		return 0;
+	kf_error_set(ctx->err, KF_EREFUSED, "%s: the config links the firmware at %s, "
+		     "where the chip boots (\"No bootloader\"); Katapult starts the "
+		     "application after itself, so the board would not boot", b->key,
+		     kf_kconfig_get(cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"));
+	kf_error_cause(ctx->err, "the \"Bootloader offset\" in %s (as Klipper's "
+		       "olddefconfig completes it) is not Katapult's", path);
+	kf_error_step(ctx->err, "kflash config %s   (set the bootloader offset to "
+		      "Katapult's size)", b->key);
+	kf_error_step(ctx->err, "or flash without Katapult: kflash flash %s "
+		      "--method make-flash", b->key);
+	return KF_EREFUSED;
+}
+
+/* $XDG_CACHE_HOME/kflash/dry-run/<key>: scratch room for a dry run */
+static char *scratch_dir(const char *key)
+{
+	char *build = kf_board_build_dir(key), *slash = strrchr(build, '/'), *d;
+
+	*slash = '\0';
+	slash = strrchr(build, '/');
+	*slash = '\0';
+	d = kf_asprintf("%s/dry-run/%s", build, key);
+	free(build);
+	return d;
+}
+
+int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
+		      const struct kf_board *b, struct kf_kconfig *ret_saved,
+		      struct kf_kconfig *ret_cfg)
+{
+	char *kdir = NULL, *path = NULL, *dir = scratch_dir(b->key), *copy, *out;
+	char *text = NULL;
+	struct kf_buf log = KF_BUF_INIT;
 	size_t len;
 	int r;
 
+	*ret_saved = (struct kf_kconfig)KF_KCONFIG_INIT;
+	*ret_cfg = (struct kf_kconfig)KF_KCONFIG_INIT;
+	copy = kf_asprintf("%s/.config", dir);
+	out = kf_asprintf("%s/out", dir);
+	r = kf_klipper_dir(ctx, s, &kdir);
+	if (r == 0)
+		r = kf_board_config_load(ctx, b, ret_saved, &path);
+	if (r < 0)
+		goto out;
+	r = kf_os_read_file(ctx->ops, path, &text, &len);
+	if (r == 0)
+		r = kf_os_mkdir_p(ctx->ops, out, 0755);
+	if (r == 0)
+		r = kf_os_write_atomic(ctx->ops, copy, text, len, 0644);
+	if (r < 0) {
+		r = kf_error_set(ctx->err, KF_EFAILED, "cannot copy %s to %s for the dry "
+				 "run: %s", path, copy, strerror(-r));
+		goto out;
+	}
+	r = make_step(ctx, kdir, copy, out, "olddefconfig", s->timeout_build,
+		      "make olddefconfig (on a copy of the config)", &log, NULL);
+	if (r == 0)
+		r = read_config(ctx, copy, ret_cfg);
+out:
+	kf_buf_release(&log);
+	free(text);
+	free(kdir);
+	free(path);
+	free(dir);
+	free(copy);
+	free(out);
+	return r;
+}
+
+/* Klipper's buildcommands.py adds "-<YYYYMMDD_HHMMSS>-<host>" to the
+ * version of a build from a dirty tree. */
+static bool is_build_suffix(const char *p)
+{
+	int i;
+
+	for (i = 0; i < 15; i++)
+		if (i == 8 ? p[i] != '_' : (p[i] < '0' || p[i] > '9'))
+			return false;
+	return p[15] == '-';
+}
+
+static bool same_version(const char *fw, const char *host)
+{
+	size_t n = strlen(host);
+
+	return strcmp(fw, host) == 0 ||
+	       (strncmp(fw, host, n) == 0 && fw[n] == '-' && is_build_suffix(fw + n + 1));
+}
+
+/* What the built firmware says it is: OUT/klipper.dict, the data dictionary
+ * Klipper also puts inside the image. Its MCU must be the board's and its
+ * version the checkout's. 0 when it fits (or there is no dictionary to
+ * read: a warning); with err NULL nothing is reported (up-to-date check). */
+static int check_dict(struct kf_ctx *ctx, const struct kf_board *b, const char *out,
+		      const char *version, bool host_mcu, struct kf_error *err)
+{
+	char *path = kf_asprintf("%s/klipper.dict", out), *text = NULL;
+	const char *mcu, *ver;
+	json_t *doc = NULL;
+	json_error_t je;
+	int r = kf_os_read_file(ctx->ops, path, &text, NULL);
+
+	if (r == -ENOENT) {
+		if (err)
+			kf_out_warn(ctx->out, "%s: the build left no %s; the firmware's "
+				    "MCU and version are not checked", b->key, path);
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		r = kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		goto out;
+	}
+	doc = json_loads(text, 0, &je);
+	mcu = json_string_value(json_object_get(json_object_get(doc, "config"), "MCU"));
+	ver = json_string_value(json_object_get(doc, "version"));
+	if (!mcu || !ver) {
+		r = kf_error_set(err, KF_EFAILED, "%s is not a Klipper data dictionary "
+				 "(no config.MCU or version)", path);
+		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		goto out;
+	}
+	if (!host_mcu && strcmp(mcu, b->mcu) != 0) {
+		r = kf_error_set(err, KF_EREFUSED, "the firmware built for %s is for %s, "
+				 "but the board is %s (%s says so)", b->key, mcu, b->mcu, path);
+		kf_error_step(err, "kflash config %s   (choose %s)", b->key, b->mcu);
+		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		goto out;
+	}
+	if (version && !same_version(ver, version)) {
+		r = kf_error_set(err, KF_EFAILED, "the firmware built for %s carries "
+				 "Klipper %s, not the checkout's %s (%s)", b->key, ver,
+				 version, path);
+		kf_error_cause(err, "make kept objects from an older build");
+		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(doc);
+	free(text);
+	free(path);
+	return r;
+}
+
+/* ---- the build ------------------------------------------------------------ */
+
+/* Why OUT must be emptied before make, or NULL: objects from another
+ * Klipper version or compiler would end up in the firmware (make compiles
+ * only what changed; the version is written when something compiles). */
+static const char *clean_reason(const char *old_stamp, const char *stamp)
+{
+	if (!old_stamp)
+		return "a first build, or the build dir of an unknown build";
+	if (!stamp_same(old_stamp, stamp, "version"))
+		return "Klipper's version changed";
+	if (!stamp_same(old_stamp, stamp, "compiler"))
+		return "the compiler changed";
+	return NULL;
+}
+
+int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
+	     const struct kf_build_opts *opts, struct kf_build_result *res)
+{
+	static const struct kf_build_opts defaults = { 0 };
+	char *kdir = NULL, *cfg = kf_board_config_path(ctx->config_dir, b->key);
+	char *out = kf_board_build_dir(b->key), *jobs, *stamp_path, *stamp = NULL;
+	char *old_stamp = NULL, *building = NULL;
+	struct kf_buf log = KF_BUF_INIT;
+	struct progress prog = { ctx, b->key, NULL, 0 };
+	struct kf_kconfig saved = KF_KCONFIG_INIT;
+	int64_t t0 = kf_os_now(ctx->ops);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *why_clean = NULL;
+	bool streaming = false;
+	int r;
+
+	if (!opts)
+		opts = &defaults;
 	memset(res, 0, sizeof(*res));
 	res->build_dir = kf_xstrdup(out);
 	res->log_path = kf_asprintf("%s/build.log", out);
@@ -467,43 +749,81 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 				 out, strerror(-r));
 		goto out;
 	}
+	r = read_config(ctx, cfg, &saved);
+	if (r < 0)
+		goto out;
 
 	(void)kf_klipper_version(ctx, kdir, &res->version);
 
-	if (opts && opts->rebuild) {
+	if (opts->rebuild) {
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: make clean (--rebuild)", b->key);
 		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL);
 		if (r < 0)
 			goto fail;
 	}
+	/* Klipper completes the config the way it will build it: the chip
+	 * and the application address are checked on that, not on the file
+	 * as it was saved */
 	r = make_step(ctx, kdir, cfg, out, "olddefconfig", s->timeout_build,
 		      "make olddefconfig", &log, NULL);
 	if (r < 0)
 		goto fail;
-	if (kf_os_read_file(ctx->ops, cfg, &text, &len) == 0)
-		kf_kconfig_parse(text, len, &kcfg);
-	free(text);
-	stamp = make_stamp(ctx, kdir, &kcfg);
-	res->firmware = find_firmware(ctx, out, &kcfg, &res->size);
-	if (!(opts && opts->rebuild) && res->firmware &&
-	    kf_os_read_file(ctx->ops, stamp_path, &old_stamp, NULL) == 0 &&
-	    strcmp(old_stamp, stamp) == 0) {
+	r = read_config(ctx, cfg, &res->cfg);
+	if (r < 0)
+		goto out;
+	r = kf_build_check_config(ctx, b, &saved, &res->cfg, cfg, opts->device_mcu,
+				  opts->flashing);
+	if (r < 0)
+		goto out;
+	res->host_mcu = r == KF_HOST_MCU;
+	r = 0;
+	if (opts->katapult && !res->host_mcu &&
+	    (r = kf_build_check_offset(ctx, b, &res->cfg, cfg)) < 0)
+		goto out;
+	if (!res->host_mcu)
+		kf_out_ok(ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", b->key, b->mcu);
+
+	stamp = make_stamp(ctx, kdir, &res->cfg, res->version);
+	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size);
+	if (kf_os_read_file(ctx->ops, stamp_path, &old_stamp, NULL) < 0)
+		old_stamp = NULL;
+	if (!opts->rebuild && res->firmware && old_stamp && strcmp(old_stamp, stamp) == 0 &&
+	    check_dict(ctx, b, out, res->version, res->host_mcu, NULL) == 0) {
 		res->up_to_date = true;
 		kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s is up to date (%s, %lld bytes); "
 			  "nothing to build", b->key, res->firmware, (long long)res->size);
 		goto out;
 	}
 	if (old_stamp && res->firmware) {
-		char *what = stamp_change(old_stamp, stamp);
+		const char *what = stamp_change(old_stamp, stamp);
 
-		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: %s changed since the last "
-			     "build", b->key, what);
-		free(what);
+		if (what)
+			kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: %s changed since the "
+				     "last build", b->key, what);
+		else
+			kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: the last build did not "
+				     "finish, or its firmware is not the checkout's", b->key);
 	}
 	free(res->firmware);
 	res->firmware = NULL;
-	/* a stale stamp must not outlive a failed build */
-	(void)kf_os_unlink(ctx->ops, stamp_path);
+	if (!opts->rebuild)
+		why_clean = clean_reason(old_stamp, stamp);
+	if (why_clean && old_stamp) {
+		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: make clean (%s: every object "
+			     "is built again)", b->key, why_clean);
+	}
+	if (why_clean) {
+		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL);
+		if (r == 0 && (r = kf_os_mkdir_p(ctx->ops, out, 0755)) < 0)
+			r = kf_error_set(ctx->err, KF_EFAILED, "cannot create the build "
+					 "dir %s: %s", out, strerror(-r));
+		if (r < 0)
+			goto fail;
+	}
+	/* from here OUT holds objects of this version and compiler, and the
+	 * stamp says so, but never reads as "up to date" until the end */
+	building = kf_asprintf(STAMP_BUILDING "%s", stamp);
+	(void)kf_os_write_atomic(ctx->ops, stamp_path, building, strlen(building), 0644);
 	{
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "building %s (%s, Klipper %s)",
 			     b->key, b->mcu, res->version ? res->version : "unknown");
@@ -518,13 +838,16 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		if (r < 0)
 			goto fail;
 	}
-	res->firmware = find_firmware(ctx, out, &kcfg, &res->size);
+	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size);
 	if (!res->firmware) {
 		r = kf_error_set(ctx->err, KF_EFAILED, "the build of %s produced no "
 				 "firmware (no klipper.bin, .uf2, .elf.hex in %s)",
 				 b->key, out);
 		goto fail;
 	}
+	r = check_dict(ctx, b, out, res->version, res->host_mcu, ctx->err);
+	if (r < 0)
+		goto out;
 	(void)kf_os_write_atomic(ctx->ops, stamp_path, stamp, strlen(stamp), 0644);
 	res->ms = kf_os_now(ctx->ops) - t0;
 	kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)", b->key,
@@ -541,8 +864,9 @@ fail:
 			      b->key);
 	}
 out:
-	kf_kconfig_release(&kcfg);
+	kf_kconfig_release(&saved);
 	kf_buf_release(&log);
+	free(building);
 	free(old_stamp);
 	free(stamp);
 	free(stamp_path);

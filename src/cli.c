@@ -46,7 +46,8 @@ const struct kf_command kf_commands[] = {
 	  "  --method M        katapult or make-flash for this run\n"
 	  "  --no-fallback     do not try make flash when Katapult fails\n"
 	  "  --rebuild         make clean and build even when up to date\n"
-	  "  --dry-run         print every command it would run; change nothing\n",
+	  "  --dry-run         print every command it would run and check the\n"
+	  "                    configs as the real run does; change nothing\n",
 	  kf_cmd_flash },
 	{ "doctor", "", "check this host: paths, sudo, tools, Moonraker", "",
 	  kf_cmd_doctor },

@@ -27,21 +27,26 @@ int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 	if (r < 0)
 		goto out;
 	r = kf_menuconfig(ctx, &reg.settings, b);
-	if (r == 0) {
-		struct kf_kconfig cfg = KF_KCONFIG_INIT;
-		char *path = NULL;
+	if (r >= 0) {
+		bool unchanged = r == KF_CONFIG_UNCHANGED;
+		struct kf_kconfig saved = KF_KCONFIG_INIT, cfg = KF_KCONFIG_INIT;
+		char *path = kf_board_config_path(ctx->config_dir, b->key);
 
-		r = kf_board_config_load(ctx, b, &cfg, &path);
+		/* checked as a build will see it: completed by olddefconfig */
+		r = kf_config_preview(ctx, &reg.settings, b, &saved, &cfg);
 		if (r == 0)
-			r = kf_kconfig_check_mcu(&cfg, b->key, b->mcu, NULL, path, false,
-						 ctx->err);
+			r = kf_build_check_config(ctx, b, &saved, &cfg, path, NULL, false);
 		if (r == KF_HOST_MCU) {
 			kf_out_warn(ctx->out, "the config of %s is for the Linux host "
 				    "MCU: it builds, but kflash does not flash it", b->key);
 			r = 0;
 		}
-		if (r == 0)
+		if (r == 0 && unchanged)
+			kf_out_result(ctx->out, "The config of %s is unchanged (%s)", b->key,
+				      path);
+		else if (r == 0)
 			kf_out_result(ctx->out, "Saved the config of %s (%s)", b->key, path);
+		kf_kconfig_release(&saved);
 		kf_kconfig_release(&cfg);
 		free(path);
 	}
@@ -140,26 +145,16 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 			    "against the registry only");
 	for (i = 0; i < n; i++) {
 		struct kf_board *b = todo[i];
-		struct kf_kconfig cfg = KF_KCONFIG_INIT;
 		struct kf_build_result br;
-		char *path = NULL;
 
 		memset(&br, 0, sizeof(br));
 		kf_out_phase(ctx->out, KF_PHASE_CONFIG, "%s: checking its config", b->key);
-		r = kf_board_config_load(ctx, b, &cfg, &path);
-		if (r == 0)
-			r = kf_kconfig_check_mcu(&cfg, b->key, b->mcu,
-						 connected_mcu(&devs, b), path, false,
-						 ctx->err);
-		kf_kconfig_release(&cfg);
-		free(path);
-		if (r == KF_HOST_MCU) {
+		/* checked inside the build, after olddefconfig completed it */
+		bo.device_mcu = connected_mcu(&devs, b);
+		r = kf_build(ctx, &reg.settings, b, &bo, &br);
+		if (r == 0 && br.host_mcu)
 			kf_out_warn(ctx->out, "the config of %s is for the Linux host MCU: "
 				    "it builds, but kflash never flashes it over USB", b->key);
-			r = 0;
-		}
-		if (r == 0)
-			r = kf_build(ctx, &reg.settings, b, &bo, &br);
 		if (r == 0) {
 			json_array_append_new(results, result_json(b, br.up_to_date ?
 				"up-to-date" : "built", &br, NULL));

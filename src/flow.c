@@ -380,45 +380,59 @@ static int discovery(struct flow *f)
 	return 0;
 }
 
+/* The real run loads each config here and checks it in the build (after
+ * Klipper's olddefconfig, on what will be built). A dry run builds
+ * nothing: it completes a copy of the config the same way and gives the
+ * same refusal. */
 static int config_check(struct flow *f)
 {
 	size_t i;
 
 	for (i = 0; i < f->n; i++) {
 		struct job *j = &f->jobs[i];
+		struct kf_kconfig saved = KF_KCONFIG_INIT;
+		struct kf_error *saved_err;
 		int r = 0;
-
-		struct kf_error *saved;
 
 		if (j->state != J_ACTIVE)
 			continue;
-		saved = use_err(f, &j->err);
+		saved_err = use_err(f, &j->err);
 		if (!f->o->skip_menuconfig && f->ctx->interactive && !f->o->dry_run)
 			r = kf_menuconfig(f->ctx, f->s, j->b);
 		else if (!f->o->skip_menuconfig && !f->o->dry_run)
 			kf_out_phase(f->ctx->out, KF_PHASE_CONFIG, "%s: not a terminal, "
 				     "using its cached config", j->b->key);
-		if (r == 0)
-			r = kf_board_config_load(f->ctx, j->b, &j->cfg, &j->cfg_path);
-		use_err(f, saved);
-		if (r == 0)
-			r = kf_kconfig_check_mcu(&j->cfg, j->b->key, j->b->mcu, j->dev_mcu,
-						 j->cfg_path, true, &j->err);
+		if (r == KF_CONFIG_UNCHANGED)
+			r = 0;
+		if (r == 0 && !f->o->dry_run)
+			r = kf_board_config_load(f->ctx, j->b, &saved, &j->cfg_path);
+		if (r == 0 && f->o->dry_run) {
+			j->cfg_path = kf_board_config_path(f->ctx->config_dir, j->b->key);
+			r = kf_config_preview(f->ctx, f->s, j->b, &saved, &j->cfg);
+			if (r == 0)
+				r = kf_build_check_config(f->ctx, j->b, &saved, &j->cfg,
+							  j->cfg_path, j->dev_mcu, true);
+			if (r == 0 && j->method == KF_METHOD_KATAPULT)
+				r = kf_build_check_offset(f->ctx, j->b, &j->cfg, j->cfg_path);
+			if (r == 0)
+				kf_out_ok(f->ctx->out, KF_PHASE_CONFIG, "%s: config is for "
+					  "%s", j->b->key, j->b->mcu);
+		}
+		kf_kconfig_release(&saved);
+		use_err(f, saved_err);
 		if (r < 0) {
 			job_fail(f, j, r);
 			if (r == KF_EINTERRUPTED)
 				return r;
 			continue;
 		}
-		kf_out_ok(f->ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", j->b->key,
-			  j->b->mcu);
 	}
 	return got_signal(f) ? KF_EINTERRUPTED : 0;
 }
 
 static int build_all(struct flow *f)
 {
-	struct kf_build_opts bo = { .rebuild = f->o->rebuild };
+	struct kf_build_opts bo = { .rebuild = f->o->rebuild, .flashing = true };
 	size_t i;
 
 	for (i = 0; i < f->n; i++) {
@@ -429,8 +443,17 @@ static int build_all(struct flow *f)
 		if (j->state != J_ACTIVE)
 			continue;
 		saved = use_err(f, &j->err);
+		bo.device_mcu = j->dev_mcu;
+		bo.katapult = j->method == KF_METHOD_KATAPULT;
 		r = kf_build(f->ctx, f->s, j->b, &bo, &j->build);
 		use_err(f, saved);
+		if (r == 0) {
+			/* what is checked from here on (the application address
+			 * against Katapult's) is the config as built */
+			kf_kconfig_release(&j->cfg);
+			j->cfg = j->build.cfg;
+			j->build.cfg = (struct kf_kconfig)KF_KCONFIG_INIT;
+		}
 		if (r < 0) {
 			job_fail(f, j, r);
 			if (r == KF_EINTERRUPTED)
@@ -1249,6 +1272,9 @@ static void dry_run(struct flow *f)
 	size_t i;
 	bool stop = false;
 
+	/* a refused board is reported as the real run reports it */
+	if (!active_jobs(f))
+		return;
 	kf_out_result(f->ctx->out, "Dry run: these commands would run, in order:");
 	for (i = 0; i < f->n; i++) {
 		struct job *j = &f->jobs[i];
@@ -1382,8 +1408,9 @@ static int outcome(struct flow *f, int r)
 		r = KF_EINTERRUPTED;
 	} else if (r < 0) {
 		/* a whole-run error (refusal, stop failure) is already set */
-	} else if (f->o->dry_run) {
-		/* nothing was meant to happen */
+	} else if (f->o->dry_run && !failed) {
+		/* nothing was meant to happen; a refusal is reported as the
+		 * real run would report it */
 	} else if (failed == 1 && total == 1) {
 		kf_error_release(f->ctx->err);
 		*f->ctx->err = only->err;

@@ -177,3 +177,64 @@ int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *key,
 	}
 	return 0;
 }
+
+/* Klipper's menus choose a chip by an architecture symbol and a model
+ * symbol; CONFIG_MCU follows from them (src/<arch>/Kconfig). */
+char *kf_kconfig_seed(const char *mcu)
+{
+	static const struct { const char *prefix, *arch; size_t model_len; bool upper; } fam[] = {
+		/* stm32f446xx -> MACH_STM32F446, stm32g0b1xx -> MACH_STM32G0B1 */
+		{ "stm32", "STM32", 9, true },
+		{ "rp2", "RPXXXX", 0, true },		/* MACH_RP2040, MACH_RP2350 */
+		{ "lpc176", "LPC176X", 0, true },	/* MACH_LPC1769 */
+		{ "samc21", "ATSAMD", 9, true },	/* samd21g18a -> MACH_SAMD21G18 */
+		{ "samd", "ATSAMD", 9, true },
+		{ "same5", "ATSAMD", 9, true },
+		{ "same70", "ATSAM", 0, true },		/* MACH_SAME70Q20B */
+		{ "sam3", "ATSAM", 0, true },
+		{ "sam4", "ATSAM", 0, true },
+		{ "atmega", "AVR", 0, false },		/* MACH_atmega2560 */
+		{ "at90usb", "AVR", 0, false },
+		{ "lgt8f", "AVR", 0, false },
+	};
+	size_t i, n, k;
+	char model[32];
+
+	if (!mcu)
+		return NULL;
+	if (strcmp(mcu, "linux") == 0)
+		return kf_xstrdup("CONFIG_MACH_LINUX=y\n");
+	for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		if (strncmp(mcu, fam[i].prefix, strlen(fam[i].prefix)) != 0)
+			continue;
+		n = fam[i].model_len ? fam[i].model_len : strlen(mcu);
+		if (strlen(mcu) < n || n >= sizeof(model))
+			return NULL;
+		for (k = 0; k < n; k++) {
+			char ch = mcu[k];
+
+			if (!is_key_char(ch))
+				return NULL;
+			model[k] = fam[i].upper && ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch;
+		}
+		model[n] = '\0';
+		return kf_asprintf("CONFIG_MACH_%s=y\nCONFIG_MACH_%s=y\n", fam[i].arch, model);
+	}
+	return NULL;
+}
+
+bool kf_kconfig_no_bootloader(const struct kf_kconfig *c)
+{
+	const char *app = kf_kconfig_get(c, "CONFIG_FLASH_APPLICATION_ADDRESS");
+	const char *boot = kf_kconfig_get(c, "CONFIG_FLASH_BOOT_ADDRESS");
+	char *e1, *e2;
+	unsigned long a, b;
+
+	if (!app || !boot)
+		return false;
+	a = strtoul(app, &e1, 0);
+	b = strtoul(boot, &e2, 0);
+	/* "No bootloader": the application starts where the chip boots (the
+	 * RP2040's boot address already leaves room for its stage2 loader) */
+	return *app && *boot && !*e1 && !*e2 && a <= b;
+}

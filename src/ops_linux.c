@@ -8,12 +8,14 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -327,6 +329,20 @@ static char **build_env(const char *const *extra)
 	return env;
 }
 
+/* nice 19, SCHED_IDLE and I/O class idle for the calling process; its
+ * children inherit all three. Plain system calls: safe after fork. */
+static void set_idle_priority(void)
+{
+	/* <linux/ioprio.h>: class in the top bits, IOPRIO_WHO_PROCESS 1 */
+	enum { IOPRIO_CLASS_IDLE = 3, IOPRIO_CLASS_SHIFT = 13, IOPRIO_WHO_PROCESS = 1 };
+	struct sched_param sp = { .sched_priority = 0 };
+
+	(void)setpriority(PRIO_PROCESS, 0, 19);
+	(void)sched_setscheduler(0, SCHED_IDLE, &sp);
+	(void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+		      IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+}
+
 /* In the child between fork and exec: only async-signal-safe calls. */
 static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
 		       int err_w, bool foreground)
@@ -366,6 +382,8 @@ static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
 			close(fd);
 		}
 	}
+	if (req->idle)
+		set_idle_priority();
 	if (req->cwd && chdir(req->cwd) < 0)
 		goto fail;
 	execvpe(req->argv[0], (char *const *)req->argv, env);

@@ -257,10 +257,27 @@ static void stamp__each_input_change_rebuilds(void **state)
 	assert_false(build_ran(t, false));
 }
 
-static void build__failure_keeps_no_stamp_and_names_the_log(void **state)
+/* How often line is in the transcript. */
+static size_t count(const struct fake_world *w, const char *line)
+{
+	const char *p = w->transcript.data;
+	size_t n = 0, len = strlen(line);
+
+	while (p && (p = strstr(p, line)) != NULL) {
+		if ((p == w->transcript.data || p[-1] == '\n') && (p[len] == '\n' || !p[len]))
+			n++;
+		p += len;
+	}
+	return n;
+}
+
+#define CLEAN "spawn make -C /klipper KCONFIG_CONFIG=" CFG " OUT=" OUT "/ clean"
+
+static void build__failure_leaves_no_up_to_date_stamp_and_names_the_log(void **state)
 {
 	struct bw *t = *state;
 	struct kf_build_result r;
+	const struct fake_file *st;
 
 	assert_true(build_ran(t, false));
 	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_X=1\n");
@@ -268,8 +285,156 @@ static void build__failure_keeps_no_stamp_and_names_the_log(void **state)
 		.output = "src/sched.c:1: error: boom", .exit_code = 2, .run_ms = 10 });
 	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "the build failed"));
-	assert_null(fake_get_file(&t->w, OUT "/kflash.stamp"));
 	kf_build_result_release(&r);
+	/* the stamp names what built the objects left in OUT, but never
+	 * reads as "up to date" */
+	st = fake_get_file(&t->w, OUT "/kflash.stamp");
+	assert_non_null(st);
+	assert_memory_equal(st->data, "building\n", 9);
+	/* fixed: builds again, on the objects of the same compiler (no clean) */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 100, .writes = OUT "/klipper.bin", .writes_data = "FW2" });
+	assert_int_equal(count(&t->w, CLEAN), 1);	/* the first build's */
+	assert_true(build_ran(t, false));
+	assert_int_equal(count(&t->w, CLEAN), 1);
+}
+
+/* A Klipper update that changes no firmware source compiles nothing: the
+ * dictionary (and so the version the board reports) would stay the old
+ * one. A new compiler would leave every old object in place. Both start
+ * from an empty OUT. */
+static void stamp__new_klipper_version_or_compiler_cleans_out_first(void **state)
+{
+	struct bw *t = *state;
+	size_t cleans;
+
+	assert_true(build_ran(t, false));
+	cleans = count(&t->w, CLEAN);
+	/* a config change: make sees it, no clean needed */
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_USB=y\n");
+	assert_true(build_ran(t, false));
+	assert_int_equal(count(&t->w, CLEAN), cleans);
+	/* only the version changed (a new tag, a klippy/ commit) */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.1-0-gdef" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 100, .writes = OUT "/klipper.dict",
+		.writes_data = "{\"version\": \"v0.13.1-0-gdef\", \"config\": "
+			       "{\"MCU\": \"stm32f446xx\"}}" });
+	assert_true(build_ran(t, false));
+	assert_int_equal(count(&t->w, CLEAN), cleans + 1);
+	assert_false(build_ran(t, false));
+	/* a new compiler */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc",
+		.output = "arm-none-eabi-gcc 13.2" });
+	assert_true(build_ran(t, false));
+	assert_int_equal(count(&t->w, CLEAN), cleans + 2);
+	assert_false(build_ran(t, false));
+}
+
+/* The firmware's own dictionary decides: it must carry the checkout's
+ * version (a dirty tree's build adds its time and host) and the board's MCU. */
+static void build__verifies_the_dictionary_of_the_built_firmware(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+
+	assert_true(build_ran(t, false));
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 100, .writes = OUT "/klipper.dict",
+		.writes_data = "{\"version\": \"v0.13.0-1-gabc\", \"config\": "
+			       "{\"MCU\": \"stm32f446xx\"}}" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.1-0-gdef" });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "carries Klipper v0.13.0-1-gabc, not the "
+			       "checkout's v0.13.1-0-gdef"));
+	kf_build_result_release(&r);
+	kf_error_release(&t->err);
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc-dirty" });
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 100, .writes = OUT "/klipper.dict",
+		.writes_data = "{\"version\": \"v0.13.0-1-gabc-dirty-20260102_030405-pi\", "
+			       "\"config\": {\"MCU\": \"stm32f446xx\"}}" });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), 0);
+	kf_build_result_release(&r);
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 100, .writes = OUT "/klipper.dict",
+		.writes_data = "{\"version\": \"v0.13.0-1-gabc-dirty\", "
+			       "\"config\": {\"MCU\": \"stm32f103xe\"}}" });
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_Y=1\n");
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EREFUSED);
+	assert_non_null(strstr(t->err.what, "is for stm32f103xe"));
+	kf_build_result_release(&r);
+}
+
+#define F103 "CONFIG_MACH_STM32=y\nCONFIG_BOARD_DIRECTORY=\"stm32\"\n" \
+	"CONFIG_MCU=\"stm32f103xe\"\nCONFIG_MACH_STM32F103=y\n" \
+	"CONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n"
+#define F446 "CONFIG_MACH_STM32=y\nCONFIG_BOARD_DIRECTORY=\"stm32\"\n" \
+	"CONFIG_MCU=\"stm32f446xx\"\nCONFIG_MACH_STM32F446=y\n" \
+	"CONFIG_FLASH_BOOT_ADDRESS=0x8000000\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n"
+
+/* Real Kconfig takes the chip from the MACH_ symbols: a config that names
+ * CONFIG_MCU without them becomes stm32f103xe. Checked after olddefconfig,
+ * before anything compiles. */
+static void build__checks_the_config_olddefconfig_completed(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+
+	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_MACH_STM32=y\n");
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
+		.run_ms = 100, .writes = CFG, .writes_data = F103 });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EREFUSED);
+	assert_non_null(strstr(t->err.what, "the config is for stm32f103xe but the board "
+			       "is registered as stm32f446xx"));
+	assert_non_null(strstr(t->err.cause, "olddefconfig completed"));
+	assert_non_null(strstr(t->err.cause, "CONFIG_MACH_STM32F446=y"));
+	assert_non_null(strstr(t->err.cause, "which says stm32f446xx"));
+	assert_int_equal(count(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG " OUT="
+			       OUT "/ -j2") + count(&t->w, "spawn make -C /klipper KCONFIG_CONFIG="
+			       CFG " OUT=" OUT "/ -j1"), 0);
+	kf_build_result_release(&r);
+	kf_error_release(&t->err);
+
+	/* a minimal config (the menu symbols and the offset): completed and built */
+	fake_put_file(&t->w, CFG, "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\n"
+		      "CONFIG_STM32_FLASH_START_8000=y\n");
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
+		.run_ms = 100, .writes = CFG, .writes_data = F446 });
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), 0);
+	assert_string_equal(kf_kconfig_get(&r.cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"),
+			    "0x8008000");
+	assert_false(kf_kconfig_no_bootloader(&r.cfg));
+	kf_build_result_release(&r);
+}
+
+/* A dry run must give the real run's answer without touching the cached
+ * config: olddefconfig runs on a copy. */
+static void preview__completes_a_copy_and_leaves_the_config_alone(void **state)
+{
+	struct bw *t = *state;
+	struct kf_kconfig saved, cfg;
+	const char *copy = "/cache/kflash/dry-run/octopus/.config";
+	const struct fake_file *f;
+
+	fake_put_file(&t->w, CFG, "CONFIG_MACH_STM32=y\n");
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
+		.run_ms = 100, .writes = copy, .writes_data = F103 });
+	assert_int_equal(kf_config_preview(&t->ctx, &t->s, &t->b, &saved, &cfg), 0);
+	assert_string_equal(kf_kconfig_get(&cfg, "CONFIG_MCU"), "stm32f103xe");
+	assert_null(kf_kconfig_get(&saved, "CONFIG_MCU"));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" "/cache/kflash/"
+			     "dry-run/octopus/.config OUT=/cache/kflash/dry-run/octopus/out/ "
+			     "olddefconfig"));
+	f = fake_get_file(&t->w, CFG);
+	assert_string_equal(f->data, "CONFIG_MACH_STM32=y\n");
+	assert_int_equal(kf_build_check_config(&t->ctx, &t->b, &saved, &cfg, CFG, NULL, true),
+			 KF_EREFUSED);
+	assert_non_null(strstr(t->err.what, "stm32f103xe"));
+	kf_kconfig_release(&saved);
+	kf_kconfig_release(&cfg);
 }
 
 static void build__times_out_and_kills_make(void **state)
@@ -302,6 +467,146 @@ static void build__without_a_cached_config_never_runs_make(void **state)
 	kf_build_result_release(&r);
 }
 
+static void seed__menu_symbols_of_known_mcus(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "stm32f446xx", "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\n" },
+		{ "stm32g0b1xx", "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32G0B1=y\n" },
+		{ "stm32f031x6", "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F031=y\n" },
+		{ "rp2040", "CONFIG_MACH_RPXXXX=y\nCONFIG_MACH_RP2040=y\n" },
+		{ "lpc1769", "CONFIG_MACH_LPC176X=y\nCONFIG_MACH_LPC1769=y\n" },
+		{ "samd21g18a", "CONFIG_MACH_ATSAMD=y\nCONFIG_MACH_SAMD21G18=y\n" },
+		{ "same70q20b", "CONFIG_MACH_ATSAM=y\nCONFIG_MACH_SAME70Q20B=y\n" },
+		{ "atmega2560", "CONFIG_MACH_AVR=y\nCONFIG_MACH_atmega2560=y\n" },
+		{ "linux", "CONFIG_MACH_LINUX=y\n" },
+	};
+	size_t i;
+	char *s;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = kf_kconfig_seed(cases[i][0]);
+		assert_non_null(s);
+		assert_string_equal(s, cases[i][1]);
+		free(s);
+	}
+	assert_null(kf_kconfig_seed("esp32"));
+	assert_null(kf_kconfig_seed(NULL));
+}
+
+static void no_bootloader__the_app_at_the_boot_address(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "CONFIG_FLASH_BOOT_ADDRESS=0x8000000\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8000000\n", "y" },
+		{ "CONFIG_FLASH_BOOT_ADDRESS=0x8000000\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n", "n" },
+		/* the RP2040 boots after its stage2: 0x10000100 is "No bootloader" */
+		{ "CONFIG_FLASH_BOOT_ADDRESS=0x10000100\nCONFIG_FLASH_APPLICATION_ADDRESS=0x10000100\n", "y" },
+		{ "CONFIG_FLASH_BOOT_ADDRESS=0x10000100\nCONFIG_FLASH_APPLICATION_ADDRESS=0x10004000\n", "n" },
+		{ "CONFIG_FLASH_BOOT_ADDRESS=0x0\nCONFIG_FLASH_APPLICATION_ADDRESS=0x0000\n", "y" },
+		{ "CONFIG_MACH_LINUX=y\n", "n" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kf_kconfig c;
+
+		kf_kconfig_parse(cases[i][0], strlen(cases[i][0]), &c);
+		assert_int_equal(kf_kconfig_no_bootloader(&c), cases[i][1][0] == 'y');
+		kf_kconfig_release(&c);
+	}
+}
+
+/* ---- priorities and menuconfig, seen through a spy on spawn ----------------- */
+
+static struct {
+	const struct kf_ops *inner;
+	struct fake_world *w;
+	int idle, normal;	/* make runs */
+	char *at_menuconfig;	/* the config menuconfig was given */
+	bool menuconfig_idle;
+} spy;
+
+static int spy_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc *p)
+{
+	size_t i;
+	bool menu = false;
+
+	(void)ctx;
+	for (i = 0; req->argv[i]; i++)
+		menu |= strcmp(req->argv[i], "menuconfig") == 0;
+	if (menu) {
+		const struct fake_file *f = fake_get_file(spy.w, CFG);
+
+		free(spy.at_menuconfig);
+		spy.at_menuconfig = f ? kf_xstrdup(f->data) : NULL;
+		spy.menuconfig_idle = req->idle;
+	} else if (strcmp(req->argv[0], "make") == 0) {
+		*(req->idle ? &spy.idle : &spy.normal) += 1;
+	}
+	return spy.inner->spawn(spy.inner->ctx, req, p);
+}
+
+static struct kf_ops spy_ops;
+
+static void spy_on(struct bw *t)
+{
+	memset(&spy, 0, sizeof(spy));
+	spy.inner = &t->w.ops;
+	spy.w = &t->w;
+	spy_ops = t->w.ops;
+	spy_ops.spawn = spy_spawn;
+	t->ctx.ops = &spy_ops;
+}
+
+static void build__every_make_runs_at_idle_priority(void **state)
+{
+	struct bw *t = *state;
+
+	spy_on(t);
+	assert_true(build_ran(t, true));	/* clean, olddefconfig, the build */
+	assert_true(spy.idle >= 3);
+	assert_int_equal(spy.normal, 0);
+}
+
+static void menuconfig__first_one_starts_from_the_boards_mcu(void **state)
+{
+	struct bw *t = *state;
+
+	spy_on(t);
+	t->ctx.interactive = true;
+	assert_int_equal(kf_os_unlink(&t->w.ops, CFG), 0);
+	/* the user saves a config */
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "menuconfig",
+		.run_ms = 100, .writes = CFG, .writes_data = F446 });
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), 0);
+	assert_string_equal(spy.at_menuconfig,
+			    "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\n");
+	assert_false(spy.menuconfig_idle);
+	/* saved again unchanged: says so */
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), KF_CONFIG_UNCHANGED);
+	assert_string_equal(spy.at_menuconfig, F446);
+	free(spy.at_menuconfig);
+	spy.at_menuconfig = NULL;
+}
+
+static void menuconfig__leaving_a_new_config_unsaved_leaves_none(void **state)
+{
+	struct bw *t = *state;
+
+	spy_on(t);
+	t->ctx.interactive = true;
+	assert_int_equal(kf_os_unlink(&t->w.ops, CFG), 0);
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "menuconfig",
+						 .run_ms = 100 });
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), KF_EFAILED);
+	assert_non_null(strstr(t->err.what, "ended without saving"));
+	assert_non_null(spy.at_menuconfig);	/* it was seeded */
+	assert_null(fake_get_file(&t->w, CFG));	/* and the seed is gone */
+	free(spy.at_menuconfig);
+	spy.at_menuconfig = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,7 +616,16 @@ int main(void)
 		cmocka_unit_test(mcu__validation_matrix),
 		cmocka_unit_test_setup_teardown(stamp__second_build_is_skipped, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(stamp__each_input_change_rebuilds, bw_setup, bw_teardown),
-		cmocka_unit_test_setup_teardown(build__failure_keeps_no_stamp_and_names_the_log, bw_setup, bw_teardown),
+		cmocka_unit_test(seed__menu_symbols_of_known_mcus),
+		cmocka_unit_test(no_bootloader__the_app_at_the_boot_address),
+		cmocka_unit_test_setup_teardown(build__failure_leaves_no_up_to_date_stamp_and_names_the_log, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(stamp__new_klipper_version_or_compiler_cleans_out_first, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__verifies_the_dictionary_of_the_built_firmware, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__checks_the_config_olddefconfig_completed, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(preview__completes_a_copy_and_leaves_the_config_alone, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__every_make_runs_at_idle_priority, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(menuconfig__first_one_starts_from_the_boards_mcu, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(menuconfig__leaving_a_new_config_unsaved_leaves_none, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__times_out_and_kills_make, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__without_a_cached_config_never_runs_make, bw_setup, bw_teardown),
 	};

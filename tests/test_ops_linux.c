@@ -54,6 +54,36 @@ static void spawn__captures_lines_and_status(void **state)
 	kf_buf_release(&out);
 }
 
+/* A build during a print must not take CPU or disk from Klipper: the child
+ * (and what it starts) runs at nice 19, SCHED_IDLE and I/O class idle. The
+ * child reports its own priorities from /proc/self/stat (field 19 is nice,
+ * 41 the policy; SCHED_IDLE is 5) and ionice. */
+static void spawn__idle_child_runs_at_idle_priority(void **state)
+{
+	const char *const argv[] = { "sh", "-c",
+		"set -- $(cut -d' ' -f19,41 /proc/self/stat); echo nice=$1 policy=$2; "
+		"ionice -p $$ 2>/dev/null || echo 'no ionice'", NULL };
+	struct kf_spawn_req req = { .argv = argv, .out = KF_STDIO_CAPTURE, .idle = true };
+	struct kf_buf out = KF_BUF_INIT;
+	struct kf_run_opts opts = { .timeout_ms = 10000, .capture = &out };
+	struct kf_exit ex;
+
+	(void)state;
+	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_EXITED);
+	assert_non_null(strstr(out.data, "nice=19 policy=5\n"));
+	if (strstr(out.data, "no ionice"))
+		print_message("ionice is not installed: I/O class not checked\n");
+	else
+		assert_non_null(strstr(out.data, "idle"));
+	kf_buf_release(&out);
+	/* without the flag, nothing changes */
+	req.idle = false;
+	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
+	assert_null(strstr(out.data, "policy=5"));
+	kf_buf_release(&out);
+}
+
 static void spawn__timeout_leaves_no_grandchild_alive(void **state)
 {
 	char pidfile[256], *buf = NULL;
@@ -195,6 +225,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(spawn__captures_lines_and_status),
+		cmocka_unit_test(spawn__idle_child_runs_at_idle_priority),
 		cmocka_unit_test(spawn__timeout_leaves_no_grandchild_alive),
 		cmocka_unit_test(spawn__missing_program_is_exec_failed),
 		cmocka_unit_test(spawn__sigterm_to_kflash_interrupts_the_child),

@@ -4,8 +4,10 @@
  * build dir ($XDG_CACHE_HOME/kflash/build/<key>/). Klipper's make runs with
  * KCONFIG_CONFIG and OUT pointing at them, so the Klipper checkout is never
  * written to. A stamp of everything that decides the firmware (the
- * normalised config, the checkout's HEAD and uncommitted changes, the
- * compiler) lets an unchanged board skip the build.
+ * normalised config, the checkout's HEAD, version and uncommitted changes,
+ * the compiler) lets an unchanged board skip the build. Every make runs at
+ * idle priority (menuconfig excepted): a build during a print must not
+ * disturb it.
  */
 #ifndef KFLASH_BUILD_H
 #define KFLASH_BUILD_H
@@ -37,12 +39,41 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 char **kf_make_argv(const char *klipper_dir, const char *config, const char *out,
 		    const char *target, const char *arg);
 
-/* menuconfig on the board's cached config, on the user's terminal. */
+/* menuconfig on the board's cached config, on the user's terminal. A
+ * board without a config yet starts from its registered MCU's menu
+ * symbols (not Klipper's AVR default). Returns 0 when a changed config was
+ * saved, KF_CONFIG_UNCHANGED when the file is as it was, or an error
+ * (also when the user left a new config without saving). */
+#define KF_CONFIG_UNCHANGED 1
 int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s,
 		  const struct kf_board *b);
 
+/* Checks the config a build uses (cfg: after Klipper's olddefconfig) for
+ * board b, as kf_kconfig_check_mcu; saved is the file before olddefconfig,
+ * so a refusal can say when olddefconfig changed the chip. path names the
+ * cached config. 0, KF_HOST_MCU (not flashing) or KF_EREFUSED in ctx->err. */
+int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
+			  const struct kf_kconfig *saved, const struct kf_kconfig *cfg,
+			  const char *path, const char *device_mcu, bool flashing);
+
+/* Katapult sits where the chip boots: a config linked there ("No
+ * bootloader") would not boot after Katapult. KF_EREFUSED in ctx->err. */
+int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
+			  const struct kf_kconfig *cfg, const char *path);
+
+/* What a build of b would use, without building or writing anything of the
+ * user's: Klipper's olddefconfig on a copy of the cached config in
+ * $XDG_CACHE_HOME/kflash/dry-run/<key>/ (never the config itself, never
+ * the checkout). ret_saved is the cached config, ret_cfg the completed one. */
+int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
+		      const struct kf_board *b, struct kf_kconfig *ret_saved,
+		      struct kf_kconfig *ret_cfg);
+
 struct kf_build_opts {
 	bool rebuild;		/* make clean, ignore the stamp */
+	bool flashing;		/* for flashing over USB: a host-MCU config is refused */
+	const char *device_mcu;	/* what the connected board reports, or NULL */
+	bool katapult;		/* flashed through Katapult: kf_build_check_offset */
 };
 
 struct kf_build_result {
@@ -53,11 +84,18 @@ struct kf_build_result {
 	char *log_path;
 	char *build_dir;
 	char *version;		/* Klipper version of the checkout */
+	struct kf_kconfig cfg;	/* the config as built: after olddefconfig */
+	bool host_mcu;		/* a Linux host MCU config: built, not flashed over USB */
 };
 
 void kf_build_result_release(struct kf_build_result *r);
 
-/* Builds b's firmware (the config must already be validated). */
+/* Builds b's firmware: Klipper's olddefconfig completes the cached config,
+ * which is then checked (kf_build_check_config, with opts' device MCU) before
+ * anything compiles. A build whose Klipper version or compiler differs from
+ * the last one's starts from an empty OUT (make clean), so the firmware
+ * carries the checkout's version and only the current compiler's objects;
+ * the result is verified from OUT/klipper.dict (MCU and version). */
 int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
 	     const struct kf_build_opts *opts, struct kf_build_result *ret);
 

@@ -45,4 +45,14 @@ int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *board_key,
 			 const char *registered_mcu, const char *device_mcu,
 			 const char *config_path, bool flashing, struct kf_error *err);
 
+/* The menu symbols that choose mcu in Klipper's Kconfig
+ * ("CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\n"), to start a new
+ * config with the board's chip instead of Klipper's AVR default; NULL for
+ * an MCU kflash does not know. malloc'd. */
+char *kf_kconfig_seed(const char *mcu);
+
+/* true when the config links the firmware where the chip boots ("No
+ * bootloader" as the bootloader offset): it would overwrite Katapult. */
+bool kf_kconfig_no_bootloader(const struct kf_kconfig *c);
+
 #endif

@@ -14,6 +14,7 @@
 #ifndef KFLASH_OPS_H
 #define KFLASH_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -61,6 +62,10 @@ struct kf_spawn_req {
 	const char *cwd;		/* or NULL */
 	enum kf_stdio in;
 	enum kf_stdio out;		/* stdout and stderr together */
+	/* Lowest CPU and disk priority (nice 19, SCHED_IDLE, I/O class idle),
+	 * inherited by everything the child starts: builds must not slow a
+	 * print. Best effort: a kernel that refuses one still runs the child. */
+	bool idle;
 };
 
 /* A running child. It leads its own process group (pgid == pid). */

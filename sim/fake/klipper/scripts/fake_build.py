@@ -19,9 +19,11 @@
 import hashlib
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 sys.dont_write_bytecode = True
@@ -46,235 +48,323 @@ DEFAULT_VERSION = "v0.13.0-123-gabcdef01"
 COMPILE_SECONDS = 0.02       # each compile step's child sleep
 DEFAULT_FAIL_SRC = "src/command.c"
 
-# ---------------------------------------------------------------- MCUs
+# ---------------------------------------------------------------- Kconfig
+#
+# What Klipper's Kconfig decides, as facts taken from its src/*/Kconfig
+# (symbol names, menu order, defaults), for the families the fake builds.
+# olddefconfig evaluates a config as kconfiglib does for these symbols:
+#   - the architecture is the "Micro-controller Architecture" choice
+#     (CONFIG_MACH_STM32=y ...); none chosen: the first, AVR
+#   - the chip is the family's "Processor model" choice
+#     (CONFIG_MACH_STM32F446=y ...); none chosen: the family's first
+#     (stm32f103xe for STM32); a chip symbol of another family is invisible
+#     and dropped
+#   - CONFIG_MCU, CONFIG_BOARD_DIRECTORY, clock, flash and RAM values have
+#     no prompt: they follow from the chip, whatever the file says (so
+#     CONFIG_MCU alone selects nothing)
+#   - the "Bootloader offset" choice (CONFIG_STM32_FLASH_START_8000=y,
+#     CONFIG_RPXXXX_FLASH_START_4000=y, LPC_, SAMD_) offers per chip only
+#     some offsets; none chosen (or one the chip does not offer): the first
+#     it offers. CONFIG_FLASH_APPLICATION_ADDRESS follows from it.
+# Every other CONFIG_ line of the user is kept as it is.
 
-# chip: (series symbol, clock, flash size, ram start, ram size, default
-# bootloader offset)
-STM32 = {
-    "stm32f042x6": ("F0", 48000000, 0x8000, 0x20000000, 0x1800, 0),
-    "stm32f072xb": ("F0", 48000000, 0x20000, 0x20000000, 0x4000, 0x2000),
-    "stm32f103xe": ("F1", 72000000, 0x80000, 0x20000000, 0x10000, 0x2000),
-    "stm32f103xb": ("F1", 72000000, 0x10000, 0x20000000, 0x5000, 0x2000),
-    "stm32f401xc": ("F4", 84000000, 0x40000, 0x20000000, 0x10000, 0x8000),
-    "stm32f407xx": ("F4", 168000000, 0x100000, 0x20000000, 0x20000, 0x8000),
-    "stm32f429xx": ("F4", 180000000, 0x100000, 0x20000000, 0x30000, 0x8000),
-    "stm32f446xx": ("F4", 180000000, 0x80000, 0x20000000, 0x20000, 0x8000),
-    "stm32g0b1xx": ("G0", 64000000, 0x80000, 0x20000000, 0x24000, 0x2000),
-    "stm32g431xx": ("G4", 170000000, 0x20000, 0x20000000, 0x8000, 0x2000),
-    "stm32g474xx": ("G4", 170000000, 0x80000, 0x20000000, 0x20000, 0x2000),
-    "stm32h723xx": ("H7", 400000000, 0x100000, 0x24000000, 0x50000, 0x20000),
-    "stm32h743xx": ("H7", 400000000, 0x200000, 0x24000000, 0x80000, 0x20000),
-    "stm32l412xx": ("L4", 80000000, 0x20000, 0x20000000, 0xa000, 0),
+# the architecture choice in Klipper's menu order; the fake builds the
+# families named here, the others (ATSAM, HC32F460, PRU, AR100, SIMU) it
+# treats as not chosen
+ARCHES = ["AVR", "ATSAM", "ATSAMD", "LPC176X", "STM32", "HC32F460", "RPXXXX", "PRU",
+          "AR100", "LINUX", "SIMU"]
+FAMILY_OF_ARCH = {"AVR": "avr", "ATSAMD": "atsamd", "LPC176X": "lpc176x", "STM32": "stm32",
+                  "RPXXXX": "rp2040", "LINUX": "linux"}
+
+
+class Chip:
+    def __init__(self, sym, mcu, tags, clock, flash, ram, boot=None, ram_start=0x20000000,
+                 selects=()):
+        self.sym, self.mcu, self.tags = sym, mcu, set(tags) | {sym}
+        self.clock, self.flash, self.ram = clock, flash, ram
+        self.boot, self.ram_start, self.selects = boot, ram_start, list(selects)
+
+
+# STM32: (model, CONFIG_MCU, series tags the offset menu tests, clock,
+# flash size, RAM size); series symbols written =y are in `selects`
+def _stm32(model, mcu, series, clock, flash, ram):
+    return Chip("STM32" + model, mcu, series, clock, flash, ram, boot=0x8000000,
+                selects=["STM32" + s for s in series if s[0] in "FGHL" and len(s) > 1])
+
+
+STM32_CHIPS = [
+    _stm32("F103", "stm32f103xe", ["F1"], 72000000, 0x10000, 0x5000),
+    _stm32("F207", "stm32f207xx", ["F2"], 120000000, 0x40000, 0x20000),
+    _stm32("F401", "stm32f401xc", ["F4"], 84000000, 0x40000, 0x10000),
+    _stm32("F405", "stm32f405xx", ["F4", "F4x5"], 168000000, 0x80000, 0x20000),
+    _stm32("F407", "stm32f407xx", ["F4", "F4x5"], 168000000, 0x80000, 0x20000),
+    _stm32("F429", "stm32f429xx", ["F4", "F4x5"], 168000000, 0x80000, 0x20000),
+    _stm32("F446", "stm32f446xx", ["F4"], 180000000, 0x80000, 0x20000),
+    _stm32("F765", "stm32f765xx", ["F7"], 216000000, 0x200000, 0x80000),
+    _stm32("F031", "stm32f031x6", ["F0"], 48000000, 0x8000, 0x1000),
+    _stm32("F042", "stm32f042x6", ["F0", "F0x2"], 48000000, 0x8000, 0x1800),
+    _stm32("F070", "stm32f070xb", ["F0"], 48000000, 0x20000, 0x4000),
+    _stm32("F072", "stm32f072xb", ["F0", "F0x2"], 48000000, 0x20000, 0x4000),
+    _stm32("G070", "stm32g070xx", ["G0", "G07x"], 64000000, 0x20000, 0x9000),
+    _stm32("G071", "stm32g071xx", ["G0", "G07x"], 64000000, 0x20000, 0x9000),
+    _stm32("G0B0", "stm32g0b0xx", ["G0", "G0Bx"], 64000000, 0x20000, 0x24000),
+    _stm32("G0B1", "stm32g0b1xx", ["G0", "G0Bx"], 64000000, 0x20000, 0x24000),
+    _stm32("G431", "stm32g431xx", ["G4"], 170000000, 0x20000, 0x8000),
+    _stm32("G474", "stm32g474xx", ["G4"], 170000000, 0x40000, 0x20000),
+    _stm32("H723", "stm32h723xx", ["H7"], 520000000, 0x40000, 0x20000),
+    _stm32("H743", "stm32h743xx", ["H7"], 400000000, 0x200000, 0x20000),
+    _stm32("H750", "stm32h750xx", ["H7"], 480000000, 0x20000, 0x20000),
+    _stm32("L412", "stm32l412xx", ["L4"], 80000000, 0x10000, 0xa000),
+]
+# the STM32 offset menu: (offset, the series or models it is offered for;
+# None: every chip), in menu order
+STM32_OFFSETS = [
+    (0x2000, {"F1", "STM32F070", "G0", "G4", "F0x2"}), (0x5000, {"STM32F103"}),
+    (0x7000, {"F1"}), (0x8000, {"F1", "F2", "F4", "F7", "STM32H750"}),
+    (0x8800, {"STM32F103"}), (0x20200, {"F4x5"}), (0x9000, {"F1"}),
+    (0xC000, {"F4x5", "STM32F401"}), (0x10000, {"STM32F103", "F4"}),
+    (0x800, {"STM32F103"}), (0x1000, {"F1", "F0"}),
+    (0x4000, {"STM32F207", "STM32F401", "F4x5", "STM32F103", "STM32F072"}),
+    (0x20000, {"STM32H743", "STM32H723", "F7", "STM32H750"}), (0x0, None)]
+
+RP_CHIPS = [Chip("RP2040", "rp2040", [], 12000000, 0x200000, 0x42000, boot=0x10000100),
+            Chip("RP2350", "rp2350", [], 150000000, 0x200000, 0x82000, boot=0x10000000)]
+RP_OFFSETS = [(0x0, {"RP2350"}), (0x100, {"RP2040"}), (0x4000, None)]
+
+AVR_CHIPS = [Chip(m, m, [], 16000000, None, None) for m in (
+    "atmega2560", "atmega1280", "at90usb1286", "at90usb646", "atmega32u4", "atmega1284p",
+    "atmega644p", "atmega328p", "atmega328", "atmega168", "lgt8f328p")]
+
+LPC_CHIPS = [Chip("LPC1768", "lpc1768", [], 100000000, 0x80000, 0x7fe0, boot=0x0,
+                  ram_start=0x10000000),
+             Chip("LPC1769", "lpc1769", [], 120000000, 0x80000, 0x7fe0, boot=0x0,
+                  ram_start=0x10000000)]
+LPC_OFFSETS = [(0x4000, None), (0x0, None)]
+
+
+def _samd(model, series, clock, flash, ram):
+    return Chip(model, model.lower() + "a", [series], clock, flash, ram, boot=0x0,
+                selects=[series])
+
+
+SAMD_CHIPS = [
+    _samd("SAMC21G18", "SAMC21", 48000000, 0x40000, 0x8000),
+    _samd("SAMD21G18", "SAMD21", 48000000, 0x40000, 0x8000),
+    _samd("SAMD21E18", "SAMD21", 48000000, 0x40000, 0x8000),
+    _samd("SAMD21J18", "SAMD21", 48000000, 0x40000, 0x8000),
+    _samd("SAMD21E15", "SAMD21", 48000000, 0x8000, 0x1000),
+    _samd("SAMD51G19", "SAMD51", 120000000, 0x80000, 0x30000),
+    _samd("SAMD51J19", "SAMD51", 120000000, 0x80000, 0x30000),
+    _samd("SAMD51N19", "SAMD51", 120000000, 0x80000, 0x30000),
+    _samd("SAMD51P20", "SAMD51", 120000000, 0x100000, 0x40000),
+    _samd("SAME51J19", "SAME51", 120000000, 0x80000, 0x30000),
+    _samd("SAME51N19", "SAME51", 120000000, 0x80000, 0x30000),
+    _samd("SAME54P20", "SAME54", 120000000, 0x100000, 0x40000),
+]
+SAMD_OFFSETS = [(0x2000, {"SAMD21"}), (0x4000, None), (0x0, None)]
+
+
+class Family:
+    def __init__(self, arch, board_dir, chips, prefix=None, offsets=None, base=0):
+        self.arch, self.board_dir, self.chips = arch, board_dir, chips
+        self.prefix, self.offsets, self.base = prefix, offsets, base
+
+    def offered(self, chip):
+        return [o for o, tags in self.offsets if tags is None or tags & chip.tags]
+
+    def choice_sym(self, off):
+        return "CONFIG_%s_FLASH_START_%04X" % (self.prefix, off)
+
+
+FAMILIES = {
+    "stm32": Family("STM32", "stm32", STM32_CHIPS, "STM32", STM32_OFFSETS, 0x8000000),
+    "rp2040": Family("RPXXXX", "rp2040", RP_CHIPS, "RPXXXX", RP_OFFSETS, 0x10000000),
+    "avr": Family("AVR", "avr", AVR_CHIPS),
+    "lpc176x": Family("LPC176X", "lpc176x", LPC_CHIPS, "LPC", LPC_OFFSETS, 0x0),
+    "atsamd": Family("ATSAMD", "atsamd", SAMD_CHIPS, "SAMD", SAMD_OFFSETS, 0x0),
+    "linux": Family("LINUX", "linux", []),
 }
-RP = {"rp2040": (12000000, 0x200000, 0x20000000, 0x42000),
-      "rp2350": (12000000, 0x400000, 0x20000000, 0x82000)}
-AVR = {"atmega2560": 16000000, "atmega1280": 16000000, "atmega644p": 16000000,
-       "atmega1284p": 16000000, "atmega328p": 16000000, "at90usb1286": 16000000,
-       "atmega32u4": 16000000}
-LPC = {"lpc1768": 100000000, "lpc1769": 120000000}
-SAMD = {"samd21g18a": (48000000, 0x40000, 0x2000), "samd21e18a": (48000000, 0x40000, 0x2000),
-        "samd51j19a": (120000000, 0x80000, 0x4000), "samd51p20a": (120000000, 0x100000, 0x4000),
-        "same54p20a": (120000000, 0x100000, 0x4000)}
+
+# every symbol this model decides: a line naming one is the model's, the
+# others are the user's
+def _model_symbols():
+    s = {"CONFIG_MACH_" + a for a in ARCHES}
+    for fam in FAMILIES.values():
+        for c in fam.chips:
+            s.add("CONFIG_MACH_" + c.sym)
+            s.update("CONFIG_MACH_" + x for x in c.selects)
+        for off, _ in fam.offsets or []:
+            s.add(fam.choice_sym(off))
+    s.update("CONFIG_MACH_STM32" + x for x in ("F0x2", "F4x5", "G07x", "G0Bx"))
+    s.update(("CONFIG_RP2040_HAVE_STAGE2", "CONFIG_RPXXXX_HAVE_BOOTLOADER"))
+    return s
 
 
-def stm32_mach(mcu):
-    """stm32f446xx -> STM32F446, stm32g0b1xx -> STM32G0B1."""
-    return mcu[:9].upper()
+MODEL_SYMBOLS = _model_symbols()
+DERIVED_VALUES = ("CONFIG_BOARD_DIRECTORY", "CONFIG_MCU", "CONFIG_CLOCK_FREQ",
+                  "CONFIG_FLASH_SIZE", "CONFIG_FLASH_BOOT_ADDRESS", "CONFIG_RAM_START",
+                  "CONFIG_RAM_SIZE", "CONFIG_STACK_SIZE", "CONFIG_FLASH_APPLICATION_ADDRESS")
+
+# added when missing (the user's value wins): what the stand-in sources
+# and the data dictionary look at
+USB_DEFAULTS = [("CONFIG_USBSERIAL", "y"), ("CONFIG_USB_VENDOR_ID", "0x1d50"),
+                ("CONFIG_USB_DEVICE_ID", "0x614e"), ("CONFIG_USB_SERIAL_NUMBER_CHIPID", "y")]
+AVR_DEFAULTS = [("CONFIG_AVRDUDE_PROTOCOL", '"wiring"'), ("CONFIG_SERIAL", "y"),
+                ("CONFIG_SERIAL_BAUD", "250000")]
+COMMON = [("CONFIG_HAVE_GPIO", "y"), ("CONFIG_HAVE_GPIO_ADC", "y"),
+          ("CONFIG_HAVE_GPIO_SPI", "y"), ("CONFIG_HAVE_GPIO_HARD_PWM", "y"),
+          ("CONFIG_INLINE_STEPPER_HACK", "y"), ("CONFIG_HAVE_STEPPER_OPTIMIZED_BOTH_EDGE", "y")]
 
 
-def family_of(mcu):
-    if mcu.startswith("stm32"):
-        return "stm32"
-    if mcu in RP:
-        return "rp2040"
-    if mcu.startswith("atmega") or mcu.startswith("at90usb"):
-        return "avr"
-    if mcu.startswith("lpc176"):
-        return "lpc176x"
-    if mcu.startswith("sam"):
-        return "atsamd"
-    if mcu == "linux":
-        return "linux"
-    return None
+def chosen(cfg, syms):
+    """The member of a choice the config selects: the last one set to y in
+    the file (kconfiglib: a later assignment wins), else None."""
+    best = None
+    for i, (k, v) in enumerate(cfg):
+        if v == "y" and k in syms:
+            best = syms[k]
+    return best
+
+
+def evaluate(entries):
+    """(family name, Family, Chip or None, offset or None) for a config's
+    [(key, value)] entries."""
+    arch = chosen(entries, {"CONFIG_MACH_" + a: a for a in ARCHES if a in FAMILY_OF_ARCH})
+    name = FAMILY_OF_ARCH[arch or "AVR"]
+    fam = FAMILIES[name]
+    chip = None
+    if fam.chips:
+        chip = chosen(entries, {"CONFIG_MACH_" + c.sym: c for c in fam.chips}) or fam.chips[0]
+    off = None
+    if fam.offsets and chip is not None:
+        offered = fam.offered(chip)
+        off = chosen(entries, {fam.choice_sym(o): o for o in offered})
+        if off is None:
+            off = offered[0]
+    return name, fam, chip, off
+
+
+def model_values(name, fam, chip, off):
+    """[(key, value)] the model decides for this chip, in Klipper's order."""
+    q = lambda s: '"%s"' % s  # noqa: E731
+    d = [("CONFIG_MACH_" + fam.arch, "y"), ("CONFIG_BOARD_DIRECTORY", q(fam.board_dir))]
+    if name == "linux":
+        return d + [("CONFIG_CLOCK_FREQ", "50000000")]
+    d += [("CONFIG_MCU", q(chip.mcu)), ("CONFIG_CLOCK_FREQ", str(chip.clock))]
+    if chip.boot is not None:
+        d += [("CONFIG_FLASH_SIZE", hex(chip.flash)),
+              ("CONFIG_FLASH_BOOT_ADDRESS", hex(chip.boot)),
+              ("CONFIG_RAM_START", hex(chip.ram_start)), ("CONFIG_RAM_SIZE", hex(chip.ram)),
+              ("CONFIG_STACK_SIZE", "512"),
+              ("CONFIG_FLASH_APPLICATION_ADDRESS", hex(fam.base + off))]
+    d.append(("CONFIG_MACH_" + chip.sym, "y"))
+    d += [("CONFIG_MACH_" + s, "y") for s in chip.selects]
+    if name == "rp2040":
+        d.append(("CONFIG_RP2040_HAVE_STAGE2" if off == 0x100 else
+                  "CONFIG_RPXXXX_HAVE_BOOTLOADER" if off else None, "y"))
+        d = [kv for kv in d if kv[0]]
+    if off is not None:
+        d.append((fam.choice_sym(off), "y"))
+    return d
+
+
+def visible_choices(name, fam, chip):
+    """The choice members a menu shows for this chip: not chosen ones are
+    written as "is not set"; the others are invisible and dropped."""
+    vis = {"CONFIG_MACH_" + a for a in ARCHES}
+    vis.update("CONFIG_MACH_" + c.sym for c in fam.chips)
+    if fam.offsets and chip is not None:
+        vis.update(fam.choice_sym(o) for o in fam.offered(chip))
+    return vis
+
+
+def normalise(entries):
+    """What olddefconfig makes of a config ([(key, value)] in file order):
+    the file text. A complete config that Klipper wrote comes out as it
+    went in."""
+    name, fam, chip, off = evaluate(entries)
+    want = dict(model_values(name, fam, chip, off))
+    vis = visible_choices(name, fam, chip)
+    out, seen = [], set()
+    entries = list(entries)
+    last = dict(kv for kv in entries if kv[0] is not None)                # a later line wins, as in Kconfig
+    for k, v in entries:
+        if k is None:
+            out.append((None, v))       # a comment or blank line, kept
+            continue
+        if k in seen:
+            continue
+        if k in want:
+            v = want[k]
+        elif k in DERIVED_VALUES:
+            continue                    # no such value for this chip (linux: no MCU)
+        elif k in MODEL_SYMBOLS:
+            if k not in vis:
+                continue                # another chip's or family's symbol
+            v = "n"                     # a choice member not chosen
+        else:
+            v = last[k]                 # the user's
+        seen.add(k)
+        out.append((k, v))
+    extra = model_values(name, fam, chip, off)
+    if name in ("stm32", "rp2040", "lpc176x", "atsamd"):
+        extra += USB_DEFAULTS
+    if name == "avr":
+        extra += AVR_DEFAULTS
+    if name != "linux":
+        # Klipper selects the optimized stepper edge for every chip but H7
+        extra += [kv for kv in COMMON if not ("H7" in chip.tags and "BOTH_EDGE" in kv[0])]
+    for k, v in extra:
+        if k not in seen:
+            seen.add(k)
+            out.append((k, v))
+    return "".join(v + "\n" if k is None else "# %s is not set\n" % k if v == "n"
+                   else "%s=%s\n" % (k, v) for k, v in out)
 
 
 def mcu_from_symbols(cfg):
-    """CONFIG_MCU when present; else the chip named by MACH_ symbols (as a
-    real menuconfig-written config has them); else None."""
-    mcu = cfg.get("CONFIG_MCU")
-    if mcu and family_of(mcu):
-        return mcu
-    if cfg.get("CONFIG_MACH_LINUX") == "y" or cfg.get("CONFIG_BOARD_DIRECTORY") == "linux":
-        return "linux"
-    for chip in STM32:
-        if cfg.get("CONFIG_MACH_" + stm32_mach(chip)) == "y":
-            return chip
-    for chip in list(RP) + list(AVR) + list(LPC) + list(SAMD):
-        if cfg.get("CONFIG_MACH_" + chip) == "y" or cfg.get("CONFIG_MACH_" + chip.upper()) == "y":
-            return chip
+    """The chip a config selects through its MACH symbols ("linux" for the
+    host MCU), or None when it selects none (Klipper would use AVR)."""
+    entries = list(cfg.items())
+    if chosen(entries, {"CONFIG_MACH_" + a: a for a in FAMILY_OF_ARCH}) is None:
+        return None
+    name, _, chip, _ = evaluate(entries)
+    return "linux" if name == "linux" else chip.mcu
+
+
+def chip_symbols(mcu):
+    """The menu choices that select chip mcu: [(key, "y")], or None."""
+    for fam in FAMILIES.values():
+        for c in fam.chips:
+            if c.mcu == mcu:
+                return [("CONFIG_MACH_" + fam.arch, "y"), ("CONFIG_MACH_" + c.sym, "y")]
+    if mcu == "linux":
+        return [("CONFIG_MACH_LINUX", "y")]
     return None
 
-
-def flash_start_choice(cfg, prefix, boot):
-    """An address from a bootloader-offset choice symbol
-    (CONFIG_STM32_FLASH_START_8000=y -> boot + 0x8000), else None."""
-    for k, v in cfg.items():
-        if v == "y" and k.startswith("CONFIG_%s_FLASH_START_" % prefix):
-            try:
-                return boot + int(k.rsplit("_", 1)[1], 16)
-            except ValueError:
-                pass
-    return None
-
-
-def family_defaults(mcu):
-    """(ordered [(key, value)] a fresh olddefconfig writes for this MCU,
-    choice prefix or None, boot address or None)."""
-    q = lambda s: '"%s"' % s  # noqa: E731
-    fam = family_of(mcu)
-    d = [("CONFIG_LOW_LEVEL_OPTIONS", "y")]
-    if fam == "stm32":
-        series, clock, fsize, ram, ramsize, off = STM32.get(
-            mcu, ("F4" if mcu[5:7] == "f4" else mcu[5:7].upper(), 100000000, 0x80000,
-                  0x20000000, 0x20000, 0))
-        d += [("CONFIG_MACH_STM32", "y"), ("CONFIG_BOARD_DIRECTORY", q("stm32")),
-              ("CONFIG_MCU", q(mcu)), ("CONFIG_CLOCK_FREQ", str(clock)),
-              ("CONFIG_FLASH_SIZE", hex(fsize)), ("CONFIG_FLASH_BOOT_ADDRESS", "0x8000000"),
-              ("CONFIG_RAM_START", hex(ram)), ("CONFIG_RAM_SIZE", hex(ramsize)),
-              ("CONFIG_STACK_SIZE", "512"),
-              ("CONFIG_FLASH_APPLICATION_ADDRESS", hex(0x8000000 + off)),
-              ("CONFIG_MACH_" + stm32_mach(mcu), "y"), ("CONFIG_MACH_STM32" + series, "y"),
-              ("CONFIG_HAVE_STM32_USBOTG" if series in ("F4", "H7") else "CONFIG_HAVE_STM32_USBFS", "y"),
-              ("CONFIG_USBSERIAL", "y"), ("CONFIG_USB_VENDOR_ID", "0x1d50"),
-              ("CONFIG_USB_DEVICE_ID", "0x614e"), ("CONFIG_USB_SERIAL_NUMBER_CHIPID", "y")]
-        return d, "STM32", 0x8000000
-    if fam == "rp2040":
-        clock, fsize, ram, ramsize = RP[mcu]
-        d += [("CONFIG_MACH_RPXXXX", "y"), ("CONFIG_MACH_" + mcu.upper(), "y"),
-              ("CONFIG_BOARD_DIRECTORY", q("rp2040")), ("CONFIG_MCU", q(mcu)),
-              ("CONFIG_CLOCK_FREQ", str(clock)), ("CONFIG_FLASH_SIZE", hex(fsize)),
-              ("CONFIG_FLASH_BOOT_ADDRESS", "0x10000000"), ("CONFIG_RAM_START", hex(ram)),
-              ("CONFIG_RAM_SIZE", hex(ramsize)), ("CONFIG_STACK_SIZE", "512"),
-              ("CONFIG_FLASH_APPLICATION_ADDRESS", "0x10000100"),
-              ("CONFIG_USBSERIAL", "y"), ("CONFIG_USB_VENDOR_ID", "0x1d50"),
-              ("CONFIG_USB_DEVICE_ID", "0x614e"), ("CONFIG_USB_SERIAL_NUMBER_CHIPID", "y")]
-        return d, "RP2040", 0x10000000
-    if fam == "avr":
-        d += [("CONFIG_MACH_AVR", "y"), ("CONFIG_BOARD_DIRECTORY", q("avr")),
-              ("CONFIG_MACH_" + mcu, "y"), ("CONFIG_MCU", q(mcu)),
-              ("CONFIG_AVRDUDE_PROTOCOL", q("wiring")),
-              ("CONFIG_CLOCK_FREQ", str(AVR.get(mcu, 16000000))),
-              ("CONFIG_AVR_SERIAL", "y"), ("CONFIG_SERIAL", "y"),
-              ("CONFIG_SERIAL_BAUD", "250000")]
-        return d, None, None
-    if fam == "lpc176x":
-        d += [("CONFIG_MACH_LPC176X", "y"), ("CONFIG_BOARD_DIRECTORY", q("lpc176x")),
-              ("CONFIG_MACH_" + mcu, "y"), ("CONFIG_MCU", q(mcu)),
-              ("CONFIG_CLOCK_FREQ", str(LPC[mcu] if mcu in LPC else 100000000)),
-              ("CONFIG_FLASH_SIZE", "0x80000"), ("CONFIG_FLASH_BOOT_ADDRESS", "0x0"),
-              ("CONFIG_RAM_START", "0x10000000"), ("CONFIG_RAM_SIZE", "0x7fe0"),
-              ("CONFIG_STACK_SIZE", "512"), ("CONFIG_FLASH_APPLICATION_ADDRESS", "0x4000"),
-              ("CONFIG_USBSERIAL", "y"), ("CONFIG_USB_VENDOR_ID", "0x1d50"),
-              ("CONFIG_USB_DEVICE_ID", "0x614e")]
-        return d, "LPC176X", 0
-    if fam == "atsamd":
-        clock, fsize, off = SAMD.get(mcu, (48000000, 0x40000, 0x2000))
-        d += [("CONFIG_MACH_ATSAMD", "y"), ("CONFIG_BOARD_DIRECTORY", q("atsamd")),
-              ("CONFIG_MACH_" + mcu.upper()[:7], "y"), ("CONFIG_MCU", q(mcu)),
-              ("CONFIG_CLOCK_FREQ", str(clock)), ("CONFIG_FLASH_SIZE", hex(fsize)),
-              ("CONFIG_FLASH_BOOT_ADDRESS", "0x0"), ("CONFIG_RAM_START", "0x20000000"),
-              ("CONFIG_RAM_SIZE", "0x8000"), ("CONFIG_STACK_SIZE", "512"),
-              ("CONFIG_FLASH_APPLICATION_ADDRESS", hex(off)),
-              ("CONFIG_USBSERIAL", "y"), ("CONFIG_USB_VENDOR_ID", "0x1d50"),
-              ("CONFIG_USB_DEVICE_ID", "0x614e")]
-        return d, "SAMD", 0
-    # linux: the host MCU has no CONFIG_MCU line
-    d += [("CONFIG_MACH_LINUX", "y"), ("CONFIG_BOARD_DIRECTORY", q("linux")),
-          ("CONFIG_CLOCK_FREQ", "50000000"), ("CONFIG_LINUX_SELECT", "y")]
-    return d, None, None
-
-
-COMMON = [("CONFIG_HAVE_GPIO", "y"), ("CONFIG_HAVE_GPIO_ADC", "y"),
-          ("CONFIG_HAVE_GPIO_SPI", "y"), ("CONFIG_HAVE_GPIO_HARD_PWM", "y"),
-          ("CONFIG_INLINE_STEPPER_HACK", "y"), ("CONFIG_HAVE_STEPPER_OPTIMIZED_BOTH_EDGE", "y"),
-          ("CONFIG_WANT_GPIO_BITBANGING", "y")]
-DERIVED = ("CONFIG_MCU", "CONFIG_BOARD_DIRECTORY", "CONFIG_MACH_")
 
 # ---------------------------------------------------------------- config
 
 
-def parse_config(text):
+def parse_config(text, comments=False):
     """[(key, value)] in file order; 'n' for '# CONFIG_X is not set'.
-    Values keep their quotes."""
+    Values keep their quotes. With comments, other lines come as (None,
+    line)."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line.startswith("CONFIG_") and "=" in line:
             k, v = line.split("=", 1)
             out.append((k.strip(), v.strip()))
         elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
             out.append((line[2:-len(" is not set")].strip(), "n"))
+        elif comments:
+            out.append((None, raw))
     return out
 
 
 def unq(v):
     return v[1:-1] if len(v) >= 2 and v[0] == v[-1] == '"' else v
-
-
-def normalise(entries):
-    """What olddefconfig makes of a config: the family's defaults, the
-    user's values for every other symbol, a consistent bootloader-offset
-    choice. Returns the file text."""
-    user = {}
-    for k, v in entries:
-        user[k] = v                         # a later line wins
-    cfg = {k: unq(v) for k, v in user.items()}
-    mcu = mcu_from_symbols(cfg) or "atmega2560"
-    defaults, prefix, boot = family_defaults(mcu)
-    vals = dict(defaults)
-    order = [k for k, _ in defaults]
-    for k, v in COMMON:
-        if k not in vals:
-            vals[k] = v
-            order.append(k)
-    fam_keys = set(vals)
-    for k, v in entries:
-        if k in fam_keys and k.startswith(DERIVED):
-            continue                        # derived from the MCU, not settable
-        if k.startswith("CONFIG_MACH_") and v == "y":
-            continue                        # another chip's symbol: dropped
-        if k not in vals:
-            order.append(k)
-        vals[k] = v
-    if prefix is not None:
-        addr = flash_start_choice(cfg, prefix, boot)
-        if addr is None:
-            try:
-                addr = int(unq(vals["CONFIG_FLASH_APPLICATION_ADDRESS"]), 16)
-            except (KeyError, ValueError):
-                addr = boot
-        vals["CONFIG_FLASH_APPLICATION_ADDRESS"] = hex(addr)
-        for k in list(vals):
-            if k.startswith("CONFIG_%s_FLASH_START_" % prefix):
-                del vals[k]
-                order.remove(k)
-        choice = "CONFIG_%s_FLASH_START_%04X" % (prefix, addr - boot)
-        vals[choice] = "y"
-        order.insert(order.index("CONFIG_FLASH_APPLICATION_ADDRESS"), choice)
-        if prefix == "RP2040":
-            if addr - boot == 0x100:
-                vals["CONFIG_RP2040_HAVE_STAGE2"] = "y"
-                if "CONFIG_RP2040_HAVE_STAGE2" not in order:
-                    order.append("CONFIG_RP2040_HAVE_STAGE2")
-            elif "CONFIG_RP2040_HAVE_STAGE2" in vals:
-                del vals["CONFIG_RP2040_HAVE_STAGE2"]
-                order.remove("CONFIG_RP2040_HAVE_STAGE2")
-    lines = ["#", "# Automatically generated file; DO NOT EDIT.",
-             "# Klipper Firmware Configuration", "#"]
-    for k in order:
-        v = vals[k]
-        lines.append("# %s is not set" % k if v == "n" else "%s=%s" % (k, v))
-    return "\n".join(lines) + "\n"
 
 
 def config_path():
@@ -329,7 +419,7 @@ def cmd_olddefconfig():
         text = ""
     else:
         print("Loaded configuration '%s'" % path)
-    print(write_config(normalise(parse_config(text)), path))
+    print(write_config(normalise(parse_config(text, comments=True)), path))
     simfake.event(ACTOR, "olddefconfig", path, "mcu", mcu_of_values(config_values()))
     return 0
 
@@ -374,19 +464,30 @@ def cmd_menuconfig():
                 "$KFLASH_SIM_STATE/menuconfig/%s.config nor "
                 "$KFLASH_SIM_STATE/menuconfig.config says what to choose\n" % (path, key))
             return 1
-        print("No changes to save (for '%s')" % path)
-        simfake.event(ACTOR, "menuconfig", path, "unchanged")
+        full = normalise(parse_config(text, comments=True))
+        if full == text:
+            print("No changes to save (for '%s')" % path)
+            simfake.event(ACTOR, "menuconfig", path, "unchanged")
+            return 0
+        # menuconfig shows a partial config completed, and the user saves
+        # what it shows (kconfiglib asks to save a config it had to change)
+        print(write_config(full, path))
+        simfake.event(ACTOR, "menuconfig", path, "saved", "mcu", mcu_of_values(config_values()))
         return 0
     with open(script) as fh:
         edits = parse_config(fh.read())
+    # the scripted user may name the chip by CONFIG_MCU: that is choosing
+    # the chip in the menu (olddefconfig itself ignores CONFIG_MCU)
+    mcu = next((unq(v) for k, v in reversed(edits) if k == "CONFIG_MCU"), None)
+    if mcu and chip_symbols(mcu):
+        edits = [kv for kv in edits if kv[0] != "CONFIG_MCU"] + chip_symbols(mcu)
     # menu choices replace the chip: drop the old chip's symbols
-    if any(k == "CONFIG_MCU" or k.startswith("CONFIG_MACH_") for k, _ in edits):
-        base = [(k, v) for k, v in parse_config(text)
-                if not (k == "CONFIG_MCU" or k.startswith("CONFIG_MACH_")
-                        or k == "CONFIG_BOARD_DIRECTORY" or "_FLASH_START_" in k
-                        or k == "CONFIG_FLASH_APPLICATION_ADDRESS")]
+    if any(k.startswith("CONFIG_MACH_") for k, _ in edits):
+        base = [(k, v) for k, v in parse_config(text, comments=True)
+                if k is None or not (k.startswith("CONFIG_MACH_") or k in DERIVED_VALUES
+                                     or k in MODEL_SYMBOLS)]
     else:
-        base = parse_config(text)
+        base = parse_config(text, comments=True)
     msg = write_config(normalise(base + edits), path)
     print(msg)
     simfake.event(ACTOR, "menuconfig", path, "saved" if msg.startswith("Configuration saved") else "unchanged",
@@ -406,7 +507,12 @@ def version():
             r = subprocess.run(["git", "-C", CHECKOUT, "describe", "--always", "--tags",
                                 "--long", "--dirty"], capture_output=True, text=True, timeout=10)
             if r.returncode == 0 and r.stdout.strip():
-                return r.stdout.strip()
+                ver = r.stdout.strip()
+                # as Klipper's buildcommands.py: a dirty tree's build says
+                # when and where it was made
+                if "dirty" in ver:
+                    ver += "-%s-%s" % (time.strftime("%Y%m%d_%H%M%S"), socket.gethostname())
+                return ver
         except (OSError, subprocess.SubprocessError):
             pass
     return DEFAULT_VERSION
@@ -421,8 +527,25 @@ def out_of(path):
     return os.path.dirname(path) + "/"
 
 
+def priority():
+    """["nice", N, "sched", POLICY, "io", CLASS]: what the build runs at (a
+    build during a print should run at nice 19, SCHED_IDLE, I/O idle)."""
+    pol = os.sched_getscheduler(0)
+    names = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle"}
+    io = "?"
+    try:
+        r = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True,
+                           text=True, timeout=5)
+        io = r.stdout.split(":")[0].strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ["nice", str(os.getpriority(os.PRIO_PROCESS, 0)), "sched",
+            names.get(pol, str(pol)), "io", io]
+
+
 def cmd_start(out):
     simfake.event(ACTOR, "build", "start", out, "mcu", mcu_of_values(config_values()))
+    simfake.event(ACTOR, "build", "priority", *priority())
     return 0
 
 
