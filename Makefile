@@ -1,6 +1,7 @@
 # kflash - build, test and install.
 #
-#   make                 build/kflash (+ the simulator's programs)
+#   make                 build/kflash (+ the simulator's programs, the host
+#                        only when libumockdev-dev is installed)
 #   make check           install missing Debian packages, build, run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (in build/sanitize)
 #   make demo            the full flash flow on a simulated printer
@@ -25,58 +26,135 @@ BUILD ?= build
 SAN_FLAGS :=
 endif
 
-VERSION := $(shell git describe --always --tags --dirty 2>/dev/null || echo 0.1.0)
-
-LIBS_PKG := libudev jansson libcurl
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -Iinclude \
-	-DKFLASH_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(LIBS_PKG) 2>/dev/null)
+# -MMD -MP: each object's .d lists the headers it really includes
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -Iinclude -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
-LIBS := $(shell $(PKG_CONFIG) --libs $(LIBS_PKG) 2>/dev/null)
+
+# ---- libraries -------------------------------------------------------------
+# Found by pkg-config. A missing one stops make, only when a target that needs
+# it is to be built, with one line naming the Debian package that ships it:
+# the product needs the first three, the unit tests cmocka, the simulator's
+# host umockdev.
+
+LIB_PC := libudev jansson libcurl
+TEST_PC := cmocka
+SIMHOST_PC := umockdev-1.0 gio-2.0
+deb.libudev := libudev-dev
+deb.jansson := libjansson-dev
+deb.libcurl := libcurl4-openssl-dev
+deb.cmocka := libcmocka-dev
+deb.umockdev-1.0 := libumockdev-dev
+deb.gio-2.0 := libglib2.0-dev
+
+HAVE_PKG_CONFIG := $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null)
+ifneq ($(HAVE_PKG_CONFIG),)
+PC_MISSING := $(shell for m in $(LIB_PC) $(TEST_PC) $(SIMHOST_PC); do \
+	$(PKG_CONFIG) --exists $$m || echo $$m; done)
+pc = $(if $(filter $(1),$(PC_MISSING)),,$(shell $(PKG_CONFIG) $(2) $(1)))
+else
+PC_MISSING := $(LIB_PC) $(TEST_PC) $(SIMHOST_PC)
+pc =
+endif
+LIB_CFLAGS := $(call pc,$(LIB_PC),--cflags)
+LIB_LIBS := $(call pc,$(LIB_PC),--libs)
+TEST_CFLAGS := $(call pc,$(TEST_PC),--cflags)
+TEST_LIBS := $(call pc,$(TEST_PC),--libs)
+SIMHOST_CFLAGS := $(call pc,$(SIMHOST_PC),--cflags)
+SIMHOST_LIBS := $(call pc,$(SIMHOST_PC),--libs)
+
+# $(call need,MODULES) at the start of a recipe: nothing when all are there
+debs = $(strip $(if $(HAVE_PKG_CONFIG),,pkg-config) $(foreach m,$(1),$(deb.$(m))))
+why = $(if $(HAVE_PKG_CONFIG),pkg-config finds no $(1),pkg-config is not installed)
+need = $(if $(filter $(1),$(PC_MISSING)),$(call need_fail,$(filter $(1),$(PC_MISSING))))
+need_fail = $(error kflash: $@ needs $(call debs,$(1)) ($(call why,$(1))): \
+	sudo apt-get install $(call debs,$(1)), or make deps)
+
+# ---- sources ---------------------------------------------------------------
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/main.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
-SIM_PROGS :=
-ifneq ($(wildcard sim/simboard.c),)
-SIM_PROGS += $(BUILD)/kflash-simboard
-endif
-ifneq ($(wildcard sim/simhost.c),)
-SIM_PROGS += $(BUILD)/kflash-simhost
-endif
+TEST_HELPER_OBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,\
+	$(filter-out $(TEST_SRC),$(wildcard tests/*.c)))
+# the simulator: simboard.c + board.c is the standalone board; every other
+# file in sim/ (board.c included) makes the host
+SIMBOARD_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(wildcard sim/simboard.c sim/board.c))
+SIMHOST_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,\
+	$(filter-out sim/simboard.c,$(wildcard sim/*.c)))
+SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
+	$(if $(wildcard sim/simhost.c),$(BUILD)/kflash-simhost)
 
-.PHONY: all check unit door sim-tests scenarios deps demo bench valgrind install uninstall clean
+ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
+	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ))
 
+.PHONY: all check unit door sim-tests scenarios deps demo bench valgrind install \
+	uninstall clean simhost-skipped FORCE
+
+# a printer host builds kflash without the simulator's host; say so
+ifeq ($(filter $(SIMHOST_PC),$(PC_MISSING)),)
 all: $(BUILD)/kflash $(SIM_PROGS)
+else
+all: $(BUILD)/kflash $(filter-out $(BUILD)/kflash-simhost,$(SIM_PROGS)) simhost-skipped
+simhost-skipped:
+	@echo "kflash: $(BUILD)/kflash-simhost (the simulator) not built: it needs \
+	$(call debs,$(filter $(SIMHOST_PC),$(PC_MISSING))); make demo and make check install it"
+endif
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/kflash/*.h) | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+# ---- the version -----------------------------------------------------------
+# $(BUILD)/version.h holds `git describe`, rewritten only when that changes (a
+# commit, a tag, a checkout, an edit), and only the objects that use
+# KFLASH_VERSION include and depend on it. Where git cannot tell (a tarball,
+# `sudo make install` refused by git's ownership check) an existing file is
+# kept, else kflash.h's default stands.
+
+VERSION_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(shell grep -l KFLASH_VERSION src/*.c 2>/dev/null))
+$(VERSION_OBJ): $(BUILD)/version.h
+$(VERSION_OBJ): VERSION_FLAGS = -include $(BUILD)/version.h
+
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(@D)
+	@v=$$(test -e .git && git describe --always --tags --dirty 2>/dev/null) || \
+		{ test -f $@ && exit 0; v=0.1.0; }; \
+	printf '/* generated by the Makefile: git describe --always --tags --dirty */\n#define KFLASH_VERSION "%s"\n' \
+		"$$v" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+# ---- build -----------------------------------------------------------------
+
+$(LIB_OBJ) $(MAIN_OBJ): $(BUILD)/obj/%.o: src/%.c
+	$(call need,$(LIB_PC))@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) $(VERSION_FLAGS) -c -o $@ $<
 
 $(BUILD)/libkflash.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/kflash: src/main.c $(BUILD)/libkflash.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkflash.a $(ALL_LDFLAGS) $(LIBS)
+$(BUILD)/kflash: $(MAIN_OBJ) $(BUILD)/libkflash.a
+	$(call need,$(LIB_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS)
 
-$(BUILD)/kflash-simboard: sim/simboard.c sim/board.c sim/board.h | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -Isim -o $@ sim/simboard.c sim/board.c $(ALL_LDFLAGS)
+$(BUILD)/tests/obj/%.o: tests/%.c
+	$(call need,$(LIB_PC) $(TEST_PC))@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
 
-SIMHOST_PKG := umockdev-1.0 gio-2.0
-$(BUILD)/kflash-simhost: sim/simhost.c sim/board.c sim/board.h | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -Isim $(shell $(PKG_CONFIG) --cflags $(SIMHOST_PKG)) \
-		-o $@ sim/simhost.c sim/board.c $(ALL_LDFLAGS) \
-		$(shell $(PKG_CONFIG) --libs $(SIMHOST_PKG))
+$(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_HELPER_OBJ) $(BUILD)/libkflash.a
+	$(call need,$(LIB_PC) $(TEST_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)/libkflash.a | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(BUILD)/libkflash.a \
-		$(ALL_LDFLAGS) $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+# the host's own files need umockdev's headers; the board's need nothing
+$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_PC = $(SIMHOST_PC)
+$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_CFLAGS = $(SIMHOST_CFLAGS)
+$(BUILD)/sim/%.o: sim/%.c
+	$(call need,$(SIM_PC))@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SIM_CFLAGS) -Isim -c -o $@ $<
 
-$(BUILD) $(BUILD)/obj $(BUILD)/tests:
-	mkdir -p $@
+$(BUILD)/kflash-simboard: $(SIMBOARD_OBJ)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS)
+
+$(BUILD)/kflash-simhost: $(SIMHOST_OBJ)
+	$(call need,$(SIMHOST_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(SIMHOST_LIBS)
 
 # ---- tests -----------------------------------------------------------------
 
@@ -90,10 +168,10 @@ unit: $(TEST_BIN)
 door:
 	@ci/check-door
 
-sim-tests: all
+sim-tests: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-sim-tests
 
-scenarios: all
+scenarios: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-scenarios
 
 deps:
@@ -108,10 +186,10 @@ valgrind: $(TEST_BIN)
 	done; echo "valgrind: $(words $(TEST_BIN)) test binaries clean"
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) sim/demo
 
-bench: all
+bench: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/bench
 
 # ---- install ---------------------------------------------------------------
@@ -130,3 +208,6 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# what each object includes, as the compiler saw it (-MMD)
+-include $(ALL_OBJ:.o=.d)
