@@ -10,9 +10,6 @@ cd "$(dirname "$0")/.." || exit 2
 command -v git > /dev/null 2>&1 || { echo "SKIP: git is not installed"; exit 77; }
 # a make started from `make check` would inherit its flags (SANITIZE=1, -j)
 unset MAKEFLAGS MFLAGS MAKELEVEL
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=test GIT_AUTHOR_EMAIL=test@example.com
-export GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=test@example.com
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/test-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -26,6 +23,10 @@ if git ls-files > /dev/null 2>&1; then
 else
 	tar --exclude=./build --exclude=./.git -cf - . | tar -xf - -C "$K"
 fi
+# the scratch repository is ours: no user or system config, a fixed identity
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=test GIT_AUTHOR_EMAIL=test@example.com
+export GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=test@example.com
 git -C "$K" init -q && git -C "$K" add -A && git -C "$K" commit -qm one || exit 1
 
 pass=0 fail=0
