@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2034 # rc and last are read in the checks' eval strings
 # tests/test-build.sh - the build as a developer and a printer host meet it:
 # `kflash --version` follows every commit, tag, checkout and edit; touching a
 # header recompiles only what includes it; a missing library stops make with
@@ -86,6 +87,7 @@ check "make again: nothing recompiled" [ -z "$(compiled)" ]
 git -C "$K" commit -q --allow-empty -m two
 mk build/kflash
 check "a commit without source changes: --version follows" version_is "$(describe)"
+# shellcheck disable=SC2046
 users=$(objs $(grep -l KFLASH_VERSION "$K"/src/*.c))
 check "... and only what prints the version is recompiled ($users)" \
 	eval '[ -n "$users" ] && [ "$(compiled)" = "$users" ]'
@@ -123,6 +125,7 @@ for h in "$K"/include/kflash/*.h; do
 done
 touch "$best"
 mk build/kflash
+# shellcheck disable=SC2046
 want=$(objs $(grep -lx "include/kflash/${best##*/}" "$work/mm"/*))
 check "touching ${best##*/} recompiles exactly what includes it ($want)" [ "$(compiled)" = "$want" ]
 check "... and relinks kflash" says " -o build/kflash "
