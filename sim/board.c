@@ -29,14 +29,74 @@
 /* Katapult's PROTO_VERSION 1.1.0, sent as a little-endian word. */
 #define SIM_PROTO_VERSION	0x00010100u
 
-/* Erase granularity of the emulated flash. Real chips range from 1 KiB
- * pages to 128 KiB sectors; the count only shows up in SEND_EOF's reply. */
-#define SIM_PAGE_SIZE	2048u
+/* Katapult's MESSAGE_MAX: a longer frame is an invalid one. */
+#define SIM_MESSAGE_MAX	128
 /* Application space the emulated chip has after app_start. */
 #define SIM_FLASH_MAX	(2u * 1024 * 1024)
+/* The write unit of the LPC176x IAP and of the RP2040 page program. */
+#define SIM_BUF_SIZE	256u
+#define SIM_RP_SECTOR	4096u
 
 #define SIM_STR_MAX	64
 #define SIM_RX_CAP	2048
+
+/* How the chip's Katapult port writes flash (src/<port>/flash.c). */
+enum sim_algo {
+	SIM_ALGO_STM32,		/* a block that starts a page erases it */
+	SIM_ALGO_LPC176X,	/* blocks gathered into 256-byte IAP writes */
+	SIM_ALGO_RP2040,	/* 256-byte pages; a page on a 4 KiB boundary
+				 * erases that sector first */
+};
+
+/* Where the erase pages are: flash_get_page_size() and its kin. */
+enum sim_pages {
+	SIM_PAGES_FIXED,	/* chip->page everywhere */
+	SIM_PAGES_F2F4,		/* 16 KiB up to 0x08010000, one of 64 KiB, then 128 KiB */
+	SIM_PAGES_F103,		/* 1 KiB below 256 KiB of flash, else 2 KiB */
+	SIM_PAGES_F0,		/* 1 KiB up to 64 KiB of flash, else 2 KiB */
+	SIM_PAGES_LPC176X,	/* 4 KiB sectors below 0x10000, 32 KiB above */
+};
+
+struct sim_chip {
+	const char *prefix;	/* CONFIG_MCU starts with it */
+	enum sim_algo algo;
+	enum sim_pages pages;
+	uint32_t page;		/* SIM_PAGES_FIXED */
+	uint32_t flash_base;
+	/* where an initial stack pointer can point: the chip's RAM (for
+	 * stm32 the Cortex-M SRAM region, which holds every series' RAM) */
+	uint32_t ram[2][2];
+};
+
+/* The chips Katapult has a port for, most specific prefix first. */
+static const struct sim_chip sim_chips[] = {
+	{ "stm32f042", SIM_ALGO_STM32, SIM_PAGES_FIXED, 1024, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32f072", SIM_ALGO_STM32, SIM_PAGES_FIXED, 2048, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32f0", SIM_ALGO_STM32, SIM_PAGES_F0, 0, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32f103", SIM_ALGO_STM32, SIM_PAGES_F103, 0, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32f2", SIM_ALGO_STM32, SIM_PAGES_F2F4, 0, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32f4", SIM_ALGO_STM32, SIM_PAGES_F2F4, 0, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32g0", SIM_ALGO_STM32, SIM_PAGES_FIXED, 2048, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32g4", SIM_ALGO_STM32, SIM_PAGES_FIXED, 2048, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "stm32h7", SIM_ALGO_STM32, SIM_PAGES_FIXED, 128 * 1024, 0x08000000,
+	  { { 0x20000000, 0x40000000 } } },
+	{ "rp2040", SIM_ALGO_RP2040, SIM_PAGES_FIXED, SIM_RP_SECTOR, 0x10000000,
+	  { { 0x20000000, 0x20042000 } } },
+	{ "rp2350", SIM_ALGO_RP2040, SIM_PAGES_FIXED, SIM_RP_SECTOR, 0x10000000,
+	  { { 0x20000000, 0x20082000 } } },
+	{ "lpc1768", SIM_ALGO_LPC176X, SIM_PAGES_LPC176X, 0, 0x00000000,
+	  { { 0x10000000, 0x10008000 }, { 0x2007c000, 0x20084000 } } },
+	{ "lpc1769", SIM_ALGO_LPC176X, SIM_PAGES_LPC176X, 0, 0x00000000,
+	  { { 0x10000000, 0x10008000 }, { 0x2007c000, 0x20084000 } } },
+};
 
 /* Klipper's serial bootloader request block (after a leading '~' sync). */
 static const char sim_bl_request[] = " \x1c Request Serial Bootloader!! ~";
@@ -44,6 +104,8 @@ static const char sim_bl_request[] = " \x1c Request Serial Bootloader!! ~";
 
 struct sim_board {
 	char *mcu, *serial, *image_path, *version;
+	const struct sim_chip *chip;
+	uint32_t flash_kib;	/* from the MCU name where the pages need it */
 	uint32_t block_size, app_start;
 	enum sim_fault fault;
 	sim_board_log_fn log;
@@ -57,14 +119,26 @@ struct sim_board {
 	size_t rx_len;
 	int need_sync;		/* discarding bytes up to the next 01 */
 	int need_valid;		/* nack already sent for this garbage run */
-	uint32_t pages;		/* pages started since boot: SEND_EOF reply */
-	uint32_t session_end;	/* end of highest block written, from app_start */
+	int stalled;		/* re-reading one bad frame forever */
+	uint32_t pages;		/* page_write_count since boot: SEND_EOF reply */
+	uint32_t session_end;	/* end of highest byte programmed, from app_start */
 	unsigned blocks_written, blocks_read;
 	int silent_logged;
+
+	/* The write buffer of the LPC176x and RP2040 ports (lost on reset). */
+	uint8_t buf[SIM_BUF_SIZE];
+	uint32_t buf_addr;	/* RP2040: where buf goes; LPC: next_address */
+	int buf_full;		/* RP2040: buf holds data */
 
 	/* Emulated flash from app_start; bytes past flash_len read as erased. */
 	uint8_t *flash;
 	size_t flash_len;
+	int app_written;	/* the image at app_start is ours, not the
+				 * firmware the board came with */
+	uint32_t img_end;	/* end of what was programmed since the
+				 * image's first byte was, from app_start */
+	int hung;		/* the application faulted: no answers */
+	char why[160];
 
 	/* Responses not yet handed to the caller. */
 	uint8_t *txq;
@@ -135,18 +209,57 @@ sim_strdup_max(const char *s, size_t min, size_t max)
 	return strdup(s);
 }
 
-static int
-sim_cfg_valid(const struct sim_board_cfg *cfg)
+static const struct sim_chip *
+sim_chip_of(const char *mcu)
 {
-	uint32_t bs = cfg->block_size;
+	for (size_t i = 0; mcu && i < sizeof(sim_chips) / sizeof(sim_chips[0]); i++)
+		if (!strncmp(mcu, sim_chips[i].prefix, strlen(sim_chips[i].prefix)))
+			return &sim_chips[i];
+	return NULL;
+}
 
-	if (bs != 64 && bs != 128 && bs != 256 && bs != 512)
-		return 0;
-	if (cfg->app_start % bs)
-		return 0;
+/* STM32 names carry the flash size after the 'x': stm32f103xe is 512 KiB.
+ * Katapult reads it from the chip (FLASHSIZE_BASE); 0 when not named. */
+static uint32_t
+sim_flash_kib_of(const char *mcu)
+{
+	static const char letters[] = "468bcdefgi";
+	static const uint32_t kib[] = { 16, 32, 64, 128, 256, 384, 512, 768,
+					1024, 2048 };
+	const char *x = strrchr(mcu, 'x');
+	const char *l = x && x[1] ? strchr(letters, x[1]) : NULL;
+
+	return l ? kib[l - letters] : 0;
+}
+
+const char *
+sim_board_cfg_problem(const struct sim_board_cfg *cfg)
+{
+	const struct sim_chip *chip;
+
+	if (!cfg)
+		return "no settings";
+	chip = sim_chip_of(cfg->mcu);
+	if (!chip)
+		return "the MCU is not one Katapult runs on (its ports: stm32f0, "
+		       "stm32f103, stm32f2, stm32f4, stm32g0, stm32g4, stm32h7, "
+		       "rp2040, rp2350, lpc1768, lpc1769), so its flash is "
+		       "unknown";
+	if (cfg->block_size && cfg->block_size != SIM_BLOCK_SIZE)
+		return "the block size must be 64: Katapult's BLOCK_SIZE has no "
+		       "Kconfig prompt, every build uses 64 (flashtool would "
+		       "accept 128, 256 or 512, but no Katapult sends them)";
+	if (cfg->app_start < chip->flash_base
+	    || cfg->app_start - chip->flash_base >= 16u * 1024 * 1024)
+		return "the application start is outside the chip's flash";
+	if (cfg->app_start % SIM_BLOCK_SIZE)
+		return "the application start is not a multiple of the block "
+		       "size (64)";
 	if (cfg->mode != SIM_MODE_KLIPPER && cfg->mode != SIM_MODE_KATAPULT)
-		return 0;
-	return cfg->image_path && cfg->image_path[0];
+		return "unknown starting mode";
+	if (!cfg->image_path || !cfg->image_path[0])
+		return "no image path";
+	return NULL;
 }
 
 struct sim_board *
@@ -154,7 +267,7 @@ sim_board_new(const struct sim_board_cfg *cfg)
 {
 	struct sim_board *b;
 
-	if (!cfg || !sim_cfg_valid(cfg)) {
+	if (sim_board_cfg_problem(cfg)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -171,7 +284,9 @@ sim_board_new(const struct sim_board_cfg *cfg)
 		errno = err;
 		return NULL;
 	}
-	b->block_size = cfg->block_size;
+	b->chip = sim_chip_of(cfg->mcu);
+	b->flash_kib = sim_flash_kib_of(cfg->mcu);
+	b->block_size = SIM_BLOCK_SIZE;
 	b->app_start = cfg->app_start;
 	b->fault = cfg->fault;
 	b->log = cfg->log;
@@ -207,6 +322,10 @@ sim_board_set_mode(struct sim_board *b, enum sim_mode mode)
 	b->rx_len = 0;
 	b->need_sync = 0;
 	b->need_valid = 0;
+	b->stalled = 0;
+	b->hung = 0;
+	b->buf_addr = 0;
+	b->buf_full = 0;
 	b->pages = 0;
 	b->session_end = 0;
 	b->blocks_written = 0;
@@ -250,10 +369,16 @@ sim_enter_bootloader(struct sim_board *b, const char *why)
 	b->event = SIM_EV_ENTER_BOOTLOADER;
 }
 
+int
+sim_board_hung(const struct sim_board *b)
+{
+	return b->hung;
+}
+
 void
 sim_board_line(struct sim_board *b, unsigned baud, int dtr)
 {
-	if (b->mode != SIM_MODE_KLIPPER || baud != 1200 || dtr == 1)
+	if (b->hung || b->mode != SIM_MODE_KLIPPER || baud != 1200 || dtr == 1)
 		return;
 	sim_enter_bootloader(b, "1200 baud");
 }
@@ -357,53 +482,268 @@ sim_flash_byte(const struct sim_board *b, uint32_t addr)
 	return b->flash[off];
 }
 
+/* Addresses are absolute; flash below app_start (Katapult itself) is not
+ * emulated and reads as erased. */
 static int
-sim_flash_erased(const struct sim_board *b, size_t off, size_t len)
+sim_flash_erased(const struct sim_board *b, uint32_t addr, uint32_t len)
 {
-	for (size_t i = off; i < off + len && i < b->flash_len; i++)
-		if (b->flash[i] != 0xff)
+	for (uint32_t i = 0; i < len; i++)
+		if (sim_flash_byte(b, addr + i) != 0xff)
 			return 0;
 	return 1;
 }
 
-/* Follows Katapult's stm32 flash_write_block(): a block that starts a page
- * erases it (and counts it), a block inside a page must land on erased
- * flash, and an identical retransmission is accepted without writing.
- * Pages are aligned from app_start. Returns 0 or -1 (answer ERROR). */
 static int
-sim_flash_write(struct sim_board *b, uint32_t addr, const uint8_t *data)
+sim_flash_same(const struct sim_board *b, uint32_t addr, const uint8_t *data,
+	       uint32_t len)
 {
-	uint32_t bs = b->block_size;
-	size_t off, page_off;
+	for (uint32_t i = 0; i < len; i++)
+		if (sim_flash_byte(b, addr + i) != data[i])
+			return 0;
+	return 1;
+}
 
-	if (addr & (bs - 1) || addr < b->app_start)
-		return -1;
+static void
+sim_flash_erase(struct sim_board *b, uint32_t addr, uint32_t len)
+{
+	for (uint32_t i = 0; i < len; i++) {
+		uint32_t off = addr + i - b->app_start;
+		if (addr + i >= b->app_start && off < b->flash_len)
+			b->flash[off] = 0xff;
+	}
+}
+
+/* NOR flash: programming only clears bits. Keeps the extents the image
+ * file and the boot check need. Returns 0 or -1 (past the emulated
+ * flash). */
+static int
+sim_flash_program(struct sim_board *b, uint32_t addr, const uint8_t *data,
+		  uint32_t len)
+{
+	uint32_t off, end;
+
+	if (addr < b->app_start) {	/* an RP2040 page that starts below */
+		uint32_t skip = b->app_start - addr;
+		if (skip >= len)
+			return 0;
+		addr += skip;
+		data += skip;
+		len -= skip;
+	}
 	off = addr - b->app_start;
-	if (off + bs > SIM_FLASH_MAX || sim_flash_grow(b, off + bs) < 0)
+	if (off + len > SIM_FLASH_MAX || sim_flash_grow(b, off + len) < 0)
 		return -1;
-	page_off = off - off % SIM_PAGE_SIZE;
-	if (page_off == off) {
-		if (sim_flash_erased(b, off, SIM_PAGE_SIZE)) {
+	for (uint32_t i = 0; i < len; i++)
+		b->flash[off + i] &= data[i];
+	end = off + len;
+	if (end > b->session_end)
+		b->session_end = end;
+	if (off == 0) {
+		b->app_written = 1;
+		b->img_end = end;
+	} else if (end > b->img_end) {
+		b->img_end = end;
+	}
+	return 0;
+}
+
+static uint32_t
+sim_page_size(const struct sim_board *b, uint32_t addr)
+{
+	switch (b->chip->pages) {
+	case SIM_PAGES_F2F4:
+		if (addr < 0x08010000)
+			return 16 * 1024;
+		return addr < 0x08020000 ? 64 * 1024 : 128 * 1024;
+	case SIM_PAGES_F103:
+		return b->flash_kib && b->flash_kib < 256 ? 1024 : 2048;
+	case SIM_PAGES_F0:
+		return b->flash_kib && b->flash_kib <= 64 ? 1024 : 2048;
+	case SIM_PAGES_LPC176X:
+		return addr < 0x00010000 ? 4 * 1024 : 32 * 1024;
+	case SIM_PAGES_FIXED:
+		break;
+	}
+	return b->chip->page;
+}
+
+/* Katapult's stm32 flash_write_block() and lpc176x write_buffer(): data
+ * that starts a page erases it (and counts it), data inside a page must
+ * land on erased flash, and an identical retransmission is accepted
+ * without writing. Pages are aligned to absolute addresses. Returns 0 or
+ * -1 (answer ERROR). */
+static int
+sim_page_write(struct sim_board *b, uint32_t addr, const uint8_t *data,
+	       uint32_t len)
+{
+	uint32_t page = sim_page_size(b, addr);
+	uint32_t page_addr = addr & ~(page - 1);
+
+	if (page_addr == addr) {
+		if (sim_flash_erased(b, addr, page)) {
 			/* nothing to erase */
-		} else if (!memcmp(b->flash + off, data, bs)
-			   && sim_flash_erased(b, off + bs, SIM_PAGE_SIZE - bs)) {
+		} else if (sim_flash_same(b, addr, data, len)
+			   && sim_flash_erased(b, addr + len, page - len)) {
 			return 0;
 		} else {
-			size_t n = SIM_PAGE_SIZE;
-			if (off + n > b->flash_len)
-				n = b->flash_len - off;
-			memset(b->flash + off, 0xff, n);
+			sim_flash_erase(b, addr, page);
 		}
 		b->pages++;
-	} else if (!sim_flash_erased(b, off, bs)) {
-		if (!memcmp(b->flash + off, data, bs))
+	} else if (!sim_flash_erased(b, addr, len)) {
+		if (sim_flash_same(b, addr, data, len))
 			return 0;
 		return -1;	/* out of order: block not erased */
 	}
-	memcpy(b->flash + off, data, bs);
-	if (off + bs > b->session_end)
-		b->session_end = off + bs;
+	return sim_flash_program(b, addr, data, len);
+}
+
+/* lpc176x flash_write_block(): blocks fill a 256-byte buffer in order,
+ * written when full; a jump is allowed only between 256-byte boundaries. */
+static int
+sim_lpc_write(struct sim_board *b, uint32_t addr, const uint8_t *data)
+{
+	uint32_t idx = addr & (SIM_BUF_SIZE - 1);
+
+	if (addr != b->buf_addr) {
+		if ((addr | b->buf_addr) & (SIM_BUF_SIZE - 1))
+			return -1;
+		b->buf_addr = addr;
+	}
+	memcpy(b->buf + idx, data, SIM_BLOCK_SIZE);
+	if (idx == SIM_BUF_SIZE - SIM_BLOCK_SIZE
+	    && sim_page_write(b, addr - idx, b->buf, SIM_BUF_SIZE) < 0)
+		return -1;
+	b->buf_addr += SIM_BLOCK_SIZE;
 	return 0;
+}
+
+/* rp2040 flush_buffer(): a page on a sector boundary erases the sector;
+ * every page programmed counts. */
+static int
+sim_rp_flush(struct sim_board *b)
+{
+	if (!b->buf_full)
+		return 0;
+	b->buf_full = 0;
+	if (b->buf_addr % SIM_RP_SECTOR == 0)
+		sim_flash_erase(b, b->buf_addr, SIM_RP_SECTOR);
+	b->pages++;
+	return sim_flash_program(b, b->buf_addr, b->buf, SIM_BUF_SIZE);
+}
+
+/* rp2040 flash_write_block(): blocks gather in a page buffer; a block
+ * outside the buffered page flushes it first. Nothing is compared or
+ * refused but addresses outside the flash. */
+static int
+sim_rp_write(struct sim_board *b, uint32_t addr, const uint8_t *data)
+{
+	if (b->buf_full && (addr < b->buf_addr
+			    || addr + SIM_BLOCK_SIZE > b->buf_addr + SIM_BUF_SIZE)
+	    && sim_rp_flush(b) < 0)
+		return -1;
+	if (!b->buf_full) {
+		b->buf_full = 1;
+		b->buf_addr = addr & ~(SIM_BUF_SIZE - 1);
+		memset(b->buf, 0xff, sizeof(b->buf));
+	}
+	memcpy(b->buf + (addr - b->buf_addr), data, SIM_BLOCK_SIZE);
+	return 0;
+}
+
+/* One SEND_BLOCK. Returns 0 or -1 (answer ERROR). */
+static int
+sim_flash_write(struct sim_board *b, uint32_t addr, const uint8_t *data)
+{
+	if (addr & (SIM_BLOCK_SIZE - 1) || addr < b->app_start
+	    || addr - b->app_start + SIM_BLOCK_SIZE > SIM_FLASH_MAX)
+		return -1;
+	switch (b->chip->algo) {
+	case SIM_ALGO_LPC176X:
+		return sim_lpc_write(b, addr, data);
+	case SIM_ALGO_RP2040:
+		return sim_rp_write(b, addr, data);
+	case SIM_ALGO_STM32:
+		break;
+	}
+	return sim_page_write(b, addr, data, SIM_BLOCK_SIZE);
+}
+
+/* flash_complete(): writes what the buffer still holds, then the page
+ * count. Returns it, or -1 (answer ERROR). */
+static int64_t
+sim_flash_complete(struct sim_board *b)
+{
+	uint32_t idx = b->buf_addr & (SIM_BUF_SIZE - 1);
+
+	switch (b->chip->algo) {
+	case SIM_ALGO_LPC176X:
+		if (idx) {
+			memset(b->buf + idx, 0xff, SIM_BUF_SIZE - idx);
+			if (sim_page_write(b, b->buf_addr - idx, b->buf,
+					   SIM_BUF_SIZE) < 0)
+				return -1;
+		}
+		break;
+	case SIM_ALGO_RP2040:
+		if (sim_rp_flush(b) < 0)
+			return -1;
+		break;
+	case SIM_ALGO_STM32:
+		break;
+	}
+	return b->pages;
+}
+
+static int
+sim_in_ram(const struct sim_board *b, uint32_t sp)
+{
+	for (int i = 0; i < 2; i++)
+		if (b->chip->ram[i][1] && sp >= b->chip->ram[i][0]
+		    && sp <= b->chip->ram[i][1])
+			return 1;
+	return 0;
+}
+
+/* Katapult's boot_start_application() sets VTOR to app_start and does
+ * "MSR msp, vtor[0]; bx vtor[1]" without looking at either. A stack
+ * outside RAM faults at the first push, a reset vector without the Thumb
+ * bit faults at once, and one outside the image runs erased flash (or
+ * Katapult's own code): the CPU ends in a HardFault it cannot leave. The
+ * emulator runs no code, so an image linked for an address less than its
+ * own length away from app_start still passes. */
+const char *
+sim_board_app_problem(struct sim_board *b)
+{
+	uint32_t sp = 0, pc = 0, target;
+
+	if (!b->app_written)
+		return NULL;
+	for (int i = 3; i >= 0; i--) {
+		sp = sp << 8 | sim_flash_byte(b, b->app_start + i);
+		pc = pc << 8 | sim_flash_byte(b, b->app_start + 4 + i);
+	}
+	target = pc & ~1u;
+	if (sp == 0xffffffff && pc == 0xffffffff)
+		snprintf(b->why, sizeof(b->why), "erased 0x%08x: no application "
+			 "at the application address", (unsigned)b->app_start);
+	else if (!sim_in_ram(b, sp))
+		snprintf(b->why, sizeof(b->why), "stack 0x%08x: the initial "
+			 "stack pointer is not in RAM (not a vector table: a "
+			 "UF2 file?)", (unsigned)sp);
+	else if (!(pc & 1))
+		snprintf(b->why, sizeof(b->why), "thumb 0x%08x: the reset "
+			 "vector lacks the Thumb bit", (unsigned)pc);
+	else if (target < b->app_start || target - b->app_start >= b->img_end
+		 || (sim_flash_byte(b, target) == 0xff
+		     && sim_flash_byte(b, target + 1) == 0xff))
+		snprintf(b->why, sizeof(b->why), "reset 0x%08x: the reset "
+			 "handler is outside the image at 0x%08x-0x%08x (linked "
+			 "for another application address?)", (unsigned)pc,
+			 (unsigned)b->app_start,
+			 (unsigned)(b->app_start + b->img_end));
+	else
+		return NULL;
+	return b->why;
 }
 
 /* Write what this session flashed to image_path: temp file, fsync, rename,
@@ -500,21 +840,26 @@ static int
 sim_cmd_send_eof(struct sim_board *b)
 {
 	uint8_t p[8];
+	int64_t pages = sim_flash_complete(b);
 
+	if (pages < 0) {
+		sim_log(b, "SEND_EOF: writing the last buffer failed: error");
+		return sim_error(b);
+	}
 	sim_log(b, "SEND_EOF: %u blocks, %u pages", b->blocks_written,
-		(unsigned)b->pages);
+		(unsigned)pages);
 	b->blocks_written = 0;
-	sim_put_le32(p + 4, b->pages);
+	sim_put_le32(p + 4, (uint32_t)pages);
 	return sim_ack(b, SIM_CMD_SEND_EOF, p, 2);
 }
 
 static int
-sim_cmd_request_block(struct sim_board *b, const uint8_t *payload,
-		      size_t nwords)
+sim_cmd_request_block(struct sim_board *b, const uint8_t *payload)
 {
-	uint8_t p[8 + 512];
-	/* Katapult reads the word without checking it was sent. */
-	uint32_t addr = nwords ? sim_get_le32(payload) : 0;
+	uint8_t p[8 + SIM_BLOCK_SIZE];
+	/* Katapult reads the word without checking it was sent (then it is
+	 * the CRC and the trailer). */
+	uint32_t addr = sim_get_le32(payload);
 
 	sim_put_le32(p + 4, addr);
 	for (uint32_t i = 0; i < b->block_size; i++)
@@ -530,12 +875,13 @@ sim_cmd_request_block(struct sim_board *b, const uint8_t *payload,
 }
 
 /* Answer first, then leave: Katapult acks COMPLETE and jumps to the
- * application 100 ms later. */
+ * application 100 ms later, whatever the application area holds. */
 static int
 sim_cmd_complete(struct sim_board *b)
 {
 	uint8_t p[4];
 	int ret = sim_ack(b, SIM_CMD_COMPLETE, p, 1);
+	const char *why;
 
 	if (ret < 0)
 		return ret;
@@ -549,6 +895,14 @@ sim_cmd_complete(struct sim_board *b)
 				(unsigned)b->session_end, b->image_path);
 	} else {
 		sim_log(b, "COMPLETE: nothing flashed, image left alone");
+	}
+	why = sim_board_app_problem(b);
+	if (why) {
+		sim_log(b, "COMPLETE: the application cannot start (%s): the "
+			"CPU faults and hangs", why);
+		b->hung = 1;
+		b->event = SIM_EV_HANG;
+		return 0;
 	}
 	sim_board_set_mode(b, SIM_MODE_KLIPPER);
 	b->event = SIM_EV_BOOT_APP;
@@ -570,7 +924,7 @@ sim_dispatch(struct sim_board *b, const uint8_t *frame)
 	case SIM_CMD_SEND_EOF:
 		return sim_cmd_send_eof(b);
 	case SIM_CMD_REQUEST_BLOCK:
-		return sim_cmd_request_block(b, payload, nwords);
+		return sim_cmd_request_block(b, payload);
 	case SIM_CMD_COMPLETE:
 		return sim_cmd_complete(b);
 	default:
@@ -585,34 +939,31 @@ sim_dispatch(struct sim_board *b, const uint8_t *frame)
  * Katapult frame finding
  ****************************************************************/
 
-/* Largest frame the receive buffer accepts: room for a SEND_BLOCK. */
-static size_t
-sim_frame_max(const struct sim_board *b)
-{
-	return b->block_size + 64;
-}
-
-/* Like Katapult's command_find_block(): returns 1 with a valid frame of
- * *pop bytes at rx[0], 0 when more bytes are needed, -1 when *pop bytes
- * are to be dropped. A run of bad bytes is nacked once. Katapult rescans
- * from the byte it failed on, which stalls on a bad frame that starts with
- * 01; the emulator steps past that byte instead. */
+/* Katapult's command_find_block(): returns 1 with a valid frame of *pop
+ * bytes at rx[0], 0 when more bytes are needed, -1 when *pop bytes are to
+ * be dropped. A run of bad bytes is nacked once. On a bad frame it drops
+ * bytes up to the next 01, not past it: when the bad frame itself starts
+ * with 01 nothing is dropped and the same bytes fail again on every pass,
+ * so the board is stuck for good (b->stalled). */
 static int
 sim_find_frame(struct sim_board *b, size_t *pop, int *ret)
 {
 	const uint8_t *rx = b->rx;
-	size_t skip = 0, len;
+	size_t len;
 	uint8_t *next;
+	int checked = 0;
 
 	*ret = 0;
-	if (b->need_sync)
-		goto resync;
+	*pop = 0;
+	if (b->rx_len && b->need_sync)
+		goto need_sync;
 	if (b->rx_len < SIM_FRAME_MIN)
 		return 0;
+	checked = 1;
 	if (rx[0] != SIM_STX1 || rx[1] != SIM_STX2)
 		goto error;
 	len = rx[3] * 4 + SIM_FRAME_MIN;
-	if (len > sim_frame_max(b))
+	if (len > SIM_MESSAGE_MAX)
 		goto error;
 	if (b->rx_len < len)
 		return 0;
@@ -626,20 +977,25 @@ sim_find_frame(struct sim_board *b, size_t *pop, int *ret)
 
 error:
 	b->need_sync = 1;
-	skip = 1;
-	if (!b->need_valid) {
-		b->need_valid = 1;
-		sim_log(b, "invalid frame: nack");
-		*ret = sim_respond(b, SIM_NACK, NULL, 0);
-	}
-resync:
-	next = memchr(rx + skip, SIM_STX1, b->rx_len - skip);
+need_sync:
+	next = memchr(rx, SIM_STX1, b->rx_len);
 	if (next) {
 		b->need_sync = 0;
 		*pop = next - rx;
 	} else {
 		*pop = b->rx_len;
 	}
+	if (checked && *pop == 0) {
+		b->stalled = 1;
+		sim_log(b, "stalled: the bad frame at the start of the receive "
+			"buffer begins with 01, which Katapult keeps instead of "
+			"dropping; it answers nothing more until reset");
+	}
+	if (b->need_valid)
+		return -1;
+	b->need_valid = 1;
+	sim_log(b, "invalid frame: nack");
+	*ret = sim_respond(b, SIM_NACK, NULL, 0);
 	return -1;
 }
 
@@ -656,18 +1012,18 @@ sim_katapult_process(struct sim_board *b)
 	size_t pop;
 	int found, ret = 0;
 
-	while (b->mode == SIM_MODE_KATAPULT && b->rx_len) {
+	while (b->mode == SIM_MODE_KATAPULT && b->rx_len && !b->stalled) {
 		found = sim_find_frame(b, &pop, &ret);
 		if (ret < 0)
 			return ret;
-		if (!found)
+		if (!found || b->stalled)
 			break;
 		if (found > 0) {
 			ret = sim_dispatch(b, b->rx);
 			if (ret < 0)
 				return ret;
 		}
-		if (b->mode != SIM_MODE_KATAPULT) {
+		if (b->mode != SIM_MODE_KATAPULT || b->hung) {
 			/* COMPLETE: the app does not see the rest. */
 			b->rx_len = 0;
 			break;
@@ -690,7 +1046,7 @@ sim_katapult_input(struct sim_board *b, const uint8_t *data, size_t len)
 		b->silent_logged = 1;
 		return 0;
 	}
-	while (len && b->mode == SIM_MODE_KATAPULT) {
+	while (len && b->mode == SIM_MODE_KATAPULT && !b->hung && !b->stalled) {
 		size_t n = SIM_RX_CAP - b->rx_len;
 		int ret;
 
@@ -740,7 +1096,9 @@ sim_board_input(struct sim_board *b, const uint8_t *data, size_t len,
 	int ret = 0;
 
 	b->image_err = 0;
-	if (b->mode == SIM_MODE_KATAPULT)
+	if (b->hung)
+		;	/* a locked-up CPU takes nothing */
+	else if (b->mode == SIM_MODE_KATAPULT)
 		ret = sim_katapult_input(b, data, len);
 	else
 		sim_klipper_input(b, data, len);

@@ -24,7 +24,10 @@ enum sim_mode {
 enum sim_event {
 	SIM_EV_NONE,
 	SIM_EV_ENTER_BOOTLOADER,	/* host asked for the bootloader (1200 baud) */
-	SIM_EV_BOOT_APP,		/* COMPLETE received: leave the bootloader */
+	SIM_EV_BOOT_APP,		/* COMPLETE received: the application starts */
+	SIM_EV_HANG,			/* COMPLETE received, but the application
+					 * cannot start: the CPU faults and locks
+					 * up, with no USB, until it is reset */
 };
 
 /* Faults a scenario can inject into the emulated board. */
@@ -40,34 +43,61 @@ enum sim_fault {
 typedef void (*sim_board_log_fn)(void *ctx, const char *msg);
 
 struct sim_board_cfg {
-	const char *mcu;		/* e.g. "stm32f446xx" */
+	const char *mcu;		/* e.g. "stm32f446xx": picks the flash
+					 * geometry, so it must be a chip
+					 * Katapult runs on */
 	const char *serial;		/* chip serial, e.g. "3A0039000851313433343333" */
 	const char *image_path;		/* written with the flashed image on COMPLETE */
 	const char *version;		/* Katapult software version string */
 	enum sim_mode mode;		/* starting mode */
-	uint32_t block_size;		/* 64, 128, 256 or 512 */
+	uint32_t block_size;		/* 64 (0 means 64): Katapult's
+					 * BLOCK_SIZE has no Kconfig prompt */
 	uint32_t app_start;		/* application start address */
 	enum sim_fault fault;
 	sim_board_log_fn log;		/* may be NULL */
 	void *log_ctx;
 };
 
+/* The block size every Katapult build uses. */
+#define SIM_BLOCK_SIZE 64
+
 /* Largest single response frame: 8 bytes of framing + 255 payload words. */
 #define SIM_BOARD_FRAME_MAX (8 + 255 * 4)
 
 struct sim_board;
 
-/* Returns NULL on bad cfg (errno EINVAL) or no memory. The strings are
- * copied. mcu and version must be 1..64 and 0..64 characters, app_start a
- * multiple of block_size. */
+/* NULL when cfg is one sim_board_new() takes, else why not (a sentence
+ * naming the setting: an MCU Katapult has no port for, a block size other
+ * than 64, an application start outside the chip's flash or not on a
+ * block). */
+const char *sim_board_cfg_problem(const struct sim_board_cfg *cfg);
+
+/* Returns NULL on bad cfg (errno EINVAL, see sim_board_cfg_problem()) or no
+ * memory. The strings are copied. mcu and version must be 1..64 and 0..64
+ * characters. The emulated flash starts erased, but a board whose
+ * application area was never written in this emulator runs "the firmware
+ * it came with", which boots. */
 struct sim_board *sim_board_new(const struct sim_board_cfg *cfg);
 void sim_board_free(struct sim_board *b);
 
 enum sim_mode sim_board_mode(const struct sim_board *b);
 /* Entering Katapult mode starts a fresh bootloader session (as after a
  * reset): receive buffer, sync state and page count are cleared; the
- * emulated flash keeps its contents. */
+ * emulated flash keeps its contents. Either mode ends a hang (the driver
+ * decides that the board was reset; see sim_board_app_problem()). */
 void sim_board_set_mode(struct sim_board *b, enum sim_mode mode);
+
+/* Whether the application in flash can start, judged as a Cortex-M does
+ * when Katapult jumps to it (MSP from word 0, PC from word 1 of the vector
+ * table at app_start): NULL when it starts, else a short reason of the
+ * form "WORD 0xADDR: explanation", WORD one of erased, stack, thumb or
+ * reset. An application area never written runs the firmware the board
+ * came with (NULL). */
+const char *sim_board_app_problem(struct sim_board *b);
+
+/* After SIM_EV_HANG and until the next sim_board_set_mode(): the board
+ * answers nothing, in either mode. */
+int sim_board_hung(const struct sim_board *b);
 
 /* Bytes received from the host. Response bytes (whole frames) are written to
  * out, up to out_cap; *ret_out_len receives their count. Returns 0 or -errno.
@@ -75,7 +105,12 @@ void sim_board_set_mode(struct sim_board *b, enum sim_mode mode);
  * Katapult mode answers each complete request frame with exactly one frame:
  * ack 0xa0 for the known commands, error 0xf2 for unknown commands (such as
  * flashtool's 0x90 "prime" frame) and rejected blocks, and a single nack
- * 0xf1 for a run of bytes that do not form a valid frame. Klipper mode
+ * 0xf1 for a run of bytes that do not form a valid frame. It resyncs as
+ * Katapult's command_find_block() does: bytes are dropped up to the next
+ * 01, not past it, so a bad frame that itself starts with 01 (bad CRC or
+ * trailer, longer than Katapult's 128-byte MESSAGE_MAX, or a lone 01 byte)
+ * is read again and again: after its one nack the board answers nothing
+ * more until it is reset (sim_board_set_mode()). Klipper mode
  * answers nothing; it raises ENTER_BOOTLOADER when it sees Klipper's serial
  * bootloader request block ("~ \x1c Request Serial Bootloader!! ~", what
  * flashtool.py -r sends to a non-USB device).

@@ -1,15 +1,23 @@
 """interactive - drive kflash through a real pseudo-terminal inside the
 simulated host, the way a person at an SSH prompt would: wait for a prompt,
-type an answer. Run by sim/test-interactive.sh."""
+type an answer. Run by sim/test-interactive.sh.
+
+The printer_* tests run outside any simulated host: they start sim/printer
+itself on a pseudo-terminal, as a person does from their shell."""
 import os
 import pty
 import re
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
-LOG = os.path.join(os.environ["KFLASH_SIM_STATE"], "interactive.log")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"
+LOG = os.path.join(os.environ.get("KFLASH_SIM_STATE") or tempfile.mkdtemp(prefix="kflash-interactive."),
+                   "interactive.log")
 
 
 class Term:
@@ -152,13 +160,118 @@ def test_ssh_drop_during_flash():
     assert svc == "active", "klipper is %s after the hangup" % svc
 
 
+def host_processes(mark):
+    """Processes (other than this one) whose environment carries MARK: every
+    process of a simulated host started with it."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                env = f.read()
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if ("KFLASH_TEST_MARK=%s" % mark).encode() in env.split(b"\0"):
+            found.append((int(d), cmd))
+    return found
+
+
+def printer(argv, mark):
+    os.environ["KFLASH_TEST_MARK"] = mark
+    return Term([PYTHON, os.path.join(REPO, "sim", "printer")] + argv)
+
+
+def test_printer_gives_a_terminal():
+    """sim/printer run from a terminal: the command has it as its
+    controlling terminal and is its foreground job, as on a printer."""
+    mark = "tty-%d-%d" % (os.getpid(), time.time_ns())
+    t = printer(["--board", "beacon", "--", PYTHON, "-c",
+                 "import os; fd = os.open('/dev/tty', os.O_RDWR); "
+                 "print('CTTY', os.isatty(0), os.tcgetpgrp(fd) == os.getpgrp())"], mark)
+    try:
+        t.expect(r"CTTY True True", timeout=60)
+        assert t.wait(30) == 0
+    except AssertionError:
+        for pid, _ in host_processes(mark):
+            os.kill(pid, signal.SIGKILL)
+        raise
+
+
+def test_printer_ctrl_c_ends_the_host():
+    """Ctrl+C in sim/printer while kflash builds: kflash, make, simhost and
+    the fake Moonraker all end; sim/printer exits 130."""
+    printer_ctrl_c(piped=False)
+
+
+def test_printer_piped_ctrl_c_ends_the_host():
+    """The same with sim/printer's output piped to another program, which
+    keeps the terminal: Ctrl+C still ends the whole host."""
+    printer_ctrl_c(piped=True)
+
+
+def printer_ctrl_c(piped):
+    mark = "ctrlc-%d-%d" % (os.getpid(), time.time_ns())
+    script = os.path.join(os.path.dirname(LOG), "ctrl-c.sh")
+    with open(script, "w") as f:
+        f.write("""set -e
+kflash add --name Octopus --device usb-Klipper_stm32f446xx_3A0039000851313433343333-if00 --no-menuconfig
+mkdir -p "$KFLASH_CONFIG_DIR/configs/octopus"
+cp "%s/fixtures/configs/octopus-f446.config" "$KFLASH_CONFIG_DIR/configs/octopus/.config"
+echo "slow 120" >"$KFLASH_SIM_STATE/fault/make-build"
+exec kflash build octopus
+""" % REPO)
+    if piped:
+        os.environ["KFLASH_TEST_MARK"] = mark
+        t = Term(["sh", "-c", '"$0" "$1" --board octopus-f446 -- sh "$2" 2>&1 | cat',
+                  PYTHON, os.path.join(REPO, "sim", "printer"), script])
+    else:
+        t = printer(["--board", "octopus-f446", "--", "sh", script], mark)
+    try:
+        t.expect(r"\[Build\]", timeout=60)
+        # make and its compile step are running
+        deadline = time.time() + 30
+        while not any(" make " in " %s " % c or c.startswith("make ") for _, c in host_processes(mark)):
+            assert time.time() < deadline, "make never ran: %s" % host_processes(mark)
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t.send("\x03")
+        code = t.wait(60)
+        left = []
+        for _ in range(20):             # a moment for the last ones to go
+            left = host_processes(mark)
+            if not left:
+                break
+            time.sleep(0.1)
+        assert not left, "left running after Ctrl+C:\n  " + "\n  ".join(
+            "%d %s" % p for p in left)
+        assert piped or code == 130, "sim/printer exited %d, not 130" % code
+    finally:
+        for pid, _ in host_processes(mark):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def main(which):
     tests = {n[5:]: f for n, f in globals().items() if n.startswith("test_")}
+    scratch = None
+    if which.startswith("printer_"):
+        # the hosts sim/printer makes (and keeps) go here
+        scratch = os.path.dirname(LOG)
+        os.environ["TMPDIR"] = scratch
     try:
         tests[which]()
     except AssertionError as e:
         print("FAIL %s: %s" % (which, e))
+        if scratch:
+            print("    kept %s" % scratch)
         return 1
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
     print("ok   %s" % which)
     return 0
 

@@ -34,6 +34,7 @@ enum sim_state {
 	SIM_UP,		/* tty present, serving */
 	SIM_LEAVING,	/* an event fired; about to disappear */
 	SIM_GONE,	/* unplugged: no master, no link */
+	SIM_HUNG,	/* the application faulted: gone until we exit */
 };
 
 struct sim_server {
@@ -311,6 +312,14 @@ sim_check_event(struct sim_server *s)
 		s->deadline = sim_now_ms() + SIM_BOOT_APP_MAX_MS;
 		s->wait_close = 1;
 		break;
+	case SIM_EV_HANG:
+		sim_say(s, "event: the application does not start (%s): the "
+			"board leaves the bus and never comes back",
+			sim_board_app_problem(s->board));
+		s->state = SIM_LEAVING;
+		s->deadline = sim_now_ms() + SIM_BOOT_APP_MAX_MS;
+		s->wait_close = 1;
+		break;
 	case SIM_EV_NONE:
 		break;
 	}
@@ -322,9 +331,11 @@ sim_step_state(struct sim_server *s)
 	int64_t now = sim_now_ms();
 
 	if (s->state == SIM_LEAVING
-	    && (now >= s->deadline || (s->wait_close && !s->client)))
+	    && (now >= s->deadline || (s->wait_close && !s->client))) {
 		sim_disappear(s);
-	else if (s->state == SIM_GONE && now >= s->deadline)
+		if (sim_board_hung(s->board))
+			s->state = SIM_HUNG;
+	} else if (s->state == SIM_GONE && now >= s->deadline)
 		return sim_appear(s);
 	return 0;
 }
@@ -387,7 +398,7 @@ sim_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " SIM_PROG " --mcu MCU --serial ID --tty PATH --image FILE\n"
-		"       [--mode katapult|klipper] [--block-size 64|128|256|512]\n"
+		"       [--mode katapult|klipper] [--block-size 64]\n"
 		"       [--app-start ADDR] [--version STR]\n"
 		"       [--fault none|silent|corrupt-readback|no-bootloader]\n"
 		"\n"
@@ -395,8 +406,13 @@ sim_usage(FILE *f)
 		"keeps PATH a symlink to it. Katapult mode speaks Katapult's\n"
 		"serial protocol and writes each flashed image to FILE; klipper\n"
 		"mode reboots into katapult on 1200 baud or on Klipper's serial\n"
-		"bootloader request (flashtool.py -r). Defaults: --mode katapult,\n"
-		"--block-size 64, --app-start 0x8008000, --version v0.0.1-sim.\n"
+		"bootloader request (flashtool.py -r). MCU picks the flash\n"
+		"geometry and must be a chip Katapult runs on (stm32f0, stm32f103,\n"
+		"stm32f2, stm32f4, stm32g0, stm32g4, stm32h7, rp2040, rp2350,\n"
+		"lpc1768, lpc1769). After COMPLETE the board comes back as klipper\n"
+		"only when the image's vector table would start on the chip;\n"
+		"otherwise it leaves and stays away. Defaults: --mode katapult,\n"
+		"--app-start 0x8008000, --version v0.0.1-sim.\n"
 		"Stops on SIGTERM/SIGINT, removing PATH.\n");
 }
 
@@ -488,11 +504,9 @@ sim_parse_args(int argc, char **argv, struct sim_board_cfg *cfg,
 			break;
 		case 'b':
 			if (sim_parse_u32(optarg, 10, &cfg->block_size) < 0
-			    || (cfg->block_size != 64 && cfg->block_size != 128
-				&& cfg->block_size != 256
-				&& cfg->block_size != 512))
-				return sim_bad_arg("bad --block-size '%s' (64, 128, 256 or 512)",
-						   optarg);
+			    || cfg->block_size != SIM_BLOCK_SIZE)
+				return sim_bad_arg("bad --block-size '%s': every Katapult "
+						   "build uses 64-byte blocks", optarg);
 			break;
 		case 'a':
 			if (sim_parse_u32(optarg, 0, &cfg->app_start) < 0)
@@ -528,11 +542,11 @@ sim_parse_args(int argc, char **argv, struct sim_board_cfg *cfg,
 		return sim_bad_arg("%s", "--mcu and --serial take at most 64 characters");
 	if (strlen(cfg->version) > 64)
 		return sim_bad_arg("%s", "--version takes at most 64 characters");
-	if (cfg->app_start % cfg->block_size) {
-		char addr[16];
-		snprintf(addr, sizeof(addr), "0x%x", (unsigned)cfg->app_start);
-		return sim_bad_arg("--app-start %s is not a multiple of the block size",
-				   addr);
+	if (sim_board_cfg_problem(cfg)) {
+		fprintf(stderr, SIM_PROG ": --mcu %s --app-start 0x%x: %s\n",
+			cfg->mcu, (unsigned)cfg->app_start,
+			sim_board_cfg_problem(cfg));
+		return -1;
 	}
 	*ret_link = link;
 	return 0;

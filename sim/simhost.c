@@ -457,6 +457,8 @@ enum sim_state {
 	SIM_ST_ABSENT,		/* unplugged; reappears at the deadline */
 	SIM_ST_DEAD,		/* failed to enumerate; stays away */
 	SIM_ST_UNPLUGGED,	/* off the bus until a "plug" command (next_mode) */
+	SIM_ST_HUNG,		/* its application faulted: off the bus until a
+				 * "mode" command resets it ("plug" does not) */
 };
 
 struct sim_hboard {
@@ -469,6 +471,7 @@ struct sim_hboard {
 	enum sim_mode mode;		/* identity currently enumerated */
 	enum sim_mode next_mode;	/* LEAVING, ABSENT, UNPLUGGED: mode it comes back in */
 	bool stay_away;			/* LEAVING: after the disconnect, UNPLUGGED */
+	bool hang;			/* LEAVING: after the disconnect, HUNG */
 	int64_t deadline;
 
 	/* Current enumeration. */
@@ -1350,7 +1353,38 @@ static void sim_schedule_reset(struct sim_hboard *b, enum sim_mode next)
 	b->state = SIM_ST_LEAVING;
 	b->next_mode = next;
 	b->stay_away = false;
+	b->hang = false;
 	b->deadline = sim_now_ms() + b->fx.disconnect_ms;
+}
+
+/* The CPU of board B faulted starting its application (WHY from
+ * sim_board_app_problem(): "WORD 0xADDR: explanation"): it stays off the
+ * bus, event "hang WORD 0xADDR". */
+static void sim_hang(struct sim_hboard *b, const char *why)
+{
+	const char *colon = strchr(why, ':');
+
+	sim_event(b->host, b->fx.name, "hang %.*s", colon ? (int)(colon - why) : (int)strlen(why),
+		  why);
+	sim_debug("%s: the application does not start (%s): the board stays off the bus",
+		  b->fx.name, why);
+	b->state = SIM_ST_HUNG;
+	b->hang = false;
+}
+
+/* Bring B back on the bus in MODE. Coming back as Klipper means the CPU
+ * starts the application in flash, which may fault instead. */
+static int sim_come_back(struct sim_hboard *b, enum sim_mode mode)
+{
+	const char *why = NULL;
+
+	if (mode == SIM_MODE_KLIPPER && b->core)
+		why = sim_board_app_problem(b->core);
+	if (why) {
+		sim_hang(b, why);
+		return 0;
+	}
+	return sim_plug(b, mode, true);
 }
 
 static void sim_take_events(struct sim_hboard *b)
@@ -1368,6 +1402,7 @@ static void sim_take_events(struct sim_hboard *b)
 			sim_schedule_reset(b, SIM_MODE_KATAPULT);
 			break;
 		case SIM_EV_BOOT_APP:
+		case SIM_EV_HANG:
 			sim_image_stat(b, &st);
 			if (st.st_mtime && (st.st_ino != b->image_st.st_ino ||
 					    st.st_size != b->image_st.st_size ||
@@ -1377,13 +1412,16 @@ static void sim_take_events(struct sim_hboard *b)
 					  (long long)st.st_size);
 			b->image_st = st;
 			/* "boot-app" whatever comes next: the bootloader has
-			 * acked COMPLETE and jumps; after_complete decides
-			 * whether the app runs (disconnect, enumerate klipper),
-			 * falls back to the bootloader or leaves the bus */
+			 * acked COMPLETE and jumps. An image the CPU cannot
+			 * start hangs it (disconnect, hang); otherwise
+			 * after_complete decides whether the app runs
+			 * (disconnect, enumerate klipper), falls back to the
+			 * bootloader or leaves the bus */
 			sim_event(b->host, b->fx.name, "boot-app");
 			sim_schedule_reset(b, b->fx.after_complete == SIM_AFTER_KATAPULT ?
 					   SIM_MODE_KATAPULT : SIM_MODE_KLIPPER);
 			b->stay_away = b->fx.after_complete == SIM_AFTER_GONE;
+			b->hang = ev == SIM_EV_HANG;
 			break;
 		default:
 			break;
@@ -1542,8 +1580,9 @@ static enum sim_mode sim_running_mode(const struct sim_hboard *b)
 /* "unplug NAME": off the bus at once, whatever it was doing. */
 static void sim_ctl_unplug(struct sim_hboard *b)
 {
-	if (b->state == SIM_ST_UNPLUGGED) {
-		sim_log("control: unplug %s: not plugged in", b->fx.name);
+	if (b->state == SIM_ST_UNPLUGGED || b->state == SIM_ST_HUNG) {
+		sim_log("control: unplug %s: not plugged in%s", b->fx.name,
+			b->state == SIM_ST_HUNG ? " (it hung starting its application)" : "");
 		return;
 	}
 	b->next_mode = sim_running_mode(b);
@@ -1554,15 +1593,22 @@ static void sim_ctl_unplug(struct sim_hboard *b)
 	b->stay_away = false;
 }
 
-/* "plug NAME": back in the mode it was in. */
+/* "plug NAME": back in the mode it was in. A hung board's CPU stays
+ * locked up (USB does not reset it): nothing enumerates. */
 static void sim_ctl_plug(struct sim_hboard *b)
 {
-	if (b->state != SIM_ST_UNPLUGGED && b->state != SIM_ST_DEAD) {
+	if (b->state != SIM_ST_UNPLUGGED && b->state != SIM_ST_DEAD &&
+	    b->state != SIM_ST_HUNG) {
 		sim_log("control: plug %s: already plugged in", b->fx.name);
 		return;
 	}
 	sim_event(b->host, b->fx.name, "plug");
-	if (sim_plug(b, b->next_mode, true) < 0)
+	if (b->state == SIM_ST_HUNG) {
+		sim_log("control: plug %s: it hung starting its application and stays silent; "
+			"'mode %s katapult' resets it into the bootloader", b->fx.name, b->fx.name);
+		return;
+	}
+	if (sim_come_back(b, b->next_mode) < 0)
 		sim_log("control: plug %s: failed to enumerate", b->fx.name);
 }
 
@@ -1589,6 +1635,7 @@ static void sim_ctl_mode(struct sim_hboard *b, enum sim_mode mode)
 		b->deadline = sim_now_ms() + b->fx.reenumerate_ms;
 		break;
 	case SIM_ST_DEAD:
+	case SIM_ST_HUNG:		/* a reset: the CPU runs again */
 		b->state = SIM_ST_ABSENT;
 		b->deadline = sim_now_ms() + b->fx.reenumerate_ms;
 		break;
@@ -1980,11 +2027,16 @@ static int sim_make_cores(struct sim_host *h)
 			.log = sim_core_log,
 			.log_ctx = b,
 		};
+		if (sim_board_cfg_problem(&cfg)) {
+			sim_log("%s: mcu=%s block_size=%u app_start=0x%08x: %s", b->fx.name,
+				b->fx.mcu, (unsigned)b->fx.block_size, (unsigned)b->fx.app_start,
+				sim_board_cfg_problem(&cfg));
+			return -EINVAL;
+		}
 		b->core = sim_board_new(&cfg);
 		if (!b->core) {
-			sim_log("%s: the board emulator refused its settings: %s", b->fx.name,
-				strerror(errno));
-			return -EINVAL;
+			sim_log("%s: the board emulator: %s", b->fx.name, strerror(errno));
+			return -errno;
 		}
 	}
 	return 0;
@@ -2049,7 +2101,7 @@ int main(int argc, char **argv)
 	char *control_default = NULL;
 	char **cmd = NULL;
 	sigset_t mask, oldmask;
-	int sfd, status = 0, exit_code = 1, argi;
+	int sfd, status = 0, exit_code = 1, argi, made;
 	pid_t child = -1;
 	bool child_done = false, stopping = false;
 	int stop_sig = 0;
@@ -2169,7 +2221,12 @@ int main(int argc, char **argv)
 	h->tb = umockdev_testbed_new();
 	h->root = umockdev_testbed_get_root_dir(h->tb);
 	sim_debug("testbed %s", h->root);
-	if (sim_make_cores(h) < 0 || sim_add_hubs(h) < 0)
+	made = sim_make_cores(h);
+	if (made < 0) {
+		exit_code = made == -EINVAL ? 2 : 1;	/* a board the emulator cannot be */
+		goto out;
+	}
+	if (sim_add_hubs(h) < 0)
 		goto out;
 	for (int i = 0; i < h->nboards; i++) {
 		struct sim_hboard *b = &h->boards[i];
@@ -2303,8 +2360,10 @@ int main(int argc, char **argv)
 				b->state = b->stay_away ? SIM_ST_UNPLUGGED : SIM_ST_ABSENT;
 				b->stay_away = false;
 				b->deadline = now + b->fx.reenumerate_ms;
+				if (b->hang)
+					sim_hang(b, sim_board_app_problem(b->core));
 			} else if (b->state == SIM_ST_ABSENT && now >= b->deadline) {
-				if (sim_plug(b, b->next_mode, true) < 0)
+				if (sim_come_back(b, b->next_mode) < 0)
 					b->state = SIM_ST_DEAD;
 			}
 		}

@@ -80,6 +80,31 @@ def monotonic():
     return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
+def foreground_job():
+    """Whether stdin and stdout are a terminal whose foreground job is this
+    process's."""
+    try:
+        return os.isatty(0) and os.isatty(1) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def take_terminal(pgrp=None):
+    """Makes PGRP (default: a new process group led by this process) the
+    foreground job of the terminal on stdin. SIGTTOU is blocked meanwhile,
+    as a shell does: a background job may not otherwise change it."""
+    if pgrp is None:
+        os.setpgid(0, 0)
+        pgrp = os.getpid()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+    try:
+        os.tcsetpgrp(0, pgrp)
+    except OSError:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Host:
     def __init__(self, boards, keep_dir=None):
         self.boards = [resolve_board(b) for b in boards]
@@ -241,18 +266,39 @@ class Host:
         return e
 
     # ---- running -----------------------------------------------------------
-    def session(self, argv, stdin=None, timeout=120):
+    def session(self, argv, stdin=None, timeout=120, terminal=False):
         """Runs argv inside the simulated host (umockdev testbed with the
-        boards); returns its exit code."""
+        boards); returns its exit code.
+
+        With terminal=True, stdin and stdout a terminal and this process
+        its foreground job, the host runs as the terminal's foreground job
+        in this session (simhost hands it on to argv), the way a shell runs
+        a command: argv has a controlling terminal, and Ctrl+C reaches argv,
+        whose end ends the host. Otherwise the host runs in a session of
+        its own, away from any terminal (scenarios run several at once; a
+        pager this process's output is piped to keeps the terminal), and a
+        Ctrl+C that reaches this process is passed on to simhost, which
+        ends argv's process group and everything left behind."""
         host = [os.path.join(build_dir(), "kflash-simhost"), "--events", self.events,
                 "--image-dir", self.images]
         for path, mode, _ in self.boards:
             host += ["--board", path + mode]
         cmd = ["umockdev-wrapper"] + host + ["--"] + list(argv)
-        p = subprocess.Popen(cmd, env=self.env(), cwd=self.home, stdin=stdin,
-                             start_new_session=True)
+        fg = terminal and stdin is None and foreground_job()
+        if fg:
+            # in the child before exec, so simhost finds itself in the
+            # foreground when it starts argv
+            p = subprocess.Popen(cmd, env=self.env(), cwd=self.home,
+                                 preexec_fn=take_terminal)
+        else:
+            p = subprocess.Popen(cmd, env=self.env(), cwd=self.home, stdin=stdin,
+                                 start_new_session=True)
         try:
-            return p.wait(timeout=timeout)
+            try:
+                return p.wait(timeout=timeout)
+            except KeyboardInterrupt:
+                os.kill(p.pid, signal.SIGINT)
+                return p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGTERM)
             try:
@@ -261,6 +307,9 @@ class Host:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
             raise SimError("the simulated host did not finish within %d s" % timeout)
+        finally:
+            if fg:
+                take_terminal(os.getpgrp())
 
     def read_events(self):
         out = []

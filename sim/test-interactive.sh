@@ -45,6 +45,16 @@ for name, boards, prep in (
         ok += 1
     else:
         fail += 1
+# sim/printer itself on a terminal (no host around it: it makes its own)
+import subprocess
+for name in ("printer_gives_a_terminal", "printer_ctrl_c_ends_the_host",
+             "printer_piped_ctrl_c_ends_the_host"):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFLASH_SIM_")}
+    if subprocess.run([simlib.PYTHON, os.path.join(simlib.REPO, "sim", "interactive.py"), name],
+                      env=env, timeout=300).returncode == 0:
+        ok += 1
+    else:
+        fail += 1
 print("interactive: %d passed, %d failed" % (ok, fail))
 sys.exit(1 if fail else 0)
 PY

@@ -1,8 +1,9 @@
 #!/bin/bash
 # test-simboard.sh - drives kflash-simboard with Katapult's real, unmodified flashtool.py.
 #
-# Usage: KATAPULT_DIR=/path/to/katapult [SIMBOARD=build/kflash-simboard] sim/test-simboard.sh
-# Builds nothing. Exits 77 (skip) when flashtool.py or pyserial is missing.
+# Usage: [KATAPULT_DIR=/path/to/katapult] [SIMBOARD=build/kflash-simboard] sim/test-simboard.sh
+# KATAPULT_DIR defaults to ~/katapult. Builds nothing. Exits 77 (skip) when
+# flashtool.py or pyserial is missing.
 
 # Callers may run it as "sh test-simboard.sh"; it needs bash (arrays).
 if [ -z "${BASH_VERSION:-}" ]; then
@@ -15,7 +16,8 @@ PY=/usr/bin/python3
 MCU=stm32f446xx
 SERIAL=3A0039000851313433343333
 
-if [ -z "${KATAPULT_DIR:-}" ] || [ ! -f "$KATAPULT_DIR/scripts/flashtool.py" ]; then
+KATAPULT_DIR=${KATAPULT_DIR:-$HOME/katapult}
+if [ ! -f "$KATAPULT_DIR/scripts/flashtool.py" ]; then
 	echo "SKIP: Katapult's flashtool.py not found (set KATAPULT_DIR to a Katapult checkout; looked for '${KATAPULT_DIR:-}/scripts/flashtool.py')"
 	exit 77
 fi
@@ -135,43 +137,150 @@ programmed() {
 	grep -q "^Programming Complete$" "$DIR/flash.out"
 }
 
-# Firmware: random bytes, named fw.bin so flashtool skips its klipper.bin
-# dictionary check.
-head -c 40960 /dev/urandom >"$WORK/fw.bin"
-head -c 40001 /dev/urandom >"$WORK/odd.bin"
+# mkfw FILE LINK-ADDRESS SIZE [STACK]: a firmware as a linker makes it for
+# an application at LINK-ADDRESS: a Cortex-M vector table (initial stack
+# pointer, a Thumb reset vector into the image), then random bytes. Named
+# *.bin but not klipper.bin, so flashtool skips its dictionary check.
+mkfw() {
+	"$PY" - "$@" <<'EOF'
+import os, struct, sys
+path, link, size = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3])
+sp = int(sys.argv[4], 0) if len(sys.argv) > 4 else 0x20020000
+data = struct.pack('<II', sp, (link + 0x1c1) | 1) + os.urandom(size - 8)
+open(path, 'wb').write(data)
+EOF
+}
 
-test_flash_block_size() {
-	local bs=$1 rc
-	start_board "katapult-$bs" --mode katapult --block-size "$bs" || return
+# mkuf2 FILE SIZE: what Klipper's make writes to klipper.uf2 for an rp2040
+# without a bootloader offset: 512-byte UF2 blocks of 256 data bytes.
+mkuf2() {
+	"$PY" - "$@" <<'EOF'
+import os, struct, sys
+path, size = sys.argv[1], int(sys.argv[2])
+img, out = os.urandom(size), b''
+n = (size + 255) // 256
+for i in range(n):
+    out += struct.pack('<IIIIIIII', 0x0A324655, 0x9E5D5157, 0x2000, 0x10000000 + i * 256,
+                       256, i, n, 0xE48BFF56) + img[i * 256:(i + 1) * 256].ljust(476, b'\0') \
+           + struct.pack('<I', 0x0AB16F30)
+open(path, 'wb').write(out)
+EOF
+}
+
+mkfw "$WORK/fw.bin" 0x8008000 40960
+mkfw "$WORK/odd.bin" 0x8008000 40001
+
+# Katapult's BLOCK_SIZE has no Kconfig prompt: every build says 64, which
+# is what flashtool then sends.
+test_flash() {
+	local rc
+	start_board katapult --mode katapult || return
 	flash -f "$WORK/fw.bin"
 	rc=$?
-	check "katapult $bs: flashtool exits 0 with Programming Complete" \
+	check "katapult: flashtool exits 0 with Programming Complete" \
 		eval '[ $rc = 0 ] && programmed'
-	check "katapult $bs: flashtool saw block size $bs, app 0x8008000, $MCU" \
-		eval 'grep -q "^Block Size: $bs bytes$" "$DIR/flash.out" &&
+	check "katapult: flashtool saw block size 64, app 0x8008000, $MCU" \
+		eval 'grep -q "^Block Size: 64 bytes$" "$DIR/flash.out" &&
 		      grep -q "^Application Start: 0x8008000$" "$DIR/flash.out" &&
 		      grep -q "^MCU type: $MCU$" "$DIR/flash.out" &&
 		      grep -q "^Protocol Version: 1.1.0$" "$DIR/flash.out"'
-	check "katapult $bs: image equals the firmware byte for byte" \
+	check "katapult: image equals the firmware byte for byte" \
 		cmp -s "$WORK/fw.bin" "$DIR/image.bin"
-	check "katapult $bs: board reappears as klipper after COMPLETE" \
+	check "katapult: board reappears as klipper after COMPLETE" \
 		wait_mode "klipper" 0
-	check "katapult $bs: SIGTERM exits 0 and removes the link" stop_board
+	check "katapult: SIGTERM exits 0 and removes the link" stop_board
+}
+
+test_block_size_64_only() {
+	local bs rc
+	DIR=$WORK/bs
+	mkdir -p "$DIR"
+	for bs in 128 256 512; do
+		timeout 5 "$SIMBOARD" --mcu "$MCU" --serial x --tty "$DIR/t" --image "$DIR/i" \
+			--block-size "$bs" 2>"$DIR/sim.log"
+		rc=$?
+		check "block size $bs: refused (exit 2): every Katapult build uses 64" \
+			eval '[ $rc = 2 ] && grep -q "every Katapult build uses 64-byte blocks" "$DIR/sim.log" &&
+			      [ ! -e "$DIR/t" ]'
+	done
 }
 
 test_odd_size_padded() {
-	start_board odd --mode katapult --block-size 512 || return
+	start_board odd --mode katapult || return
 	flash -f "$WORK/odd.bin"
 	check "odd size: flashed" programmed
 	"$PY" - "$WORK/odd.bin" "$DIR/image.bin" <<'EOF'
 import sys
 fw = open(sys.argv[1], 'rb').read()
 img = open(sys.argv[2], 'rb').read()
-pad = -len(fw) % 512
+pad = -len(fw) % 64
 sys.exit(0 if img == fw + b'\xff' * pad else 1)
 EOF
 	check "odd size: image is the firmware padded with 0xff to the block" [ $? = 0 ]
 	check "odd size: SIGINT exits 0 and removes the link" stop_board INT
+}
+
+# The page count in SEND_EOF's reply is the real port's page_write_count
+# for a 40 KiB image: stm32 F2/F4 sectors are 16 KiB up to 0x08010000, then
+# 64 KiB, then 128 KiB; H7 sectors 128 KiB; G0/G4 and F103xe pages 2 KiB,
+# F042 pages 1 KiB; lpc176x sectors 4 KiB below 0x10000; the RP2040 counts
+# every 256-byte page it programs (erasing 4 KiB sectors as it goes).
+test_page_counts() {
+	local mcu app pages rc fw
+	while read -r mcu app pages; do
+		fw=pages-$mcu
+		mkfw "$WORK/$fw.bin" "$app" 40960 \
+			"$(case $mcu in lpc*) echo 0x10008000 ;; *) echo 0x20020000 ;; esac)"
+		start_board "$fw" --mcu "$mcu" --mode katapult --app-start "$app" || continue
+		flash -f "$WORK/$fw.bin"
+		rc=$?
+		check "$mcu at $app: 40 KiB written as $pages pages, verified, board back as klipper" \
+			eval '[ $rc = 0 ] && programmed && grep -qx "Write complete: $pages pages" "$DIR/flash.out" &&
+			      cmp -s "$WORK/$fw.bin" "$DIR/image.bin" && wait_mode klipper 0'
+		stop_board
+	done <<'EOF'
+stm32f446xx 0x8008000 3
+stm32h723xx 0x8020000 1
+stm32g0b1xx 0x8002000 20
+stm32f103xe 0x8002000 20
+stm32f042x6 0x8002000 40
+lpc1769 0x4000 10
+rp2040 0x10004000 160
+EOF
+	# A second, different image: the sectors it starts are erased again.
+	start_board pages-again --mode katapult || return
+	flash -f "$WORK/fw.bin" && wait_mode klipper 0 && flash -r && wait_mode katapult 0 &&
+		flash -f "$WORK/odd.bin"
+	rc=$?
+	check "a second flash erases the F4 sectors it starts again (3 pages), image is the new one" \
+		eval '[ $rc = 0 ] && grep -qx "Write complete: 3 pages" "$DIR/flash.out" &&
+		      cmp -s <(head -c 40001 "$DIR/image.bin") "$WORK/odd.bin"'
+	stop_board
+}
+
+# After COMPLETE Katapult loads the stack pointer and the reset vector from
+# the application's vector table without looking at them; an image linked
+# for another application address or a UF2 file faults the CPU, and the
+# board never comes back.
+test_boot_check() {
+	local mcu app fw why rc bname
+	mkfw "$WORK/at-20000.bin" 0x8020000 30000
+	mkfw "$WORK/at-8000.bin" 0x8008000 30000
+	mkuf2 "$WORK/klipper.uf2" 30000
+	while read -r bname mcu app fw why; do
+		start_board "$bname" --mcu "$mcu" --mode katapult --app-start "$app" || continue
+		flash -f "$WORK/$fw"
+		rc=$?
+		sleep 1.5
+		check "$bname: flashtool succeeds, but the board never comes back ($why)" \
+			eval '[ $rc = 0 ] && programmed && ! grep -q " klipper mode (" "$DIR/sim.log" &&
+			      [ ! -e "$DIR/tty" ] && grep -q "does not start ($why" "$DIR/sim.log"'
+		stop_board
+	done <<'EOF'
+f446-image-for-0x8020000 stm32f446xx 0x8008000 at-20000.bin reset 0x080201c1
+h723-image-for-0x8008000 stm32h723xx 0x8020000 at-8000.bin reset 0x080081c1
+rp2040-uf2 rp2040 0x10004000 klipper.uf2 stack 0x0a324655
+EOF
 }
 
 # flashtool primes only USB stm32 boards it finds in sysfs, never a bare
@@ -203,7 +312,7 @@ EOF
 
 test_klipper_serial_request() {
 	local rc
-	start_board klipper-r --mode klipper --block-size 128 || return
+	start_board klipper-r --mode klipper || return
 	flash -r
 	rc=$?
 	check "klipper -r: flashtool sends the serial request, exits 0" \
@@ -283,7 +392,7 @@ test_in_use() {
 
 # Byte-level answers flashtool does not exercise on a bare pty.
 test_protocol_probe() {
-	start_board probe --mode katapult --block-size 64 --app-start 0x8002000 \
+	start_board probe --mode katapult --app-start 0x8004000 \
 		--version v0.0.1-abc || return
 	"$PY" - "$DIR/tty" >"$DIR/probe.out" 2>&1 <<'EOF'
 import os, select, struct, sys, termios, tty, time
@@ -336,7 +445,7 @@ fails += got is None or got[0] != b'\x01\x88\xf2\x00' + struct.pack('<H', crc16(
 got = expect('connect', frame(0x11), [0xa0])
 if got:
     p = got[0][4:-4]
-    want = (struct.pack('<IIII', 0x11, 0x00010100, 0x8002000, 64)
+    want = (struct.pack('<IIII', 0x11, 0x00010100, 0x8004000, 64)
             + b'stm32f446xx\0' + b'\0\0\0\0' + b'v0.0.1-abc\0\0')
     print('connect payload ' + ('ok' if p == want else 'FAIL ' + p.hex()))
     fails += p != want
@@ -344,16 +453,16 @@ if got:
 else:
     fails += 1
 # Garbage, then a valid request: one nack for the whole run, then the ack.
-got = expect('garbage run -> one nack, then ack', b'\x55' * 20 + b'\x01\x88\x11\x00\x00\x00\x99\x03' + frame(0x11), [0xf1, 0xa0])
+got = expect('garbage run -> one nack, then ack', b'\x55' * 20 + frame(0x11), [0xf1, 0xa0])
 fails += got is None
 fails += expect('GET_CANBUS_ID on USB -> error', frame(0x16), [0xf2]) is None
-fails += expect('SEND_BLOCK wrong size -> error', frame(0x12, struct.pack('<I', 0x8002000) + b'\0' * 32), [0xf2]) is None
+fails += expect('SEND_BLOCK wrong size -> error', frame(0x12, struct.pack('<I', 0x8004000) + b'\0' * 32), [0xf2]) is None
 fails += expect('SEND_BLOCK below app start -> error', frame(0x12, struct.pack('<I', 0x8000000) + b'\0' * 64), [0xf2]) is None
-fails += expect('SEND_BLOCK unaligned -> error', frame(0x12, struct.pack('<I', 0x8002004) + b'\0' * 64), [0xf2]) is None
-got = expect('SEND_BLOCK ok echoes address', frame(0x12, struct.pack('<I', 0x8002000) + bytes(range(64))), [0xa0])
-fails += got is None or got[0][4:12] != struct.pack('<II', 0x12, 0x8002000)
-got = expect('REQUEST_BLOCK reads it back', frame(0x14, struct.pack('<I', 0x8002000)), [0xa0])
-fails += got is None or got[0][4:-4] != struct.pack('<II', 0x14, 0x8002000) + bytes(range(64))
+fails += expect('SEND_BLOCK unaligned -> error', frame(0x12, struct.pack('<I', 0x8004004) + b'\0' * 64), [0xf2]) is None
+got = expect('SEND_BLOCK ok echoes address', frame(0x12, struct.pack('<I', 0x8004000) + bytes(range(64))), [0xa0])
+fails += got is None or got[0][4:12] != struct.pack('<II', 0x12, 0x8004000)
+got = expect('REQUEST_BLOCK reads it back', frame(0x14, struct.pack('<I', 0x8004000)), [0xa0])
+fails += got is None or got[0][4:-4] != struct.pack('<II', 0x14, 0x8004000) + bytes(range(64))
 got = expect('SEND_EOF -> page count', frame(0x13), [0xa0])
 fails += got is None or got[0][4:12] != struct.pack('<II', 0x13, 1)
 extra = read_for(0.5)
@@ -364,6 +473,62 @@ sys.exit(1 if fails else 0)
 EOF
 	check "protocol: prime, connect layout, nack, errors, blocks, no unsolicited bytes" [ $? = 0 ]
 	stop_board
+}
+
+# Katapult's command_find_block() drops bytes up to the next 01, not past
+# it: a bad frame that starts with 01 is read again on every pass, so after
+# its nack the board answers nothing, not even a valid CONNECT.
+test_resync_stall() {
+	local what rc
+	for what in bad-crc lone-01 too-long; do
+		start_board "stall-$what" --mode katapult || return
+		"$PY" - "$DIR/tty" "$what" >"$DIR/probe.out" 2>&1 <<'EOF'
+import os, select, struct, sys, time, tty
+
+def crc16(data):
+    crc = 0xffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+def frame(cmd, payload=b''):
+    body = bytes([cmd, len(payload) // 4]) + payload
+    return b'\x01\x88' + body + struct.pack('<H', crc16(body)) + b'\x99\x03'
+
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+
+def read_for(secs):
+    buf, end = b'', time.time() + secs
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], max(0, end - time.time()))
+        if r:
+            buf += os.read(fd, 4096)
+    return buf
+
+bad = {'bad-crc': frame(0x11)[:-4] + b'\0\0\x99\x03',
+       'lone-01': b'\x01',
+       # a SEND_BLOCK with a 128-byte block: 140 bytes, over MESSAGE_MAX
+       'too-long': frame(0x12, struct.pack('<I', 0x8008000) + b'\0' * 128)}[sys.argv[2]]
+os.write(fd, frame(0x11))
+first = read_for(0.3)
+os.write(fd, bad + frame(0x11))
+second = read_for(0.5)
+os.write(fd, frame(0x11))
+third = read_for(0.5)
+print('first', first.hex())
+print('second', second.hex())
+print('third', third.hex())
+nack = b'\x01\x88\xf1\x00' + struct.pack('<H', crc16(b'\xf1\x00')) + b'\x99\x03'
+sys.exit(0 if first[2:3] == b'\xa0' and second == nack and third == b'' else 1)
+EOF
+		rc=$?
+		check "resync ($what): one nack, then no answer to anything (Katapult stalls)" \
+			eval '[ $rc = 0 ] && grep -q "stalled" "$DIR/sim.log"'
+		stop_board
+	done
 }
 
 test_bad_args() {
@@ -380,18 +545,27 @@ test_bad_args() {
 	"$SIMBOARD" --mcu m --serial x --tty "$DIR/t" --image "$DIR/i" --mode dfu 2>"$DIR/sim.log"
 	rc=$?
 	check "args: bad --mode exits 2" eval '[ $rc = 2 ] && grep -q "bad --mode" "$DIR/sim.log"'
+	timeout 5 "$SIMBOARD" --mcu atmega2560 --serial x --tty "$DIR/t" --image "$DIR/i" 2>"$DIR/sim.log"
+	rc=$?
+	check "args: an MCU Katapult does not run on exits 2" \
+		eval '[ $rc = 2 ] && grep -q "not one Katapult runs on" "$DIR/sim.log"'
+	timeout 5 "$SIMBOARD" --mcu rp2040 --serial x --tty "$DIR/t" --image "$DIR/i" --app-start 0x8008000 2>"$DIR/sim.log"
+	rc=$?
+	check "args: an application start outside the chip's flash exits 2" \
+		eval '[ $rc = 2 ] && grep -q "outside the chip.s flash" "$DIR/sim.log"'
 	touch "$DIR/t"
-	timeout 5 "$SIMBOARD" --mcu m --serial x --tty "$DIR/t" --image "$DIR/i" 2>"$DIR/sim.log"
+	timeout 5 "$SIMBOARD" --mcu "$MCU" --serial x --tty "$DIR/t" --image "$DIR/i" 2>"$DIR/sim.log"
 	rc=$?
 	check "args: refuses to replace a file that is not a symlink" \
 		eval '[ $rc = 1 ] && [ -f "$DIR/t" ] && [ ! -L "$DIR/t" ]'
 }
 
 SECONDS=0
-for bs in 64 128 256 512; do
-	test_flash_block_size "$bs"
-done
+test_flash
+test_block_size_64_only
 test_odd_size_padded
+test_page_counts
+test_boot_check
 test_prime
 test_klipper_serial_request
 test_klipper_1200
@@ -399,6 +573,7 @@ test_fault_no_bootloader
 test_fault_corrupt_readback
 test_in_use
 test_protocol_probe
+test_resync_stall
 test_bad_args
 
 echo "($SECONDS s)"

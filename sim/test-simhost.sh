@@ -2,6 +2,7 @@
 # test-simhost.sh - checks kflash-simhost: the boards enumerate through libudev with udev's properties and links, a bootloader request re-enumerates a board into Katapult and back, the control FIFO unplugs and plugs boards, and after_complete= decides what a board does after COMPLETE.
 #
 # Usage: [SIMHOST=build/kflash-simhost] [KATAPULT_DIR=/path/to/katapult] sim/test-simhost.sh
+# KATAPULT_DIR defaults to ~/katapult.
 # Builds nothing. Exits 77 (skip) with "SKIP: reason" when umockdev cannot
 # run here; the flashtool.py and pyserial checks skip alone when those are
 # missing. Ends with "test-simhost: N passed, N failed, N skipped".
@@ -19,6 +20,7 @@ F103=33FFDA054E43363431571843
 RP2040=E6626005A7651729
 BEACON=5C1E6E1A5150484153202020FF0C2A3B
 BYPATH=platform-fd500000.pcie-pci-0000:01:00.0
+KATAPULT_DIR=${KATAPULT_DIR:-$HOME/katapult}
 
 if ! command -v umockdev-wrapper >/dev/null 2>&1; then
 	echo "SKIP: umockdev-wrapper not found (apt-get install umockdev)"
@@ -297,6 +299,18 @@ elif mode == "settle":
 EOF
 PROBE="$PY $WORK/probe.py"
 
+# mkfw FILE LINK-ADDRESS SIZE [STACK]: a firmware linked for an application
+# at LINK-ADDRESS: a Cortex-M vector table (stack pointer, Thumb reset
+# vector into the image), then random bytes.
+mkfw() {
+	"$PY" - "$@" <<'EOF'
+import os, struct, sys
+path, link, size = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3])
+sp = int(sys.argv[4], 0) if len(sys.argv) > 4 else 0x20020000
+open(path, 'wb').write(struct.pack('<II', sp, (link + 0x1c1) | 1) + os.urandom(size - 8))
+EOF
+}
+
 # --- can umockdev run here at all? -----------------------------------------
 simhost "$WORK/smoke" --board "$B/octopus-f446.board" -- true
 rc=$?
@@ -421,6 +435,16 @@ events_in_order() {
 	[ "$want" = "$got" ] || { echo "#   events for $board:"; sed 's/^/#     /' "$file.$board"; return 1; }
 }
 
+# events_from FILE BOARD N WORD...: BOARD's event lines N, N+1, ... are
+# exactly WORD... (repeats count, unlike events_in_order)
+events_from() {
+	local file=$1 board=$2 n=$3
+	shift 3
+	awk -v b="$board" '$2 == "simboard" && $3 == b { $1 = $2 = $3 = ""; sub(/^ +/, ""); print }' "$file" >"$file.$board"
+	[ "$(printf '%s\n' "$@")" = "$(tail -n +"$n" "$file.$board" | head -n $#)" ] ||
+		{ echo "#   events for $board:"; sed 's/^/#     /' "$file.$board"; return 1; }
+}
+
 if [ $HAVE_PYSERIAL = 1 ]; then
 	R=$WORK/reenum
 	simhost "$R" --board "$B/octopus-f446.board" --board "$B/beacon.board" -- \
@@ -530,7 +554,7 @@ if [ -z "${KATAPULT_DIR:-}" ] || [ ! -f "${KATAPULT_DIR:-}/scripts/flashtool.py"
 elif [ $HAVE_PYSERIAL = 0 ]; then
 	skip "flashtool.py flashes octopus-f446 from Klipper mode" "no pyserial"
 else
-	head -c 30000 /dev/urandom >"$WORK/fw.bin"
+	mkfw "$WORK/fw.bin" 0x8008000 30000
 	cat >"$WORK/flash.sh" <<EOF
 link=\$(ls /dev/serial/by-id/usb-Klipper_stm32f446xx_*)
 node=\$(cd /dev/serial/by-id && realpath -s -m "\$(readlink "\$link")")
@@ -556,7 +580,10 @@ fi
 FT_TESTS=("flashtool + after_complete=gone: the board never comes back"
 	"flashtool + after_complete=katapult: the board comes back in Katapult"
 	"flashtool: unplug at write-start fails the flash (EIO or EOF)"
-	"flashtool: plug after that brings the board back in Katapult")
+	"flashtool: plug after that brings the board back in Katapult"
+	"flashtool + an image linked for 0x08020000 on octopus-f446: flashed, then the board hangs (hang reset ...)"
+	"a hung board: plug and mode klipper bring nothing back, mode katapult resets it into Katapult"
+	"flashtool + klipper.uf2 on sb2040: flashed, then the board hangs (hang stack 0x0a324655)")
 if [ -z "${KATAPULT_DIR:-}" ] || [ ! -f "${KATAPULT_DIR:-}/scripts/flashtool.py" ]; then
 	echo "SKIP: after_complete= and unplug-while-writing with flashtool.py (no KATAPULT_DIR)"
 	for t in "${FT_TESTS[@]}"; do
@@ -568,19 +595,21 @@ elif [ $HAVE_PYSERIAL = 0 ]; then
 		skip "$t" "no pyserial"
 	done
 else
-	head -c 30000 /dev/urandom >"$WORK/fw.bin"
-	# flashtool.py on the Katapult tty (at most $2 s); then wait $1 s and list by-id
+	mkfw "$WORK/fw.bin" 0x8008000 30000
+	mkfw "$WORK/fw-10000.bin" 0x8010000 30000
+	# flashtool.py on the Katapult tty (at most $2 s) writing $3 (fw.bin);
+	# then wait $1 s and list by-id
 	cat >"$WORK/ft.sh" <<EOF
-link=\$(ls /dev/serial/by-id/usb-katapult_stm32f446xx_*)
+link=\$(ls /dev/serial/by-id/usb-katapult_*)
 node=\$(cd /dev/serial/by-id && realpath -s -m "\$(readlink "\$link")")
-timeout \${2:-10} $PY "$KATAPULT_DIR/scripts/flashtool.py" -d "\$node" -f "$WORK/fw.bin"
+timeout \${2:-10} $PY "$KATAPULT_DIR/scripts/flashtool.py" -d "\$node" -f "$WORK/\${3:-fw.bin}"
 echo "FLASHTOOL_RC=\$?"
 sleep \$1
 echo "LINKS \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
 EOF
 	R=$WORK/ft-gone
 	simhost "$R" --board "$B/octopus-f446.board:katapult,after_complete=gone,app_start=0x08010000,reenumerate_ms=200" \
-		-- sh "$WORK/ft.sh" 1
+		-- sh "$WORK/ft.sh" 1 10 fw-10000.bin
 	tr -d '\0' <"$R" >"$R.txt"
 	check "${FT_TESTS[0]}" "$R.txt" eval \
 		"grep -q 'Application Start: 0x8010000' '$R.txt' && grep -q 'Programming Complete' '$R.txt' && grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && events_in_order '$R.events' octopus-f446 'enumerate katapult' write-start 'flash-complete bytes=30016' boot-app 'disconnect katapult' && [ \"\$(tail -n1 '$R.events.octopus-f446')\" = 'disconnect katapult' ]"
@@ -609,6 +638,42 @@ EOF
 		"! grep -q 'Programming Complete' '$R.txt' && ! grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qE 'Input/output error|device disconnected' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && grep -q ' octopus-f446 unplug\$' '$R.events' && ! grep -q flash-complete '$R.events'"
 	check "${FT_TESTS[3]}" "$R.txt" eval \
 		"grep -qx 'AFTER_PLUG usb-katapult_stm32f446xx_$F446-if00 ' '$R.txt' && events_in_order '$R.events' octopus-f446 'enumerate katapult' write-start unplug plug 'enumerate katapult'"
+
+	# images a Cortex-M cannot start: the board hangs after COMPLETE
+	mkfw "$WORK/fw-20000.bin" 0x8020000 30000
+	"$PY" - "$WORK/klipper.uf2" <<'EOF'
+import os, struct, sys
+img, out = os.urandom(30000), b''
+n = (len(img) + 255) // 256
+for i in range(n):
+    out += struct.pack('<IIIIIIII', 0x0A324655, 0x9E5D5157, 0x2000, 0x10000000 + i * 256,
+                       256, i, n, 0xE48BFF56) + img[i * 256:(i + 1) * 256].ljust(476, b'\0') \
+           + struct.pack('<I', 0x0AB16F30)
+open(sys.argv[1], 'wb').write(out)
+EOF
+	cat >"$WORK/ft-hang.sh" <<EOF
+sh "$WORK/ft.sh" 1 10 "\$1"
+echo "plug \$2" >"\$KFLASH_SIM_CONTROL"; sleep 0.5
+echo "AFTER_PLUG \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
+echo "mode \$2 klipper" >"\$KFLASH_SIM_CONTROL"; sleep 0.6
+echo "AFTER_MODE_KLIPPER \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
+echo "mode \$2 katapult" >"\$KFLASH_SIM_CONTROL"
+for i in \$(seq 100); do ls /dev/serial/by-id 2>/dev/null | grep -q katapult && break; sleep 0.05; done
+echo "AFTER_MODE_KATAPULT \$(ls /dev/serial/by-id 2>/dev/null | tr '\n' ' ')"
+EOF
+	R=$WORK/ft-hang
+	simhost "$R" --control "$WORK/ctl" --board "$B/octopus-f446.board:katapult,reenumerate_ms=200" -- \
+		sh "$WORK/ft-hang.sh" fw-20000.bin octopus-f446
+	tr -d '\0' <"$R" >"$R.txt"
+	check "${FT_TESTS[4]}" "$R.txt" eval \
+		"grep -q 'Programming Complete' '$R.txt' && grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && events_from '$R.events' octopus-f446 1 'enumerate katapult' write-start 'flash-complete bytes=30016' boot-app 'disconnect katapult' 'hang reset 0x080201c1'"
+	check "${FT_TESTS[5]}" "$R.txt" eval \
+		"grep -qx 'AFTER_PLUG ' '$R.txt' && grep -qx 'AFTER_MODE_KLIPPER ' '$R.txt' && grep -qx 'AFTER_MODE_KATAPULT usb-katapult_stm32f446xx_$F446-if00 ' '$R.txt' && events_from '$R.events' octopus-f446 7 plug 'mode klipper' 'hang reset 0x080201c1' 'mode katapult' 'enumerate katapult'"
+	R=$WORK/ft-uf2
+	simhost "$R" --board "$B/sb2040.board:katapult" -- sh "$WORK/ft.sh" 1 10 klipper.uf2
+	tr -d '\0' <"$R" >"$R.txt"
+	check "${FT_TESTS[6]}" "$R.txt" eval \
+		"grep -qx 'FLASHTOOL_RC=0' '$R.txt' && grep -qx 'LINKS ' '$R.txt' && events_in_order '$R.events' sb2040 'enumerate katapult' boot-app 'disconnect katapult' 'hang stack 0x0a324655' && [ \"\$(tail -n1 '$R.events.sb2040')\" = 'hang stack 0x0a324655' ]"
 fi
 
 # --- the command's status and signals ---------------------------------------
@@ -637,6 +702,15 @@ check "the same board twice is refused (2)" "$WORK/bad" [ $? -eq 2 ]
 printf 'kind=klipper\nmcu=stm32f446xx\nserial=1\nport=1.4\n' >"$WORK/hub.board"
 umockdev-wrapper "$SIMHOST" --board "$B/ebb36-g0b1.board" --board "$WORK/hub.board" -- true >"$WORK/bad" 2>&1
 check "a port that is another board's hub is refused (2)" "$WORK/bad" [ $? -eq 2 ]
+umockdev-wrapper "$SIMHOST" --board "$B/octopus-f446.board,block_size=128" -- true >"$WORK/bad" 2>&1
+rc=$?
+check "block_size=128 is refused (2): every Katapult build uses 64" "$WORK/bad" eval \
+	"[ $rc -eq 2 ] && grep -q 'block size must be 64' '$WORK/bad'"
+printf 'kind=klipper\nmcu=atmega2560\nserial=1\nport=1.2\n' >"$WORK/avr.board"
+umockdev-wrapper "$SIMHOST" --board "$WORK/avr.board" -- true >"$WORK/bad" 2>&1
+rc=$?
+check "a kind=klipper board whose MCU Katapult does not run on is refused (2)" "$WORK/bad" eval \
+	"[ $rc -eq 2 ] && grep -q 'not one Katapult runs on' '$WORK/bad'"
 
 echo "test-simhost: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ $FAIL -gt 0 ]; then
