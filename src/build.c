@@ -473,8 +473,10 @@ static char *find_firmware(struct kf_ctx *ctx, const char *out,
 	return NULL;
 }
 
-static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
-			    const char *log_path)
+/* The end of a failed build's log, on stderr beside the error (which names
+ * the whole log); -q leaves it out like every other progress line. */
+static void show_log_tail(struct kf_ctx *ctx, const struct kf_buf *log,
+			  const char *log_path)
 {
 	const char *p, *start;
 	int lines = 0;
@@ -490,7 +492,7 @@ static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
 			break;
 		}
 	}
-	fprintf(ctx->out->err, "--- last lines of %s ---\n%s--- end ---\n", log_path, start);
+	kf_out_info(ctx->out, "--- last lines of %s ---\n%s--- end ---", log_path, start);
 }
 
 /* ---- what a build would use, and whether it fits the board ------------------ */
@@ -858,7 +860,7 @@ fail:
 		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
 					 log.len, 0644);
 	if (r != KF_EINTERRUPTED) {
-		tail_into_error(ctx, &log, res->log_path);
+		show_log_tail(ctx, &log, res->log_path);
 		kf_error_step(ctx->err, "read the whole log: less %s", res->log_path);
 		kf_error_step(ctx->err, "check the board's settings: kflash config %s",
 			      b->key);

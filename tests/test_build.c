@@ -299,6 +299,42 @@ static void build__failure_leaves_no_up_to_date_stamp_and_names_the_log(void **s
 	assert_int_equal(count(&t->w, CLEAN), 1);
 }
 
+/* The end of a failed build's log is shown on stderr, with the log's path;
+ * -q keeps it off the screen (the error still names the log). */
+static void build__quiet_hides_the_log_tail(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *err;
+	int quiet;
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.output = "src/sched.c:1: error: boom", .exit_code = 2, .run_ms = 10 });
+	for (quiet = 0; quiet <= 1; quiet++) {
+		err = open_memstream(&buf, &len);
+		kf_out_release(&t->out);
+		kf_out_init(&t->out, t->sink, err, &(struct kf_out_opts){
+			.verbosity = quiet ? KF_QUIET : KF_NORMAL });
+		kf_error_release(&t->err);
+		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+		kf_build_result_release(&r);
+		fclose(err);
+		if (quiet) {
+			assert_null(strstr(buf, "error: boom"));
+			assert_null(strstr(buf, "last lines of"));
+		} else {
+			assert_non_null(strstr(buf, "--- last lines of " OUT "/build.log ---\n"));
+			assert_non_null(strstr(buf, "src/sched.c:1: error: boom\n--- end ---\n"));
+		}
+		assert_true(t->err.n_steps > 0);
+		assert_non_null(strstr(t->err.steps[0], "less " OUT "/build.log"));
+		free(buf);
+		buf = NULL;
+	}
+}
+
 /* A Klipper update that changes no firmware source compiles nothing: the
  * dictionary (and so the version the board reports) would stay the old
  * one. A new compiler would leave every old object in place. Both start
@@ -619,6 +655,7 @@ int main(void)
 		cmocka_unit_test(seed__menu_symbols_of_known_mcus),
 		cmocka_unit_test(no_bootloader__the_app_at_the_boot_address),
 		cmocka_unit_test_setup_teardown(build__failure_leaves_no_up_to_date_stamp_and_names_the_log, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__quiet_hides_the_log_tail, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(stamp__new_klipper_version_or_compiler_cleans_out_first, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__verifies_the_dictionary_of_the_built_firmware, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__checks_the_config_olddefconfig_completed, bw_setup, bw_teardown),
