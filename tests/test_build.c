@@ -147,10 +147,10 @@ static int bw_setup(void **state)
 {
 	struct bw *t = kf_xcalloc(1, sizeof(*t));
 
-	setenv("XDG_CACHE_HOME", "/cache", 1);
 	fake_world_init(&t->w);
+	fake_setenv(&t->w, "XDG_CACHE_HOME", "/cache");
 	t->sink = fopen("/dev/null", "w");
-	kf_out_init(&t->out, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	kf_out_init(&t->out, &t->w.ops, t->sink, t->sink, &(struct kf_out_opts){ 0 });
 	t->ctx = (struct kf_ctx){ .ops = &t->w.ops, .out = &t->out, .err = &t->err,
 				  .config_dir = "/cfg" };
 	kf_settings_defaults(&t->s);
@@ -315,7 +315,7 @@ static void build__quiet_hides_the_log_tail(void **state)
 	for (quiet = 0; quiet <= 1; quiet++) {
 		err = open_memstream(&buf, &len);
 		kf_out_release(&t->out);
-		kf_out_init(&t->out, t->sink, err, &(struct kf_out_opts){
+		kf_out_init(&t->out, &t->w.ops, t->sink, err, &(struct kf_out_opts){
 			.verbosity = quiet ? KF_QUIET : KF_NORMAL });
 		kf_error_release(&t->err);
 		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
