@@ -1,5 +1,6 @@
 /* test_build.c - .config parsing, the MCU check, and the build stamp over a
  * fake world: what rebuilds and what does not. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -605,6 +606,22 @@ static void build__every_make_runs_at_idle_priority(void **state)
 	assert_int_equal(spy.normal, 0);
 }
 
+/* make runs one job per CPU the host has; a host that cannot say builds
+ * with one job, never not at all. */
+static void build__runs_one_make_job_per_cpu(void **state)
+{
+	struct bw *t = *state;
+
+	t->w.cpus = 3;
+	assert_true(build_ran(t, true));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG
+			     " OUT=" OUT "/ -j3"));
+	t->w.cpus = -EINVAL;
+	assert_true(build_ran(t, true));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG
+			     " OUT=" OUT "/ -j1"));
+}
+
 static void menuconfig__first_one_starts_from_the_boards_mcu(void **state)
 {
 	struct bw *t = *state;
@@ -661,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(build__checks_the_config_olddefconfig_completed, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(preview__completes_a_copy_and_leaves_the_config_alone, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__every_make_runs_at_idle_priority, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__runs_one_make_job_per_cpu, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(menuconfig__first_one_starts_from_the_boards_mcu, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(menuconfig__leaving_a_new_config_unsaved_leaves_none, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__times_out_and_kills_make, bw_setup, bw_teardown),
