@@ -31,10 +31,10 @@ char *kf_board_config_path(const char *config_dir, const char *key)
 	return kf_asprintf("%s/configs/%s/.config", config_dir, key);
 }
 
-char *kf_board_build_dir(const char *key)
+char *kf_board_build_dir(const struct kf_ops *ops, const char *key)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
+	const char *xdg = kf_os_getenv(ops, "XDG_CACHE_HOME");
+	const char *home = kf_os_getenv(ops, "HOME");
 
 	if (xdg && *xdg == '/')
 		return kf_asprintf("%s/kflash/build/%s", xdg, key);
@@ -60,7 +60,7 @@ static bool is_file(struct kf_ctx *ctx, const char *path, off_t *size)
 
 int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s, char **ret_dir)
 {
-	char *dir = kf_expand_home(s->klipper_dir);
+	char *dir = kf_expand_home(ctx->ops, s->klipper_dir);
 	char *mk = kf_asprintf("%s/Makefile", dir);
 	char *kc = kf_asprintf("%s/src/Kconfig", dir);
 	bool ok = is_file(ctx, mk, NULL) && is_file(ctx, kc, NULL);
@@ -211,7 +211,7 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 		return r;
 	cfg = kf_board_config_path(ctx->config_dir, b->key);
 	cfgdir = kf_asprintf("%s/configs/%s", ctx->config_dir, b->key);
-	out = kf_board_build_dir(b->key);
+	out = kf_board_build_dir(ctx->ops, b->key);
 	(void)kf_os_mkdir_p(ctx->ops, out, 0755);
 	r = kf_os_mkdir_p(ctx->ops, cfgdir, 0755);
 	if (r < 0) {
@@ -473,8 +473,10 @@ static char *find_firmware(struct kf_ctx *ctx, const char *out,
 	return NULL;
 }
 
-static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
-			    const char *log_path)
+/* The end of a failed build's log, on stderr beside the error (which names
+ * the whole log); -q leaves it out like every other progress line. */
+static void show_log_tail(struct kf_ctx *ctx, const struct kf_buf *log,
+			  const char *log_path)
 {
 	const char *p, *start;
 	int lines = 0;
@@ -490,7 +492,7 @@ static void tail_into_error(struct kf_ctx *ctx, const struct kf_buf *log,
 			break;
 		}
 	}
-	fprintf(ctx->out->err, "--- last lines of %s ---\n%s--- end ---\n", log_path, start);
+	kf_out_info(ctx->out, "--- last lines of %s ---\n%s--- end ---", log_path, start);
 }
 
 /* ---- what a build would use, and whether it fits the board ------------------ */
@@ -554,9 +556,9 @@ int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
 }
 
 /* $XDG_CACHE_HOME/kflash/dry-run/<key>: scratch room for a dry run */
-static char *scratch_dir(const char *key)
+static char *scratch_dir(const struct kf_ops *ops, const char *key)
 {
-	char *build = kf_board_build_dir(key), *slash = strrchr(build, '/'), *d;
+	char *build = kf_board_build_dir(ops, key), *slash = strrchr(build, '/'), *d;
 
 	*slash = '\0';
 	slash = strrchr(build, '/');
@@ -570,7 +572,7 @@ int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 		      const struct kf_board *b, struct kf_kconfig *ret_saved,
 		      struct kf_kconfig *ret_cfg)
 {
-	char *kdir = NULL, *path = NULL, *dir = scratch_dir(b->key), *copy, *out;
+	char *kdir = NULL, *path = NULL, *dir = scratch_dir(ctx->ops, b->key), *copy, *out;
 	char *text = NULL;
 	struct kf_buf log = KF_BUF_INIT;
 	size_t len;
@@ -707,13 +709,13 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 {
 	static const struct kf_build_opts defaults = { 0 };
 	char *kdir = NULL, *cfg = kf_board_config_path(ctx->config_dir, b->key);
-	char *out = kf_board_build_dir(b->key), *jobs, *stamp_path, *stamp = NULL;
+	char *out = kf_board_build_dir(ctx->ops, b->key), *jobs, *stamp_path, *stamp = NULL;
 	char *old_stamp = NULL, *building = NULL;
 	struct kf_buf log = KF_BUF_INIT;
 	struct progress prog = { ctx, b->key, NULL, 0 };
 	struct kf_kconfig saved = KF_KCONFIG_INIT;
 	int64_t t0 = kf_os_now(ctx->ops);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int ncpu = kf_os_cpu_count(ctx->ops);
 	const char *why_clean = NULL;
 	bool streaming = false;
 	int r;
@@ -724,7 +726,9 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	res->build_dir = kf_xstrdup(out);
 	res->log_path = kf_asprintf("%s/build.log", out);
 	prog.log_path = res->log_path;
-	jobs = kf_asprintf("-j%ld", ncpu > 0 ? ncpu : 1);
+	/* a count the host cannot give builds on one CPU: slower, never
+	 * wrong */
+	jobs = kf_asprintf("-j%d", ncpu > 0 ? ncpu : 1);
 	stamp_path = kf_asprintf("%s/kflash.stamp", out);
 
 	r = kf_klipper_dir(ctx, s, &kdir);
@@ -858,7 +862,7 @@ fail:
 		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
 					 log.len, 0644);
 	if (r != KF_EINTERRUPTED) {
-		tail_into_error(ctx, &log, res->log_path);
+		show_log_tail(ctx, &log, res->log_path);
 		kf_error_step(ctx->err, "read the whole log: less %s", res->log_path);
 		kf_error_step(ctx->err, "check the board's settings: kflash config %s",
 			      b->key);

@@ -82,30 +82,37 @@ const struct kf_command *kf_command_find(const char *name)
 	return NULL;
 }
 
-static void print_usage(FILE *f)
+/* to stdout for --help, to stderr beside a usage error */
+static void print_usage(struct kf_out *o, bool to_stderr)
 {
 	const struct kf_command *c;
+	struct kf_buf b = KF_BUF_INIT;
 
-	fputs("usage: kflash [options] COMMAND [args]\n"
-	      "       kflash            (interactive menu on a terminal)\n\n"
-	      "Builds and flashes Klipper firmware to the boards of this printer,\n"
-	      "stopping Klipper only while it must and always starting it again.\n\n"
-	      "Commands:\n", f);
+	kf_buf_addf(&b, "usage: kflash [options] COMMAND [args]\n"
+		    "       kflash            (interactive menu on a terminal)\n\n"
+		    "Builds and flashes Klipper firmware to the boards of this printer,\n"
+		    "stopping Klipper only while it must and always starting it again.\n\n"
+		    "Commands:\n");
 	for (c = kf_commands; c->name; c++)
-		fprintf(f, "  %-9s %s\n", c->name, c->summary);
-	fputc('\n', f);
-	fputs(global_help, f);
-	fputs("\nExit codes: 0 done, 1 failed, 2 usage or bad input, 3 refused for\n"
-	      "safety, 128+N after signal N (Klipper was started again first).\n", f);
+		kf_buf_addf(&b, "  %-9s %s\n", c->name, c->summary);
+	kf_buf_addf(&b, "\n%s", global_help);
+	kf_buf_addf(&b, "\nExit codes: 0 done, 1 failed, 2 usage or bad input, 3 refused for\n"
+		    "safety, 128+N after signal N (Klipper was started again first).\n");
+	kf_out_help(o, to_stderr, b.data);
+	kf_buf_release(&b);
 }
 
-static void print_command_help(FILE *f, const struct kf_command *c)
+static void print_command_help(struct kf_out *o, const struct kf_command *c)
 {
-	fprintf(f, "usage: kflash %s%s%s\n\n%c%s.\n", c->name, c->args[0] ? " " : "",
-		c->args, toupper((unsigned char)c->summary[0]), c->summary + 1);
+	struct kf_buf b = KF_BUF_INIT;
+
+	kf_buf_addf(&b, "usage: kflash %s%s%s\n\n%c%s.\n", c->name, c->args[0] ? " " : "",
+		    c->args, toupper((unsigned char)c->summary[0]), c->summary + 1);
 	if (c->help[0])
-		fprintf(f, "\n%s", c->help);
-	fputs("\n(global options work here too; see kflash --help)\n", f);
+		kf_buf_addf(&b, "\n%s", c->help);
+	kf_buf_addf(&b, "\n(global options work here too; see kflash --help)\n");
+	kf_out_help(o, false, b.data);
+	kf_buf_release(&b);
 }
 
 int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
@@ -125,11 +132,11 @@ int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
 	return KF_EUSAGE;
 }
 
-char *kf_config_dir_resolve(const char *option)
+char *kf_config_dir_resolve(const struct kf_ops *ops, const char *option)
 {
-	const char *env = getenv("KFLASH_CONFIG_DIR");
-	const char *xdg = getenv("XDG_CONFIG_HOME");
-	const char *home = getenv("HOME");
+	const char *env = kf_os_getenv(ops, "KFLASH_CONFIG_DIR");
+	const char *xdg = kf_os_getenv(ops, "XDG_CONFIG_HOME");
+	const char *home = kf_os_getenv(ops, "HOME");
 
 	if (option && *option)
 		return kf_xstrdup(option);
@@ -207,12 +214,26 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 	const struct kf_command *cmd = NULL;
 	char **rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
 	const char *bad = NULL;
+	bool terminal = false;
 	int n, r = 0, code;
 
 	n = take_globals(argc, argv, &g, rest, &bad);
-	kf_out_init(&out, stdout, stderr, &(struct kf_out_opts){
+	r = kf_ops_check(ops);
+	/* a table of another layout is never called: not even to ask
+	 * whether stderr is a terminal */
+	kf_out_init(&out, r < 0 ? NULL : ops, stdout, stderr, &(struct kf_out_opts){
 		.json = g.json, .no_colour = g.no_colour,
 		.verbosity = g.verbosity });
+	if (r < 0) {
+		r = kf_error_set(&err, KF_EFAILED, "kflash cannot use the '%s' ops table "
+				 "(version %d; this kflash needs version %d with every "
+				 "method): %s", ops->name ? ops->name : "unnamed",
+				 ops->version, KF_OPS_VERSION, strerror(-r));
+		kf_error_step(&err, "build kflash and that table from one checkout: make");
+		goto out;
+	}
+	terminal = kf_os_isatty(ops, STDIN_FILENO) == 1 &&
+		   kf_os_isatty(ops, STDERR_FILENO) == 1;
 	if (n < 0) {
 		r = kf_usage_error(&ctx, NULL, "option %s needs a value", bad);
 		goto out;
@@ -221,15 +242,15 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 		if (g.json)
 			kf_out_set_json(&out, json_pack("{s:s}", "version", KFLASH_VERSION));
 		else
-			printf("kflash %s\n", KFLASH_VERSION);
+			kf_out_result(&out, "kflash %s", KFLASH_VERSION);
 		goto out;
 	}
 	if (n == 0 && g.help) {
-		print_usage(stdout);
+		print_usage(&out, false);
 		goto out;
 	}
-	if (n == 0 && !(isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && !g.json)) {
-		print_usage(stderr);
+	if (n == 0 && !(terminal && !g.json)) {
+		print_usage(&out, true);
 		code = KF_EXIT_USAGE;
 		goto done;
 	}
@@ -243,13 +264,13 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 		goto out;
 	}
 	if (cmd && g.help) {
-		print_command_help(stdout, cmd);
+		print_command_help(&out, cmd);
 		goto out;
 	}
-	ctx.config_dir = kf_config_dir_resolve(g.config_dir);
+	ctx.config_dir = kf_config_dir_resolve(ops, g.config_dir);
 	ctx.yes = g.yes;
 	ctx.force = g.force;
-	ctx.interactive = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+	ctx.interactive = terminal;
 	if (!ctx.config_dir) {
 		r = kf_error_set(&err, KF_EINPUT, "cannot find a config dir: HOME is not set");
 		kf_error_step(&err, "kflash --config-dir DIR ...");
@@ -261,7 +282,7 @@ out:
 	if (r < 0 || err.note) {
 		kf_out_error(&out, &err);
 		if (r == KF_EUSAGE && !cmd)
-			print_usage(stderr);
+			print_usage(&out, true);
 	}
 	kf_out_finish(&out, code, r < 0 ? &err : NULL);
 done:

@@ -507,11 +507,11 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		kf_error_step(ctx->err, "kflash list");
 		return KF_EINPUT;
 	}
-	fprintf(ctx->out->err, "Unregistered boards:\n");
+	kf_out_say(ctx->out, "Unregistered boards:\n");
 	for (i = 0; i < n; i++)
-		fprintf(ctx->out->err, "  %zu) %s  (%s, in %s)\n", i + 1,
-			choices[i]->name, choices[i]->mcu,
-			choices[i]->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
+		kf_out_say(ctx->out, "  %zu) %s  (%s, in %s)\n", i + 1,
+			   choices[i]->name, choices[i]->mcu,
+			   choices[i]->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
 	for (;;) {
 		char *end;
 		long k;
@@ -529,9 +529,9 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 			*ret_dev = choices[k - 1];
 			break;
 		}
-		fprintf(ctx->out->err, "  please answer 1 to %zu\n", n);
+		kf_out_say(ctx->out, "  please answer 1 to %zu\n", n);
 	}
-	fprintf(ctx->out->err, "MCU: %s (from the device)\n", (*ret_dev)->mcu);
+	kf_out_say(ctx->out, "MCU: %s (from the device)\n", (*ret_dev)->mcu);
 	for (;;) {
 		struct kf_error e = KF_ERROR_INIT;
 
@@ -544,7 +544,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 			*ret_name = ans;
 			break;
 		}
-		fprintf(ctx->out->err, "  %s\n", e.what ? e.what : "that name is taken");
+		kf_out_say(ctx->out, "  %s\n", e.what ? e.what : "that name is taken");
 		kf_error_release(&e);
 		free(ans);
 	}
@@ -563,7 +563,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 			break;
 		}
 		free(ans);
-		fprintf(ctx->out->err, "  please answer katapult or make-flash\n");
+		kf_out_say(ctx->out, "  please answer katapult or make-flash\n");
 	}
 	free(def);
 	return r;

@@ -119,7 +119,7 @@ static void printer(struct doctor *d, const struct kf_settings *s, const char *u
 	free(what);
 
 	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, unit, tmo);
-	p = kf_sudoers_line(unit);
+	p = kf_sudoers_line(ctx->ops, unit);
 	what = kf_asprintf("sudo can stop and start %s without a password", unit);
 	report(d, r == 1, what, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", p);
 	free(what);
@@ -228,7 +228,8 @@ static void check_make_flash(struct doctor *d, const struct kf_registry *reg)
 			ex = run_check(d->ctx, dfu_sudo);
 			what = kf_asprintf("sudo runs dfu-util without a password (make "
 					   "flash of %s)", keys);
-			line = kf_sudoers_tool_line(reg->settings.klipper_dir, "dfu-util");
+			line = kf_sudoers_tool_line(d->ctx->ops, reg->settings.klipper_dir,
+						    "dfu-util");
 			report_or_warn(d, kf_exit_ok(&ex), !own, what, "sudo visudo -f "
 				       "/etc/sudoers.d/kflash and add: %s (without it make "
 				       "flash runs dfu-util as this user, NOSUDO=1)", line);
@@ -277,7 +278,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	       "kflash settings klipper_dir /path/to/klipper (now %s)", s->klipper_dir);
 	free(kdir);
 
-	dir = kf_expand_home(s->katapult_dir);
+	dir = kf_expand_home(ctx->ops, s->katapult_dir);
 	p = kf_asprintf("%s/scripts/flashtool.py", dir);
 	report(&d, is_file(ctx, p), "katapult_dir holds Katapult's flashtool.py",
 	       "git clone Katapult into %s, or kflash settings katapult_dir DIR", dir);

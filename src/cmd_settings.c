@@ -22,7 +22,7 @@ static int check_dir(struct kf_ctx *ctx, const char *key, const char *value)
 	const char *const *need = strcmp(key, "klipper_dir") == 0 ? klipper : katapult;
 	const char *what = need == klipper ? "a Klipper (or Kalico) checkout"
 					   : "a Katapult checkout";
-	char *dir = kf_expand_home(value);
+	char *dir = kf_expand_home(ctx->ops, value);
 	enum kf_file_kind k;
 	int r = 0;
 

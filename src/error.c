@@ -1,4 +1,5 @@
 /* error.c - building and rendering kflash's error reports. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,8 +108,8 @@ int kf_exit_code(int r, const struct kf_error *e)
 	}
 }
 
-void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
-	     int width)
+void kf_wrap(struct kf_buf *b, const char *first, const char *indent,
+	     const char *text, int width)
 {
 	const char *p = text;
 	const char *prefix = first;
@@ -134,7 +135,7 @@ void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
 				cut = strcspn(p, " \n");
 			}
 		}
-		fprintf(f, "%s%.*s\n", prefix, (int)cut, p);
+		kf_buf_addf(b, "%s%.*s\n", prefix, (int)cut, p);
 		p += cut;
 		if (*p == ' ' || *p == '\n')
 			p++;
@@ -142,7 +143,8 @@ void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
 	} while (*p);
 }
 
-void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour)
+void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
+		     bool colour)
 {
 	const char *red = colour ? "\033[1;31m" : "";
 	const char *off = colour ? "\033[0m" : "";
@@ -152,25 +154,25 @@ void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour)
 	if (e->what) {
 		snprintf(head, sizeof(head), "%serror:%s ", red, off);
 		/* the escape codes take no columns */
-		kf_wrap(f, head, "       ", e->what,
+		kf_wrap(b, head, "       ", e->what,
 			width + (int)(strlen(red) + strlen(off)));
 	}
 	if (e->command)
-		kf_wrap(f, "  command: ", "           ", e->command, width);
+		kf_wrap(b, "  command: ", "           ", e->command, width);
 	if (e->cause)
-		kf_wrap(f, "  cause:   ", "           ", e->cause, width);
+		kf_wrap(b, "  cause:   ", "           ", e->cause, width);
 	if (e->n_steps) {
-		fputs("  to fix:\n", f);
+		kf_buf_addf(b, "  to fix:\n");
 		for (i = 0; i < e->n_steps; i++) {
 			char num[32];
 
 			snprintf(num, sizeof(num), "    %zu. ", i + 1);
-			kf_wrap(f, num, "       ", e->steps[i], width);
+			kf_wrap(b, num, "       ", e->steps[i], width);
 		}
 	}
 	if (e->note) {
 		snprintf(head, sizeof(head), "%salso:%s  ", red, off);
-		kf_wrap(f, head, "       ", e->note,
+		kf_wrap(b, head, "       ", e->note,
 			width + (int)(strlen(red) + strlen(off)));
 	}
 }

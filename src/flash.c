@@ -182,11 +182,11 @@ void kf_tool_run_release(struct kf_tool_run *t)
 	memset(t, 0, sizeof(*t));
 }
 
-char **kf_flashtool_argv(const struct kf_settings *s, const char *node,
-			 const char *firmware)
+char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
+			 const char *node, const char *firmware)
 {
 	char **argv = kf_xcalloc(8, sizeof(*argv));
-	char *kdir = kf_expand_home(s->katapult_dir);
+	char *kdir = kf_expand_home(ops, s->katapult_dir);
 	size_t n = 0;
 
 	argv[n++] = kf_xstrdup(s->python);
@@ -260,7 +260,7 @@ static int run_tool(struct kf_ctx *ctx, char **argv, int timeout_s, struct kf_to
 int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s, const char *node,
 		 const char *firmware, struct kf_tool_run *t)
 {
-	char **argv = kf_flashtool_argv(s, node, firmware);
+	char **argv = kf_flashtool_argv(ctx->ops, s, node, firmware);
 	int r;
 
 	memset(t, 0, sizeof(*t));
@@ -364,9 +364,9 @@ int kf_make_flash_plan(struct kf_ctx *ctx, const char *kdir, const struct kf_kco
 	return 0;
 }
 
-char *kf_sudoers_tool_line(const char *kdir, const char *tool)
+char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *kdir, const char *tool)
 {
-	const char *user = getenv("USER");
+	const char *user = kf_os_getenv(ops, "USER");
 	char *path = strcmp(tool, "dfu-util") == 0 ? kf_xstrdup("/usr/bin/dfu-util")
 						   : tool_path(kdir, tool);
 	char *line = kf_asprintf("%s ALL=(root) NOPASSWD: %s", user && *user ? user : "pi",
@@ -415,7 +415,7 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 			       "cannot run %s without a password", board, p.sudo_tool);
 		return 0;
 	}
-	line = kf_sudoers_tool_line(kdir, p.sudo_tool);
+	line = kf_sudoers_tool_line(ctx->ops, kdir, p.sudo_tool);
 	kf_error_set(e, KF_EREFUSED, "make flash of %s runs 'sudo %s', and sudo would "
 		     "ask for a password; kflash never waits at a password prompt with "
 		     "Klipper stopped", board, p.sudo_tool);
@@ -607,7 +607,8 @@ int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *k
 	return 0;
 }
 
-int kf_make_flash_error(struct kf_error *e, const struct kf_tool_run *t, const char *board,
+int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
+			const struct kf_tool_run *t, const char *board,
 			const struct kf_settings *s)
 {
 	const char *tool = t->tool ? t->tool : t->sudo_tool ? base_name(t->sudo_tool) : "the tool";
@@ -633,7 +634,8 @@ int kf_make_flash_error(struct kf_error *e, const struct kf_tool_run *t, const c
 		kf_error_step(e, "sudo apt-get install libusb-1.0-0-dev pkg-config");
 		break;
 	case KF_FLASH_SUDO_PASSWORD:
-		line = kf_sudoers_tool_line("~/klipper", t->sudo_tool ? t->sudo_tool : tool);
+		line = kf_sudoers_tool_line(ops, "~/klipper",
+					    t->sudo_tool ? t->sudo_tool : tool);
 		kf_error_set(e, KF_EFAILED, "make flash of %s stopped at sudo, which wanted "
 			     "a password%s", board, where);
 		kf_error_step(e, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", line);
@@ -643,7 +645,8 @@ int kf_make_flash_error(struct kf_error *e, const struct kf_tool_run *t, const c
 		kf_error_set(e, KF_EFAILED, "make flash of %s failed: %s may not open the "
 			     "board's USB device as this user%s", board, tool, where);
 		if (t->nosudo) {
-			line = kf_sudoers_tool_line("~/klipper", t->sudo_tool ? t->sudo_tool : tool);
+			line = kf_sudoers_tool_line(ops, "~/klipper",
+						    t->sudo_tool ? t->sudo_tool : tool);
 			kf_error_step(e, "kflash ran make flash with NOSUDO=1 because sudo "
 				      "would have asked for a password; let it run %s: sudo "
 				      "visudo -f /etc/sudoers.d/kflash and add: %s", tool, line);

@@ -102,16 +102,16 @@ int kf_lock_take_at(struct kf_ctx *ctx, const char *path, const char *what,
 
 int kf_lock_take(struct kf_ctx *ctx, int *ret_fd)
 {
-	char *path = kf_lock_path();
+	char *path = kf_lock_path(ctx->ops);
 	int r = kf_lock_take_at(ctx, path, "building or flashing", ctx->err, ret_fd);
 
 	free(path);
 	return r;
 }
 
-char *kf_sudoers_line(const char *unit)
+char *kf_sudoers_line(const struct kf_ops *ops, const char *unit)
 {
-	const char *user = getenv("USER");
+	const char *user = kf_os_getenv(ops, "USER");
 
 	return kf_asprintf("%s ALL=(root) NOPASSWD: /usr/bin/systemctl stop %s, "
 			   "/usr/bin/systemctl start %s", user && *user ? user : "pi",
@@ -119,19 +119,19 @@ char *kf_sudoers_line(const char *unit)
 }
 
 /* /run/lock: FHS, world-writable and sticky on every Debian */
-static const char *lock_dir(void)
+static const char *lock_dir(const struct kf_ops *ops)
 {
-	const char *d = getenv("KFLASH_LOCK_DIR");
+	const char *d = kf_os_getenv(ops, "KFLASH_LOCK_DIR");
 
 	return d && *d == '/' ? d : "/run/lock";
 }
 
-char *kf_lock_path(void)
+char *kf_lock_path(const struct kf_ops *ops)
 {
-	return kf_asprintf("%s/kflash-%ld.lock", lock_dir(), (long)getuid());
+	return kf_asprintf("%s/kflash-%ld.lock", lock_dir(ops), (long)kf_os_uid(ops));
 }
 
-char *kf_board_lock_path(const char *chip_serial)
+char *kf_board_lock_path(const struct kf_ops *ops, const char *chip_serial)
 {
 	char id[65];
 	size_t i;
@@ -140,7 +140,7 @@ char *kf_board_lock_path(const char *chip_serial)
 	for (i = 0; chip_serial[i] && i < sizeof(id) - 1; i++)
 		id[i] = isalnum((unsigned char)chip_serial[i]) ? chip_serial[i] : '_';
 	id[i] = '\0';
-	return kf_asprintf("%s/kflash-board-%s.lock", lock_dir(), id);
+	return kf_asprintf("%s/kflash-board-%s.lock", lock_dir(ops), id);
 }
 
 /* Signals are events: take one if it came. */
@@ -735,7 +735,7 @@ static int preflight(struct flow *f)
 			return KF_EINTERRUPTED;
 		if (r == 1)
 			continue;
-		line = kf_sudoers_line(unit);
+		line = kf_sudoers_line(f->ctx->ops, unit);
 		refuse(f, "sudo would ask for a password to stop and start %s; kflash "
 		       "never waits at a password prompt with Klipper stopped", unit);
 		kf_error_cause(f->ctx->err, "this user may not run 'systemctl stop %s' "
@@ -869,7 +869,7 @@ static int lock_boards(struct flow *f)
 
 		if (j->state != J_ACTIVE || !j->lock_id)
 			continue;
-		path = kf_board_lock_path(j->lock_id);
+		path = kf_board_lock_path(f->ctx->ops, j->lock_id);
 		what = kf_asprintf("using the board %s", j->by_id);
 		if (kf_lock_take_at(f->ctx, path, what, &j->err, &j->lock_fd) < 0)
 			job_fail(f, j, j->err.code);
@@ -1085,7 +1085,7 @@ static int flash_make(struct flow *f, struct job *j)
 				 strerror(-r));
 	} else if (t.cls != KF_FLASH_OK) {
 		tool_interrupted(f, &t.exit);
-		r = kf_make_flash_error(&j->err, &t, j->b->key, f->s);
+		r = kf_make_flash_error(f->ctx->ops, &j->err, &t, j->b->key, f->s);
 		if (t.cls == KF_FLASH_INTERRUPTED)
 			j->err.signal = f->signal;
 	}
@@ -1282,7 +1282,7 @@ static void dry_run(struct flow *f)
 
 		if (j->state != J_ACTIVE)
 			continue;
-		out = kf_board_build_dir(j->b->key);
+		out = kf_board_build_dir(f->ctx->ops, j->b->key);
 		print_argv(f, kf_make_argv(f->kdir, j->cfg_path, out, "olddefconfig", NULL));
 		kf_out_result(f->ctx->out, "  make ... -jN   (the build, skipped when up "
 			      "to date)");
@@ -1298,11 +1298,12 @@ static void dry_run(struct flow *f)
 
 		if (j->state != J_ACTIVE)
 			continue;
-		out = kf_board_build_dir(j->b->key);
+		out = kf_board_build_dir(f->ctx->ops, j->b->key);
 		fw = kf_asprintf("%s/klipper.bin", out);
 		if (j->method == KF_METHOD_KATAPULT) {
-			print_argv(f, kf_flashtool_argv(f->s, j->devnode, NULL));
-			print_argv(f, kf_flashtool_argv(f->s, "<its Katapult tty>", fw));
+			print_argv(f, kf_flashtool_argv(f->ctx->ops, f->s, j->devnode, NULL));
+			print_argv(f, kf_flashtool_argv(f->ctx->ops, f->s, "<its Katapult tty>",
+							fw));
 			if (f->s->fallback && !f->o->no_fallback)
 				kf_out_result(f->ctx->out, "  (if Katapult fails:)");
 		}

@@ -70,7 +70,7 @@ static void add_kiauh(const struct kf_ops *o, struct kf_instances *is)
 	for (i = 0; i <= KIAUH_MAX; i++) {
 		char *rel = i ? kf_asprintf("~/printer_%d_data/config/moonraker.conf", i)
 			      : kf_xstrdup("~/printer_data/config/moonraker.conf");
-		char *path = kf_expand_home(rel), *text = NULL;
+		char *path = kf_expand_home(o, rel), *text = NULL;
 
 		if (kf_os_read_file(o, path, &text, NULL) == 0) {
 			int port = conf_port(text);

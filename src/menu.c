@@ -1,6 +1,7 @@
 /* menu.c - the interactive menu for `kflash` on a terminal: a status panel
- * and numbered actions, each one of the commands. */
-#include <stdio.h>
+ * and numbered actions, each one of the commands. It talks through the
+ * output module like every command (kf_out_say), and reads answers through
+ * kf_prompt. */
 #include <string.h>
 
 #include "kflash/build.h"
@@ -17,15 +18,14 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 	struct kf_mcu_version *m = NULL;
 	size_t nm = 0, i, k;
 	bool utf8 = ctx->out->utf8;
-	FILE *f = ctx->out->err;
 
 	(void)kf_discover(ctx->ops, &devs, NULL);
 	if (reg->n_boards)
 		(void)kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
 					    reg->settings.moonraker_api_key, &m, &nm);
-	fprintf(f, "\n%s kflash %s\n", utf8 ? "━━" : "==", KFLASH_VERSION);
+	kf_out_say(ctx->out, "\n%s kflash %s\n", utf8 ? "━━" : "==", KFLASH_VERSION);
 	if (!reg->n_boards)
-		fprintf(f, "  no boards registered yet (choose 'add')\n");
+		kf_out_say(ctx->out, "  no boards registered yet (choose 'add')\n");
 	for (i = 0; i < reg->n_boards; i++) {
 		struct kf_board *b = &reg->boards[i];
 		const struct kf_device *d = NULL;
@@ -36,10 +36,10 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 			if (kf_board_match(b, &devs.devs[k]) == KF_MATCH_YES)
 				d = &devs.devs[k];
 		v = kf_board_version(b, m, nm, &amb);
-		fprintf(f, "  %s %-16s %-12s %-10s %s%s\n",
-			d ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
-			d ? kf_mode_name(d->mode) : "absent", v ? v : "version unknown",
-			b->flashable ? "" : " [excluded]");
+		kf_out_say(ctx->out, "  %s %-16s %-12s %-10s %s%s\n",
+			   d ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
+			   d ? kf_mode_name(d->mode) : "absent", v ? v : "version unknown",
+			   b->flashable ? "" : " [excluded]");
 	}
 	kf_mcu_versions_free(m, nm);
 	kf_devlist_release(&devs);
@@ -54,11 +54,11 @@ static int pick_board(struct kf_ctx *ctx, struct kf_registry *reg, char **ret_ke
 	int r;
 
 	if (!reg->n_boards) {
-		fprintf(ctx->out->err, "  no boards registered yet\n");
+		kf_out_say(ctx->out, "  no boards registered yet\n");
 		return -1;
 	}
 	for (i = 0; i < reg->n_boards; i++)
-		fprintf(ctx->out->err, "  %zu) %s\n", i + 1, reg->boards[i].key);
+		kf_out_say(ctx->out, "  %zu) %s\n", i + 1, reg->boards[i].key);
 	for (;;) {
 		r = kf_prompt(ctx, "Board", reg->n_boards == 1 ? "1" : NULL, &ans);
 		if (r < 0)
@@ -72,8 +72,8 @@ static int pick_board(struct kf_ctx *ctx, struct kf_registry *reg, char **ret_ke
 			*ret_key = kf_xstrdup(kf_registry_find(reg, ans)->key);
 			break;
 		}
-		fprintf(ctx->out->err, "  please answer 1 to %zu or a board name\n",
-			reg->n_boards);
+		kf_out_say(ctx->out, "  please answer 1 to %zu or a board name\n",
+			   reg->n_boards);
 		free(ans);
 	}
 	free(ans);
@@ -113,17 +113,17 @@ int kf_menu_run(struct kf_ctx *ctx)
 		if (r < 0)
 			return r;	/* a broken registry: say so and leave */
 		status_panel(ctx, &reg);
-		fputs(actions, ctx->out->err);
+		kf_out_say(ctx->out, "%s", actions);
 		r = kf_prompt(ctx, "Choose", NULL, &ans);
 		if (r < 0 || !strcmp(ans, "q") || !strcmp(ans, "Q") || !strcmp(ans, "quit")) {
 			free(ans);
 			kf_registry_release(&reg);
 			kf_error_release(ctx->err);
-			fputs("bye\n", ctx->out->err);
+			kf_out_say(ctx->out, "bye\n");
 			return 0;	/* Ctrl+C, end of input or q: leave cleanly */
 		}
 		if (strlen(ans) != 1 || ans[0] < '1' || ans[0] > '8') {
-			fprintf(ctx->out->err, "  '%s' is not one of the choices\n", ans);
+			kf_out_say(ctx->out, "  '%s' is not one of the choices\n", ans);
 		} else if (ans[0] == '2') {
 			run_cmd(ctx, kf_cmd_flash, "flash", "--all", NULL);
 		} else if (ans[0] == '3') {

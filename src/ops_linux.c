@@ -1,7 +1,8 @@
 /* ops_linux.c - the real ops table: libudev, fork/exec, systemd, files, clock, libcurl.
  *
- * This is the only file in kflash that touches the world (ci/check-door
- * enforces it). Everything here is mechanism; decisions live above.
+ * This is the only file in kflash that touches the world, the environment
+ * and the terminal included (ci/check-door enforces it). Everything here is
+ * mechanism; decisions live above.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1059,14 +1060,6 @@ static int linux_append(void *ctx, const char *path, const void *buf, size_t len
 	return r;
 }
 
-static int linux_rename(void *ctx, const char *from, const char *to)
-{
-	(void)ctx;
-	if (rename(from, to) < 0)
-		return -errno;
-	return fsync_dir_of(to);
-}
-
 static int linux_unlink(void *ctx, const char *path)
 {
 	(void)ctx;
@@ -1249,6 +1242,97 @@ static int linux_http_get(void *ctx, const char *url, const char *const *headers
 	return 0;
 }
 
+/* ---- the host and the terminal ------------------------------------------- */
+
+static const char *linux_getenv(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static uid_t linux_uid(void *ctx)
+{
+	(void)ctx;
+	return geteuid();
+}
+
+static int linux_cpu_count(void *ctx)
+{
+	long n;
+
+	(void)ctx;
+	errno = 0;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return errno ? -errno : -EINVAL;
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+static int linux_isatty(void *ctx, int fd)
+{
+	(void)ctx;
+	return isatty(fd) == 1;
+}
+
+/* One byte at a time: a buffered read would take what the user typed
+ * ahead for menuconfig. The wait is a poll on stdin and the signal
+ * self-pipe, so Ctrl+C ends it at once (SA_RESTART would otherwise keep
+ * a blocking read going). */
+static int linux_read_line(void *ctx, char **ret_line)
+{
+	struct kf_linux *lx = ctx;
+	struct kf_buf b = KF_BUF_INIT;
+
+	*ret_line = NULL;
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+			{ .fd = lx->sigpipe[0], .events = POLLIN },
+		};
+		ssize_t n;
+		char c;
+
+		if (pending_signal) {
+			kf_buf_release(&b);
+			return -EINTR;
+		}
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			kf_buf_release(&b);
+			return -errno;
+		}
+		if (p[1].revents && !pending_signal)
+			drain_sigpipe(lx);	/* a signal already taken */
+		if (p[0].revents & POLLNVAL) {
+			kf_buf_release(&b);
+			return -EBADF;
+		}
+		if (!p[0].revents)
+			continue;
+		n = read(STDIN_FILENO, &c, 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			int e = -errno;
+
+			kf_buf_release(&b);
+			return e;
+		}
+		if (n == 0) {
+			kf_buf_release(&b);
+			return 0;
+		}
+		if (c == '\n')
+			break;
+		kf_buf_add(&b, &c, 1);
+	}
+	if (!b.data)
+		kf_buf_add(&b, "", 0);
+	*ret_line = b.data;
+	return 1;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const struct kf_ops linux_ops = {
@@ -1268,7 +1352,6 @@ static const struct kf_ops linux_ops = {
 	.read_file = linux_read_file,
 	.write_atomic = linux_write_atomic,
 	.append = linux_append,
-	.rename = linux_rename,
 	.unlink = linux_unlink,
 	.mkdir_p = linux_mkdir_p,
 	.file_kind = linux_file_kind,
@@ -1279,6 +1362,11 @@ static const struct kf_ops linux_ops = {
 	.sleep_until = linux_sleep_until,
 	.take_signal = linux_take_signal,
 	.http_get = linux_http_get,
+	.getenv = linux_getenv,
+	.uid = linux_uid,
+	.cpu_count = linux_cpu_count,
+	.isatty = linux_isatty,
+	.read_line = linux_read_line,
 };
 
 int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)

@@ -2,7 +2,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kflash/output.h"
 #include "kflash/util.h"
@@ -21,14 +20,26 @@ const char *kf_phase_label(enum kf_phase p)
 	return phase_names[p];
 }
 
+static const char *env(const struct kf_ops *ops, const char *name)
+{
+	return ops ? kf_os_getenv(ops, name) : NULL;
+}
+
+static bool is_tty(const struct kf_ops *ops, FILE *f)
+{
+	int fd = fileno(f);
+
+	return ops && fd >= 0 && kf_os_isatty(ops, fd) == 1;
+}
+
 /* The first locale variable that is set decides, as in setlocale(). */
-static bool utf8_locale(void)
+static bool utf8_locale(const struct kf_ops *ops)
 {
 	static const char *const vars[] = { "LC_ALL", "LC_CTYPE", "LANG" };
 	size_t i;
 
 	for (i = 0; i < 3; i++) {
-		const char *v = getenv(vars[i]);
+		const char *v = env(ops, vars[i]);
 
 		if (v && *v)
 			return strstr(v, "UTF-8") || strstr(v, "utf8") || strstr(v, "UTF8") ||
@@ -37,19 +48,20 @@ static bool utf8_locale(void)
 	return false;
 }
 
-static bool wants_colour(FILE *f, const struct kf_out_opts *opts)
+static bool wants_colour(const struct kf_ops *ops, FILE *f,
+			 const struct kf_out_opts *opts)
 {
-	const char *no = getenv("NO_COLOR");
-	const char *term = getenv("TERM");
+	const char *no = env(ops, "NO_COLOR");
+	const char *term = env(ops, "TERM");
 
 	if (opts->no_colour || (no && *no))
 		return false;
 	if (term && strcmp(term, "dumb") == 0)
 		return false;
-	return isatty(fileno(f));
+	return is_tty(ops, f);
 }
 
-void kf_out_init(struct kf_out *o, FILE *out, FILE *err,
+void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *err,
 		 const struct kf_out_opts *opts)
 {
 	memset(o, 0, sizeof(*o));
@@ -57,11 +69,11 @@ void kf_out_init(struct kf_out *o, FILE *out, FILE *err,
 	o->err = err;
 	o->json = opts->json;
 	o->verbosity = opts->verbosity;
-	o->colour = wants_colour(err, opts);
-	o->out_colour = wants_colour(out, opts);
-	o->progress_tty = isatty(fileno(err)) && opts->verbosity == KF_NORMAL;
+	o->colour = wants_colour(ops, err, opts);
+	o->out_colour = wants_colour(ops, out, opts);
+	o->progress_tty = is_tty(ops, err) && opts->verbosity == KF_NORMAL;
 	o->width = 80;
-	o->utf8 = utf8_locale();
+	o->utf8 = utf8_locale(ops);
 }
 
 void kf_out_release(struct kf_out *o)
@@ -191,11 +203,36 @@ void kf_out_result(struct kf_out *o, const char *fmt, ...)
 	fflush(o->out);
 }
 
+void kf_out_say(struct kf_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	kf_out_progress_clear(o);
+	va_start(ap, fmt);
+	vfprintf(o->err, fmt, ap);
+	va_end(ap);
+	fflush(o->err);
+}
+
+void kf_out_help(struct kf_out *o, bool to_stderr, const char *text)
+{
+	FILE *f = to_stderr ? o->err : o->out;
+
+	kf_out_progress_clear(o);
+	fputs(text, f);
+	fflush(f);
+}
+
 void kf_out_error(struct kf_out *o, const struct kf_error *e)
 {
+	struct kf_buf b = KF_BUF_INIT;
+
 	kf_out_progress_clear(o);
-	kf_error_render(e, o->err, o->width, o->colour);
+	kf_error_render(e, &b, o->width, o->colour);
+	if (b.data)
+		fputs(b.data, o->err);
 	fflush(o->err);
+	kf_buf_release(&b);
 }
 
 void kf_out_set_json(struct kf_out *o, json_t *doc)
@@ -230,4 +267,9 @@ void kf_out_finish(struct kf_out *o, int exit_code, const struct kf_error *e)
 	fputc('\n', o->out);
 	fflush(o->out);
 	json_decref(doc);
+}
+
+void kf_out_oom(void)
+{
+	fputs("kflash: out of memory\n", stderr);
 }

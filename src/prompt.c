@@ -1,74 +1,51 @@
 /* prompt.c - one question, one line of answer, and Ctrl+C still works. */
 #include <errno.h>
-#include <poll.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kflash/prompt.h"
 #include "kflash/util.h"
 
-/* kflash catches SIGINT so it can always put Klipper back; a blocking read
- * would never see it. Wait in short ticks and ask the ops table. */
-static int wait_readable(struct kf_ctx *ctx)
-{
-	for (;;) {
-		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
-		int sig = kf_os_take_signal(ctx->ops);
-
-		if (sig) {
-			ctx->err->signal = sig;
-			kf_error_set(ctx->err, KF_EINTERRUPTED, "cancelled");
-			ctx->err->signal = sig;
-			return KF_EINTERRUPTED;
-		}
-		if (poll(&p, 1, 100) > 0)
-			return 0;
-	}
-}
-
 int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
 	      char **ret_answer)
 {
-	struct kf_buf b = KF_BUF_INIT;
+	char *line = NULL;
+	size_t i, n;
 	int r;
 
 	*ret_answer = NULL;
 	if (def && *def)
-		fprintf(ctx->out->err, "%s [%s]: ", question, def);
+		kf_out_say(ctx->out, "%s [%s]: ", question, def);
 	else
-		fprintf(ctx->out->err, "%s: ", question);
-	fflush(ctx->out->err);
-	for (;;) {
-		char c;
-		ssize_t n;
+		kf_out_say(ctx->out, "%s: ", question);
+	/* kflash catches SIGINT so it can always put Klipper back; the read
+	 * returns when one comes, and the question is then cancelled */
+	r = kf_os_read_line(ctx->ops, &line);
+	if (r == -EINTR) {
+		int sig = kf_os_take_signal(ctx->ops);
 
-		r = wait_readable(ctx);
-		if (r < 0) {
-			fputc('\n', ctx->out->err);
-			kf_buf_release(&b);
-			return r;
-		}
-		n = read(STDIN_FILENO, &c, 1);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0) {
-			kf_buf_release(&b);
-			return -EPIPE;
-		}
-		if (c == '\n')
-			break;
-		if (c != '\r')
-			kf_buf_add(&b, &c, 1);
+		kf_out_say(ctx->out, "\n");
+		kf_error_set(ctx->err, KF_EINTERRUPTED, "cancelled");
+		ctx->err->signal = sig;
+		return KF_EINTERRUPTED;
 	}
-	if (!b.len && def) {
-		kf_buf_release(&b);
+	if (r == 0)
+		return -EPIPE;
+	if (r < 0) {
+		kf_out_say(ctx->out, "\n");
+		return kf_error_set(ctx->err, KF_EFAILED, "cannot read the answer to "
+				    "'%s' from the terminal: %s", question, strerror(-r));
+	}
+	/* a terminal in raw mode, or a Windows ssh client, sends \r */
+	for (i = n = 0; line[i]; i++)
+		if (line[i] != '\r')
+			line[n++] = line[i];
+	line[n] = '\0';
+	if (!n && def) {
+		free(line);
 		*ret_answer = kf_xstrdup(def);
 		return 0;
 	}
-	if (!b.data)
-		kf_buf_add(&b, "", 0);
-	*ret_answer = b.data;
+	*ret_answer = line;
 	return 0;
 }
 

@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kflash/ops.h"
+#include "kflash/output.h"
 #include "kflash/util.h"
 
 static void oom(void)
 {
-	fputs("kflash: out of memory\n", stderr);
+	kf_out_oom();
 	abort();
 }
 
@@ -116,9 +118,9 @@ void kf_buf_release(struct kf_buf *b)
 	b->len = b->cap = 0;
 }
 
-char *kf_expand_home(const char *path)
+char *kf_expand_home(const struct kf_ops *ops, const char *path)
 {
-	const char *home = getenv("HOME");
+	const char *home = kf_os_getenv(ops, "HOME");
 
 	if (home && (strcmp(path, "~") == 0 || kf_startswith(path, "~/")))
 		return kf_asprintf("%s%s", home, path + 1);

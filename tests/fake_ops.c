@@ -302,19 +302,6 @@ static int fake_append(void *ctx, const char *path, const void *buf, size_t len)
 	return 0;
 }
 
-static int fake_rename(void *ctx, const char *from, const char *to)
-{
-	struct fake_file *f = find_file(W(ctx), from);
-
-	if (!f)
-		return -ENOENT;
-	put(W(ctx), to, f->data, f->len);
-	f = find_file(W(ctx), from);
-	free(f->path);
-	f->path = NULL;
-	return 0;
-}
-
 static int fake_unlink(void *ctx, const char *path)
 {
 	struct fake_file *f = find_file(W(ctx), path);
@@ -455,6 +442,87 @@ static void fake_monitor_close(void *ctx, struct kf_monitor *m)
 	(void)m;
 }
 
+/* ---- the host and the terminal ---- */
+
+static const char *fake_getenv(void *ctx, const char *name)
+{
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	for (i = 0; i < w->n_env; i++)
+		if (strcmp(w->env[i].name, name) == 0)
+			return w->env[i].value;
+	return NULL;
+}
+
+void fake_setenv(struct fake_world *w, const char *name, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_env && strcmp(w->env[i].name, name) != 0; i++)
+		;
+	if (i < w->n_env) {
+		free(w->env[i].value);
+		w->env[i].value = NULL;
+		if (!value) {
+			free(w->env[i].name);
+			w->env[i] = w->env[--w->n_env];
+			return;
+		}
+	} else if (!value) {
+		return;
+	} else {
+		if (w->n_env == FAKE_MAX_ENV)
+			abort();
+		w->env[w->n_env++].name = kf_xstrdup(name);
+	}
+	w->env[i].value = kf_xstrdup(value);
+}
+
+static uid_t fake_uid(void *ctx)
+{
+	return W(ctx)->uid;
+}
+
+static int fake_cpu_count(void *ctx)
+{
+	return W(ctx)->cpus;
+}
+
+static int fake_isatty(void *ctx, int fd)
+{
+	return fd >= 0 && fd < FAKE_MAX_FD && W(ctx)->tty[fd];
+}
+
+void fake_type(struct fake_world *w, const char *text)
+{
+	kf_buf_add(&w->input, text, strlen(text));
+}
+
+static int fake_read_line(void *ctx, char **ret_line)
+{
+	struct fake_world *w = W(ctx);
+	const char *p = w->input.data ? w->input.data + w->input_pos : "";
+	const char *nl = strchr(p, '\n');
+
+	*ret_line = NULL;
+	if (w->pending_signal)
+		return -EINTR;
+	if (!nl) {
+		/* nothing more typed: the user sits at the prompt until a
+		 * scheduled signal, or the input ends */
+		w->input_pos = w->input.len;
+		if (w->signal_at < 0)
+			return 0;
+		advance_to(w, w->signal_at);
+		return -EINTR;
+	}
+	*ret_line = kf_xstrndup(p, (size_t)(nl - p));
+	w->input_pos += (size_t)(nl - p) + 1;
+	note(w, "read_line %s", *ret_line);
+	return 1;
+}
+
 static const struct kf_ops fake_ops = {
 	.version = KF_OPS_VERSION,
 	.name = "fake",
@@ -472,7 +540,6 @@ static const struct kf_ops fake_ops = {
 	.read_file = fake_read_file,
 	.write_atomic = fake_write_atomic,
 	.append = fake_append,
-	.rename = fake_rename,
 	.unlink = fake_unlink,
 	.mkdir_p = fake_mkdir_p,
 	.file_kind = fake_file_kind,
@@ -483,6 +550,11 @@ static const struct kf_ops fake_ops = {
 	.sleep_until = fake_sleep_until,
 	.take_signal = fake_take_signal,
 	.http_get = fake_http_get,
+	.getenv = fake_getenv,
+	.uid = fake_uid,
+	.cpu_count = fake_cpu_count,
+	.isatty = fake_isatty,
+	.read_line = fake_read_line,
 };
 
 void fake_world_init(struct fake_world *w)
@@ -494,6 +566,10 @@ void fake_world_init(struct fake_world *w)
 	w->next_pid = 4000;
 	w->signal_at = -1;
 	w->svc_can_manage = true;
+	w->uid = 1000;
+	w->cpus = 4;
+	fake_setenv(w, "HOME", "/home/pi");
+	fake_setenv(w, "USER", "pi");
 }
 
 void fake_world_release(struct fake_world *w)
@@ -506,6 +582,11 @@ void fake_world_release(struct fake_world *w)
 	}
 	for (i = 0; i < w->n_ttys; i++)
 		kf_ttydev_release(&w->ttys[i]);
+	for (i = 0; i < w->n_env; i++) {
+		free(w->env[i].name);
+		free(w->env[i].value);
+	}
+	kf_buf_release(&w->input);
 	kf_buf_release(&w->transcript);
 }
 

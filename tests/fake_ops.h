@@ -1,6 +1,7 @@
 /* fake_ops.h - an in-memory world for unit tests: a fake clock, scripted
- * children, a fake service, files in memory, scripted HTTP answers and
- * signals delivered at a chosen fake time. Every effect is written to a
+ * children, a fake service, files in memory, scripted HTTP answers,
+ * signals delivered at a chosen fake time, and a scripted environment,
+ * uid, CPU count and terminal. Every effect is written to a
  * transcript the tests assert on (like libgit2's fake backends). */
 #ifndef KFLASH_TESTS_FAKE_OPS_H
 #define KFLASH_TESTS_FAKE_OPS_H
@@ -28,6 +29,8 @@ struct fake_prog {
 #define FAKE_MAX_PROCS 256
 #define FAKE_MAX_FILES 32
 #define FAKE_MAX_URLS 8
+#define FAKE_MAX_ENV 16
+#define FAKE_MAX_FD 8
 
 struct fake_child {
 	const struct fake_prog *prog;
@@ -63,6 +66,17 @@ struct fake_world {
 	int64_t signal_at;	/* fake time a signal arrives, or -1 */
 	int signal_num;
 	int pending_signal;
+	/* the host: environment (HOME=/home/pi USER=pi to start), uid
+	 * (1000), what cpu_count answers (4; a negative errno fails it) */
+	struct { char *name, *value; } env[FAKE_MAX_ENV];
+	size_t n_env;
+	uid_t uid;
+	int cpus;
+	/* the terminal: which of fds 0..7 are terminals (none to start),
+	 * and what the user types, read by read_line */
+	bool tty[FAKE_MAX_FD];
+	struct kf_buf input;
+	size_t input_pos;
 	struct kf_buf transcript;	/* one line per effect */
 };
 
@@ -76,6 +90,11 @@ void fake_add_tty(struct fake_world *w, const char *devnode, const char *by_id,
 		  const char *vid, const char *pid, const char *manufacturer,
 		  const char *serial);
 void fake_signal_at(struct fake_world *w, int64_t when, int sig);
+/* Sets (or with value NULL unsets) a variable of the fake environment. */
+void fake_setenv(struct fake_world *w, const char *name, const char *value);
+/* What the user types, appended to what is not read yet ("q\n"). When it
+ * runs out, read_line waits for a scheduled signal, or ends the input. */
+void fake_type(struct fake_world *w, const char *text);
 /* true when the transcript contains line (whole line match) */
 bool fake_did(const struct fake_world *w, const char *line);
 /* how many children are not finished */

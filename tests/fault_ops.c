@@ -1,4 +1,6 @@
 /* fault_ops.c - countdown fault injection over any ops table. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fault_ops.h"
@@ -110,13 +112,6 @@ static int f_append(void *c, const char *path, const void *b, size_t n)
 	return kf_os_append(IN(c), path, b, n);
 }
 
-static int f_rename(void *c, const char *from, const char *to)
-{
-	if (fire(F(c), FAULT_FS_WRITE))
-		return F(c)->err;
-	return kf_os_rename(IN(c), from, to);
-}
-
 static int f_unlink(void *c, const char *path)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
@@ -180,6 +175,37 @@ static int f_http_get(void *c, const char *url, const char *const *headers, int 
 	return kf_os_http_get(IN(c), url, headers, t, body, status);
 }
 
+/* what kflash reads of the host cannot fail, except the CPU count */
+static const char *f_getenv(void *c, const char *name)
+{
+	return kf_os_getenv(IN(c), name);
+}
+
+static uid_t f_uid(void *c)
+{
+	return kf_os_uid(IN(c));
+}
+
+static int f_cpu_count(void *c)
+{
+	if (fire(F(c), FAULT_HOST))
+		return F(c)->err;
+	return kf_os_cpu_count(IN(c));
+}
+
+static int f_isatty(void *c, int fd)
+{
+	return kf_os_isatty(IN(c), fd);
+}
+
+static int f_read_line(void *c, char **ret_line)
+{
+	*ret_line = NULL;
+	if (fire(F(c), FAULT_TTY))
+		return F(c)->err;
+	return kf_os_read_line(IN(c), ret_line);
+}
+
 static const struct kf_ops fault_table = {
 	.version = KF_OPS_VERSION,
 	.name = "fault",
@@ -197,7 +223,6 @@ static const struct kf_ops fault_table = {
 	.read_file = f_read_file,
 	.write_atomic = f_write_atomic,
 	.append = f_append,
-	.rename = f_rename,
 	.unlink = f_unlink,
 	.mkdir_p = f_mkdir_p,
 	.file_kind = f_file_kind,
@@ -208,11 +233,23 @@ static const struct kf_ops fault_table = {
 	.sleep_until = f_sleep_until,
 	.take_signal = f_take_signal,
 	.http_get = f_http_get,
+	.getenv = f_getenv,
+	.uid = f_uid,
+	.cpu_count = f_cpu_count,
+	.isatty = f_isatty,
+	.read_line = f_read_line,
 };
 
 void fault_ops_init(struct fault_ops *f, const struct kf_ops *inner,
 		    enum fault_kind kind, int nth, int err)
 {
+	int r = kf_ops_check(inner);
+
+	if (r < 0) {
+		fprintf(stderr, "fault_ops_init: the %s table cannot be wrapped: %s\n",
+			inner->name ? inner->name : "unnamed", strerror(-r));
+		abort();
+	}
 	memset(f, 0, sizeof(*f));
 	f->ops = fault_table;
 	f->ops.ctx = f;

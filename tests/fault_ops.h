@@ -13,8 +13,10 @@ enum fault_kind {
 	FAULT_SPAWN,
 	FAULT_SERVICE,
 	FAULT_FS_READ,
-	FAULT_FS_WRITE,	/* write_atomic, rename, unlink, mkdir_p, lock */
+	FAULT_FS_WRITE,	/* write_atomic, append, unlink, mkdir_p, lock */
 	FAULT_HTTP,
+	FAULT_HOST,	/* cpu_count */
+	FAULT_TTY,	/* read_line (a terminal that hung up: EIO) */
 };
 
 struct fault_ops {
@@ -28,6 +30,7 @@ struct fault_ops {
 	bool persistent;		/* keep failing after the Nth call */
 };
 
+/* Wraps inner, which must pass kf_ops_check (else it aborts, naming why). */
 void fault_ops_init(struct fault_ops *f, const struct kf_ops *inner,
 		    enum fault_kind kind, int nth, int err);
 

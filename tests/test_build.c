@@ -1,5 +1,6 @@
 /* test_build.c - .config parsing, the MCU check, and the build stamp over a
  * fake world: what rebuilds and what does not. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,10 +148,10 @@ static int bw_setup(void **state)
 {
 	struct bw *t = kf_xcalloc(1, sizeof(*t));
 
-	setenv("XDG_CACHE_HOME", "/cache", 1);
 	fake_world_init(&t->w);
+	fake_setenv(&t->w, "XDG_CACHE_HOME", "/cache");
 	t->sink = fopen("/dev/null", "w");
-	kf_out_init(&t->out, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	kf_out_init(&t->out, &t->w.ops, t->sink, t->sink, &(struct kf_out_opts){ 0 });
 	t->ctx = (struct kf_ctx){ .ops = &t->w.ops, .out = &t->out, .err = &t->err,
 				  .config_dir = "/cfg" };
 	kf_settings_defaults(&t->s);
@@ -297,6 +298,42 @@ static void build__failure_leaves_no_up_to_date_stamp_and_names_the_log(void **s
 	assert_int_equal(count(&t->w, CLEAN), 1);	/* the first build's */
 	assert_true(build_ran(t, false));
 	assert_int_equal(count(&t->w, CLEAN), 1);
+}
+
+/* The end of a failed build's log is shown on stderr, with the log's path;
+ * -q keeps it off the screen (the error still names the log). */
+static void build__quiet_hides_the_log_tail(void **state)
+{
+	struct bw *t = *state;
+	struct kf_build_result r;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *err;
+	int quiet;
+
+	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.output = "src/sched.c:1: error: boom", .exit_code = 2, .run_ms = 10 });
+	for (quiet = 0; quiet <= 1; quiet++) {
+		err = open_memstream(&buf, &len);
+		kf_out_release(&t->out);
+		kf_out_init(&t->out, &t->w.ops, t->sink, err, &(struct kf_out_opts){
+			.verbosity = quiet ? KF_QUIET : KF_NORMAL });
+		kf_error_release(&t->err);
+		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+		kf_build_result_release(&r);
+		fclose(err);
+		if (quiet) {
+			assert_null(strstr(buf, "error: boom"));
+			assert_null(strstr(buf, "last lines of"));
+		} else {
+			assert_non_null(strstr(buf, "--- last lines of " OUT "/build.log ---\n"));
+			assert_non_null(strstr(buf, "src/sched.c:1: error: boom\n--- end ---\n"));
+		}
+		assert_true(t->err.n_steps > 0);
+		assert_non_null(strstr(t->err.steps[0], "less " OUT "/build.log"));
+		free(buf);
+		buf = NULL;
+	}
 }
 
 /* A Klipper update that changes no firmware source compiles nothing: the
@@ -569,6 +606,22 @@ static void build__every_make_runs_at_idle_priority(void **state)
 	assert_int_equal(spy.normal, 0);
 }
 
+/* make runs one job per CPU the host has; a host that cannot say builds
+ * with one job, never not at all. */
+static void build__runs_one_make_job_per_cpu(void **state)
+{
+	struct bw *t = *state;
+
+	t->w.cpus = 3;
+	assert_true(build_ran(t, true));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG
+			     " OUT=" OUT "/ -j3"));
+	t->w.cpus = -EINVAL;
+	assert_true(build_ran(t, true));
+	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" CFG
+			     " OUT=" OUT "/ -j1"));
+}
+
 static void menuconfig__first_one_starts_from_the_boards_mcu(void **state)
 {
 	struct bw *t = *state;
@@ -619,11 +672,13 @@ int main(void)
 		cmocka_unit_test(seed__menu_symbols_of_known_mcus),
 		cmocka_unit_test(no_bootloader__the_app_at_the_boot_address),
 		cmocka_unit_test_setup_teardown(build__failure_leaves_no_up_to_date_stamp_and_names_the_log, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__quiet_hides_the_log_tail, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(stamp__new_klipper_version_or_compiler_cleans_out_first, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__verifies_the_dictionary_of_the_built_firmware, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__checks_the_config_olddefconfig_completed, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(preview__completes_a_copy_and_leaves_the_config_alone, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__every_make_runs_at_idle_priority, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__runs_one_make_job_per_cpu, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(menuconfig__first_one_starts_from_the_boards_mcu, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(menuconfig__leaving_a_new_config_unsaved_leaves_none, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__times_out_and_kills_make, bw_setup, bw_teardown),

@@ -1,5 +1,5 @@
 /* test_cli.c - the command line: dispatch, help, usage errors, exit codes. */
-#include <fcntl.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fake_ops.h"
+#include "fault_ops.h"
 #include "kflash/commands.h"
 #include "kflash/kflash.h"
 
@@ -34,35 +35,41 @@ static char *slurp(FILE *f)
 	return b.data;
 }
 
-/* Runs kflash's CLI with stdout/stderr captured and stdin not a TTY. */
-static struct run cli(const char *a1, const char *a2, const char *a3)
+/* Runs kflash's CLI in the world w with stdout/stderr captured. The fake
+ * world has no terminal unless the test says so, and stdin is what the
+ * test typed (fake_type). */
+static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,
+			 const char *a3)
 {
 	char *argv[] = { "kflash", (char *)a1, (char *)a2, (char *)a3, NULL };
 	int argc = 1 + (a1 != NULL) + (a1 && a2) + (a1 && a2 && a3);
-	struct fake_world w;
 	FILE *o = tmpfile(), *e = tmpfile();
-	int so = dup(1), se = dup(2), si = dup(0);
-	int devnull = open("/dev/null", O_RDONLY);
+	int so = dup(1), se = dup(2);
 	struct run r;
 
-	fake_world_init(&w);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(fileno(o), 1);
 	dup2(fileno(e), 2);
-	dup2(devnull, 0);
-	r.code = kf_cli_main(&w.ops, argc, argv);
+	r.code = kf_cli_main(&w->ops, argc, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
 	dup2(se, 2);
-	dup2(si, 0);
 	close(so);
 	close(se);
-	close(si);
-	close(devnull);
 	r.out = slurp(o);
 	r.err = slurp(e);
+	return r;
+}
+
+static struct run cli(const char *a1, const char *a2, const char *a3)
+{
+	struct fake_world w;
+	struct run r;
+
+	fake_world_init(&w);
+	r = cli_in(&w, a1, a2, a3);
 	fake_world_release(&w);
 	return r;
 }
@@ -174,6 +181,93 @@ static void json__a_failing_command_still_prints_one_document(void **state)
 	run_free(&r);
 }
 
+/* On a terminal (stdin and stderr, as the table says) a bare `kflash`
+ * opens the menu and reads the answer from the terminal. */
+static void no_command_on_a_terminal__opens_the_menu(void **state)
+{
+	struct fake_world w;
+	struct run r;
+
+	(void)state;
+	fake_world_init(&w);
+	w.tty[0] = w.tty[2] = true;
+	fake_type(&w, "q\n");
+	r = cli_in(&w, NULL, NULL, NULL);
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.err, "no boards registered yet"));
+	assert_non_null(strstr(r.err, "Choose: bye\n"));
+	assert_true(fake_did(&w, "read_line q"));
+	run_free(&r);
+	/* stdin a pipe: no menu */
+	w.tty[0] = false;
+	r = cli_in(&w, NULL, NULL, NULL);
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "usage: kflash"));
+	run_free(&r);
+	fake_world_release(&w);
+}
+
+/* The registry is looked for where the environment (through the table)
+ * says: KFLASH_CONFIG_DIR, else $XDG_CONFIG_HOME/kflash, else HOME. */
+static void config_dir__follows_the_environment(void **state)
+{
+	struct fake_world w;
+	struct run r;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_put_file(&w, "/xdg/kflash/devices.json", "{\"schema\": 1, \"settings\": "
+		      "{\"klipper_dir\": \"/opt/xdg-klipper\"}, \"boards\": []}");
+	fake_put_file(&w, "/srv/kflash/devices.json", "{\"schema\": 1, \"settings\": "
+		      "{\"klipper_dir\": \"/opt/srv-klipper\"}, \"boards\": []}");
+	fake_setenv(&w, "XDG_CONFIG_HOME", "/xdg");
+	r = cli_in(&w, "settings", "klipper_dir", NULL);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(r.out, "/opt/xdg-klipper\n");
+	run_free(&r);
+	fake_setenv(&w, "KFLASH_CONFIG_DIR", "/srv/kflash");
+	r = cli_in(&w, "settings", "klipper_dir", NULL);
+	assert_string_equal(r.out, "/opt/srv-klipper\n");
+	run_free(&r);
+	fake_setenv(&w, "KFLASH_CONFIG_DIR", NULL);
+	fake_setenv(&w, "XDG_CONFIG_HOME", NULL);
+	fake_setenv(&w, "HOME", NULL);
+	r = cli_in(&w, "settings", "klipper_dir", NULL);
+	assert_int_equal(r.code, 2);
+	assert_non_null(strstr(r.err, "cannot find a config dir: HOME is not set"));
+	run_free(&r);
+	fake_world_release(&w);
+}
+
+/* A table built for another layout is refused before any of it is called. */
+static void ops_table__of_another_version_or_incomplete_is_refused(void **state)
+{
+	struct fake_world w;
+	struct fault_ops f;
+	struct run r;
+
+	(void)state;
+	fake_world_init(&w);
+	assert_int_equal(kf_ops_check(&w.ops), 0);
+	fault_ops_init(&f, &w.ops, FAULT_ANY, -1, 0);
+	assert_int_equal(kf_ops_check(&f.ops), 0);
+	w.ops.version = KF_OPS_VERSION - 1;
+	assert_int_equal(kf_ops_check(&w.ops), -EPROTONOSUPPORT);
+	r = cli_in(&w, "list", NULL, NULL);
+	assert_int_equal(r.code, 1);
+	assert_non_null(strstr(r.err, "cannot use the 'fake' ops table"));
+	assert_string_equal(r.out, "");
+	assert_string_equal(w.transcript.data ? w.transcript.data : "", "");
+	run_free(&r);
+	w.ops.version = KF_OPS_VERSION;
+	w.ops.read_line = NULL;
+	assert_int_equal(kf_ops_check(&w.ops), -EINVAL);
+	r = cli_in(&w, "list", NULL, NULL);
+	assert_int_equal(r.code, 1);
+	run_free(&r);
+	fake_world_release(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +279,9 @@ int main(void)
 		cmocka_unit_test(no_command_without_tty__prints_usage_exit_2),
 		cmocka_unit_test(flash_without_boards__is_a_usage_error),
 		cmocka_unit_test(json__a_failing_command_still_prints_one_document),
+		cmocka_unit_test(no_command_on_a_terminal__opens_the_menu),
+		cmocka_unit_test(config_dir__follows_the_environment),
+		cmocka_unit_test(ops_table__of_another_version_or_incomplete_is_refused),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

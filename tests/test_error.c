@@ -13,13 +13,10 @@
 
 static char *render(const struct kf_error *e, bool colour)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct kf_buf b = KF_BUF_INIT;
 
-	kf_error_render(e, f, 80, colour);
-	fclose(f);
-	return buf;
+	kf_error_render(e, &b, 80, colour);
+	return b.data ? b.data : kf_xstrdup("");
 }
 
 static void render__fits_80_columns_and_numbers_steps(void **state)

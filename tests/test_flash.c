@@ -277,13 +277,15 @@ static void make_flash__error_shows_cause_and_the_bootloader(void **state)
 	struct kf_settings s;
 	struct kf_tool_run t;
 	struct kf_error e = KF_ERROR_INIT;
+	struct fake_world w;
 	bool apt = false;
 	size_t i;
 
 	(void)state;
+	fake_world_init(&w);
 	kf_settings_defaults(&s);
 	mf(SUDO_NO_DFU_UTIL, 2, &t);
-	kf_make_flash_error(&e, &t, "octopus", &s);
+	kf_make_flash_error(&w.ops, &e, &t, "octopus", &s);
 	assert_non_null(strstr(e.what, "make flash of octopus"));
 	assert_non_null(strstr(e.what, "dfu-util is not installed"));
 	assert_non_null(strstr(e.what, "bootloader"));
@@ -295,11 +297,12 @@ static void make_flash__error_shows_cause_and_the_bootloader(void **state)
 	kf_tool_run_release(&t);
 
 	mf(RP2040_NO_LIBUSB, 2, &t);
-	kf_make_flash_error(&e, &t, "sb2040", &s);
+	kf_make_flash_error(&w.ops, &e, &t, "sb2040", &s);
 	assert_null(strstr(e.what, "bootloader"));
 	assert_non_null(strstr(e.steps[0], "libusb-1.0-0-dev"));
 	kf_error_release(&e);
 	kf_tool_run_release(&t);
+	fake_world_release(&w);
 	free(s.klipper_dir);
 	free(s.katapult_dir);
 	free(s.python);
@@ -344,7 +347,7 @@ static struct mfw *mfw_new(const char *sudo_out, int sudo_code)
 
 	fake_world_init(&m->w);
 	m->sink = fopen("/dev/null", "w");
-	kf_out_init(&m->out, m->sink, m->sink, &(struct kf_out_opts){ 0 });
+	kf_out_init(&m->out, &m->w.ops, m->sink, m->sink, &(struct kf_out_opts){ 0 });
 	kf_settings_defaults(&m->s);
 	kf_kconfig_parse(cfg, sizeof(cfg) - 1, &m->cfg);
 	if (sudo_out)

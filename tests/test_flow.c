@@ -35,6 +35,7 @@ struct t {
 static void world(struct fake_world *w)
 {
 	fake_world_init(w);
+	fake_setenv(w, "XDG_CACHE_HOME", "/cache");
 	w->svc_active = true;
 	fake_put_file(w, "/cfg/devices.json", registry);
 	fake_put_file(w, "/cfg/configs/octopus/.config",
@@ -63,10 +64,9 @@ static int setup(void **state)
 {
 	struct t *t = kf_xcalloc(1, sizeof(*t));
 
-	setenv("XDG_CACHE_HOME", "/cache", 1);
 	world(&t->w);
 	t->sink = fopen("/dev/null", "w");
-	kf_out_init(&t->out, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	kf_out_init(&t->out, &t->w.ops, t->sink, t->sink, &(struct kf_out_opts){ 0 });
 	*state = t;
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* test_ops_linux.c - the real backend against the real kernel: process
- * groups, timeouts, exec failures, atomic writes, locks, signals, HTTP. */
+ * groups, timeouts, exec failures, atomic writes, locks, signals, HTTP,
+ * the terminal line read and what it reads of the host. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -221,6 +223,89 @@ static void sleep_until__returns_early_on_a_signal(void **state)
 	assert_int_equal(kf_os_take_signal(&ops), SIGINT);
 }
 
+/* Puts the read end of a fresh pipe on stdin; returns the write end. The
+ * old stdin is kept in *saved. */
+static int pipe_stdin(int *saved)
+{
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	*saved = dup(STDIN_FILENO);
+	assert_int_equal(dup2(p[0], STDIN_FILENO), STDIN_FILENO);
+	close(p[0]);
+	return p[1];
+}
+
+static void restore_stdin(int saved)
+{
+	dup2(saved, STDIN_FILENO);
+	close(saved);
+}
+
+static void read_line__takes_one_line_and_nothing_after_it(void **state)
+{
+	int saved, w = pipe_stdin(&saved);
+	char *line = NULL, rest[16] = "";
+
+	(void)state;
+	assert_int_equal(write(w, "one\r\ntwo\nthr", 12), 12);
+	assert_int_equal(kf_os_read_line(&ops, &line), 1);
+	assert_string_equal(line, "one\r");	/* raw: the prompt strips \r */
+	free(line);
+	/* what follows is still there for the next reader (menuconfig) */
+	assert_int_equal(read(STDIN_FILENO, rest, 4), 4);
+	assert_memory_equal(rest, "two\n", 4);
+	close(w);
+	/* the end of input cuts "thr" short: no line */
+	assert_int_equal(kf_os_read_line(&ops, &line), 0);
+	assert_null(line);
+	assert_int_equal(kf_os_isatty(&ops, STDIN_FILENO), 0);
+	restore_stdin(saved);
+}
+
+static void read_line__a_signal_ends_the_wait(void **state)
+{
+	int saved, w = pipe_stdin(&saved);
+	char *line = NULL;
+	int64_t t0;
+	pid_t child;
+
+	(void)state;
+	/* one already pending */
+	raise(SIGINT);
+	assert_int_equal(kf_os_read_line(&ops, &line), -EINTR);
+	assert_int_equal(kf_os_take_signal(&ops), SIGINT);
+	/* one that comes while nothing is typed */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		usleep(200 * 1000);
+		kill(getppid(), SIGTERM);
+		_exit(0);
+	}
+	t0 = kf_os_now(&ops);
+	assert_int_equal(kf_os_read_line(&ops, &line), -EINTR);
+	assert_null(line);
+	assert_true(kf_os_now(&ops) - t0 < 5000);
+	assert_int_equal(kf_os_take_signal(&ops), SIGTERM);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	close(w);
+	restore_stdin(saved);
+}
+
+static void host__environment_uid_and_cpus_are_the_processes(void **state)
+{
+	(void)state;
+	setenv("KFLASH_TEST_VAR", "x y", 1);
+	assert_string_equal(kf_os_getenv(&ops, "KFLASH_TEST_VAR"), "x y");
+	unsetenv("KFLASH_TEST_VAR");
+	assert_null(kf_os_getenv(&ops, "KFLASH_TEST_VAR"));
+	assert_int_equal(kf_os_uid(&ops), geteuid());
+	assert_int_equal(kf_os_cpu_count(&ops), sysconf(_SC_NPROCESSORS_ONLN));
+	assert_int_equal(kf_os_isatty(&ops, -1), 0);
+	assert_int_equal(kf_ops_check(&ops), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +318,9 @@ int main(void)
 		cmocka_unit_test(lock__second_holder_learns_the_first_pid),
 		cmocka_unit_test(http__nothing_listening_is_unreachable),
 		cmocka_unit_test(sleep_until__returns_early_on_a_signal),
+		cmocka_unit_test(read_line__takes_one_line_and_nothing_after_it),
+		cmocka_unit_test(read_line__a_signal_ends_the_wait),
+		cmocka_unit_test(host__environment_uid_and_cpus_are_the_processes),
 	};
 
 	return cmocka_run_group_tests_name("ops_linux", tests, setup, teardown);

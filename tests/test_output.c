@@ -8,21 +8,24 @@
 
 #include <cmocka.h>
 
+#include "fake_ops.h"
 #include "kflash/output.h"
 
 struct cap {
 	char *out_buf, *err_buf;
 	size_t out_len, err_len;
 	FILE *out, *err;
+	struct fake_world w;
 	struct kf_out o;
 };
 
 static void cap_open(struct cap *c, struct kf_out_opts opts)
 {
 	memset(c, 0, sizeof(*c));
+	fake_world_init(&c->w);
 	c->out = open_memstream(&c->out_buf, &c->out_len);
 	c->err = open_memstream(&c->err_buf, &c->err_len);
-	kf_out_init(&c->o, c->out, c->err, &opts);
+	kf_out_init(&c->o, &c->w.ops, c->out, c->err, &opts);
 }
 
 static void cap_close(struct cap *c)
@@ -30,6 +33,7 @@ static void cap_close(struct cap *c)
 	kf_out_release(&c->o);
 	fclose(c->out);
 	fclose(c->err);
+	fake_world_release(&c->w);
 }
 
 static void cap_free(struct cap *c)
@@ -66,19 +70,77 @@ static void quiet__drops_progress_but_keeps_warnings(void **state)
 	cap_free(&c);
 }
 
-static void no_color__env_var_turns_colour_off(void **state)
+/* Colour and the live progress line only where the ops table says there
+ * is a terminal; never with NO_COLOR, TERM=dumb or --no-color. */
+static void colour__only_on_a_terminal_and_never_with_no_color(void **state)
 {
+	struct fake_world w;
 	struct kf_out o;
 
 	(void)state;
-	setenv("NO_COLOR", "1", 1);
-	/* even a terminal gets no colour */
-	kf_out_init(&o, stdout, stderr, &(struct kf_out_opts){ 0 });
-	assert_false(o.colour);
+	fake_world_init(&w);
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.colour);		/* no terminal: a pipe, a log */
+	assert_false(o.progress_tty);
+	w.tty[2] = true;		/* stderr on a terminal, stdout piped */
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_true(o.colour);
 	assert_false(o.out_colour);
-	unsetenv("NO_COLOR");
-	kf_out_init(&o, stdout, stderr, &(struct kf_out_opts){ .no_colour = true });
+	assert_true(o.progress_tty);
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ .verbosity = KF_QUIET });
+	assert_false(o.progress_tty);
+	fake_setenv(&w, "NO_COLOR", "1");
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
 	assert_false(o.colour);
+	assert_true(o.progress_tty);	/* colour only: the line still updates */
+	fake_setenv(&w, "NO_COLOR", NULL);
+	fake_setenv(&w, "TERM", "dumb");
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.colour);
+	fake_setenv(&w, "TERM", "xterm-256color");
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ .no_colour = true });
+	assert_false(o.colour);
+	/* a table kflash refused: nothing is a terminal */
+	kf_out_init(&o, NULL, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.colour);
+	assert_false(o.progress_tty);
+	fake_world_release(&w);
+}
+
+/* Marks like ✓ and ● only in a UTF-8 locale; the first of LC_ALL,
+ * LC_CTYPE, LANG that is set decides. */
+static void utf8__follows_the_locale_variables(void **state)
+{
+	struct fake_world w;
+	struct kf_out o;
+
+	(void)state;
+	fake_world_init(&w);
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.utf8);
+	fake_setenv(&w, "LANG", "en_GB.UTF-8");
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_true(o.utf8);
+	fake_setenv(&w, "LC_ALL", "C");
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_false(o.utf8);
+	fake_world_release(&w);
+}
+
+/* The conversation (menu, wizard, questions) is shown even with -q; the
+ * log tail and progress are not. */
+static void say__is_shown_with_quiet(void **state)
+{
+	struct cap c;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ .verbosity = KF_QUIET, .json = true });
+	kf_out_info(&c.o, "progress");
+	kf_out_say(&c.o, "Board number [%s]: ", "1");
+	cap_close(&c);
+	assert_string_equal(c.err_buf, "Board number [1]: ");
+	assert_string_equal(c.out_buf, "");
+	cap_free(&c);
 }
 
 static void json__stdout_holds_exactly_one_document(void **state)
@@ -133,7 +195,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(phase__labels_go_to_stderr_results_to_stdout),
 		cmocka_unit_test(quiet__drops_progress_but_keeps_warnings),
-		cmocka_unit_test(no_color__env_var_turns_colour_off),
+		cmocka_unit_test(colour__only_on_a_terminal_and_never_with_no_color),
+		cmocka_unit_test(utf8__follows_the_locale_variables),
+		cmocka_unit_test(say__is_shown_with_quiet),
 		cmocka_unit_test(json__stdout_holds_exactly_one_document),
 		cmocka_unit_test(json__an_error_becomes_part_of_the_document),
 	};

@@ -21,7 +21,7 @@
 
 char *kf_board_config_path(const char *config_dir, const char *key);
 /* $XDG_CACHE_HOME/kflash/build/<key>, else ~/.cache/kflash/build/<key> */
-char *kf_board_build_dir(const char *key);
+char *kf_board_build_dir(const struct kf_ops *ops, const char *key);
 
 /* klipper_dir expanded and checked to hold a Klipper checkout (Makefile and
  * src/Kconfig). KF_EINPUT naming the setting otherwise. */

@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 
 /* Exit codes of the contract. */
 enum {
@@ -70,16 +69,19 @@ void kf_error_release(struct kf_error *e);
 /* The process exit code for a return value r and error e. */
 int kf_exit_code(int r, const struct kf_error *e);
 
-/* Renders e wrapped to width columns, e.g.:
+struct kf_buf;
+
+/* Renders e wrapped to width columns into b (kf_out_error prints it), e.g.:
  *   error: Build of octopus failed
  *     command: make -C ~/klipper ...
  *     cause:   ...
  *     to fix:
  *       1. ...                                                           */
-void kf_error_render(const struct kf_error *e, FILE *f, int width, bool colour);
+void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
+		     bool colour);
 
-/* Word-wraps text into f: first line prefixed by first, others by indent. */
-void kf_wrap(FILE *f, const char *first, const char *indent, const char *text,
-	     int width);
+/* Word-wraps text into b: first line prefixed by first, others by indent. */
+void kf_wrap(struct kf_buf *b, const char *first, const char *indent,
+	     const char *text, int width);
 
 #endif

@@ -135,15 +135,19 @@ void kf_make_flash_classify(const char *output, const struct kf_exit *ex,
 
 /* Fills err for a failed make flash: what, the cause line, whether the
  * board was left in its bootloader, and the steps for the class. */
-int kf_make_flash_error(struct kf_error *err, const struct kf_tool_run *t,
-			const char *board, const struct kf_settings *s);
+int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *err,
+			const struct kf_tool_run *t, const char *board,
+			const struct kf_settings *s);
 
-/* "pi ALL=(root) NOPASSWD: /usr/bin/dfu-util" for the sudoers file. */
-char *kf_sudoers_tool_line(const char *klipper_dir, const char *tool);
+/* "pi ALL=(root) NOPASSWD: /usr/bin/dfu-util" for the sudoers file ($USER,
+ * else pi). */
+char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *klipper_dir,
+			   const char *tool);
 
 /* The argv kf_flashtool and kf_make_flash run, also for --dry-run
  * (NULL-terminated, each string malloc'd; free with kf_argv_free). */
-char **kf_flashtool_argv(const struct kf_settings *s, const char *node,
+char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
+			 const char *node,
 			 const char *firmware);
 char **kf_make_flash_argv(const char *klipper_dir, const char *config,
 			  const char *out, const char *node);

@@ -37,16 +37,16 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg,
 
 /* The sudoers line that lets this user stop and start unit without a
  * password (for errors and doctor). malloc'd. */
-char *kf_sudoers_line(const char *unit);
+char *kf_sudoers_line(const struct kf_ops *ops, const char *unit);
 
 /* The locks live in /run/lock (else /tmp), never in a directory the login
  * decides: an SSH session, cron, a job Moonraker starts and `sudo -u` all
  * find the same ones. KFLASH_LOCK_DIR moves them, for the simulator only.
  * kflash-<uid>.lock: one kflash per user (its build dirs, its registry). */
-char *kf_lock_path(void);
+char *kf_lock_path(const struct kf_ops *ops);
 /* kflash-board-<id>.lock: one kflash per board, whichever user runs it; id
  * is the chip serial (the same in Klipper and Katapult mode). malloc'd. */
-char *kf_board_lock_path(const char *chip_serial);
+char *kf_board_lock_path(const struct kf_ops *ops, const char *chip_serial);
 /* Takes the lock (a flock; one left by a dead kflash does not block):
  * 0, or KF_EREFUSED naming the pid that holds it. */
 int kf_lock_take(struct kf_ctx *ctx, int *ret_fd);

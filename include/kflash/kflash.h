@@ -26,7 +26,7 @@ struct kf_ctx {
 
 /* The config dir by the contract's precedence; NULL when none can be found
  * (no HOME). The result is malloc'd. */
-char *kf_config_dir_resolve(const char *option);
+char *kf_config_dir_resolve(const struct kf_ops *ops, const char *option);
 
 /* The whole command line: parses global options, dispatches the command,
  * renders any error, prints the --json document. Returns the exit code. */

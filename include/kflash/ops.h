@@ -1,11 +1,21 @@
 /* ops.h - the one door between kflash and the world.
  *
  * Every effect kflash has outside its own memory goes through a struct
- * kf_ops: udev, child processes, the Klipper service, user files, the clock
- * and HTTP. The real table (ops_linux.c) is the only code that calls libudev,
- * fork/exec, kill, clock_gettime, libcurl or opens user files; ci/check-door
- * enforces that. Tests and the fault injector supply their own tables that
- * wrap another one and override what they need, like SQLite's test VFSes.
+ * kf_ops: udev, child processes, the Klipper service, user files, the clock,
+ * HTTP, and what it reads of the host: environment variables, its uid, the
+ * CPU count, whether a descriptor is a terminal, and lines typed at the
+ * terminal. The real table (ops_linux.c) is the only code that calls
+ * libudev, fork/exec, kill, clock_gettime, libcurl, getenv, isatty, getuid,
+ * sysconf, reads stdin or opens user files; ci/check-door enforces that.
+ * Tests and the fault injector supply their own tables that wrap another
+ * one and override what they need, like SQLite's test VFSes.
+ *
+ * Whoever installs a table (kf_cli_main, a wrapping table) checks it with
+ * kf_ops_check: a table of another KF_OPS_VERSION, or one with a method
+ * left NULL, is refused before anything calls it. The version goes up
+ * whenever a member is added, removed or changes meaning, so a table
+ * written for another layout (a recorded session to replay, a backend
+ * built apart) cannot be called through the wrong slots.
  *
  * Conventions: methods return 0 (or a documented non-negative value) on
  * success and a negative errno on failure; output parameters are ret_* and
@@ -19,7 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 1
+#define KF_OPS_VERSION 2
 
 /* ---- udev ---------------------------------------------------------------- */
 
@@ -161,7 +171,6 @@ struct kf_ops {
 			    size_t len, mode_t mode);
 	/* appends to a log, creating it (not atomic: logs only) */
 	int (*append)(void *ctx, const char *path, const void *buf, size_t len);
-	int (*rename)(void *ctx, const char *from, const char *to);
 	int (*unlink)(void *ctx, const char *path);
 	int (*mkdir_p)(void *ctx, const char *path, mode_t mode);
 	int (*file_kind)(void *ctx, const char *path, enum kf_file_kind *ret_kind,
@@ -188,7 +197,34 @@ struct kf_ops {
 	 * status (*ret_status says which, *ret_body holds its body). */
 	int (*http_get)(void *ctx, const char *url, const char *const *headers,
 			int timeout_ms, char **ret_body, long *ret_status);
+
+	/* the host */
+	/* The variable's value, or NULL when it is unset. The string belongs
+	 * to the table and stays valid while kflash runs (it never changes
+	 * its own environment). */
+	const char *(*getenv)(void *ctx, const char *name);
+	/* The user kflash runs as (effective uid): locks are per user. */
+	uid_t (*uid)(void *ctx);
+	/* CPUs online (>= 1), or a negative errno. */
+	int (*cpu_count)(void *ctx);
+
+	/* the terminal */
+	/* 1 when fd is a terminal, 0 when not (or not open). */
+	int (*isatty)(void *ctx, int fd);
+	/* Reads one line from stdin, taking nothing after its newline (a
+	 * child started next, menuconfig, reads on from there). Returns 1
+	 * with the line, malloc'd and without the newline; 0 at the end of
+	 * input (a line it cuts short is dropped: half an answer is none);
+	 * -EINTR when a signal is
+	 * pending (it stays pending until take_signal), before or while
+	 * waiting; another negative errno when stdin cannot be read. */
+	int (*read_line)(void *ctx, char **ret_line);
 };
+
+/* 0 when the table can be installed: its version is KF_OPS_VERSION and no
+ * method is NULL. Else -EPROTONOSUPPORT for another version, -EINVAL for a
+ * missing method. */
+int kf_ops_check(const struct kf_ops *o);
 
 /* Thin wrappers: code above the table calls these, never the world. */
 static inline int kf_os_enumerate(const struct kf_ops *o, struct kf_ttydev **d, size_t *n)
@@ -227,8 +263,6 @@ static inline int kf_os_write_atomic(const struct kf_ops *o, const char *path,
 static inline int kf_os_append(const struct kf_ops *o, const char *path,
 				const void *buf, size_t len)
 { return o->append(o->ctx, path, buf, len); }
-static inline int kf_os_rename(const struct kf_ops *o, const char *from, const char *to)
-{ return o->rename(o->ctx, from, to); }
 static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
 { return o->unlink(o->ctx, path); }
 static inline int kf_os_mkdir_p(const struct kf_ops *o, const char *path, mode_t mode)
@@ -252,6 +286,16 @@ static inline int kf_os_http_get(const struct kf_ops *o, const char *url,
 				 const char *const *headers, int timeout_ms,
 				 char **body, long *status)
 { return o->http_get(o->ctx, url, headers, timeout_ms, body, status); }
+static inline const char *kf_os_getenv(const struct kf_ops *o, const char *name)
+{ return o->getenv(o->ctx, name); }
+static inline uid_t kf_os_uid(const struct kf_ops *o)
+{ return o->uid(o->ctx); }
+static inline int kf_os_cpu_count(const struct kf_ops *o)
+{ return o->cpu_count(o->ctx); }
+static inline int kf_os_isatty(const struct kf_ops *o, int fd)
+{ return o->isatty(o->ctx, fd); }
+static inline int kf_os_read_line(const struct kf_ops *o, char **ret_line)
+{ return o->read_line(o->ctx, ret_line); }
 
 /* ---- the real backend (ops_linux.c) -------------------------------------- */
 

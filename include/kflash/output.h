@@ -6,6 +6,10 @@
  * Colour is used only when the stream is a terminal and neither NO_COLOR nor
  * --no-color is set. Writes that fail (a dropped SSH session: EIO, EPIPE) are
  * ignored: losing the terminal must never stop kflash putting Klipper back.
+ *
+ * This is the only module that prints (ci/check-door enforces it): the
+ * rest of kflash, the menu and the wizards included, says what it has to
+ * say through these functions.
  */
 #ifndef KFLASH_OUTPUT_H
 #define KFLASH_OUTPUT_H
@@ -16,6 +20,7 @@
 #include <jansson.h>
 
 #include "kflash/error.h"
+#include "kflash/ops.h"
 
 enum kf_phase {
 	KF_PHASE_DISCOVERY,
@@ -48,8 +53,11 @@ struct kf_out_opts {
 	enum kf_verbosity verbosity;
 };
 
-/* Decides colour and TTY behaviour from the streams and NO_COLOR. */
-void kf_out_init(struct kf_out *o, FILE *out, FILE *err,
+/* Decides colour and TTY behaviour from the streams (a terminal, as ops
+ * tells), NO_COLOR, TERM and the locale variables (read through ops).
+ * Without a table (ops NULL: one kflash refused) nothing is a terminal and
+ * the environment is empty. */
+void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *err,
 		 const struct kf_out_opts *opts);
 void kf_out_release(struct kf_out *o);
 
@@ -76,6 +84,15 @@ void kf_out_progress_clear(struct kf_out *o);
 void kf_out_result(struct kf_out *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Text of a conversation on stderr, as given (no newline added): the
+ * menu, a wizard's choices, a question waiting for its answer. Shown with
+ * -q and --json too: the user is answering. */
+void kf_out_say(struct kf_out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Help and usage text, as given: to stdout when asked for (--help), to
+ * stderr beside a usage error. In every mode. */
+void kf_out_help(struct kf_out *o, bool to_stderr, const char *text);
+
 void kf_out_error(struct kf_out *o, const struct kf_error *e);
 
 /* Takes ownership of doc; printed by kf_out_finish in --json mode. */
@@ -83,5 +100,9 @@ void kf_out_set_json(struct kf_out *o, json_t *doc);
 /* In --json mode prints the document (or an error document built from e
  * when the command set none) to stdout. */
 void kf_out_finish(struct kf_out *o, int exit_code, const struct kf_error *e);
+
+/* The one message written with no struct kf_out at hand: memory ran out
+ * (kf_xmalloc), nothing more can be allocated, abort() follows. */
+void kf_out_oom(void);
 
 #endif

@@ -4,10 +4,12 @@
 
 #include "kflash/kflash.h"
 
-/* Prints question (with [default] when given) to stderr and reads one line
- * from stdin. Returns 0 with a malloc'd answer (the default for an empty
- * line), -EPIPE at end of input, or KF_EINTERRUPTED (ctx->err filled) when
- * a signal such as Ctrl+C arrives while waiting. */
+/* Asks question (with [default] when given) on stderr through the output
+ * module and reads one line from stdin through the ops table. Returns 0
+ * with a malloc'd answer (the default for an empty line), -EPIPE at end of
+ * input, KF_EINTERRUPTED (ctx->err filled) when a signal such as Ctrl+C
+ * arrives while waiting, or KF_EFAILED (ctx->err names the errno) when
+ * stdin cannot be read. */
 int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
 	      char **ret_answer);
 

@@ -41,7 +41,10 @@ static inline void kf_freep(void *p)
 
 
 
-/* "~/klipper" -> "$HOME/klipper"; other paths copied. malloc'd. */
-char *kf_expand_home(const char *path);
+struct kf_ops;
+
+/* "~/klipper" -> "$HOME/klipper" (HOME as the ops table reads it); other
+ * paths copied. malloc'd. */
+char *kf_expand_home(const struct kf_ops *ops, const char *path);
 
 #endif

@@ -1,0 +1,28 @@
+/* ops.c - what every ops table must be before kflash calls through it. */
+#include <errno.h>
+#include <stdbool.h>
+
+#include "kflash/ops.h"
+
+int kf_ops_check(const struct kf_ops *o)
+{
+	/* every method, in the order of struct kf_ops: a member added
+	 * there and not here is a slot nobody checks */
+	const bool present[] = {
+		o->enumerate, o->monitor_open, o->monitor_next, o->monitor_close,
+		o->spawn, o->wait, o->kill_group, o->in_group,
+		o->service, o->guard_start, o->guard_end,
+		o->read_file, o->write_atomic, o->append, o->unlink, o->mkdir_p,
+		o->file_kind, o->realpath, o->lock, o->unlock,
+		o->now, o->sleep_until, o->take_signal, o->http_get,
+		o->getenv, o->uid, o->cpu_count, o->isatty, o->read_line,
+	};
+	size_t i;
+
+	if (o->version != KF_OPS_VERSION)
+		return -EPROTONOSUPPORT;
+	for (i = 0; i < sizeof(present) / sizeof(present[0]); i++)
+		if (!present[i])
+			return -EINVAL;
+	return 0;
+}
