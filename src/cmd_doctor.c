@@ -14,6 +14,7 @@
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/registry.h"
+#include "kflash/service.h"
 #include "kflash/util.h"
 
 struct doctor {
@@ -107,7 +108,7 @@ static void printer(struct doctor *d, const struct kf_settings *s, const char *u
 	int r;
 
 	what = kf_asprintf("printer %s (Moonraker %s): the unit exists", unit, url);
-	r = kf_os_service(ctx->ops, KF_SVC_IS_ACTIVE, unit, tmo);
+	r = kf_service_is_active(ctx->ops, unit, tmo, NULL);
 	/* never advise starting a unit that does not exist */
 	report(d, r != -ENOENT, what, "systemctl list-units 'klipper*' to find the "
 	       "printers' units, then kflash settings service UNIT (or auto)");
@@ -118,7 +119,7 @@ static void printer(struct doctor *d, const struct kf_settings *s, const char *u
 	report(d, r == 1, what, "sudo systemctl start %s", unit);
 	free(what);
 
-	r = kf_os_service(ctx->ops, KF_SVC_CAN_MANAGE, unit, tmo);
+	r = kf_service_can_manage(ctx->ops, unit, tmo, NULL);
 	p = kf_sudoers_line(ctx->ops, unit);
 	what = kf_asprintf("sudo can stop and start %s without a password", unit);
 	report(d, r == 1, what, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", p);

@@ -16,6 +16,7 @@
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/prompt.h"
+#include "kflash/service.h"
 #include "kflash/util.h"
 
 /* J_WRITTEN: the firmware is on the board, its return not yet seen */
@@ -68,6 +69,7 @@ struct flow {
 	struct unit *units;	/* the ones driving the boards to flash */
 	size_t n_units;
 	bool guarded;
+	struct kf_guard guard;	/* armed while a unit is stopped */
 	bool moonraker;		/* Moonraker gave a print state at pre-flight */
 	bool unknown_ok;	/* the user said go on without a print state */
 	int lock_fd;
@@ -502,8 +504,8 @@ static bool maybe_running(struct flow *f, const struct kf_instance *in)
 {
 	if (!in->unit)
 		return true;
-	return kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, in->unit,
-			     f->s->timeout_service * 1000) != 0;
+	return kf_service_is_active(f->ctx->ops, in->unit,
+				    f->s->timeout_service * 1000, &f->signal) != 0;
 }
 
 /* Decides, per board, which unit must be stopped for it: the one whose
@@ -643,8 +645,8 @@ static int print_guard(struct flow *f)
 		struct kf_moonraker m = { u->url, f->s->moonraker_api_key };
 		struct kf_print_status ps;
 
-		r = kf_os_service(f->ctx->ops, KF_SVC_IS_ACTIVE, u->name,
-				  f->s->timeout_service * 1000);
+		r = kf_service_is_active(f->ctx->ops, u->name,
+					 f->s->timeout_service * 1000, &f->signal);
 		if (r == -EINTR && got_signal(f))
 			return KF_EINTERRUPTED;
 		if (r == -ENOENT)
@@ -729,8 +731,8 @@ static int preflight(struct flow *f)
 		const char *unit = f->units[i].name;
 		char *line;
 
-		r = kf_os_service(f->ctx->ops, KF_SVC_CAN_MANAGE, unit,
-				  f->s->timeout_service * 1000);
+		r = kf_service_can_manage(f->ctx->ops, unit,
+					  f->s->timeout_service * 1000, &f->signal);
 		if (r == -EINTR && got_signal(f))
 			return KF_EINTERRUPTED;
 		if (r == 1)
@@ -774,7 +776,7 @@ static int service_stop(struct flow *f)
 		goto out;
 	/* armed before the stop: if kflash dies from here on, the guardian
 	 * starts the units */
-	r = kf_os_guard_start(f->ctx->ops, active, tmo);
+	r = kf_guard_start(&f->guard, f->ctx->ops, active, tmo);
 	if (r < 0) {
 		r = kf_error_set(f->ctx->err, KF_EFAILED, "cannot start the guardian "
 				 "process: %s; Klipper was not stopped", strerror(-r));
@@ -788,7 +790,7 @@ static int service_stop(struct flow *f)
 			continue;
 		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "stopping %s", u->name);
 		u->stopped = true;	/* from here a start is owed, even if stop fails */
-		r = kf_os_service(f->ctx->ops, KF_SVC_STOP, u->name, tmo);
+		r = kf_service_stop(f->ctx->ops, u->name, tmo, &f->signal);
 		if (r < 0) {
 			r = kf_error_set(f->ctx->err, KF_EFAILED, "stopping %s failed: %s",
 					 u->name, r == -ETIMEDOUT ? "timed out" : strerror(-r));
@@ -819,16 +821,16 @@ static void service_restore(struct flow *f)
 		if (!u->stopped)
 			continue;
 		kf_out_phase(f->ctx->out, KF_PHASE_SERVICE, "starting %s again", u->name);
-		r = kf_os_service(f->ctx->ops, KF_SVC_START, u->name,
-				  f->s->timeout_service * 1000);
+		r = kf_service_start(f->ctx->ops, u->name,
+				     f->s->timeout_service * 1000, &f->signal);
 		if (r < 0 && r != -ETIMEDOUT) {
 			/* one more try: a printer left without Klipper is the
 			 * worst outcome kflash can have */
 			kf_out_warn(f->ctx->out, "starting %s failed (%s); trying again",
 				    u->name, strerror(-r));
 			(void)kf_os_sleep_until(f->ctx->ops, kf_os_now(f->ctx->ops) + 1000);
-			r = kf_os_service(f->ctx->ops, KF_SVC_START, u->name,
-					  f->s->timeout_service * 1000);
+			r = kf_service_start(f->ctx->ops, u->name,
+					     f->s->timeout_service * 1000, &f->signal);
 		}
 		if (r < 0) {
 			u->restart_error = kf_asprintf(
@@ -843,7 +845,7 @@ static void service_restore(struct flow *f)
 		(void)got_signal(f);
 	}
 	if (f->guarded) {
-		kf_os_guard_end(f->ctx->ops);
+		kf_guard_end(&f->guard, &f->signal);
 		f->guarded = false;
 	}
 	if (f->lock_fd >= 0) {

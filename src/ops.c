@@ -11,7 +11,7 @@ int kf_ops_check(const struct kf_ops *o)
 	const bool present[] = {
 		o->enumerate, o->monitor_open, o->monitor_next, o->monitor_close,
 		o->spawn, o->wait, o->kill_group, o->in_group,
-		o->service, o->guard_start, o->guard_end,
+		o->observe, o->feed, o->ready, o->attach,
 		o->read_file, o->write_atomic, o->append, o->unlink, o->mkdir_p,
 		o->file_kind, o->realpath, o->lock, o->unlock,
 		o->now, o->sleep_until, o->take_signal, o->http_get,

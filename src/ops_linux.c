@@ -28,7 +28,6 @@
 #include <libudev.h>
 
 #include "kflash/ops.h"
-#include "kflash/proc.h"
 #include "kflash/util.h"
 
 extern char **environ;
@@ -38,12 +37,11 @@ struct kf_linux {
 	struct udev *udev;
 	int sigpipe[2];
 	bool curl_ready;
-	int guard_fd;		/* write end of the pipe to the guardian, or -1 */
-	pid_t guard_pid;
+	kf_child_fn *observer;	/* hears of each child's fork and reap */
+	void *observer_data;
 };
 
-/* The process group of the child running now, for the last-resort handler
- * and the guardian. */
+/* The process group of the child running now, for the last-resort handler. */
 static volatile pid_t current_group;
 
 /* The signal handler can reach only statics. It records the signal and
@@ -302,6 +300,8 @@ static void linux_monitor_close(void *ctx, struct kf_monitor *mon)
 struct linux_proc {
 	int pidfd;
 	bool foreground;	/* holds the terminal while it runs */
+	bool detached;		/* a helper: no observer, no current group */
+	bool foreign;		/* attached: another program's child */
 	struct kf_buf partial;	/* captured output not yet ended by \n */
 };
 
@@ -344,17 +344,54 @@ static void set_idle_priority(void)
 		      IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
 }
 
+/* dup2 that also clears close-on-exec when from is already to. */
+static void move_fd(int from, int to)
+{
+	if (from == to)
+		(void)fcntl(to, F_SETFD, 0);
+	else
+		(void)dup2(from, to);
+}
+
+/* The fds a child gets: each >= 0 is moved to its place before exec. */
+struct child_fds {
+	int in_r;	/* stdin pipe (in == PIPE) */
+	int out_w;	/* capture pipe */
+	int err_w;	/* exec failure, close-on-exec */
+	int ready_w;	/* detached: readiness, fd 3 across exec */
+};
+
+#define READY_FD 3
+
 /* In the child between fork and exec: only async-signal-safe calls. */
-static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
-		       int err_w, bool foreground)
+static void child_exec(const struct kf_spawn_req *req, char **env,
+		       struct child_fds fds, bool foreground, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	int sig, e;
 
-	setpgid(0, 0);
-	/* if kflash is killed outright, the direct child hears of it */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (req->detach) {
+		/* its own session: a dropped SSH login or Ctrl+C to kflash's
+		 * group does not reach it, and it must outlive kflash */
+		(void)setsid();
+	} else {
+		setpgid(0, 0);
+		/* if kflash is killed outright, the direct child hears of
+		 * it; if that happened before this line, no signal comes:
+		 * look (systemd's safe_fork does the same) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+	}
+	/* high, close-on-exec copies first, so that moving one into place
+	 * cannot overwrite another */
+	if (fds.in_r >= 0)
+		fds.in_r = fcntl(fds.in_r, F_DUPFD_CLOEXEC, 10);
+	if (fds.out_w >= 0)
+		fds.out_w = fcntl(fds.out_w, F_DUPFD_CLOEXEC, 10);
+	if (fds.ready_w >= 0)
+		fds.ready_w = fcntl(fds.ready_w, F_DUPFD_CLOEXEC, 10);
 	if (foreground) {
 		/* take the terminal so menuconfig can read keys */
 		signal(SIGTTOU, SIG_IGN);
@@ -365,17 +402,19 @@ static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	if (req->in == KF_STDIO_NULL || req->in == KF_STDIO_CAPTURE) {
+	if (req->in == KF_STDIO_PIPE && fds.in_r >= 0) {
+		dup2(fds.in_r, STDIN_FILENO);
+	} else if (req->in != KF_STDIO_INHERIT) {
 		int fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0) {
 			dup2(fd, STDIN_FILENO);
 			close(fd);
 		}
 	}
-	if (req->out == KF_STDIO_CAPTURE) {
-		dup2(out_w, STDOUT_FILENO);
-		dup2(out_w, STDERR_FILENO);
-	} else if (req->out == KF_STDIO_NULL) {
+	if (req->out == KF_STDIO_CAPTURE && !req->detach && fds.out_w >= 0) {
+		dup2(fds.out_w, STDOUT_FILENO);
+		dup2(fds.out_w, STDERR_FILENO);
+	} else if (req->out == KF_STDIO_NULL || req->detach) {
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0) {
 			dup2(fd, STDOUT_FILENO);
@@ -385,79 +424,153 @@ static void child_exec(const struct kf_spawn_req *req, char **env, int out_w,
 	}
 	if (req->idle)
 		set_idle_priority();
+	if (fds.ready_w >= 0)
+		move_fd(fds.ready_w, READY_FD);
 	if (req->cwd && chdir(req->cwd) < 0)
 		goto fail;
-	execvpe(req->argv[0], (char *const *)req->argv, env);
+	if (req->self)
+		execve("/proc/self/exe", (char *const *)req->argv, env);
+	else
+		execvpe(req->argv[0], (char *const *)req->argv, env);
 fail:
 	e = errno;
-	(void)!write(err_w, &e, sizeof(e));
+	(void)!write(fds.err_w, &e, sizeof(e));
 	_exit(127);
 }
 
-/* Tells the guardian which process group to end if kflash dies. */
-static void guard_tell(void *ctx, pid_t pid)
+/* Waits for a detached helper's word on its readiness pipe: 0 when it
+ * came, -ECHILD when the helper ended first, -ETIMEDOUT. Signals to kflash
+ * stay pending for whoever waits next. */
+static int wait_ready(int fd, int timeout_ms)
 {
-	struct kf_linux *lx = ctx;
-	char msg[1 + sizeof(pid)];
+	int64_t deadline = linux_now(NULL) + timeout_ms;
 
-	if (lx->guard_fd < 0)
-		return;
-	msg[0] = 'p';
-	memcpy(msg + 1, &pid, sizeof(pid));
-	(void)!write(lx->guard_fd, msg, sizeof(msg));
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char c;
+		int t = poll_timeout(deadline), n;
+
+		if (t == 0)
+			return -ETIMEDOUT;
+		n = poll(&p, 1, t);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		n = (int)read(fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == 1 ? 0 : -ECHILD;
+	}
+}
+
+static void reap_now(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void tell_observer(struct kf_linux *lx, pid_t pid, bool running)
+{
+	if (lx->observer)
+		lx->observer(lx->observer_data, pid, running);
+}
+
+static void close_pair(int p[2])
+{
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	p[0] = p[1] = -1;
 }
 
 static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 		       struct kf_proc *ret_proc)
 {
+	struct kf_linux *lx = ctx;
 	struct linux_proc *lp;
-	int errp[2], outp[2] = { -1, -1 };
+	int errp[2] = { -1, -1 }, outp[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	int readyp[2] = { -1, -1 };
+	struct child_fds fds;
+	const char **extra = NULL;
+	char spawner[40], ready_fd[32];
 	sigset_t all, old;
 	char **env;
 	bool fg;
-	pid_t pid;
+	pid_t pid, parent = getpid();
+	size_t n_extra = 0;
 	ssize_t n;
 	int e = 0;
 
-	(void)ctx;
 	memset(ret_proc, 0, sizeof(*ret_proc));
 	ret_proc->out_fd = -1;
-	if (pipe2(errp, O_CLOEXEC) < 0)
-		return -errno;
-	if (req->out == KF_STDIO_CAPTURE && pipe2(outp, O_CLOEXEC) < 0) {
+	ret_proc->in_fd = -1;
+	if (pipe2(errp, O_CLOEXEC) < 0 ||
+	    (req->out == KF_STDIO_CAPTURE && !req->detach && pipe2(outp, O_CLOEXEC) < 0) ||
+	    (req->in == KF_STDIO_PIPE && pipe2(inp, O_CLOEXEC) < 0) ||
+	    (req->detach && pipe2(readyp, O_CLOEXEC) < 0)) {
 		e = -errno;
-		close(errp[0]);
-		close(errp[1]);
+		close_pair(errp);
+		close_pair(outp);
+		close_pair(inp);
+		close_pair(readyp);
 		return e;
 	}
-	fg = req->in == KF_STDIO_INHERIT && isatty(STDIN_FILENO) &&
+	fg = req->in == KF_STDIO_INHERIT && !req->detach && isatty(STDIN_FILENO) &&
 	     tcgetpgrp(STDIN_FILENO) == getpgrp();
-	env = build_env(req->env);
+	/* a detached helper learns who spawned it and where to say it is
+	 * ready (ready()) */
+	while (req->env && req->env[n_extra])
+		n_extra++;
+	extra = kf_xcalloc(n_extra + 3, sizeof(*extra));
+	memcpy(extra, req->env, n_extra * sizeof(*extra));
+	if (req->detach) {
+		snprintf(spawner, sizeof(spawner), "KFLASH_SPAWNER=%ld", (long)parent);
+		snprintf(ready_fd, sizeof(ready_fd), "KFLASH_READY_FD=%d", READY_FD);
+		extra[n_extra++] = spawner;
+		extra[n_extra++] = ready_fd;
+	}
+	env = build_env(extra);
+	fds = (struct child_fds){ .in_r = inp[0], .out_w = outp[1], .err_w = errp[1],
+				  .ready_w = readyp[1] };
 
 	/* no handler may run in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_exec(req, env, outp[1], errp[1], fg);
-	if (pid > 0) {
-		/* both sides set the group: no window where a kill misses */
+		child_exec(req, env, fds, fg, parent);
+	if (pid > 0 && !req->detach) {
+		/* both sides set the group: no window where a kill misses
+		 * (not for a helper: a group leader could not call setsid) */
 		(void)setpgid(pid, pid);
 		if (fg) {
 			signal(SIGTTOU, SIG_IGN);
 			(void)tcsetpgrp(STDIN_FILENO, pid);
 		}
+		/* told before anything else can happen to kflash */
+		tell_observer(lx, pid, true);
 	}
 	e = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	free(env);
+	free(extra);
 	close(errp[1]);
 	if (outp[1] >= 0)
 		close(outp[1]);
+	if (inp[0] >= 0)
+		close(inp[0]);
+	if (readyp[1] >= 0)
+		close(readyp[1]);
 	if (pid < 0) {
 		close(errp[0]);
 		if (outp[0] >= 0)
 			close(outp[0]);
+		if (inp[1] >= 0)
+			close(inp[1]);
+		if (readyp[0] >= 0)
+			close(readyp[0]);
 		return -e;
 	}
 	/* exec failure comes back through the close-on-exec pipe */
@@ -465,24 +578,37 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 		n = read(errp[0], &e, sizeof(e));
 	while (n < 0 && errno == EINTR);
 	close(errp[0]);
+	if (n != sizeof(e) && req->detach) {
+		e = -wait_ready(readyp[0], req->ready_ms);
+		if (e)
+			(void)kill(-pid, SIGKILL);	/* its session's group */
+		n = e ? (ssize_t)sizeof(e) : 0;
+	}
+	if (readyp[0] >= 0)
+		close(readyp[0]);
 	if (n == sizeof(e)) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		reap_now(pid);
+		if (!req->detach)
+			tell_observer(lx, pid, false);
 		if (fg)
 			(void)tcsetpgrp(STDIN_FILENO, getpgrp());
 		if (outp[0] >= 0)
 			close(outp[0]);
+		if (inp[1] >= 0)
+			close(inp[1]);
 		return -e;
 	}
-	current_group = pid;
-	guard_tell(ctx, pid);
+	if (!req->detach)
+		current_group = pid;
 	lp = kf_xcalloc(1, sizeof(*lp));
 	lp->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	lp->foreground = fg;
+	lp->detached = req->detach;
 	if (outp[0] >= 0)
 		fcntl(outp[0], F_SETFL, O_NONBLOCK);
 	ret_proc->pid = pid;
 	ret_proc->out_fd = outp[0];
+	ret_proc->in_fd = inp[1];
 	ret_proc->backend = lp;
 	return 0;
 }
@@ -543,18 +669,30 @@ static void proc_done(struct kf_proc *p, struct linux_proc *lp)
 		(void)tcsetpgrp(STDIN_FILENO, getpgrp());
 	if (p->out_fd >= 0)
 		close(p->out_fd);
+	if (p->in_fd >= 0)
+		close(p->in_fd);
 	if (lp->pidfd >= 0)
 		close(lp->pidfd);
 	kf_buf_release(&lp->partial);
 	free(lp);
 	p->out_fd = -1;
+	p->in_fd = -1;
 	p->backend = NULL;
 }
 
-static bool try_reap(struct kf_proc *p, struct kf_exit *ex)
+static bool try_reap(struct kf_proc *p, struct linux_proc *lp, struct kf_exit *ex)
 {
 	siginfo_t si;
 
+	if (lp->foreign) {
+		/* not ours to reap: it ended when its pidfd reads */
+		struct pollfd pfd = { .fd = lp->pidfd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) <= 0)
+			return false;
+		ex->kind = KF_EXIT_EXITED;
+		return true;
+	}
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
 		return false;
@@ -585,9 +723,11 @@ static int linux_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		};
 		int t;
 
-		if (try_reap(p, ret_exit)) {
+		if (try_reap(p, lp, ret_exit)) {
 			if (current_group == p->pid)
 				current_group = 0;
+			if (!lp->detached && !lp->foreign)
+				tell_observer(lx, p->pid, false);
 			if (p->out_fd >= 0)
 				(void)read_output(p, lp, on_line, line_data);
 			emit_lines(lp, true, on_line, line_data);
@@ -627,140 +767,6 @@ static int linux_kill_group(void *ctx, struct kf_proc *p, int sig)
 	return 0;
 }
 
-/* ---- the service ---------------------------------------------------------- */
-
-static int run_capture(struct kf_linux *lx, const char *const *argv, int timeout_ms,
-		       struct kf_buf *out)
-{
-	struct kf_spawn_req req = {
-		.argv = argv, .in = KF_STDIO_NULL, .out = KF_STDIO_CAPTURE,
-	};
-	int deferred = 0;
-	/* systemctl and sudo are short and bounded by the timeout; a Ctrl+C
-	 * meanwhile must not leave the unit half-started: it waits */
-	struct kf_run_opts opts = { .timeout_ms = timeout_ms, .defer_signals = true,
-				    .deferred_signal = &deferred, .capture = out };
-	struct kf_exit ex;
-	int r;
-
-	r = kf_proc_run(&lx->ops, &req, &opts, &ex);
-	if (deferred)
-		pending_signal = deferred;	/* for the caller to take */
-	if (r < 0)
-		return r;
-	switch (ex.kind) {
-	case KF_EXIT_EXITED:
-		return ex.code;
-	case KF_EXIT_EXEC_FAILED:
-		return -ex.err;
-	case KF_EXIT_TIMED_OUT:
-		return -ETIMEDOUT;
-	case KF_EXIT_INTERRUPTED:
-		pending_signal = ex.interrupted_by;	/* the caller decides */
-		return -EINTR;
-	default:
-		return -EIO;
-	}
-}
-
-static int run_quiet(struct kf_linux *lx, const char *const *argv, int timeout_ms)
-{
-	return run_capture(lx, argv, timeout_ms, NULL);
-}
-
-/* The value of NAME= in systemctl show's output, or "". */
-static const char *show_value(const char *out, const char *name, char *buf, size_t len)
-{
-	size_t n = strlen(name);
-	const char *p = out;
-
-	buf[0] = '\0';
-	while (p && *p) {
-		if (strncmp(p, name, n) == 0 && p[n] == '=') {
-			size_t k = strcspn(p + n + 1, "\n");
-
-			snprintf(buf, len, "%.*s", (int)k, p + n + 1);
-			break;
-		}
-		p = strchr(p, '\n');
-		p = p ? p + 1 : NULL;
-	}
-	return buf;
-}
-
-/* Runs "sudo -n ARGV...". Without sudo on the machine, root runs ARGV
- * itself (a root-only host); everyone else gets -ENOENT. */
-static int run_sudo(struct kf_linux *lx, const char *const *argv, int timeout_ms)
-{
-	const char *cmd[8] = { "sudo", "-n" };
-	size_t i;
-	int r;
-
-	for (i = 0; argv[i] && i < 5; i++)
-		cmd[2 + i] = argv[i];
-	cmd[2 + i] = NULL;
-	r = run_quiet(lx, cmd, timeout_ms);
-	if (r == -ENOENT && geteuid() == 0) {
-		if (strcmp(argv[0], "-l") == 0)
-			return 0;	/* root may do anything */
-		r = run_quiet(lx, argv, timeout_ms);
-	}
-	return r;
-}
-
-static int linux_service(void *ctx, enum kf_svc_action action, const char *unit,
-			 int timeout_ms)
-{
-	struct kf_linux *lx = ctx;
-	const char *verb = action == KF_SVC_START ? "start" : "stop";
-	int r;
-
-	switch (action) {
-	case KF_SVC_IS_ACTIVE: {
-		/* is-active alone says "inactive" for a unit that does not
-		 * exist (klipper on a KIAUH host with klipper-1 and -2) */
-		const char *argv[] = { "systemctl", "show", "--property=LoadState",
-				       "--property=ActiveState", unit, NULL };
-		struct kf_buf out = KF_BUF_INIT;
-		char load[32], active[32];
-
-		r = run_capture(lx, argv, timeout_ms, &out);
-		if (r == 0) {
-			show_value(out.data, "LoadState", load, sizeof(load));
-			show_value(out.data, "ActiveState", active, sizeof(active));
-			if (strcmp(load, "not-found") == 0 || !*load)
-				r = -ENOENT;
-			else
-				r = strcmp(active, "active") == 0 ||
-				    strcmp(active, "reloading") == 0 ||
-				    strcmp(active, "activating") == 0;
-		} else if (r > 0) {
-			r = -EIO;
-		}
-		kf_buf_release(&out);
-		return r;
-	}
-	case KF_SVC_CAN_MANAGE: {
-		/* the exact commands kflash will run, not "sudo -n true" */
-		const char *stop[] = { "-l", "systemctl", "stop", unit, NULL };
-		const char *start[] = { "-l", "systemctl", "start", unit, NULL };
-
-		r = run_sudo(lx, stop, timeout_ms);
-		if (r == 0)
-			r = run_sudo(lx, start, timeout_ms);
-		return r < 0 && r != -ENOENT ? r : r == 0;
-	}
-	case KF_SVC_STOP:
-	case KF_SVC_START: {
-		const char *argv[] = { "systemctl", verb, unit, NULL };
-
-		r = run_sudo(lx, argv, timeout_ms);
-		return r > 0 ? -EIO : r;
-	}
-	}
-	return -EINVAL;
-}
-
 static int linux_in_group(void *ctx, const char *name)
 {
 	struct group *g = getgrnam(name);
@@ -779,124 +785,75 @@ static int linux_in_group(void *ctx, const char *name)
 	return 0;
 }
 
-/* ---- the guardian ------------------------------------------------------------ */
+/* ---- what the guardian is built on ----------------------------------------- */
 
-/* In the guardian: wait for kflash's word. 'p'+pid: the child group now
- * running; 'd': done, exit quietly. End of input without 'd' means kflash
- * died with the unit stopped: end its child group, start the unit. */
-static void guardian_main(int fd, const char *const *units, int timeout_ms)
-{
-	pid_t group = 0;
-	char c;
-
-	for (;;) {
-		ssize_t n = read(fd, &c, 1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (c == 'd')
-			_exit(0);
-		if (c == 'p' && read(fd, &group, sizeof(group)) != sizeof(group))
-			break;
-	}
-	if (group > 1) {
-		int i;
-
-		kill(-group, SIGTERM);
-		for (i = 0; i < 20 && kill(-group, 0) == 0; i++)
-			usleep(50000);
-		kill(-group, SIGKILL);
-	}
-	/* one start per unit: sudo rules name one unit each */
-	for (; *units; units++) {
-		const char *sudo[] = { "sudo", "-n", "systemctl", "start", *units, NULL };
-		const char *const *argv = geteuid() == 0 ? sudo + 2 : sudo;
-		pid_t pid = fork();
-
-		if (pid == 0) {
-			execvp(argv[0], (char *const *)argv);
-			_exit(127);
-		}
-		if (pid > 0) {
-			int i, st;
-
-			for (i = 0; i < timeout_ms / 50; i++) {
-				if (waitpid(pid, &st, WNOHANG) == pid)
-					break;
-				usleep(50000);
-			}
-			if (i == timeout_ms / 50)
-				kill(pid, SIGKILL);
-		}
-	}
-	_exit(0);
-}
-
-static int linux_guard_start(void *ctx, const char *const *units, int timeout_ms)
+static void linux_observe(void *ctx, kf_child_fn *fn, void *data)
 {
 	struct kf_linux *lx = ctx;
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	int p[2], sig;
-	pid_t pid;
 
-	if (lx->guard_fd >= 0)
+	lx->observer = fn;
+	lx->observer_data = data;
+}
+
+static int write_all(int fd, const char *p, size_t len);
+
+static int linux_feed(void *ctx, struct kf_proc *p, const void *buf, size_t len)
+{
+	(void)ctx;
+	if (p->in_fd < 0)
+		return -EBADF;
+	if (!buf) {
+		close(p->in_fd);
+		p->in_fd = -1;
 		return 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int e = -errno;
-		close(p[0]);
-		close(p[1]);
-		return e;
 	}
-	if (pid == 0) {
-		/* its own session: a dropped SSH session or Ctrl+C to kflash's
-		 * group does not reach it */
-		sigset_t none;
-
-		setsid();
-		for (sig = 1; sig < NSIG; sig++)
-			(void)sigaction(sig, &dfl, NULL);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGPIPE, SIG_IGN);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		close(p[1]);
-		{
-			int devnull = open("/dev/null", O_RDWR);
-
-			if (devnull >= 0) {
-				dup2(devnull, STDIN_FILENO);
-				dup2(devnull, STDOUT_FILENO);
-				close(devnull);
-			}
-		}
-		guardian_main(p[0], units, timeout_ms);
-	}
-	close(p[0]);
-	lx->guard_fd = p[1];
-	lx->guard_pid = pid;
-	if (current_group > 1)
-		guard_tell(lx, current_group);
-	return 0;
+	return write_all(p->in_fd, buf, len);
 }
 
-static void linux_guard_end(void *ctx)
+static int linux_ready(void *ctx)
 {
-	struct kf_linux *lx = ctx;
+	const char *who = getenv("KFLASH_SPAWNER"), *where = getenv("KFLASH_READY_FD");
+	pid_t spawner;
+	int fd, r = 0;
 
-	if (lx->guard_fd < 0)
-		return;
-	(void)!write(lx->guard_fd, "d", 1);
-	close(lx->guard_fd);
-	lx->guard_fd = -1;
-	while (waitpid(lx->guard_pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	lx->guard_pid = 0;
+	(void)ctx;
+	if (!who || !where)
+		return -ENOTCONN;
+	spawner = (pid_t)atol(who);
+	fd = atoi(where);
+	/* the children this helper starts are not helpers */
+	unsetenv("KFLASH_SPAWNER");
+	unsetenv("KFLASH_READY_FD");
+	/* the one that forked it may have died before this helper could
+	 * listen, and nobody would say so: its parent is init now */
+	if (getppid() != spawner)
+		r = -ESRCH;
+	if (write(fd, "\n", 1) != 1 && r == 0)
+		r = errno == EPIPE ? -ESRCH : -errno;
+	close(fd);
+	return r;
+}
+
+static int linux_attach(void *ctx, pid_t pid, struct kf_proc *ret_proc)
+{
+	struct linux_proc *lp;
+	int fd;
+
+	(void)ctx;
+	memset(ret_proc, 0, sizeof(*ret_proc));
+	ret_proc->out_fd = -1;
+	ret_proc->in_fd = -1;
+	if (pid <= 1)
+		return -EINVAL;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return -errno;
+	lp = kf_xcalloc(1, sizeof(*lp));
+	lp->pidfd = fd;
+	lp->foreign = true;
+	ret_proc->pid = pid;
+	ret_proc->backend = lp;
+	return 0;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -1346,9 +1303,10 @@ static const struct kf_ops linux_ops = {
 	.wait = linux_wait,
 	.kill_group = linux_kill_group,
 	.in_group = linux_in_group,
-	.service = linux_service,
-	.guard_start = linux_guard_start,
-	.guard_end = linux_guard_end,
+	.observe = linux_observe,
+	.feed = linux_feed,
+	.ready = linux_ready,
+	.attach = linux_attach,
 	.read_file = linux_read_file,
 	.write_atomic = linux_write_atomic,
 	.append = linux_append,
@@ -1377,7 +1335,6 @@ int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 	size_t i;
 
 	lx = kf_xcalloc(1, sizeof(*lx));
-	lx->guard_fd = -1;
 	if (pipe2(lx->sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		int e = -errno;
 		free(lx);
@@ -1419,7 +1376,6 @@ void kf_ops_linux_release(struct kf_linux *lx)
 {
 	if (!lx)
 		return;
-	linux_guard_end(lx);
 	if (lx->curl_ready)
 		curl_global_cleanup();
 	udev_unref(lx->udev);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fake_ops.h"
+#include "kflash/proc.h"
 
 #define W(ctx) ((struct fake_world *)(ctx))
 
@@ -87,6 +88,19 @@ static int fake_take_signal(void *ctx)
 	return s;
 }
 
+static char **argv_copy(const char *const *argv)
+{
+	size_t n = 0, i;
+	char **v;
+
+	while (argv[n])
+		n++;
+	v = kf_xcalloc(n + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = kf_xstrdup(argv[i]);
+	return v;
+}
+
 static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc *ret)
 {
 	struct fake_world *w = W(ctx);
@@ -95,6 +109,9 @@ static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc 
 	struct fake_child *c;
 	size_t i;
 
+	memset(ret, 0, sizeof(*ret));
+	ret->out_fd = -1;
+	ret->in_fd = -1;
 	for (i = 0; req->argv[i]; i++)
 		kf_buf_addf(&b, "%s%s", i ? " " : "", req->argv[i]);
 	cmd = b.data;
@@ -107,7 +124,8 @@ static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc 
 	if (i == (size_t)-1)
 		i = w->n_progs;
 	kf_buf_release(&b);
-	if (i == w->n_progs || w->progs[i].missing)
+	if (i == w->n_progs || w->progs[i].missing ||
+	    (w->sudo_missing && strcmp(req->argv[0], "sudo") == 0))
 		return -ENOENT;
 	if (w->n_procs == FAKE_MAX_PROCS)
 		return -EAGAIN;
@@ -115,10 +133,17 @@ static int fake_spawn(void *ctx, const struct kf_spawn_req *req, struct kf_proc 
 	c->prog = &w->progs[i];
 	c->pid = w->next_pid++;
 	c->started = w->now;
-	c->ends = c->prog->run_ms == INT64_MAX ? INT64_MAX : w->now + c->prog->run_ms;
+	c->ends = c->prog->run ? w->now + w->svc_ms
+		: c->prog->run_ms == INT64_MAX || c->prog->until_eof ? INT64_MAX
+		: w->now + c->prog->run_ms;
+	c->detached = req->detach;
+	c->stdin_open = req->in == KF_STDIO_PIPE;
+	c->argv = argv_copy(req->argv);
 	ret->pid = c->pid;
-	ret->out_fd = -1;
+	ret->in_fd = c->stdin_open ? 99 : -1;
 	ret->backend = c;
+	if (!c->detached && w->observer)
+		w->observer(w->observer_data, c->pid, true);
 	return 0;
 }
 
@@ -136,6 +161,15 @@ static void feed_output(const char *out, kf_line_fn *fn, void *data)
 	}
 }
 
+static void child_done(struct fake_world *w, struct fake_child *c)
+{
+	c->done = true;
+	kf_argv_free(c->argv);
+	c->argv = NULL;
+	if (!c->detached && w->observer)
+		w->observer(w->observer_data, c->pid, false);
+}
+
 static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		     kf_line_fn *on_line, void *data, struct kf_exit *ret)
 {
@@ -151,9 +185,17 @@ static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		ret->kind = KF_EXIT_SIGNALED;
 		ret->sig = c->killed_by;
 	} else if (w->now >= c->ends) {
-		feed_output(c->prog->output, on_line, data);
+		struct kf_buf out = KF_BUF_INIT;
+
 		ret->kind = KF_EXIT_EXITED;
-		ret->code = c->prog->exit_code;
+		if (c->prog->run) {
+			ret->code = c->prog->run(w, c->argv, &out);
+			feed_output(out.data, on_line, data);
+		} else {
+			feed_output(c->prog->output, on_line, data);
+			ret->code = c->prog->exit_code;
+		}
+		kf_buf_release(&out);
 		if (c->prog->writes && ret->code == 0)
 			fake_put_file(w, c->prog->writes,
 				      c->prog->writes_data ? c->prog->writes_data : "");
@@ -162,11 +204,12 @@ static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		ret->interrupted_by = w->pending_signal;
 		return 0;
 	}
-	c->done = true;
 	p->backend = NULL;
+	p->in_fd = -1;
 	note(w, "exit %s %s %d", c->prog->argv0,
 	     ret->kind == KF_EXIT_EXITED ? "status" : "signal",
 	     ret->kind == KF_EXIT_EXITED ? ret->code : ret->sig);
+	child_done(w, c);
 	return 0;
 }
 
@@ -194,43 +237,132 @@ static int fake_in_group(void *ctx, const char *group)
 	return 1;
 }
 
-static int fake_service(void *ctx, enum kf_svc_action a, const char *unit, int t)
+static void fake_observe(void *ctx, kf_child_fn *fn, void *data)
 {
-	struct fake_world *w = W(ctx);
-
-	(void)t;
-	switch (a) {
-	case KF_SVC_IS_ACTIVE:
-		return w->svc_active;
-	case KF_SVC_CAN_MANAGE:
-		return w->svc_can_manage;
-	case KF_SVC_STOP:
-		note(w, "svc_stop %s", unit);
-		w->svc_active = false;
-		return 0;
-	case KF_SVC_START:
-		note(w, "svc_start %s", unit);
-		w->svc_active = true;
-		return 0;
-	}
-	return -EINVAL;
+	W(ctx)->observer = fn;
+	W(ctx)->observer_data = data;
 }
 
-static int fake_guard_start(void *ctx, const char *const *units, int t)
+static int fake_feed(void *ctx, struct kf_proc *p, const void *buf, size_t len)
 {
-	struct kf_buf b = KF_BUF_INIT;
+	struct fake_world *w = W(ctx);
+	struct fake_child *c = p->backend;
 
-	(void)t;
-	for (; *units; units++)
-		kf_buf_addf(&b, "%s%s", b.len ? " " : "", *units);
-	note(W(ctx), "guard_start %s", b.data ? b.data : "");
-	kf_buf_release(&b);
+	if (!c || !c->stdin_open)
+		return -EBADF;
+	if (c->done || c->killed_by)
+		return -EPIPE;
+	if (!buf) {
+		note(w, "feed %s end", c->prog->argv0);
+		c->stdin_open = false;
+		p->in_fd = -1;
+		if (c->prog->until_eof)
+			c->ends = w->now;
+		return 0;
+	}
+	/* one line per message, without its newline */
+	note(w, "feed %s %.*s", c->prog->argv0,
+	     (int)(len && ((const char *)buf)[len - 1] == '\n' ? len - 1 : len),
+	     (const char *)buf);
 	return 0;
 }
 
-static void fake_guard_end(void *ctx)
+static int fake_ready(void *ctx)
 {
-	note(W(ctx), "guard_end");
+	note(W(ctx), "ready");
+	return W(ctx)->ready_err;
+}
+
+static int fake_attach(void *ctx, pid_t pid, struct kf_proc *ret)
+{
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->out_fd = -1;
+	ret->in_fd = -1;
+	for (i = 0; i < w->n_procs; i++) {
+		struct fake_child *c = &w->procs[i];
+
+		if (c->pid != pid || c->done)
+			continue;
+		note(w, "attach %s", c->prog->argv0);
+		ret->pid = pid;
+		ret->backend = c;
+		return 0;
+	}
+	return -ESRCH;
+}
+
+/* ---- the world's own programs ------------------------------------------------ */
+
+static size_t argc_of(char **argv)
+{
+	size_t n = 0;
+
+	while (argv[n])
+		n++;
+	return n;
+}
+
+/* systemctl show|stop|start UNIT, for the one unit of the world */
+static int systemctl_as(struct fake_world *w, char **argv, struct kf_buf *out,
+			bool privileged)
+{
+	size_t n = argc_of(argv);
+	const char *verb = n > 1 ? argv[1] : "", *unit = n > 1 ? argv[n - 1] : "";
+
+	if (strcmp(verb, "show") == 0) {
+		kf_buf_addf(out, "LoadState=%s\nActiveState=%s\n",
+			    w->svc_missing ? "not-found" : "loaded",
+			    w->svc_active && !w->svc_missing ? "active" : "inactive");
+		return 0;
+	}
+	if (strcmp(verb, "stop") != 0 && strcmp(verb, "start") != 0)
+		return 1;
+	if (!privileged) {
+		kf_buf_addf(out, "Failed to %s %s.service: Interactive authentication "
+			    "required.\n", verb, unit);
+		return 1;
+	}
+	if (w->svc_missing) {
+		kf_buf_addf(out, "Failed to %s %s.service: Unit %s.service not found.\n",
+			    verb, unit, unit);
+		return 5;
+	}
+	note(w, "svc_%s %s", verb, unit);
+	w->svc_active = strcmp(verb, "start") == 0;
+	return 0;
+}
+
+static int fake_systemctl(struct fake_world *w, char **argv, struct kf_buf *out)
+{
+	return systemctl_as(w, argv, out, w->uid == 0);
+}
+
+/* sudo -n [-l] CMD...: svc_can_manage says whether CMD needs a password */
+static int fake_sudo(struct fake_world *w, char **argv, struct kf_buf *out)
+{
+	size_t i = 1;
+	bool list = false;
+
+	for (; argv[i] && argv[i][0] == '-'; i++)
+		list |= strcmp(argv[i], "-l") == 0;
+	if (!argv[i])
+		return 1;
+	if (!w->svc_can_manage) {
+		kf_buf_addf(out, "sudo: a password is required\n");
+		return 1;
+	}
+	if (list) {
+		kf_buf_addf(out, "/usr/bin/%s\n", argv[i]);
+		return 0;
+	}
+	if (strcmp(argv[i], "systemctl") != 0) {
+		kf_buf_addf(out, "sudo: %s: command not found\n", argv[i]);
+		return 1;
+	}
+	return systemctl_as(w, argv + i, out, true);
 }
 
 static struct fake_file *find_file(struct fake_world *w, const char *path)
@@ -534,9 +666,10 @@ static const struct kf_ops fake_ops = {
 	.wait = fake_wait,
 	.kill_group = fake_kill_group,
 	.in_group = fake_in_group,
-	.service = fake_service,
-	.guard_start = fake_guard_start,
-	.guard_end = fake_guard_end,
+	.observe = fake_observe,
+	.feed = fake_feed,
+	.ready = fake_ready,
+	.attach = fake_attach,
 	.read_file = fake_read_file,
 	.write_atomic = fake_write_atomic,
 	.append = fake_append,
@@ -570,6 +703,9 @@ void fake_world_init(struct fake_world *w)
 	w->cpus = 4;
 	fake_setenv(w, "HOME", "/home/pi");
 	fake_setenv(w, "USER", "pi");
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "systemctl", .run = fake_systemctl });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "sudo", .run = fake_sudo });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "kflash", .until_eof = true });
 }
 
 void fake_world_release(struct fake_world *w)
@@ -587,6 +723,8 @@ void fake_world_release(struct fake_world *w)
 		free(w->env[i].value);
 	}
 	kf_buf_release(&w->input);
+	for (i = 0; i < w->n_procs; i++)
+		kf_argv_free(w->procs[i].argv);
 	kf_buf_release(&w->transcript);
 }
 

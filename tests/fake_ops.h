@@ -1,8 +1,10 @@
 /* fake_ops.h - an in-memory world for unit tests: a fake clock, scripted
- * children, a fake service, files in memory, scripted HTTP answers,
- * signals delivered at a chosen fake time, and a scripted environment,
- * uid, CPU count and terminal. Every effect is written to a
- * transcript the tests assert on (like libgit2's fake backends). */
+ * children, files in memory, scripted HTTP answers, signals delivered at
+ * a chosen fake time, and a scripted environment, uid, CPU count and
+ * terminal. Every world knows three programs: `systemctl` and `sudo`
+ * playing one systemd unit (svc_*), and `kflash` playing the guardian (it
+ * runs until its stdin is closed). Every effect is written to a transcript
+ * the tests assert on (like libgit2's fake backends). */
 #ifndef KFLASH_TESTS_FAKE_OPS_H
 #define KFLASH_TESTS_FAKE_OPS_H
 
@@ -11,6 +13,8 @@
 
 #include "kflash/ops.h"
 #include "kflash/util.h"
+
+struct fake_world;
 
 /* How a scripted program behaves when spawned. */
 struct fake_prog {
@@ -23,9 +27,13 @@ struct fake_prog {
 	const char *match;	/* also needs this in the command line, or NULL */
 	const char *writes;	/* a file it writes when it exits 0, or NULL */
 	const char *writes_data;
+	bool until_eof;		/* ends (status 0) when its stdin is closed */
+	/* computes status and output when it exits (the world's own
+	 * programs); run_ms is then the world's svc_ms */
+	int (*run)(struct fake_world *w, char **argv, struct kf_buf *out);
 };
 
-#define FAKE_MAX_PROGS 16
+#define FAKE_MAX_PROGS 24
 #define FAKE_MAX_PROCS 256
 #define FAKE_MAX_FILES 32
 #define FAKE_MAX_URLS 8
@@ -38,6 +46,9 @@ struct fake_child {
 	int64_t started, ends;	/* ends: fake time it exits by itself */
 	int killed_by;		/* signal that ended it, or 0 */
 	bool done;
+	bool detached;		/* spawned as a helper: not observed */
+	bool stdin_open;	/* in == PIPE and not closed yet */
+	char **argv;		/* its command line (for prog->run) */
 };
 
 struct fake_file {
@@ -55,7 +66,13 @@ struct fake_world {
 	size_t n_procs;
 	pid_t next_pid;
 	bool svc_active;
-	bool svc_can_manage;
+	bool svc_can_manage;	/* sudo runs systemctl stop/start without a password */
+	bool svc_missing;	/* systemd has no such unit */
+	bool sudo_missing;	/* no sudo on this host */
+	int64_t svc_ms;		/* how long sudo and systemctl take */
+	int ready_err;		/* what ready() returns */
+	kf_child_fn *observer;
+	void *observer_data;
 	struct fake_file files[FAKE_MAX_FILES];
 	size_t n_files;
 	/* scripted answers; status 0 means 200 */

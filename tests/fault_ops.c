@@ -49,9 +49,16 @@ static void f_monitor_close(void *c, struct kf_monitor *m)
 	kf_os_monitor_close(IN(c), m);
 }
 
+/* sudo and systemctl are how kflash talks to systemd: a fault there is a
+ * service fault */
+static bool is_service(const struct kf_spawn_req *r)
+{
+	return strcmp(r->argv[0], "sudo") == 0 || strcmp(r->argv[0], "systemctl") == 0;
+}
+
 static int f_spawn(void *c, const struct kf_spawn_req *r, struct kf_proc *p)
 {
-	if (fire(F(c), FAULT_SPAWN))
+	if (fire(F(c), is_service(r) ? FAULT_SERVICE : FAULT_SPAWN))
 		return F(c)->err;
 	return kf_os_spawn(IN(c), r, p);
 }
@@ -72,23 +79,30 @@ static int f_in_group(void *c, const char *group)
 	return kf_os_in_group(IN(c), group);
 }
 
-static int f_service(void *c, enum kf_svc_action a, const char *unit, int t)
+static void f_observe(void *c, kf_child_fn *fn, void *data)
 {
-	if (fire(F(c), FAULT_SERVICE))
-		return F(c)->err;
-	return kf_os_service(IN(c), a, unit, t);
+	kf_os_observe(IN(c), fn, data);
 }
 
-static int f_guard_start(void *c, const char *const *units, int t)
+static int f_feed(void *c, struct kf_proc *p, const void *buf, size_t len)
 {
-	if (fire(F(c), FAULT_SERVICE))
+	if (fire(F(c), FAULT_SPAWN))
 		return F(c)->err;
-	return kf_os_guard_start(IN(c), units, t);
+	return kf_os_feed(IN(c), p, buf, len);
 }
 
-static void f_guard_end(void *c)
+static int f_ready(void *c)
 {
-	kf_os_guard_end(IN(c));
+	if (fire(F(c), FAULT_SPAWN))
+		return F(c)->err;
+	return kf_os_ready(IN(c));
+}
+
+static int f_attach(void *c, pid_t pid, struct kf_proc *p)
+{
+	if (fire(F(c), FAULT_SPAWN))
+		return F(c)->err;
+	return kf_os_attach(IN(c), pid, p);
 }
 
 static int f_read_file(void *c, const char *path, char **b, size_t *n)
@@ -217,9 +231,10 @@ static const struct kf_ops fault_table = {
 	.wait = f_wait,
 	.kill_group = f_kill_group,
 	.in_group = f_in_group,
-	.service = f_service,
-	.guard_start = f_guard_start,
-	.guard_end = f_guard_end,
+	.observe = f_observe,
+	.feed = f_feed,
+	.ready = f_ready,
+	.attach = f_attach,
 	.read_file = f_read_file,
 	.write_atomic = f_write_atomic,
 	.append = f_append,

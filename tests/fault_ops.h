@@ -10,8 +10,8 @@
 enum fault_kind {
 	FAULT_ANY,	/* every effect below counts */
 	FAULT_UDEV,
-	FAULT_SPAWN,
-	FAULT_SERVICE,
+	FAULT_SPAWN,	/* spawn (not sudo/systemctl), feed, ready, attach */
+	FAULT_SERVICE,	/* spawning sudo or systemctl */
 	FAULT_FS_READ,
 	FAULT_FS_WRITE,	/* write_atomic, append, unlink, mkdir_p, lock */
 	FAULT_HTTP,

@@ -353,6 +353,8 @@ static struct mfw *mfw_new(const char *sudo_out, int sudo_code)
 	if (sudo_out)
 		fake_add_prog(&m->w, (struct fake_prog){ .argv0 = "sudo", .output = sudo_out,
 			.exit_code = sudo_code, .run_ms = 30 });
+	else
+		m->w.sudo_missing = true;
 	fake_add_prog(&m->w, (struct fake_prog){ .argv0 = "make", .run_ms = 200,
 		.output = "  Flashing out/klipper.bin to /dev/ttyACM0\nProgramming Complete\n" });
 	return m;

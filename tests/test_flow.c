@@ -125,13 +125,13 @@ static void flash__stops_klipper_only_around_the_flash(void **state)
 	struct t *t = *state;
 
 	assert_int_equal(flash(t, &t->w.ops), 0);
-	assert_true(at(&t->w, "spawn make -C /klipper") < at(&t->w, "guard_start klipper"));
-	assert_true(at(&t->w, "guard_start klipper") < at(&t->w, "svc_stop klipper"));
+	assert_true(at(&t->w, "spawn make -C /klipper") < at(&t->w, "spawn kflash --guardian"));
+	assert_true(at(&t->w, "spawn kflash --guardian") < at(&t->w, "svc_stop klipper"));
 	assert_true(at(&t->w, "svc_stop klipper") <
 		    at(&t->w, "spawn python3 /katapult/scripts/flashtool.py -d /dev/ttyACM0 -s"));
 	assert_true(at(&t->w, "spawn python3 /katapult/scripts/flashtool.py -d /dev/ttyACM0 -f "
 		       OUT "/klipper.bin") < at(&t->w, "svc_start klipper"));
-	assert_true(at(&t->w, "svc_start klipper") < at(&t->w, "guard_end"));
+	assert_true(at(&t->w, "svc_start klipper") < at(&t->w, "feed kflash d"));
 	assert_true(t->w.svc_active);
 	assert_int_equal(fake_running(&t->w), 0);
 }
@@ -180,7 +180,7 @@ static void flash__ctrl_c_during_build_stops_nothing(void **state)
 	assert_int_equal(flash(t, &t->w.ops), KF_EINTERRUPTED);
 	assert_true(fake_did(&t->w, "kill -15 make"));
 	assert_false(fake_did(&t->w, "svc_stop klipper"));
-	assert_false(fake_did(&t->w, "guard_start klipper"));
+	assert_int_equal(at(&t->w, "spawn kflash --guardian"), -1);
 }
 
 static void flash__inactive_klipper_is_left_inactive(void **state)

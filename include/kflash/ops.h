@@ -1,14 +1,16 @@
 /* ops.h - the one door between kflash and the world.
  *
  * Every effect kflash has outside its own memory goes through a struct
- * kf_ops: udev, child processes, the Klipper service, user files, the clock,
- * HTTP, and what it reads of the host: environment variables, its uid, the
+ * kf_ops: udev, child processes, user files, the clock, HTTP, and what it
+ * reads of the host: environment variables, its uid, the
  * CPU count, whether a descriptor is a terminal, and lines typed at the
  * terminal. The real table (ops_linux.c) is the only code that calls
  * libudev, fork/exec, kill, clock_gettime, libcurl, getenv, isatty, getuid,
  * sysconf, reads stdin or opens user files; ci/check-door enforces that.
  * Tests and the fault injector supply their own tables that wrap another
- * one and override what they need, like SQLite's test VFSes.
+ * one and override what they need, like SQLite's test VFSes. What is
+ * policy on top of them (sudo, systemctl, the guardian) lives above, in
+ * service.h.
  *
  * Whoever installs a table (kf_cli_main, a wrapping table) checks it with
  * kf_ops_check: a table of another KF_OPS_VERSION, or one with a method
@@ -29,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 2
+#define KF_OPS_VERSION 3
 
 /* ---- udev ---------------------------------------------------------------- */
 
@@ -64,6 +66,7 @@ enum kf_stdio {
 	KF_STDIO_INHERIT,	/* the user's terminal: menuconfig, -v builds */
 	KF_STDIO_CAPTURE,	/* stdout+stderr to a pipe read by wait() */
 	KF_STDIO_NULL,		/* /dev/null */
+	KF_STDIO_PIPE,		/* in only: a pipe the caller writes with feed() */
 };
 
 struct kf_spawn_req {
@@ -76,14 +79,31 @@ struct kf_spawn_req {
 	 * inherited by everything the child starts: builds must not slow a
 	 * print. Best effort: a kernel that refuses one still runs the child. */
 	bool idle;
+	/* A helper that must outlive kflash (the guardian): it leads its own
+	 * session, gets no signal when kflash dies, is not a child the
+	 * observer hears of or the last-resort handler kills, and its stdout
+	 * and stderr are /dev/null whatever out says (it must not hold a
+	 * `kflash | tee` pipeline open). spawn returns once the helper called
+	 * ready(): -ECHILD when it ended first, -ETIMEDOUT after ready_ms. */
+	bool detach;
+	int ready_ms;
+	/* argv[0] only names kflash itself: run the binary this process runs
+	 * (even if it was replaced on disk meanwhile), not one found in PATH */
+	bool self;
 };
 
 /* A running child. It leads its own process group (pgid == pid). */
 struct kf_proc {
 	pid_t pid;
 	int out_fd;		/* read end when out == CAPTURE, else -1 */
+	int in_fd;		/* write end when in == PIPE, else -1 */
 	void *backend;		/* backend's own state */
 };
+
+/* Hears of each child kflash starts (running: right after the fork, before
+ * spawn returns) and of each it reaps (!running: its group may be reused
+ * from then on). */
+typedef void kf_child_fn(void *data, pid_t pgid, bool running);
 
 enum kf_exit_kind {
 	KF_EXIT_RUNNING,	/* still running: deadline reached or interrupted */
@@ -104,16 +124,6 @@ struct kf_exit {
 
 /* Called for each line of captured output (without the newline). */
 typedef void kf_line_fn(void *data, const char *line, size_t len);
-
-/* ---- the service ---------------------------------------------------------- */
-
-enum kf_svc_action {
-	KF_SVC_IS_ACTIVE,	/* returns 1 active, 0 not active, -ENOENT when
-				 * systemd has no such unit loaded */
-	KF_SVC_STOP,
-	KF_SVC_START,
-	KF_SVC_CAN_MANAGE,	/* 1 when stop and start need no password */
-};
 
 /* ---- files ---------------------------------------------------------------- */
 
@@ -150,18 +160,22 @@ struct kf_ops {
 	/* 1 when this user is in the group (or is root), 0 when not */
 	int (*in_group)(void *ctx, const char *group);
 
-	/* the service (systemd unit, through sudo where needed) */
-	int (*service)(void *ctx, enum kf_svc_action action, const char *unit,
-		       int timeout_ms);
-
-	/* The guardian: a process in its own session, started before the
-	 * units (NULL-terminated) are stopped, that kills kflash's running
-	 * child group and starts the units again if kflash dies (SIGKILL, a
-	 * crash) before guard_end. */
-	int (*guard_start)(void *ctx, const char *const *units, int timeout_ms);
-	/* kflash is done with the unit (started again, or never stopped):
-	 * the guardian exits without doing anything. */
-	void (*guard_end)(void *ctx);
+	/* What the guardian (service.h) is built on. observe: fn hears of
+	 * every child from now on, until observe(NULL, NULL). feed: writes to
+	 * a child's stdin (in == PIPE); buf NULL closes it, so the child reads
+	 * end of file; -EPIPE when the child no longer reads. ready: in a
+	 * detached helper, tells the kflash that spawned it that it is ready;
+	 * 0 when that kflash is still its parent (getppid() is the pid it had
+	 * before the fork) and listening, -ESRCH when it died since,
+	 * -ENOTCONN when this process was not spawned detached. attach: a
+	 * kf_proc for a process another program started (the guardian's view
+	 * of kflash's orphaned child), so that wait tells when it ends (as
+	 * EXITED, code 0: its status is its parent's to read; never reaped
+	 * here) and kill_group ends its group; -ESRCH when it is gone. */
+	void (*observe)(void *ctx, kf_child_fn *fn, void *data);
+	int (*feed)(void *ctx, struct kf_proc *proc, const void *buf, size_t len);
+	int (*ready)(void *ctx);
+	int (*attach)(void *ctx, pid_t pid, struct kf_proc *ret_proc);
 
 	/* files */
 	int (*read_file)(void *ctx, const char *path, char **ret_buf,
@@ -203,7 +217,8 @@ struct kf_ops {
 	 * to the table and stays valid while kflash runs (it never changes
 	 * its own environment). */
 	const char *(*getenv)(void *ctx, const char *name);
-	/* The user kflash runs as (effective uid): locks are per user. */
+	/* The user kflash runs as (effective uid): locks are per user, and
+	 * root may run systemctl without sudo. */
 	uid_t (*uid)(void *ctx);
 	/* CPUs online (>= 1), or a negative errno. */
 	int (*cpu_count)(void *ctx);
@@ -246,14 +261,15 @@ static inline int kf_os_kill_group(const struct kf_ops *o, struct kf_proc *p, in
 { return o->kill_group(o->ctx, p, sig); }
 static inline int kf_os_in_group(const struct kf_ops *o, const char *group)
 { return o->in_group(o->ctx, group); }
-static inline int kf_os_service(const struct kf_ops *o, enum kf_svc_action a,
-				const char *unit, int timeout_ms)
-{ return o->service(o->ctx, a, unit, timeout_ms); }
-static inline int kf_os_guard_start(const struct kf_ops *o, const char *const *units,
-				    int t)
-{ return o->guard_start(o->ctx, units, t); }
-static inline void kf_os_guard_end(const struct kf_ops *o)
-{ o->guard_end(o->ctx); }
+static inline void kf_os_observe(const struct kf_ops *o, kf_child_fn *fn, void *data)
+{ o->observe(o->ctx, fn, data); }
+static inline int kf_os_feed(const struct kf_ops *o, struct kf_proc *p, const void *buf,
+			     size_t len)
+{ return o->feed(o->ctx, p, buf, len); }
+static inline int kf_os_ready(const struct kf_ops *o)
+{ return o->ready(o->ctx); }
+static inline int kf_os_attach(const struct kf_ops *o, pid_t pid, struct kf_proc *p)
+{ return o->attach(o->ctx, pid, p); }
 static inline int kf_os_read_file(const struct kf_ops *o, const char *path, char **buf,
 				  size_t *len)
 { return o->read_file(o->ctx, path, buf, len); }
