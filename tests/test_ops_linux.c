@@ -40,6 +40,12 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
+static void capture_line(void *data, const char *line, size_t len)
+{
+	kf_buf_add(data, line, len);
+	kf_buf_add(data, "\n", 1);
+}
+
 static void spawn__captures_lines_and_status(void **state)
 {
 	const char *const argv[] = { "sh", "-c", "echo one; echo two >&2; printf three; exit 3", NULL };
@@ -158,6 +164,123 @@ static void spawn__sigterm_to_kflash_interrupts_the_child(void **state)
 	assert_int_equal(kf_proc_run(&ops, &req, &opts, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_INTERRUPTED);
 	assert_int_equal(ex.interrupted_by, SIGHUP);
+}
+
+static void spawn__stdin_pipe_is_fed_then_closed(void **state)
+{
+	const char *const argv[] = { "sh", "-c", "read a; read b || echo eof; echo \"$a\"", NULL };
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_PIPE,
+				    .out = KF_STDIO_CAPTURE };
+	struct kf_buf out = KF_BUF_INIT;
+	struct kf_proc p;
+	struct kf_exit ex;
+
+	(void)state;
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), 0);
+	assert_true(p.in_fd >= 0);
+	assert_int_equal(kf_os_feed(&ops, &p, "hello\n", 6), 0);
+	assert_int_equal(kf_os_feed(&ops, &p, NULL, 0), 0);
+	assert_int_equal(p.in_fd, -1);
+	assert_int_equal(kf_os_wait(&ops, &p, kf_os_now(&ops) + 10000, capture_line,
+				    &out, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_EXITED);
+	assert_string_equal(out.data, "eof\nhello\n");
+	kf_buf_release(&out);
+}
+
+/* A helper must say it is ready before spawn returns: one that ends first
+ * or never says so is an error, and is not left running. */
+static void spawn__detached_helper_that_is_never_ready_is_an_error(void **state)
+{
+	const char *const gone[] = { "true", NULL };
+	const char *const mute[] = { "sleep", "30", NULL };
+	char mark[64], cmd[160];
+	const char *env[] = { mark, NULL };
+	struct kf_spawn_req req = { .argv = gone, .env = env, .in = KF_STDIO_PIPE,
+				    .detach = true, .ready_ms = 300 };
+	struct kf_proc p;
+	int64_t t0;
+
+	(void)state;
+	snprintf(mark, sizeof(mark), "KFLASH_TEST_HELPER=%ld", (long)getpid());
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), -ECHILD);
+	req.argv = mute;
+	t0 = kf_os_now(&ops);
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), -ETIMEDOUT);
+	assert_true(kf_os_now(&ops) - t0 < 3000);
+	snprintf(cmd, sizeof(cmd), "! grep -qsz '^%s$' /proc/[0-9]*/environ", mark);
+	assert_int_equal(system(cmd), 0);
+}
+
+struct heard {
+	pid_t pid[4];
+	bool running[4];
+	int n;
+};
+
+static void hear(void *data, pid_t pgid, bool running)
+{
+	struct heard *h = data;
+
+	if (h->n < 4) {
+		h->pid[h->n] = pgid;
+		h->running[h->n++] = running;
+	}
+}
+
+/* The observer hears of a child at its fork and at its reap, and of
+ * nothing once it is removed. */
+static void observe__hears_fork_and_reap(void **state)
+{
+	const char *const argv[] = { "true", NULL };
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_NULL,
+				    .out = KF_STDIO_NULL };
+	struct heard h = { .n = 0 };
+	struct kf_proc p;
+	struct kf_exit ex;
+
+	(void)state;
+	kf_os_observe(&ops, hear, &h);
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.pid[0], p.pid);
+	assert_true(h.running[0]);
+	assert_int_equal(kf_os_wait(&ops, &p, INT64_MAX, NULL, NULL, &ex), 0);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.pid[1], h.pid[0]);
+	assert_false(h.running[1]);
+	kf_os_observe(&ops, NULL, NULL);
+	assert_int_equal(kf_proc_run(&ops, &req, NULL, &ex), 0);
+	assert_int_equal(h.n, 2);
+}
+
+/* The guardian waits on kflash's orphans, which are not its children. */
+static void attach__waits_for_a_process_it_did_not_start(void **state)
+{
+	struct kf_proc p;
+	struct kf_exit ex;
+	int64_t t0;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	if (pid == 0) {
+		usleep(300000);
+		_exit(7);
+	}
+	assert_int_equal(kf_os_attach(&ops, pid, &p), 0);
+	t0 = kf_os_now(&ops);
+	assert_int_equal(kf_os_wait(&ops, &p, t0 + 10000, NULL, NULL, &ex), 0);
+	assert_int_equal(ex.kind, KF_EXIT_EXITED);
+	assert_true(kf_os_now(&ops) - t0 >= 250);
+	/* not reaped there: its status is still its parent's */
+	{
+		int st;
+
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_int_equal(WEXITSTATUS(st), 7);
+	}
+	assert_int_equal(kf_os_attach(&ops, pid, &p), -ESRCH);
 }
 
 static void write_atomic__replaces_whole_file_and_leaves_no_temp(void **state)
@@ -314,6 +437,10 @@ int main(void)
 		cmocka_unit_test(spawn__timeout_leaves_no_grandchild_alive),
 		cmocka_unit_test(spawn__missing_program_is_exec_failed),
 		cmocka_unit_test(spawn__sigterm_to_kflash_interrupts_the_child),
+		cmocka_unit_test(spawn__stdin_pipe_is_fed_then_closed),
+		cmocka_unit_test(spawn__detached_helper_that_is_never_ready_is_an_error),
+		cmocka_unit_test(observe__hears_fork_and_reap),
+		cmocka_unit_test(attach__waits_for_a_process_it_did_not_start),
 		cmocka_unit_test(write_atomic__replaces_whole_file_and_leaves_no_temp),
 		cmocka_unit_test(lock__second_holder_learns_the_first_pid),
 		cmocka_unit_test(http__nothing_listening_is_unreachable),
