@@ -392,6 +392,7 @@ static void child_exec(const struct kf_spawn_req *req, char **env,
 		fds.out_w = fcntl(fds.out_w, F_DUPFD_CLOEXEC, 10);
 	if (fds.ready_w >= 0)
 		fds.ready_w = fcntl(fds.ready_w, F_DUPFD_CLOEXEC, 10);
+	fds.err_w = fcntl(fds.err_w, F_DUPFD_CLOEXEC, 10);
 	if (foreground) {
 		/* take the terminal so menuconfig can read keys */
 		signal(SIGTTOU, SIG_IGN);
@@ -524,7 +525,8 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 	while (req->env && req->env[n_extra])
 		n_extra++;
 	extra = kf_xcalloc(n_extra + 3, sizeof(*extra));
-	memcpy(extra, req->env, n_extra * sizeof(*extra));
+	if (n_extra)
+		memcpy(extra, req->env, n_extra * sizeof(*extra));
 	if (req->detach) {
 		snprintf(spawner, sizeof(spawner), "KFLASH_SPAWNER=%ld", (long)parent);
 		snprintf(ready_fd, sizeof(ready_fd), "KFLASH_READY_FD=%d", READY_FD);

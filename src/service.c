@@ -13,6 +13,10 @@
  * before kflash gives up and stops nothing. */
 #define GUARD_READY_MS 10000
 
+/* The guardian's stdin, the pipe from kflash. Through /proc, which the
+ * guardian needs anyway: it is /proc/self/exe. */
+#define GUARD_INPUT "/proc/self/fd/0"
+
 static void note_signal(int *ret_signal, int sig)
 {
 	if (ret_signal && sig && !*ret_signal)
@@ -322,6 +326,7 @@ static int start_units(const struct kf_ops *o, char **units, int timeout_ms)
 int kf_guardian_main(const struct kf_ops *o, int argc, char **argv)
 {
 	struct groups gs = { NULL, 0 };
+	enum kf_file_kind kind;
 	char *in = NULL;
 	int timeout_ms, r;
 	size_t i;
@@ -329,7 +334,14 @@ int kf_guardian_main(const struct kf_ops *o, int argc, char **argv)
 	if (argc < 2)
 		return 2;
 	timeout_ms = atoi(argv[0]);
-	if (kf_os_ready(o) < 0) {
+	/* ready only once it can read kflash's word: a guardian that could
+	 * not must keep kflash from stopping anything */
+	if (kf_os_file_kind(o, GUARD_INPUT, &kind, NULL) < 0 || kind == KF_FILE_NONE)
+		return 1;
+	r = kf_os_ready(o);
+	if (r == -ENOTCONN)
+		return 2;	/* run by hand, not by kflash: nothing to guard */
+	if (r < 0) {
 		/* kflash died between the fork and now. It stopped nothing
 		 * (it waits for this readiness first), but the promise is
 		 * cheap to keep: start the units, an active one stays as it
@@ -339,7 +351,7 @@ int kf_guardian_main(const struct kf_ops *o, int argc, char **argv)
 	/* Blocks until kflash closes the pipe: after "d" when it is done,
 	 * without it when it died. Nothing to poll: the kernel closes a dead
 	 * process's end. */
-	r = kf_os_read_file(o, "/dev/stdin", &in, NULL);
+	r = kf_os_read_file(o, GUARD_INPUT, &in, NULL);
 	if (r == 0 && parse_messages(in, &gs)) {
 		free(in);
 		free(gs.v);

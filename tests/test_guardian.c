@@ -221,9 +221,23 @@ static struct standin start_kflash(const char *mode)
 	return s;
 }
 
+/* What the stand-in said so far, for a failure message. */
+static const char *said(struct standin *s)
+{
+	static char buf[4096];
+	struct pollfd p = { .fd = s->out, .events = POLLIN };
+	ssize_t n = 0;
+
+	if (poll(&p, 1, 0) > 0)
+		n = read(s->out, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
 static void kill_kflash(struct standin *s)
 {
-	assert_true(wait_for("child.pid", NULL, 10000));
+	if (!wait_for("child.pid", NULL, 10000))
+		fail_msg("the stand-in never started its child: %s", said(s));
 	assert_int_equal(kill(s->pid, SIGKILL), 0);
 	assert_int_equal(waitpid(s->pid, NULL, 0), s->pid);
 }

@@ -312,7 +312,7 @@ static void guardian__ends_unreaped_groups_and_starts_the_unit(void **state)
 	/* make (4000) was reaped and its pid recycled into a new process */
 	snprintf(in, sizeof(in), "p %d\nr %d\np %d\n", w->procs[0].pid,
 		 w->procs[0].pid, w->procs[1].pid);
-	fake_put_file(w, "/dev/stdin", in);
+	fake_put_file(w, "/proc/self/fd/0", in);
 	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 0);
 	assert_true(fake_did(w, "ready"));
 	assert_false(fake_did(w, "kill -15 make"));
@@ -333,7 +333,7 @@ static void guardian__sigkills_a_group_that_ignores_sigterm(void **state)
 
 	orphans(w);
 	snprintf(in, sizeof(in), "p %d\n", w->procs[2].pid);
-	fake_put_file(w, "/dev/stdin", in);
+	fake_put_file(w, "/proc/self/fd/0", in);
 	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 0);
 	assert_true(fake_did(w, "kill -15 stubborn"));
 	assert_true(fake_did(w, "kill -9 stubborn"));
@@ -348,7 +348,7 @@ static void guardian__done_means_nothing_to_do(void **state)
 
 	orphans(w);
 	snprintf(in, sizeof(in), "p %d\nd\n", w->procs[1].pid);
-	fake_put_file(w, "/dev/stdin", in);
+	fake_put_file(w, "/proc/self/fd/0", in);
 	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 0);
 	assert_false(fake_did(w, "kill -15 flashtool"));
 	assert_false(fake_did(w, "spawn sudo -n systemctl start klipper"));
@@ -364,9 +364,34 @@ static void guardian__kflash_gone_before_ready_still_starts_the_unit(void **stat
 
 	w->svc_active = false;
 	w->ready_err = -ESRCH;
+	fake_put_file(w, "/proc/self/fd/0", "");
 	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 0);
 	assert_true(w->svc_active);
 	assert_true(fake_did(w, "svc_start klipper"));
+}
+
+/* One that cannot read kflash's word does not say it is ready, so kflash
+ * stops nothing (its spawn fails). */
+static void guardian__without_its_input_is_never_ready(void **state)
+{
+	struct fake_world *w = *state;
+
+	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 1);
+	assert_false(fake_did(w, "ready"));
+	assert_false(fake_did(w, "spawn sudo -n systemctl start klipper"));
+}
+
+/* `kflash --guardian` typed by hand guards nothing and starts nothing */
+static void guardian__not_spawned_by_kflash_does_nothing(void **state)
+{
+	struct fake_world *w = *state;
+
+	w->svc_active = false;
+	w->ready_err = -ENOTCONN;
+	fake_put_file(w, "/proc/self/fd/0", "");
+	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 2);
+	assert_false(fake_did(w, "spawn sudo -n systemctl start klipper"));
+	assert_false(w->svc_active);
 }
 
 /* the start is tried once more, as kflash does; a failure is its status */
@@ -376,7 +401,7 @@ static void guardian__retries_a_failed_start_once(void **state)
 
 	w->svc_active = false;
 	w->svc_can_manage = false;
-	fake_put_file(w, "/dev/stdin", "");
+	fake_put_file(w, "/proc/self/fd/0", "");
 	assert_int_equal(kf_guardian_main(&w->ops, 2, guardian_args), 1);
 	assert_int_equal(count(w, "spawn sudo -n systemctl start klipper"), 2);
 }
@@ -405,6 +430,8 @@ int main(void)
 		T(guardian__sigkills_a_group_that_ignores_sigterm),
 		T(guardian__done_means_nothing_to_do),
 		T(guardian__kflash_gone_before_ready_still_starts_the_unit),
+		T(guardian__without_its_input_is_never_ready),
+		T(guardian__not_spawned_by_kflash_does_nothing),
 		T(guardian__retries_a_failed_start_once),
 	};
 
