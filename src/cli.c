@@ -8,6 +8,7 @@
 
 #include "kflash/commands.h"
 #include "kflash/kflash.h"
+#include "kflash/service.h"
 #include "kflash/util.h"
 
 const struct kf_command kf_commands[] = {
@@ -212,11 +213,16 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 	struct kf_out out;
 	struct kf_ctx ctx = { .ops = ops, .out = &out, .err = &err };
 	const struct kf_command *cmd = NULL;
-	char **rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
+	char **rest;
 	const char *bad = NULL;
 	bool terminal = false;
 	int n, r = 0, code;
 
+	/* the guardian is this same program, spawned by kflash itself; it
+	 * has no command line of its own and never prints */
+	if (argc > 1 && strcmp(argv[1], KF_GUARDIAN_ARG) == 0 && kf_ops_check(ops) == 0)
+		return kf_guardian_main(ops, argc - 2, argv + 2);
+	rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
 	n = take_globals(argc, argv, &g, rest, &bad);
 	r = kf_ops_check(ops);
 	/* a table of another layout is never called: not even to ask
