@@ -58,31 +58,64 @@ static bool is_file(struct kf_ctx *ctx, const char *path, off_t *size)
 	return kf_os_file_kind(ctx->ops, path, &k, size) == 0 && k == KF_FILE_REG;
 }
 
-int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s, char **ret_dir)
+/* 1 when path is a regular file, 0 when it is not (or is missing), or the
+ * negative errno that kept it from being checked. */
+static int file_is_there(struct kf_ctx *ctx, const char *path)
+{
+	enum kf_file_kind k;
+	int r = kf_os_file_kind(ctx->ops, path, &k, NULL);
+
+	if (r == -ENOENT || r == -ENOTDIR)
+		return 0;
+	return r < 0 ? r : k == KF_FILE_REG;
+}
+
+int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s,
+		   struct kf_error *err, char **ret_dir)
 {
 	char *dir = kf_expand_home(ctx->ops, s->klipper_dir);
 	char *mk = kf_asprintf("%s/Makefile", dir);
 	char *kc = kf_asprintf("%s/src/Kconfig", dir);
-	bool ok = is_file(ctx, mk, NULL) && is_file(ctx, kc, NULL);
+	char *bad = mk;
+	int r = file_is_there(ctx, mk);
 
-	free(mk);
-	free(kc);
-	if (ok) {
+	if (r == 1) {
+		bad = kc;
+		r = file_is_there(ctx, kc);
+	}
+	if (r == 1) {
+		free(mk);
+		free(kc);
 		*ret_dir = dir;
 		return 0;
 	}
-	kf_error_set(ctx->err, KF_EINPUT, "klipper_dir %s is not a Klipper checkout "
-		     "(it needs a Makefile and src/Kconfig)", dir);
-	kf_error_cause(ctx->err, "Klipper (or Kalico) is installed elsewhere, or "
-		       "not at all");
-	kf_error_step(ctx->err, "kflash settings klipper_dir /path/to/klipper");
-	kf_error_step(ctx->err, "kflash doctor");
+	if (r < 0) {
+		/* the disk, not the setting: no advice to change it */
+		kf_error_set(err, KF_EFAILED, "cannot check klipper_dir %s: reading %s "
+			     "failed: %s", dir, bad, strerror(-r));
+		kf_error_errno(err, r);
+		kf_error_step(err, "ls -l %s", bad);
+		kf_error_step(err, "dmesg | tail   (an I/O error is the disk's or the "
+			      "SD card's)");
+		r = KF_EFAILED;
+	} else {
+		kf_error_set(err, KF_EINPUT, "klipper_dir %s is not a Klipper checkout "
+			     "(it needs a Makefile and src/Kconfig)", dir);
+		kf_error_cause(err, "Klipper (or Kalico) is installed elsewhere, or "
+			       "not at all");
+		kf_error_step(err, "kflash settings klipper_dir /path/to/klipper");
+		kf_error_step(err, "kflash doctor");
+		r = KF_EINPUT;
+	}
+	free(mk);
+	free(kc);
 	free(dir);
-	return KF_EINPUT;
+	return r;
 }
 
 int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
-			 struct kf_kconfig *ret_cfg, char **ret_path)
+			 struct kf_error *err, struct kf_kconfig *ret_cfg,
+			 char **ret_path)
 {
 	char *path = kf_board_config_path(ctx->config_dir, b->key);
 	char *text = NULL;
@@ -91,18 +124,19 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 
 	r = kf_os_read_file(ctx->ops, path, &text, &len);
 	if (r == -ENOENT) {
-		kf_error_set(ctx->err, KF_EFAILED, "%s has no firmware config yet "
+		kf_error_set(err, KF_EFAILED, "%s has no firmware config yet "
 			     "(%s is missing)", b->key, path);
-		kf_error_cause(ctx->err, "menuconfig was never saved for this board; "
+		kf_error_cause(err, "menuconfig was never saved for this board; "
 			       "without a config Klipper would build a default AVR "
 			       "firmware");
-		kf_error_step(ctx->err, "kflash config %s   (on a terminal; choose the "
+		kf_error_step(err, "kflash config %s   (on a terminal; choose the "
 			      "board's settings and save)", b->key);
 		free(path);
 		return KF_EFAILED;
 	}
 	if (r < 0) {
-		kf_error_set(ctx->err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		kf_error_errno(err, r);
 		free(path);
 		return KF_EFAILED;
 	}
@@ -131,32 +165,35 @@ static int make_argv_run(struct kf_ctx *ctx, const char *const *argv, enum kf_st
 }
 
 /* Turns a child's outcome into kflash's error, naming the command. */
-static int child_failed(struct kf_ctx *ctx, const struct kf_exit *ex,
-			const char *const *argv, const char *what, int timeout_s)
+static int child_failed(const struct kf_exit *ex, const char *const *argv,
+			const char *what, int timeout_s, struct kf_error *err)
 {
 	char how[128], *cmd = kf_argv_join(argv);
 
 	if (ex->kind == KF_EXIT_INTERRUPTED) {
-		kf_error_set(ctx->err, KF_EINTERRUPTED, "%s was stopped: kflash got "
+		kf_error_set(err, KF_EINTERRUPTED, "%s was stopped: kflash got "
 			     "signal %d (%s)", what, ex->interrupted_by,
 			     strsignal(ex->interrupted_by));
-		ctx->err->signal = ex->interrupted_by;
-		kf_error_command(ctx->err, "%s", cmd);
+		if (err)
+			err->signal = ex->interrupted_by;
+		kf_error_command(err, "%s", cmd);
 		free(cmd);
 		return KF_EINTERRUPTED;
 	}
 	if (ex->kind == KF_EXIT_TIMED_OUT) {
-		kf_error_set(ctx->err, KF_EFAILED, "%s timed out after %d s and was "
+		kf_error_set(err, KF_EFAILED, "%s timed out after %d s and was "
 			     "stopped", what, timeout_s);
-		kf_error_step(ctx->err, "raise the limit: kflash settings timeout.build %d",
+		kf_error_step(err, "raise the limit: kflash settings timeout.build %d",
 			      timeout_s * 2);
 	} else {
 		kf_exit_describe(ex, how, sizeof(how));
-		kf_error_set(ctx->err, KF_EFAILED, "%s failed: %s %s", what, argv[0], how);
-		if (ex->kind == KF_EXIT_EXEC_FAILED)
-			kf_error_step(ctx->err, "sudo apt-get install build-essential");
+		kf_error_set(err, KF_EFAILED, "%s failed: %s %s", what, argv[0], how);
+		if (ex->kind == KF_EXIT_EXEC_FAILED) {
+			kf_error_errno(err, ex->err);
+			kf_error_step(err, "sudo apt-get install build-essential");
+		}
 	}
-	kf_error_command(ctx->err, "%s", cmd);
+	kf_error_command(err, "%s", cmd);
 	free(cmd);
 	return KF_EFAILED;
 }
@@ -191,7 +228,8 @@ static char *seed_config(struct kf_ctx *ctx, const struct kf_board *b, const cha
 	return seed;
 }
 
-int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b)
+int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
+		  struct kf_error *err)
 {
 	char *kdir = NULL, *cfg, *cfgdir, *out, **argv = NULL;
 	char *before = NULL, *after = NULL, *seed = NULL;
@@ -199,14 +237,14 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 	int r;
 
 	if (!ctx->interactive) {
-		kf_error_set(ctx->err, KF_EFAILED, "menuconfig for %s needs a terminal",
+		kf_error_set(err, KF_EFAILED, "menuconfig for %s needs a terminal",
 			     b->key);
-		kf_error_cause(ctx->err, "kflash is not running on a terminal (a "
+		kf_error_cause(err, "kflash is not running on a terminal (a "
 			       "script, a pipe or cron)");
-		kf_error_step(ctx->err, "run kflash config %s in an SSH session", b->key);
+		kf_error_step(err, "run kflash config %s in an SSH session", b->key);
 		return KF_EFAILED;
 	}
-	r = kf_klipper_dir(ctx, s, &kdir);
+	r = kf_klipper_dir(ctx, s, err, &kdir);
 	if (r < 0)
 		return r;
 	cfg = kf_board_config_path(ctx->config_dir, b->key);
@@ -215,8 +253,11 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 	(void)kf_os_mkdir_p(ctx->ops, out, 0755);
 	r = kf_os_mkdir_p(ctx->ops, cfgdir, 0755);
 	if (r < 0) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "cannot create %s: %s", cfgdir,
-				 strerror(-r));
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot create %s: %s", cfgdir,
+				 strerror(-e));
+		kf_error_errno(err, e);
 		goto out;
 	}
 	if (kf_os_read_file(ctx->ops, cfg, &before, NULL) == -ENOENT)
@@ -225,8 +266,14 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 	kf_out_phase(ctx->out, KF_PHASE_CONFIG, "menuconfig for %s (%s)", b->key, cfg);
 	/* the user's own time: no timeout */
 	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_INHERIT, 0, NULL, &ex);
-	if (r == 0 && !kf_exit_ok(&ex))
-		r = child_failed(ctx, &ex, (const char *const *)argv, "menuconfig", 0);
+	if (r < 0) {
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "menuconfig for %s could not be run: %s",
+				 b->key, strerror(-e));
+		kf_error_errno(err, e);
+	} else if (!kf_exit_ok(&ex))
+		r = child_failed(&ex, (const char *const *)argv, "menuconfig", 0, err);
 	if (r == 0 && kf_os_read_file(ctx->ops, cfg, &after, NULL) < 0)
 		after = NULL;
 	if (r == 0 && seed && after && strcmp(seed, after) == 0) {
@@ -236,7 +283,7 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 		after = NULL;
 	}
 	if (r == 0 && !after)
-		r = kf_error_set(ctx->err, KF_EFAILED, "menuconfig ended without "
+		r = kf_error_set(err, KF_EFAILED, "menuconfig ended without "
 				 "saving a config for %s", b->key);
 	else if (r == 0 && before && strcmp(before, after) == 0)
 		r = KF_CONFIG_UNCHANGED;
@@ -301,10 +348,10 @@ static void on_build_line(void *data, const char *line, size_t len)
 }
 
 /* One `make TARGET` for board b into log (and, with prog, the live log and
- * progress line); a failure becomes ctx->err naming the command. */
+ * progress line); a failure becomes err naming the command. */
 static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
 		     const char *out, const char *target, int timeout_s, const char *what,
-		     struct kf_buf *log, struct progress *prog)
+		     struct kf_buf *log, struct progress *prog, struct kf_error *err)
 {
 	char **argv = kf_make_argv(kdir, cfg, out, target, NULL);
 	struct kf_run_opts opts = { .capture = log };
@@ -318,7 +365,15 @@ static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
 	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_CAPTURE,
 			  timeout_s * 1000LL, &opts, &ex);
 	if (r == 0 && !kf_exit_ok(&ex))
-		r = child_failed(ctx, &ex, (const char *const *)argv, what, timeout_s);
+		r = child_failed(&ex, (const char *const *)argv, what, timeout_s, err);
+	if (r < 0 && r != KF_EINTERRUPTED && !kf_is_class(r)) {
+		/* waiting for make failed: the errno is the cause */
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "%s could not be run: %s", what,
+				 strerror(-e));
+		kf_error_errno(err, e);
+	}
 	kf_argv_free(argv);
 	return r;
 }
@@ -497,15 +552,18 @@ static void show_log_tail(struct kf_ctx *ctx, const struct kf_buf *log,
 
 /* ---- what a build would use, and whether it fits the board ------------------ */
 
-static int read_config(struct kf_ctx *ctx, const char *path, struct kf_kconfig *ret)
+static int read_config(struct kf_ctx *ctx, const char *path, struct kf_error *err,
+		       struct kf_kconfig *ret)
 {
 	char *text = NULL;
 	size_t len;
 	int r = kf_os_read_file(ctx->ops, path, &text, &len);
 
-	if (r < 0)
-		return kf_error_set(ctx->err, KF_EFAILED, "cannot read %s: %s", path,
-				    strerror(-r));
+	if (r < 0) {
+		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		kf_error_errno(err, r);
+		return KF_EFAILED;
+	}
 	kf_kconfig_parse(text, len, ret);
 	free(text);
 	return 0;
@@ -513,12 +571,13 @@ static int read_config(struct kf_ctx *ctx, const char *path, struct kf_kconfig *
 
 int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 			  const struct kf_kconfig *saved, const struct kf_kconfig *cfg,
-			  const char *path, const char *device_mcu, bool flashing)
+			  const char *path, const char *device_mcu, bool flashing,
+			  struct kf_error *err)
 {
 	const char *was = kf_kconfig_get(saved, "CONFIG_MCU");
 	const char *now = kf_kconfig_get(cfg, "CONFIG_MCU");
 	int r = kf_kconfig_check_mcu(cfg, b->key, b->mcu, device_mcu, path, flashing,
-				     ctx->err);
+				     err);
 	char *seed, *syms;
 
 	if (r != KF_EREFUSED || !now || (was && strcmp(was, now) == 0))
@@ -528,7 +587,8 @@ int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 	syms = seed ? kf_xstrdup(seed) : kf_xstrdup("CONFIG_MACH_<ARCH>=y CONFIG_MACH_<MODEL>=y");
 	for (char *p = syms; (p = strchr(p, '\n')) != NULL; )
 		*p = p[1] ? ' ' : '\0';
-	kf_error_cause(ctx->err, "Klipper's olddefconfig completed %s to %s: the chip "
+	(void)ctx;
+	kf_error_cause(err, "Klipper's olddefconfig completed %s to %s: the chip "
 		       "comes from the menu symbols (%s), not from CONFIG_MCU%s%s; a "
 		       "config without them gets the default chip", path, now, syms,
 		       was ? ", which says " : "", was ? was : "");
@@ -538,19 +598,20 @@ int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 }
 
 int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
-			  const struct kf_kconfig *cfg, const char *path)
+			  const struct kf_kconfig *cfg, const char *path, struct kf_error *err)
 {
+	(void)ctx;
 	if (!kf_kconfig_no_bootloader(cfg))
 		return 0;
-	kf_error_set(ctx->err, KF_EREFUSED, "%s: the config links the firmware at %s, "
+	kf_error_set(err, KF_EREFUSED, "%s: the config links the firmware at %s, "
 		     "where the chip boots (\"No bootloader\"); Katapult starts the "
 		     "application after itself, so the board would not boot", b->key,
 		     kf_kconfig_get(cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"));
-	kf_error_cause(ctx->err, "the \"Bootloader offset\" in %s (as Klipper's "
+	kf_error_cause(err, "the \"Bootloader offset\" in %s (as Klipper's "
 		       "olddefconfig completes it) is not Katapult's", path);
-	kf_error_step(ctx->err, "kflash config %s   (set the bootloader offset to "
+	kf_error_step(err, "kflash config %s   (set the bootloader offset to "
 		      "Katapult's size)", b->key);
-	kf_error_step(ctx->err, "or flash without Katapult: kflash flash %s "
+	kf_error_step(err, "or flash without Katapult: kflash flash %s "
 		      "--method make-flash", b->key);
 	return KF_EREFUSED;
 }
@@ -569,8 +630,8 @@ static char *scratch_dir(const struct kf_ops *ops, const char *key)
 }
 
 int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
-		      const struct kf_board *b, struct kf_kconfig *ret_saved,
-		      struct kf_kconfig *ret_cfg)
+		      const struct kf_board *b, struct kf_error *err,
+		      struct kf_kconfig *ret_saved, struct kf_kconfig *ret_cfg)
 {
 	char *kdir = NULL, *path = NULL, *dir = scratch_dir(ctx->ops, b->key), *copy, *out;
 	char *text = NULL;
@@ -582,9 +643,9 @@ int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 	*ret_cfg = (struct kf_kconfig)KF_KCONFIG_INIT;
 	copy = kf_asprintf("%s/.config", dir);
 	out = kf_asprintf("%s/out", dir);
-	r = kf_klipper_dir(ctx, s, &kdir);
+	r = kf_klipper_dir(ctx, s, err, &kdir);
 	if (r == 0)
-		r = kf_board_config_load(ctx, b, ret_saved, &path);
+		r = kf_board_config_load(ctx, b, err, ret_saved, &path);
 	if (r < 0)
 		goto out;
 	r = kf_os_read_file(ctx->ops, path, &text, &len);
@@ -593,14 +654,17 @@ int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 	if (r == 0)
 		r = kf_os_write_atomic(ctx->ops, copy, text, len, 0644);
 	if (r < 0) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "cannot copy %s to %s for the dry "
-				 "run: %s", path, copy, strerror(-r));
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot copy %s to %s for the dry "
+				 "run: %s", path, copy, strerror(-e));
+		kf_error_errno(err, e);
 		goto out;
 	}
 	r = make_step(ctx, kdir, copy, out, "olddefconfig", s->timeout_build,
-		      "make olddefconfig (on a copy of the config)", &log, NULL);
+		      "make olddefconfig (on a copy of the config)", &log, NULL, err);
 	if (r == 0)
-		r = read_config(ctx, copy, ret_cfg);
+		r = read_config(ctx, copy, err, ret_cfg);
 out:
 	kf_buf_release(&log);
 	free(text);
@@ -653,7 +717,10 @@ static int check_dict(struct kf_ctx *ctx, const struct kf_board *b, const char *
 		goto out;
 	}
 	if (r < 0) {
-		r = kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-e));
+		kf_error_errno(err, e);
 		goto out;
 	}
 	doc = json_loads(text, 0, &je);
@@ -705,7 +772,8 @@ static const char *clean_reason(const char *old_stamp, const char *stamp)
 }
 
 int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
-	     const struct kf_build_opts *opts, struct kf_build_result *res)
+	     const struct kf_build_opts *opts, struct kf_error *err,
+	     struct kf_build_result *res)
 {
 	static const struct kf_build_opts defaults = { 0 };
 	char *kdir = NULL, *cfg = kf_board_config_path(ctx->config_dir, b->key);
@@ -731,7 +799,7 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	jobs = kf_asprintf("-j%d", ncpu > 0 ? ncpu : 1);
 	stamp_path = kf_asprintf("%s/kflash.stamp", out);
 
-	r = kf_klipper_dir(ctx, s, &kdir);
+	r = kf_klipper_dir(ctx, s, err, &kdir);
 	if (r < 0)
 		goto out;
 	if (!is_file(ctx, cfg, NULL)) {
@@ -739,21 +807,24 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		char *p = NULL;
 
 		/* says why and how to make one; a build never starts without */
-		r = kf_board_config_load(ctx, b, &none, &p);
+		r = kf_board_config_load(ctx, b, err, &none, &p);
 		kf_kconfig_release(&none);
 		free(p);
 		if (r == 0)
-			r = kf_error_set(ctx->err, KF_EFAILED, "cannot read the config "
+			r = kf_error_set(err, KF_EFAILED, "cannot read the config "
 					 "of %s (%s)", b->key, cfg);
 		goto out;
 	}
 	r = kf_os_mkdir_p(ctx->ops, out, 0755);
 	if (r < 0) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "cannot create the build dir %s: %s",
-				 out, strerror(-r));
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot create the build dir %s: %s",
+				 out, strerror(-e));
+		kf_error_errno(err, e);
 		goto out;
 	}
-	r = read_config(ctx, cfg, &saved);
+	r = read_config(ctx, cfg, err, &saved);
 	if (r < 0)
 		goto out;
 
@@ -761,7 +832,8 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 
 	if (opts->rebuild) {
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: make clean (--rebuild)", b->key);
-		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL);
+		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL,
+			      err);
 		if (r < 0)
 			goto fail;
 	}
@@ -769,20 +841,20 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	 * and the application address are checked on that, not on the file
 	 * as it was saved */
 	r = make_step(ctx, kdir, cfg, out, "olddefconfig", s->timeout_build,
-		      "make olddefconfig", &log, NULL);
+		      "make olddefconfig", &log, NULL, err);
 	if (r < 0)
 		goto fail;
-	r = read_config(ctx, cfg, &res->cfg);
+	r = read_config(ctx, cfg, err, &res->cfg);
 	if (r < 0)
 		goto out;
 	r = kf_build_check_config(ctx, b, &saved, &res->cfg, cfg, opts->device_mcu,
-				  opts->flashing);
+				  opts->flashing, err);
 	if (r < 0)
 		goto out;
 	res->host_mcu = r == KF_HOST_MCU;
 	r = 0;
 	if (opts->katapult && !res->host_mcu &&
-	    (r = kf_build_check_offset(ctx, b, &res->cfg, cfg)) < 0)
+	    (r = kf_build_check_offset(ctx, b, &res->cfg, cfg, err)) < 0)
 		goto out;
 	if (!res->host_mcu)
 		kf_out_ok(ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", b->key, b->mcu);
@@ -817,10 +889,15 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 			     "is built again)", b->key, why_clean);
 	}
 	if (why_clean) {
-		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL);
-		if (r == 0 && (r = kf_os_mkdir_p(ctx->ops, out, 0755)) < 0)
-			r = kf_error_set(ctx->err, KF_EFAILED, "cannot create the build "
-					 "dir %s: %s", out, strerror(-r));
+		r = make_step(ctx, kdir, cfg, out, "clean", 60, "make clean", &log, NULL,
+			      err);
+		if (r == 0 && (r = kf_os_mkdir_p(ctx->ops, out, 0755)) < 0) {
+			int e = r;
+
+			r = kf_error_set(err, KF_EFAILED, "cannot create the build "
+					 "dir %s: %s", out, strerror(-e));
+			kf_error_errno(err, e);
+		}
 		if (r < 0)
 			goto fail;
 	}
@@ -837,19 +914,19 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 					 log.len, 0644);
 		streaming = true;
 		r = make_step(ctx, kdir, cfg, out, jobs, s->timeout_build, "the build",
-			      &log, &prog);
+			      &log, &prog, err);
 		kf_out_progress_clear(ctx->out);
 		if (r < 0)
 			goto fail;
 	}
 	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size);
 	if (!res->firmware) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "the build of %s produced no "
+		r = kf_error_set(err, KF_EFAILED, "the build of %s produced no "
 				 "firmware (no klipper.bin, .uf2, .elf.hex in %s)",
 				 b->key, out);
 		goto fail;
 	}
-	r = check_dict(ctx, b, out, res->version, res->host_mcu, ctx->err);
+	r = check_dict(ctx, b, out, res->version, res->host_mcu, err);
 	if (r < 0)
 		goto out;
 	(void)kf_os_write_atomic(ctx->ops, stamp_path, stamp, strlen(stamp), 0644);
@@ -863,8 +940,8 @@ fail:
 					 log.len, 0644);
 	if (r != KF_EINTERRUPTED) {
 		show_log_tail(ctx, &log, res->log_path);
-		kf_error_step(ctx->err, "read the whole log: less %s", res->log_path);
-		kf_error_step(ctx->err, "check the board's settings: kflash config %s",
+		kf_error_step(err, "read the whole log: less %s", res->log_path);
+		kf_error_step(err, "check the board's settings: kflash config %s",
 			      b->key);
 	}
 out:

@@ -87,15 +87,10 @@ struct versions {
 static void versions_load(struct kf_ctx *ctx, struct kf_registry *reg, struct versions *v)
 {
 	char *kdir = NULL;
-	struct kf_error e = KF_ERROR_INIT;
-	struct kf_error *saved = ctx->err;
-
 	memset(v, 0, sizeof(*v));
-	ctx->err = &e;	/* a missing checkout is not list's failure */
-	if (kf_klipper_dir(ctx, &reg->settings, &kdir) == 0)
+	/* a missing checkout is not list's failure: not reported */
+	if (kf_klipper_dir(ctx, &reg->settings, NULL, &kdir) == 0)
 		(void)kf_klipper_version(ctx, kdir, &v->host);
-	ctx->err = saved;
-	kf_error_release(&e);
 	free(kdir);
 	if (reg->n_boards)
 		v->moonraker = kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
@@ -637,10 +632,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		 * registered whatever happens there */
 		struct kf_board *b = &reg.boards[reg.n_boards - 1];
 		struct kf_error e = KF_ERROR_INIT;
-		struct kf_error *saved = ctx->err;
 
-		ctx->err = &e;
-		if (kf_menuconfig(ctx, &reg.settings, b) < 0) {
+		if (kf_menuconfig(ctx, &reg.settings, b, &e) < 0) {
 			kf_out_error(ctx->out, &e);
 			kf_out_warn(ctx->out, "%s is registered without a firmware config; "
 				    "run kflash config %s", b->key, b->key);
@@ -648,7 +641,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			struct kf_kconfig cfg = KF_KCONFIG_INIT;
 			char *path = NULL;
 
-			if (kf_board_config_load(ctx, b, &cfg, &path) == 0 &&
+			if (kf_board_config_load(ctx, b, &e, &cfg, &path) == 0 &&
 			    kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path, false,
 						 &e) < 0) {
 				kf_out_error(ctx->out, &e);
@@ -658,7 +651,6 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			kf_kconfig_release(&cfg);
 			free(path);
 		}
-		ctx->err = saved;
 		kf_error_release(&e);
 		free(e.note);
 	}

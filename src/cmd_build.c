@@ -5,9 +5,11 @@
 
 #include "kflash/build.h"
 #include "kflash/commands.h"
-#include "kflash/discovery.h"
-#include "kflash/flow.h"
+#include "kflash/lock.h"
+#include "kflash/prepare.h"
 #include "kflash/registry.h"
+#include "kflash/result.h"
+#include "kflash/select.h"
 #include "kflash/util.h"
 
 int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
@@ -26,16 +28,17 @@ int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_load_board(ctx, argv[optind], &reg, &b);
 	if (r < 0)
 		goto out;
-	r = kf_menuconfig(ctx, &reg.settings, b);
+	r = kf_menuconfig(ctx, &reg.settings, b, ctx->err);
 	if (r >= 0) {
 		bool unchanged = r == KF_CONFIG_UNCHANGED;
 		struct kf_kconfig saved = KF_KCONFIG_INIT, cfg = KF_KCONFIG_INIT;
 		char *path = kf_board_config_path(ctx->config_dir, b->key);
 
 		/* checked as a build will see it: completed by olddefconfig */
-		r = kf_config_preview(ctx, &reg.settings, b, &saved, &cfg);
+		r = kf_config_preview(ctx, &reg.settings, b, ctx->err, &saved, &cfg);
 		if (r == 0)
-			r = kf_build_check_config(ctx, b, &saved, &cfg, path, NULL, false);
+			r = kf_build_check_config(ctx, b, &saved, &cfg, path, NULL, false,
+						  ctx->err);
 		if (r == KF_HOST_MCU) {
 			kf_out_warn(ctx->out, "the config of %s is for the Linux host "
 				    "MCU: it builds, but kflash does not flash it", b->key);
@@ -55,27 +58,6 @@ out:
 	return r;
 }
 
-/* The device that is the board now, for the MCU check. */
-static const char *connected_mcu(struct kf_devlist *devs, const struct kf_board *b)
-{
-	size_t i;
-
-	for (i = 0; devs && i < devs->n; i++)
-		if (kf_board_match(b, &devs->devs[i]) == KF_MATCH_YES)
-			return devs->devs[i].mcu;
-	return NULL;
-}
-
-static json_t *result_json(const struct kf_board *b, const char *result,
-			   const struct kf_build_result *br, const struct kf_error *e)
-{
-	return json_pack("{s:s, s:s, s:s?, s:I, s:f, s:s?}", "name", b->key,
-			 "result", result, "firmware", br ? br->firmware : NULL,
-			 "size", br ? (json_int_t)br->size : (json_int_t)0,
-			 "seconds", br ? (double)br->ms / 1000.0 : 0.0,
-			 "error", e && e->what ? e->what : NULL);
-}
-
 int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -83,105 +65,63 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 		{ "rebuild", no_argument, 0, 'r' },
 		{ 0, 0, 0, 0 },
 	};
+	struct kf_prepare_opts po = { .flashing = false };
 	struct kf_registry reg = KF_REGISTRY_INIT;
-	struct kf_devlist devs = KF_DEVLIST_INIT;
-	struct kf_build_opts bo = { 0 };
-	struct kf_board **todo = NULL;
-	json_t *results = json_array();
+	struct kf_board **boards = NULL;
+	struct kf_results table;
+	struct kf_run run;
 	bool all = false;
-	size_t n = 0, i, failed = 0;
-	int c, r, lock_fd = -1;
+	size_t n = 0, i;
+	int c, r;
 
 	kf_opt_reset();
 	while ((c = kf_opt_next(ctx, "build", argc, argv, ":", o)) != -1) {
-		if (c < 0) {
-			json_decref(results);
+		if (c < 0)
 			return c;
-		}
 		if (c == 'A')
 			all = true;
 		if (c == 'r')
-			bo.rebuild = true;
+			po.rebuild = true;
 	}
-	if ((optind == argc) == !all) {
-		json_decref(results);
+	if ((optind == argc) == !all)
 		return kf_usage_error(ctx, "build", all ? "give board names or --all, "
 				      "not both" : "build needs board names or --all");
-	}
 	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
-	if (r < 0)
-		goto out;
-	todo = kf_xcalloc(reg.n_boards + (size_t)argc, sizeof(*todo));
-	if (all) {
-		for (i = 0; i < reg.n_boards; i++) {
-			if (reg.boards[i].flashable)
-				todo[n++] = &reg.boards[i];
-			else
-				kf_out_info(ctx->out, "skipping %s: excluded", reg.boards[i].key);
-		}
-		if (n == 0) {
-			r = kf_error_set(ctx->err, KF_EINPUT, "no included boards to build");
-			kf_error_step(ctx->err, "kflash list");
-			goto out;
-		}
-	} else {
-		for (i = (size_t)optind; i < (size_t)argc; i++) {
-			struct kf_board *b = kf_registry_find(&reg, argv[i]);
-
-			if (!b) {
-				r = kf_unknown_board(ctx, &reg, argv[i]);
-				goto out;
-			}
-			todo[n++] = b;
-		}
+	if (r == 0)
+		r = kf_select_boards(&reg, argv + optind, (size_t)(argc - optind), all,
+				     ctx->err, &boards, &n);
+	if (r < 0) {
+		kf_out_set_json(ctx->out, json_pack("{s:[]}", "boards"));
+		goto out_reg;
 	}
-	r = kf_lock_take(ctx, &lock_fd);
-	if (r < 0)
-		goto out;
-	/* the connected board's MCU is checked too, when it is there; a
-	 * build needs no board, so udev trouble is only a warning */
-	if (kf_discover(ctx->ops, &devs, NULL) < 0)
-		kf_out_warn(ctx->out, "cannot list connected boards; checking MCUs "
-			    "against the registry only");
-	for (i = 0; i < n; i++) {
-		struct kf_board *b = todo[i];
-		struct kf_build_result br;
-
-		memset(&br, 0, sizeof(br));
-		kf_out_phase(ctx->out, KF_PHASE_CONFIG, "%s: checking its config", b->key);
-		/* checked inside the build, after olddefconfig completed it */
-		bo.device_mcu = connected_mcu(&devs, b);
-		r = kf_build(ctx, &reg.settings, b, &bo, &br);
-		if (r == 0 && br.host_mcu)
-			kf_out_warn(ctx->out, "the config of %s is for the Linux host MCU: "
-				    "it builds, but kflash never flashes it over USB", b->key);
-		if (r == 0) {
-			json_array_append_new(results, result_json(b, br.up_to_date ?
-				"up-to-date" : "built", &br, NULL));
-			kf_out_result(ctx->out, "%s: %s %s", b->key, br.up_to_date ?
-				      "up to date" : "built", br.firmware);
-		} else {
-			json_array_append_new(results, result_json(b, "failed", &br, ctx->err));
-			failed++;
-		}
-		kf_build_result_release(&br);
-		if (r == KF_EINTERRUPTED)
-			goto out;
-		if (r < 0 && i + 1 < n) {
-			/* report this one now, go on with the next */
-			kf_out_error(ctx->out, ctx->err);
-			kf_error_release(ctx->err);
-		}
+	kf_run_init(&run, ctx, &reg, boards, n, KF_METHOD_DEFAULT);
+	/* --all builds what would be flashed; a board named is built even
+	 * when it is excluded from flashing */
+	for (i = 0; all && i < n; i++)
+		if (!boards[i]->flashable)
+			kf_job_skip(&run.jobs[i], "excluded");
+	if (!kf_run_active(&run)) {
+		r = kf_error_set(ctx->err, KF_EINPUT, "no included boards to build");
+		kf_error_step(ctx->err, "kflash list");
 	}
-	if (failed && r == 0 && n > 1) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "%zu of %zu builds failed", failed, n);
-	}
-out:
-	if (lock_fd >= 0)
-		kf_os_unlock(ctx->ops, lock_fd);
-	kf_out_set_json(ctx->out, json_pack("{s:o}", "boards", results));
-	free(todo);
-	kf_devlist_release(&devs);
+	if (r == 0)
+		r = kf_prepare_checkout(&run, ctx->err);
+	if (r == 0)
+		r = kf_prepare_lock(&run, ctx->err);
+	/* the connected board's MCU is checked too, when it is there */
+	if (r == 0)
+		kf_select_peek(&run);
+	if (r == 0)
+		r = kf_prepare_builds(&run, &po);
+	kf_lock_give(ctx, &run.lock_fd);
+	kf_results_of(&table, &run, true);
+	r = kf_results_outcome(&table, &run, r, false, ctx->err);
+	kf_results_print(&table, ctx->out);
+	kf_out_set_json(ctx->out, json_pack("{s:o}", "boards", kf_results_json(&table)));
+	kf_results_release(&table);
+	kf_run_release(&run);
+out_reg:
+	free(boards);
 	kf_registry_release(&reg);
 	return r;
 }

@@ -9,7 +9,7 @@
 #include "kflash/commands.h"
 #include "kflash/discovery.h"
 #include "kflash/flash.h"
-#include "kflash/flow.h"
+#include "kflash/window.h"
 #include "kflash/instances.h"
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
@@ -273,8 +273,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	tmo = s->timeout_service * 1000;
 	report(&d, true, "registry readable", NULL);
 
-	r = kf_klipper_dir(ctx, s, &kdir);
-	kf_error_release(ctx->err);
+	r = kf_klipper_dir(ctx, s, NULL, &kdir);
 	report(&d, r == 0, "klipper_dir holds a Klipper checkout",
 	       "kflash settings klipper_dir /path/to/klipper (now %s)", s->klipper_dir);
 	free(kdir);

@@ -6,6 +6,7 @@
 #include "kflash/flow.h"
 #include "kflash/versions.h"
 #include "kflash/registry.h"
+#include "kflash/select.h"
 #include "kflash/util.h"
 
 int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
@@ -23,7 +24,7 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_flash_opts fo = { 0 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board **boards = NULL;
-	size_t n = 0, i;
+	size_t n = 0;
 	int c, r;
 
 	kf_opt_reset();
@@ -49,39 +50,17 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 		return kf_usage_error(ctx, "flash", "--method must be katapult or "
 				      "make-flash, not '%s'", fo.method);
 	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
+	if (r == 0)
+		r = kf_select_boards(&reg, argv + optind, (size_t)(argc - optind), fo.all,
+				     ctx->err, &boards, &n);
 	if (r < 0)
 		goto out;
-	boards = kf_xcalloc(reg.n_boards + (size_t)argc + 1, sizeof(*boards));
-	if (fo.all) {
-		for (i = 0; i < reg.n_boards; i++)
-			boards[n++] = &reg.boards[i];
-		if (n == 0) {
-			r = kf_error_set(ctx->err, KF_EINPUT, "no boards are registered");
-			kf_error_step(ctx->err, "kflash add");
-			goto out;
-		}
-	} else {
-		for (i = (size_t)optind; i < (size_t)argc; i++) {
-			struct kf_board *b = kf_registry_find(&reg, argv[i]);
-			size_t k;
-
-			if (!b) {
-				r = kf_unknown_board(ctx, &reg, argv[i]);
-				goto out;
-			}
-			for (k = 0; k < n; k++)
-				if (boards[k] == b)
-					break;
-			if (k == n)
-				boards[n++] = b;
-		}
-	}
 	if (fo.outdated) {
 		r = kf_select_outdated(ctx, &reg, boards, &n);
 		if (r < 0 || n == 0)
 			goto out;
 	}
-	r = kf_flow_flash(ctx, &reg, boards, n, &fo);
+	r = kf_flow_flash(ctx, &reg, boards, n, &fo, ctx->err);
 out:
 	free(boards);
 	kf_registry_release(&reg);

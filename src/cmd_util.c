@@ -4,6 +4,7 @@
 
 #include "kflash/commands.h"
 #include "kflash/registry.h"
+#include "kflash/select.h"
 #include "kflash/util.h"
 
 /* getopt_long over a command's argv, reporting unknown options as usage
@@ -30,20 +31,7 @@ void kf_opt_reset(void)
 
 int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name)
 {
-	struct kf_buf known = KF_BUF_INIT;
-	size_t i;
-
-	for (i = 0; i < reg->n_boards; i++)
-		kf_buf_addf(&known, "%s%s", i ? ", " : "", reg->boards[i].key);
-	kf_error_set(ctx->err, KF_EINPUT, "no registered board is called '%s'", name);
-	if (known.len)
-		kf_error_cause(ctx->err, "registered boards: %s", known.data);
-	else
-		kf_error_cause(ctx->err, "no boards are registered yet");
-	kf_error_step(ctx->err, "kflash list");
-	kf_error_step(ctx->err, "kflash add   (to register a connected board)");
-	kf_buf_release(&known);
-	return KF_EINPUT;
+	return kf_select_unknown(reg, name, ctx->err);
 }
 
 

@@ -1,5 +1,6 @@
 /* discovery.c - classify USB serial devices: Klipper, Katapult, or other. */
 #include <ctype.h>
+#include <errno.h>
 #include <fnmatch.h>
 #include <string.h>
 #include <strings.h>
@@ -293,9 +294,12 @@ int kf_discover(const struct kf_ops *o, struct kf_devlist *ret, struct kf_error 
 	if (r < 0) {
 		kf_error_set(err, KF_EFAILED, "cannot list serial devices through "
 			     "udev: %s", strerror(-r));
-		kf_error_cause(err, "udev is not running or /run/udev is not readable");
+		kf_error_errno(err, r);
+		if (r == -ENOENT || r == -EACCES)
+			kf_error_cause(err, "udev is not running or /run/udev is not "
+				       "readable");
 		kf_error_step(err, "systemctl status systemd-udevd");
-		return KF_EFAILED;
+		return r;
 	}
 	ret->devs = kf_xcalloc(n + 1, sizeof(*ret->devs));
 	for (i = 0; i < n; i++)

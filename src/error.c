@@ -26,6 +26,22 @@ int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
 	return code;
 }
 
+void kf_error_errno(struct kf_error *e, int r)
+{
+	if (e)
+		e->errnum = r < 0 ? -r : r;
+}
+
+const char *kf_errno_name(int errnum, char *buf, size_t len)
+{
+	const char *name = strerrorname_np(errnum);
+
+	if (name)
+		return name;
+	snprintf(buf, len, "errno %d", errnum);
+	return buf;
+}
+
 void kf_error_command(struct kf_error *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -35,6 +51,24 @@ void kf_error_command(struct kf_error *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	set_str(&e->command, fmt, ap);
 	va_end(ap);
+}
+
+void kf_error_context(struct kf_error *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *head, *what;
+
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	head = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	what = e->what ? kf_asprintf("%s: %s", head, e->what) : kf_xstrdup(head);
+	free(head);
+	free(e->what);
+	e->what = what;
+	if (!e->code)
+		e->code = KF_EFAILED;
 }
 
 void kf_error_cause(struct kf_error *e, const char *fmt, ...)
@@ -156,6 +190,14 @@ void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
 		/* the escape codes take no columns */
 		kf_wrap(b, head, "       ", e->what,
 			width + (int)(strlen(red) + strlen(off)));
+	}
+	if (e->errnum) {
+		char name[32], *line;
+
+		line = kf_asprintf("%s (%s)", kf_errno_name(e->errnum, name, sizeof(name)),
+				   strerror(e->errnum));
+		kf_wrap(b, "  errno:   ", "           ", line, width);
+		free(line);
 	}
 	if (e->command)
 		kf_wrap(b, "  command: ", "           ", e->command, width);

@@ -183,16 +183,18 @@ void kf_tool_run_release(struct kf_tool_run *t)
 }
 
 char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
-			 const char *node, const char *firmware)
+			 const char *const *dev_args, const char *firmware)
 {
-	char **argv = kf_xcalloc(8, sizeof(*argv));
-	char *kdir = kf_expand_home(ops, s->katapult_dir);
-	size_t n = 0;
+	size_t n = 0, k;
+	char **argv, *kdir = kf_expand_home(ops, s->katapult_dir);
 
+	for (k = 0; dev_args[k]; k++)
+		;
+	argv = kf_xcalloc(k + 5, sizeof(*argv));
 	argv[n++] = kf_xstrdup(s->python);
 	argv[n++] = kf_asprintf("%s/scripts/flashtool.py", kdir);
-	argv[n++] = kf_xstrdup("-d");
-	argv[n++] = kf_xstrdup(node);
+	for (k = 0; dev_args[k]; k++)
+		argv[n++] = kf_xstrdup(dev_args[k]);
 	if (firmware) {
 		argv[n++] = kf_xstrdup("-f");
 		argv[n++] = kf_xstrdup(firmware);
@@ -257,10 +259,11 @@ static int run_tool(struct kf_ctx *ctx, char **argv, int timeout_s, struct kf_to
 	return r;
 }
 
-int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s, const char *node,
-		 const char *firmware, struct kf_tool_run *t)
+int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
+		 const char *const *dev_args, const char *firmware,
+		 struct kf_tool_run *t)
 {
-	char **argv = kf_flashtool_argv(ctx->ops, s, node, firmware);
+	char **argv = kf_flashtool_argv(ctx->ops, s, dev_args, firmware);
 	int r;
 
 	memset(t, 0, sizeof(*t));

@@ -244,13 +244,16 @@ void kf_out_set_json(struct kf_out *o, json_t *doc)
 static json_t *error_json(const struct kf_error *e)
 {
 	json_t *steps = json_array();
+	char name[32];
 	size_t i;
 
 	for (i = 0; i < e->n_steps; i++)
 		json_array_append_new(steps, json_string(e->steps[i]));
-	return json_pack("{s:s?, s:s?, s:s?, s:o, s:s?}",
-			 "message", e->what, "command", e->command,
-			 "cause", e->cause, "steps", steps, "also", e->note);
+	return json_pack("{s:s?, s:s?, s:s?, s:s?, s:o, s:s?}",
+			 "message", e->what, "errno", e->errnum ?
+			 kf_errno_name(e->errnum, name, sizeof(name)) : NULL,
+			 "command", e->command, "cause", e->cause, "steps", steps,
+			 "also", e->note);
 }
 
 void kf_out_finish(struct kf_out *o, int exit_code, const struct kf_error *e)

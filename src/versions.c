@@ -33,7 +33,7 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 	size_t nm = 0, i, k = 0;
 	int r;
 
-	r = kf_klipper_dir(ctx, &reg->settings, &kdir);
+	r = kf_klipper_dir(ctx, &reg->settings, ctx->err, &kdir);
 	if (r < 0)
 		return r;
 	if (kf_klipper_version(ctx, kdir, &host) < 0) {

@@ -202,7 +202,7 @@ static bool build_ran(struct bw *t, bool rebuild)
 	size_t before = t->w.n_procs, i;
 	bool ran = false;
 
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, &o, &r), 0);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, &o, &t->err, &r), 0);
 	assert_string_equal(r.firmware, OUT "/klipper.bin");
 	for (i = before; i < t->w.n_procs; i++)
 		if (t->w.procs[i].prog->match && strcmp(t->w.procs[i].prog->match, " -j") == 0)
@@ -284,7 +284,7 @@ static void build__failure_leaves_no_up_to_date_stamp_and_names_the_log(void **s
 	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_X=1\n");
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
 		.output = "src/sched.c:1: error: boom", .exit_code = 2, .run_ms = 10 });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "the build failed"));
 	kf_build_result_release(&r);
 	/* the stamp names what built the objects left in OUT, but never
@@ -319,7 +319,7 @@ static void build__quiet_hides_the_log_tail(void **state)
 		kf_out_init(&t->out, &t->w.ops, t->sink, err, &(struct kf_out_opts){
 			.verbosity = quiet ? KF_QUIET : KF_NORMAL });
 		kf_error_release(&t->err);
-		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EFAILED);
 		kf_build_result_release(&r);
 		fclose(err);
 		if (quiet) {
@@ -381,7 +381,7 @@ static void build__verifies_the_dictionary_of_the_built_firmware(void **state)
 		.writes_data = "{\"version\": \"v0.13.0-1-gabc\", \"config\": "
 			       "{\"MCU\": \"stm32f446xx\"}}" });
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.1-0-gdef" });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "carries Klipper v0.13.0-1-gabc, not the "
 			       "checkout's v0.13.1-0-gdef"));
 	kf_build_result_release(&r);
@@ -392,7 +392,7 @@ static void build__verifies_the_dictionary_of_the_built_firmware(void **state)
 		.run_ms = 100, .writes = OUT "/klipper.dict",
 		.writes_data = "{\"version\": \"v0.13.0-1-gabc-dirty-20260102_030405-pi\", "
 			       "\"config\": {\"MCU\": \"stm32f446xx\"}}" });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), 0);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), 0);
 	kf_build_result_release(&r);
 
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
@@ -400,7 +400,7 @@ static void build__verifies_the_dictionary_of_the_built_firmware(void **state)
 		.writes_data = "{\"version\": \"v0.13.0-1-gabc-dirty\", "
 			       "\"config\": {\"MCU\": \"stm32f103xe\"}}" });
 	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_Y=1\n");
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EREFUSED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EREFUSED);
 	assert_non_null(strstr(t->err.what, "is for stm32f103xe"));
 	kf_build_result_release(&r);
 }
@@ -423,7 +423,7 @@ static void build__checks_the_config_olddefconfig_completed(void **state)
 	fake_put_file(&t->w, CFG, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_MACH_STM32=y\n");
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
 		.run_ms = 100, .writes = CFG, .writes_data = F103 });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EREFUSED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EREFUSED);
 	assert_non_null(strstr(t->err.what, "the config is for stm32f103xe but the board "
 			       "is registered as stm32f446xx"));
 	assert_non_null(strstr(t->err.cause, "olddefconfig completed"));
@@ -440,7 +440,7 @@ static void build__checks_the_config_olddefconfig_completed(void **state)
 		      "CONFIG_STM32_FLASH_START_8000=y\n");
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
 		.run_ms = 100, .writes = CFG, .writes_data = F446 });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), 0);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), 0);
 	assert_string_equal(kf_kconfig_get(&r.cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"),
 			    "0x8008000");
 	assert_false(kf_kconfig_no_bootloader(&r.cfg));
@@ -459,7 +459,7 @@ static void preview__completes_a_copy_and_leaves_the_config_alone(void **state)
 	fake_put_file(&t->w, CFG, "CONFIG_MACH_STM32=y\n");
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "olddefconfig",
 		.run_ms = 100, .writes = copy, .writes_data = F103 });
-	assert_int_equal(kf_config_preview(&t->ctx, &t->s, &t->b, &saved, &cfg), 0);
+	assert_int_equal(kf_config_preview(&t->ctx, &t->s, &t->b, &t->err, &saved, &cfg), 0);
 	assert_string_equal(kf_kconfig_get(&cfg, "CONFIG_MCU"), "stm32f103xe");
 	assert_null(kf_kconfig_get(&saved, "CONFIG_MCU"));
 	assert_true(fake_did(&t->w, "spawn make -C /klipper KCONFIG_CONFIG=" "/cache/kflash/"
@@ -467,7 +467,8 @@ static void preview__completes_a_copy_and_leaves_the_config_alone(void **state)
 			     "olddefconfig"));
 	f = fake_get_file(&t->w, CFG);
 	assert_string_equal(f->data, "CONFIG_MACH_STM32=y\n");
-	assert_int_equal(kf_build_check_config(&t->ctx, &t->b, &saved, &cfg, CFG, NULL, true),
+	assert_int_equal(kf_build_check_config(&t->ctx, &t->b, &saved, &cfg, CFG, NULL, true,
+					       &t->err),
 			 KF_EREFUSED);
 	assert_non_null(strstr(t->err.what, "stm32f103xe"));
 	kf_kconfig_release(&saved);
@@ -481,7 +482,7 @@ static void build__times_out_and_kills_make(void **state)
 
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = " -j",
 						 .run_ms = INT64_MAX });
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "timed out after 300 s"));
 	assert_true(fake_did(&t->w, "kill -15 make"));
 	assert_int_equal(fake_running(&t->w), 0);
@@ -498,7 +499,7 @@ static void build__without_a_cached_config_never_runs_make(void **state)
 	f = fake_get_file(&t->w, CFG);
 	assert_non_null(f);
 	assert_int_equal(kf_os_unlink(&t->w.ops, CFG), 0);
-	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &r), KF_EFAILED);
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "no firmware config"));
 	assert_int_equal(t->w.n_procs, 0);
 	kf_build_result_release(&r);
@@ -632,12 +633,12 @@ static void menuconfig__first_one_starts_from_the_boards_mcu(void **state)
 	/* the user saves a config */
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "menuconfig",
 		.run_ms = 100, .writes = CFG, .writes_data = F446 });
-	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), 0);
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b, &t->err), 0);
 	assert_string_equal(spy.at_menuconfig,
 			    "CONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\n");
 	assert_false(spy.menuconfig_idle);
 	/* saved again unchanged: says so */
-	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), KF_CONFIG_UNCHANGED);
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b, &t->err), KF_CONFIG_UNCHANGED);
 	assert_string_equal(spy.at_menuconfig, F446);
 	free(spy.at_menuconfig);
 	spy.at_menuconfig = NULL;
@@ -652,7 +653,7 @@ static void menuconfig__leaving_a_new_config_unsaved_leaves_none(void **state)
 	assert_int_equal(kf_os_unlink(&t->w.ops, CFG), 0);
 	fake_add_prog(&t->w, (struct fake_prog){ .argv0 = "make", .match = "menuconfig",
 						 .run_ms = 100 });
-	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b), KF_EFAILED);
+	assert_int_equal(kf_menuconfig(&t->ctx, &t->s, &t->b, &t->err), KF_EFAILED);
 	assert_non_null(strstr(t->err.what, "ended without saving"));
 	assert_non_null(spy.at_menuconfig);	/* it was seeded */
 	assert_null(fake_get_file(&t->w, CFG));	/* and the seed is gone */

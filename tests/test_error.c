@@ -83,6 +83,24 @@ static void note__survives_a_replaced_error(void **state)
 	free(e.note);
 }
 
+static void render__names_the_errno_behind_the_failure(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	char *s;
+
+	(void)state;
+	kf_error_set(&e, KF_EFAILED, "cannot list serial devices through udev");
+	kf_error_errno(&e, -EIO);
+	assert_int_equal(e.errnum, EIO);
+	s = render(&e, false);
+	assert_non_null(strstr(s, "  errno:   EIO (Input/output error)\n"));
+	free(s);
+	/* a new error is a new cause */
+	kf_error_set(&e, KF_EFAILED, "something else");
+	assert_int_equal(e.errnum, 0);
+	kf_error_release(&e);
+}
+
 static void exit_code__maps_classes_to_the_contract(void **state)
 {
 	struct kf_error e = KF_ERROR_INIT;
@@ -107,6 +125,7 @@ int main(void)
 		cmocka_unit_test(render__fits_80_columns_and_numbers_steps),
 		cmocka_unit_test(render__has_no_escape_codes_without_colour),
 		cmocka_unit_test(note__survives_a_replaced_error),
+		cmocka_unit_test(render__names_the_errno_behind_the_failure),
 		cmocka_unit_test(exit_code__maps_classes_to_the_contract),
 	};
 

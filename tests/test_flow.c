@@ -101,7 +101,7 @@ static int flash(struct t *t, const struct kf_ops *ops)
 	if (r < 0)
 		return r;
 	b = &reg.boards[0];
-	r = kf_flow_flash(&ctx, &reg, &b, 1, &o);
+	r = kf_flow_flash(&ctx, &reg, &b, 1, &o, &t->err);
 	kf_registry_release(&reg);
 	return r;
 }
@@ -214,6 +214,105 @@ static void flash__restart_failure_is_reported_beside_the_original(void **state)
 	assert_non_null(strstr(t->err.note, "starting klipper again failed"));
 }
 
+/* An injected I/O error is reported as what it is, never as a diagnosis
+ * the world did not give: the error names the errno, exits 1, and says
+ * nothing of the story the wrong reading would tell. */
+static void assert_names_eio(struct t *t, int r, const char *wrong)
+{
+	assert_int_equal(kf_exit_code(r, &t->err), KF_EXIT_FAILED);
+	assert_int_equal(t->err.errnum, EIO);
+	assert_non_null(t->err.what);
+	if (strstr(t->err.what, wrong))
+		fail_msg("EIO read as \"%s\": %s", wrong, t->err.what);
+}
+
+static void flash__eio_checking_klipper_dir_is_no_missing_checkout(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+	int r;
+
+	/* file reads: devices.json, then klipper_dir's Makefile */
+	fault_ops_init(&f, &t->w.ops, FAULT_FS_READ, 2, -EIO);
+	r = flash(t, &f.ops);
+	assert_true(f.fired);
+	assert_names_eio(t, r, "not a Klipper checkout");
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
+static void flash__eio_asking_sudo_is_no_password_prompt(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+	int r;
+
+	/* service calls: is-active (before the build), then can-manage */
+	fault_ops_init(&f, &t->w.ops, FAULT_SERVICE, 2, -EIO);
+	r = flash(t, &f.ops);
+	assert_true(f.fired);
+	assert_names_eio(t, r, "would ask for a password");
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+	assert_true(t->w.svc_active);
+}
+
+static void flash__eio_listing_devices_at_preflight_is_no_unplugged_board(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+	int r;
+
+	/* udev: discovery, then the pre-flight look after the build */
+	fault_ops_init(&f, &t->w.ops, FAULT_UDEV, 2, -EIO);
+	r = flash(t, &f.ops);
+	assert_true(f.fired);
+	assert_true(at(&t->w, "spawn make -C /klipper") >= 0);
+	assert_names_eio(t, r, "disappeared");
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
+static void flash__eio_listing_devices_at_verify_is_no_missing_board(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+	int r, last;
+
+	/* the last look through udev is the one that sees the board back */
+	fault_ops_init(&f, &t->w.ops, FAULT_UDEV, -1, 0);
+	assert_int_equal(flash(t, &f.ops), 0);
+	last = f.calls;
+	fake_world_release(&t->w);
+	world(&t->w);
+	fault_ops_init(&f, &t->w.ops, FAULT_UDEV, last, -EIO);
+	r = flash(t, &f.ops);
+	assert_true(f.fired);
+	assert_true(fake_did(&t->w, "svc_stop klipper"));
+	assert_names_eio(t, r, "did not come back");
+	assert_true(t->w.svc_active);
+}
+
+/* One mapping from a board's state to its result feeds the exit code, the
+ * summary and the JSON: a board the run stopped before is "failed" in all
+ * three, with the reason, never "skipped" (which is what --all does to an
+ * excluded board). */
+static void flash__a_board_the_run_stopped_before_is_failed_everywhere(void **state)
+{
+	struct t *t = *state;
+	struct fault_ops f;
+	json_t *board;
+	int r;
+
+	/* service calls: is-active, can-manage, is-active, guard, stop */
+	fault_ops_init(&f, &t->w.ops, FAULT_SERVICE, 5, -EIO);
+	r = flash(t, &f.ops);
+	assert_true(f.fired);
+	assert_int_equal(kf_exit_code(r, &t->err), KF_EXIT_FAILED);
+	assert_non_null(strstr(t->err.what, "stopping klipper failed"));
+	board = json_array_get(json_object_get(t->out.doc, "boards"), 0);
+	assert_string_equal(json_string_value(json_object_get(board, "result")), "failed");
+	assert_non_null(strstr(json_string_value(json_object_get(board, "error")),
+			       "stopping klipper failed"));
+}
+
 /* SQLite-style fault loop: fail the 1st, 2nd, 3rd ... effect until a run
  * fires no fault. After every run Klipper runs, no child is left, the
  * registry is intact, and a failed run says what failed. */
@@ -267,6 +366,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__ctrl_c_during_build_stops_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__inactive_klipper_is_left_inactive, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__restart_failure_is_reported_beside_the_original, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__eio_checking_klipper_dir_is_no_missing_checkout, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__eio_asking_sudo_is_no_password_prompt, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_preflight_is_no_unplugged_board, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_verify_is_no_missing_board, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__a_board_the_run_stopped_before_is_failed_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__fault_loop_keeps_the_promise, setup, teardown),
 	};
 

@@ -16,6 +16,8 @@
 #include "kflash/build.h"
 #include "kflash/flash.h"
 #include "kflash/flow.h"
+#include "kflash/lock.h"
+#include "kflash/window.h"
 #include "kflash/prompt.h"
 
 static void expect_str(char *got, const char *want)
@@ -98,7 +100,7 @@ static void locks__named_for_the_uid_in_the_lock_dir(void **state)
 	expect_str(kf_lock_path(&w.ops), "/run/lock/kflash-1234.lock");
 	fake_setenv(&w, "KFLASH_LOCK_DIR", "/tmp/sim/locks");
 	expect_str(kf_board_lock_path(&w.ops, "abc"), "/tmp/sim/locks/kflash-board-abc.lock");
-	assert_int_equal(kf_lock_take(&ctx, &fd), 0);
+	assert_int_equal(kf_lock_take(&ctx, ctx.err, &fd), 0);
 	assert_true(fake_did(&w, "lock /tmp/sim/locks/kflash-1234.lock"));
 	kf_os_unlock(&w.ops, fd);
 	kf_out_release(&out);

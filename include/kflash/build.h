@@ -23,15 +23,23 @@ char *kf_board_config_path(const char *config_dir, const char *key);
 /* $XDG_CACHE_HOME/kflash/build/<key>, else ~/.cache/kflash/build/<key> */
 char *kf_board_build_dir(const struct kf_ops *ops, const char *key);
 
+/* Every function below that can fail reports into the err it is given
+ * (NULL: not reported) and never into ctx->err: a command working on
+ * several boards keeps each board's error apart. */
+
 /* klipper_dir expanded and checked to hold a Klipper checkout (Makefile and
- * src/Kconfig). KF_EINPUT naming the setting otherwise. */
-int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s, char **ret_dir);
+ * src/Kconfig). KF_EINPUT naming the setting when they are not there;
+ * KF_EFAILED with the errno when they cannot be checked (an I/O error is
+ * no missing checkout). */
+int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s,
+		   struct kf_error *err, char **ret_dir);
 
 /* Loads the board's cached config; a missing one is an error saying how to
  * make it (a build must never start without: Klipper's make would invent
  * an AVR config). */
 int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
-			 struct kf_kconfig *ret_cfg, char **ret_path);
+			 struct kf_error *err, struct kf_kconfig *ret_cfg,
+			 char **ret_path);
 
 /* make -C <klipper_dir> KCONFIG_CONFIG=<config> OUT=<out>/ TARGET [ARG]:
  * the one way kflash runs Klipper's make, so the checkout is never written
@@ -46,28 +54,30 @@ char **kf_make_argv(const char *klipper_dir, const char *config, const char *out
  * (also when the user left a new config without saving). */
 #define KF_CONFIG_UNCHANGED 1
 int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s,
-		  const struct kf_board *b);
+		  const struct kf_board *b, struct kf_error *err);
 
 /* Checks the config a build uses (cfg: after Klipper's olddefconfig) for
  * board b, as kf_kconfig_check_mcu; saved is the file before olddefconfig,
  * so a refusal can say when olddefconfig changed the chip. path names the
- * cached config. 0, KF_HOST_MCU (not flashing) or KF_EREFUSED in ctx->err. */
+ * cached config. 0, KF_HOST_MCU (not flashing) or KF_EREFUSED in err. */
 int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 			  const struct kf_kconfig *saved, const struct kf_kconfig *cfg,
-			  const char *path, const char *device_mcu, bool flashing);
+			  const char *path, const char *device_mcu, bool flashing,
+			  struct kf_error *err);
 
 /* Katapult sits where the chip boots: a config linked there ("No
- * bootloader") would not boot after Katapult. KF_EREFUSED in ctx->err. */
+ * bootloader") would not boot after Katapult. KF_EREFUSED in err. */
 int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
-			  const struct kf_kconfig *cfg, const char *path);
+			  const struct kf_kconfig *cfg, const char *path,
+			  struct kf_error *err);
 
 /* What a build of b would use, without building or writing anything of the
  * user's: Klipper's olddefconfig on a copy of the cached config in
  * $XDG_CACHE_HOME/kflash/dry-run/<key>/ (never the config itself, never
  * the checkout). ret_saved is the cached config, ret_cfg the completed one. */
 int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
-		      const struct kf_board *b, struct kf_kconfig *ret_saved,
-		      struct kf_kconfig *ret_cfg);
+		      const struct kf_board *b, struct kf_error *err,
+		      struct kf_kconfig *ret_saved, struct kf_kconfig *ret_cfg);
 
 struct kf_build_opts {
 	bool rebuild;		/* make clean, ignore the stamp */
@@ -97,7 +107,8 @@ void kf_build_result_release(struct kf_build_result *r);
  * carries the checkout's version and only the current compiler's objects;
  * the result is verified from OUT/klipper.dict (MCU and version). */
 int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
-	     const struct kf_build_opts *opts, struct kf_build_result *ret);
+	     const struct kf_build_opts *opts, struct kf_error *err,
+	     struct kf_build_result *ret);
 
 /* git describe --always --tags --long --dirty of the checkout. */
 int kf_klipper_version(struct kf_ctx *ctx, const char *klipper_dir, char **ret_version);

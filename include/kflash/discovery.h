@@ -46,6 +46,8 @@ struct kf_devlist {
 
 #define KF_DEVLIST_INIT { NULL, 0 }
 
+/* Every serial device udev knows, classified. 0, or the negative errno
+ * (err says what) when udev cannot be read: never an empty list. */
 int kf_discover(const struct kf_ops *o, struct kf_devlist *ret, struct kf_error *err);
 void kf_devlist_release(struct kf_devlist *l);
 /* Classifies one udev record (takes ownership of *tty's strings). */

@@ -41,6 +41,8 @@ static inline bool kf_is_class(int r)
 struct kf_error {
 	int code;		/* a kf_errclass, 0 when unset */
 	int signal;		/* KF_EINTERRUPTED: which signal */
+	int errnum;		/* the errno behind it (EIO...), or 0: kept, so an
+				 * I/O error is never read as something else */
 	char *what;		/* "Build of octopus failed" */
 	char *command;		/* the command that ran, or NULL */
 	char *cause;		/* likely cause, or NULL */
@@ -55,7 +57,17 @@ struct kf_error {
  * caller can write `return kf_error_set(err, KF_EFAILED, "...")`. */
 int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Records the errno behind the failure (r negative or positive); the
+ * report names it ("errno: EIO (Input/output error)"). */
+void kf_error_errno(struct kf_error *e, int r);
+/* "EIO", or "errno 1234" for one the C library does not name. */
+const char *kf_errno_name(int errnum, char *buf, size_t len);
 void kf_error_command(struct kf_error *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Puts what was being done before an error a lower layer reported
+ * ("cannot tell whether octopus came back: " + its what), keeping its
+ * errno, cause and steps. */
+void kf_error_context(struct kf_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void kf_error_cause(struct kf_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -73,6 +85,7 @@ struct kf_buf;
 
 /* Renders e wrapped to width columns into b (kf_out_error prints it), e.g.:
  *   error: Build of octopus failed
+ *     errno:   EIO (Input/output error)
  *     command: make -C ~/klipper ...
  *     cause:   ...
  *     to fix:

@@ -73,10 +73,12 @@ struct kf_tool_run {
 
 void kf_tool_run_release(struct kf_tool_run *t);
 
-/* python flashtool.py -d node [-s | -f firmware]; status when firmware is
- * NULL. */
-int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s, const char *node,
-		 const char *firmware, struct kf_tool_run *ret);
+/* python flashtool.py DEVICE-ARGS [-s | -f firmware]; status when firmware
+ * is NULL. dev_args name the device as its transport reaches it ("-d",
+ * "/dev/ttyACM0"; NULL-terminated). */
+int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
+		 const char *const *dev_args, const char *firmware,
+		 struct kf_tool_run *ret);
 
 /* ---- make flash ----------------------------------------------------------- */
 
@@ -147,7 +149,7 @@ char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *klipper_dir,
 /* The argv kf_flashtool and kf_make_flash run, also for --dry-run
  * (NULL-terminated, each string malloc'd; free with kf_argv_free). */
 char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
-			 const char *node,
+			 const char *const *dev_args,
 			 const char *firmware);
 char **kf_make_flash_argv(const char *klipper_dir, const char *config,
 			  const char *out, const char *node);

@@ -1,0 +1,95 @@
+/* transport.h - how kflash reaches a board's device.
+ *
+ * A board's device has a transport: today a USB serial tty under udev
+ * (transport_usb.c); next a CAN node found by its UUID, or a USB-to-CAN
+ * bridge. What differs between them is all here: how connected devices
+ * are found, which of them is a registered board, how the flash tool is
+ * told where the board is, and how its return after flashing is seen. The
+ * flow never looks inside a transport's scan or watch. A new transport is
+ * a new file pair (include/kflash/transport_<name>.h if it needs one,
+ * src/transport_<name>.c with its struct kf_transport) and one line in
+ * kf_transport_for, not edits across the flow.
+ *
+ * Methods report into the err they are given; a failure to look (udev
+ * does not answer) is the negative errno, never "not connected".
+ */
+#ifndef KFLASH_TRANSPORT_H
+#define KFLASH_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kflash/discovery.h"
+#include "kflash/kflash.h"
+#include "kflash/registry.h"
+
+/* Where a board's device is, as its transport found it. */
+struct kf_where {
+	char *node;		/* what the tools open: /dev/ttyACM0; NULL until found */
+	char *label;		/* what messages show: its /dev/serial/by-id link */
+	char *mcu;		/* the MCU the device reports */
+	enum kf_mode mode;	/* running Klipper, or waiting in Katapult */
+	char *port;		/* where it is plugged in (by-path name), or NULL */
+	char *id;		/* the chip's own id (names its board lock), or NULL */
+};
+
+void kf_where_release(struct kf_where *w);
+
+/* How a board came back after it was flashed. */
+enum kf_return {
+	KF_RETURN_BACK,		/* running Klipper again */
+	KF_RETURN_BOOTLOADER,	/* it showed up, but in Katapult */
+	KF_RETURN_NONE,		/* not seen by the deadline */
+};
+
+struct kf_transport {
+	const char *name;	/* "usb" */
+
+	/* What is connected now, for locate (the transport's own type).
+	 * 0, or the negative errno with err saying what could not be read. */
+	int (*scan)(struct kf_ctx *ctx, void **ret_scan, struct kf_error *err);
+	void (*scan_free)(void *scan);
+	/* Which device in scan is board b; exactly one must be. *at holds
+	 * where it was last seen (node NULL: never) and is replaced when it
+	 * is found. after_reset: kflash has just sent it to its bootloader,
+	 * so where it was tells which new device it is. reg holds the other
+	 * boards (a device that is another board is not b) and keeps what is
+	 * learned about b. 0; KF_EFAILED when it is not connected;
+	 * KF_EREFUSED when kflash cannot be sure which device it is. */
+	int (*locate)(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *b,
+		      const void *scan, bool after_reset, struct kf_where *at,
+		      struct kf_error *err);
+
+	/* The flash tool's arguments that name the device (flashtool.py's
+	 * "-d /dev/ttyACM0"), NULL-terminated, malloc'd (kf_argv_free). */
+	char **(*tool_args)(const struct kf_where *w);
+	/* make flash's FLASH_DEVICE, or NULL when make flash cannot reach a
+	 * device of this transport. malloc'd. */
+	char *(*make_flash_device)(const struct kf_where *w);
+
+	/* Watching for boards coming back: opened before the first flash and
+	 * closed after the last return, so no return is missed. */
+	int (*watch_open)(struct kf_ctx *ctx, void **ret_watch, struct kf_error *err);
+	void (*watch_close)(struct kf_ctx *ctx, void *watch);
+	/* Taken just before a board is flashed: what the watch saw before the
+	 * mark is not its return. */
+	size_t (*watch_mark)(struct kf_ctx *ctx, void *watch);
+	/* Waits until b runs Klipper again (KF_RETURN_BACK, *at updated) or
+	 * the deadline (clock ms). 0 with *ret; -EINTR when a signal is
+	 * pending (not taken); another negative errno with err when the
+	 * transport could not look. */
+	int (*await_return)(struct kf_ctx *ctx, struct kf_registry *reg,
+			    struct kf_board *b, void *watch, size_t mark,
+			    int64_t deadline, struct kf_where *at,
+			    enum kf_return *ret, struct kf_error *err);
+};
+
+/* USB serial: udev's tty devices, by-id names, flashtool.py -d <tty>, the
+ * udev "add" event of the board running Klipper. */
+extern const struct kf_transport kf_transport_usb;
+
+/* The transport that reaches board b. */
+const struct kf_transport *kf_transport_for(const struct kf_board *b);
+
+#endif

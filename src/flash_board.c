@@ -1,0 +1,413 @@
+/* flash_board.c - one board's pre-flight, flash, fallback and return. */
+#include <errno.h>
+#include <string.h>
+
+#include "kflash/flash.h"
+#include "kflash/flash_board.h"
+#include "kflash/lock.h"
+#include "kflash/proc.h"
+#include "kflash/select.h"
+#include "kflash/util.h"
+
+void kf_flash_lock_boards(struct kf_run *run)
+{
+	size_t i;
+
+	for (i = 0; i < run->n; i++) {
+		struct kf_job *j = &run->jobs[i];
+		char *path, *what;
+
+		if (j->state != KF_JOB_ACTIVE || !j->at.id)
+			continue;
+		path = kf_board_lock_path(run->ctx->ops, j->at.id);
+		what = kf_asprintf("using the board %s", j->at.label);
+		if (kf_lock_take_at(run->ctx, path, what, &j->err, &j->lock_fd) < 0)
+			kf_job_fail(run, j, j->err.code);
+		free(what);
+		free(path);
+	}
+}
+
+int kf_flash_preflight(struct kf_run *run, struct kf_job *j)
+{
+	int r = kf_select_relocate(run, j, false);
+
+	if (r < 0 && !kf_is_class(r)) {
+		/* udev did not answer: that says nothing about the board */
+		kf_error_context(&j->err, "cannot check that %s is still connected; "
+				 "nothing was stopped", j->b->key);
+		kf_job_fail(run, j, KF_EFAILED);
+		return 0;
+	}
+	if (r < 0) {
+		kf_error_set(&j->err, r, "%s disappeared during the build; nothing "
+			     "was stopped", j->b->key);
+		kf_error_step(&j->err, "reconnect it, then kflash flash %s -s", j->b->key);
+		kf_job_fail(run, j, r);
+		return 0;
+	}
+	/* make flash's own tool (dfu-util...) must not wait at a sudo prompt
+	 * with Klipper stopped either */
+	if (j->method != KF_METHOD_MAKE_FLASH)
+		return 0;
+	r = kf_make_flash_preflight(run->ctx, run->kdir, &j->cfg, j->b->key, true,
+				    &j->err);
+	if (r == KF_EINTERRUPTED)
+		return r;
+	if (r < 0)
+		kf_job_fail(run, j, r);
+	return 0;
+}
+
+int kf_flashing_begin(struct kf_flashing *fl, struct kf_run *run, bool fallback,
+		      struct kf_error *err)
+{
+	size_t i, k;
+
+	memset(fl, 0, sizeof(*fl));
+	fl->run = run;
+	fl->fallback = fallback;
+	for (i = 0; i < run->n; i++) {
+		const struct kf_transport *tr = run->jobs[i].tr;
+		int r;
+
+		if (run->jobs[i].state != KF_JOB_ACTIVE)
+			continue;
+		for (k = 0; k < fl->n && fl->tr[k] != tr; k++)
+			;
+		if (k < fl->n)
+			continue;
+		if (fl->n == sizeof(fl->tr) / sizeof(fl->tr[0]))
+			abort();	/* more transports than kflash has */
+		r = tr->watch_open(run->ctx, &fl->watch[fl->n], err);
+		if (r < 0)
+			return KF_EFAILED;
+		fl->tr[fl->n++] = tr;
+	}
+	return 0;
+}
+
+void kf_flashing_end(struct kf_flashing *fl)
+{
+	size_t i;
+
+	for (i = 0; i < fl->n; i++)
+		fl->tr[i]->watch_close(fl->run->ctx, fl->watch[i]);
+	fl->n = 0;
+}
+
+static void *watch_of(struct kf_flashing *fl, const struct kf_job *j)
+{
+	size_t i;
+
+	for (i = 0; i < fl->n; i++)
+		if (fl->tr[i] == j->tr)
+			return fl->watch[i];
+	return NULL;
+}
+
+/* ---- the flash ------------------------------------------------------------------- */
+
+static int parse_addr(const char *s, uint32_t *ret)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 0);
+
+	if (end == s || *end)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int flashtool(struct kf_run *run, struct kf_job *j, const char *firmware,
+		     struct kf_tool_run *t)
+{
+	char **args = j->tr->tool_args(&j->at);
+	int r = kf_flashtool(run->ctx, run->s, (const char *const *)args, firmware, t);
+
+	kf_argv_free(args);
+	if (r < 0) {
+		int e = r;
+
+		r = kf_error_set(&j->err, KF_EFAILED, "cannot run flashtool: %s",
+				 strerror(-e));
+		kf_error_errno(&j->err, e);
+		return r;
+	}
+	if (t->exit.kind == KF_EXIT_INTERRUPTED)
+		kf_run_heard(run, t->exit.interrupted_by);
+	if (t->cls == KF_FLASH_OK)
+		return 0;
+	r = kf_flash_error(&j->err, t->cls, j->b->key, t->output.data, t->command, run->s);
+	if (t->cls == KF_FLASH_INTERRUPTED)
+		j->err.signal = run->signal;
+	if (t->cls == KF_FLASH_NOT_STARTED && t->exit.kind == KF_EXIT_EXEC_FAILED)
+		kf_error_errno(&j->err, t->exit.err);
+	return r;
+}
+
+/* The bootloader must put the application where the firmware was linked;
+ * a mismatch would leave a board that does not boot. */
+static int check_app_start(struct kf_run *run, struct kf_job *j)
+{
+	const char *want_s = kf_kconfig_get(&j->cfg, "CONFIG_FLASH_APPLICATION_ADDRESS");
+	struct kf_tool_run t;
+	uint32_t want, got;
+	int r;
+
+	if (!want_s || parse_addr(want_s, &want) < 0)
+		return 0;
+	kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: asking Katapult where the "
+		     "application starts", j->b->key);
+	memset(&t, 0, sizeof(t));
+	r = flashtool(run, j, NULL, &t);
+	if (r == 0 && kf_flashtool_app_start(t.output.data, &got) < 0)
+		r = 1;	/* it does not say: nothing to compare */
+	kf_tool_run_release(&t);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (got != want) {
+		kf_error_set(&j->err, KF_EREFUSED, "%s: the firmware is built for "
+			     "0x%x but Katapult starts the application at 0x%x; it "
+			     "would not boot, so nothing was written", j->b->key, want, got);
+		kf_error_cause(&j->err, "the config's \"Bootloader offset\" does not "
+			       "match the Katapult on this board");
+		kf_error_step(&j->err, "kflash config %s   (set the bootloader offset "
+			      "to match 0x%x)", j->b->key, got);
+		kf_error_step(&j->err, "the board waits in Katapult; flash it again or "
+			      "power-cycle it");
+		return KF_EREFUSED;
+	}
+	kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s: application start 0x%x matches "
+		  "the config", j->b->key, got);
+	/* status mode left the board in Katapult, under another name */
+	return kf_select_relocate(run, j, true) < 0 ? KF_EFAILED : 0;
+}
+
+static int flash_katapult(struct kf_flashing *fl, struct kf_job *j)
+{
+	struct kf_run *run = fl->run;
+	struct kf_tool_run t;
+	int r;
+
+	r = check_app_start(run, j);
+	if (r < 0)
+		return r;
+	if (kf_run_signalled(run)) {
+		r = kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted");
+		j->err.signal = run->signal;
+		return r;
+	}
+	j->mark = j->tr->watch_mark(run->ctx, watch_of(fl, j));
+	kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: flashing %s via katapult on %s",
+		     j->b->key, j->build.firmware, j->at.label);
+	memset(&t, 0, sizeof(t));
+	r = flashtool(run, j, j->build.firmware, &t);
+	kf_tool_run_release(&t);
+	return r;
+}
+
+static int flash_make(struct kf_flashing *fl, struct kf_job *j)
+{
+	struct kf_run *run = fl->run;
+	char *node = j->tr->make_flash_device(&j->at);
+	struct kf_tool_run t;
+	int r;
+
+	if (!node)
+		return kf_error_set(&j->err, KF_EFAILED, "make flash cannot reach %s "
+				    "over %s", j->b->key, j->tr->name);
+	j->mark = j->tr->watch_mark(run->ctx, watch_of(fl, j));
+	kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: flashing via make flash on %s",
+		     j->b->key, j->at.label);
+	/* never lets flash_usb.py's sudo ask for a password (flash.h) */
+	r = kf_make_flash(run->ctx, run->s, run->kdir, j->cfg_path, &j->cfg,
+			  j->build.build_dir, node, &t);
+	free(node);
+	if (r < 0) {
+		int e = r;
+
+		r = kf_error_set(&j->err, KF_EFAILED, "cannot run make flash: %s",
+				 strerror(-e));
+		kf_error_errno(&j->err, e);
+	} else if (t.cls != KF_FLASH_OK) {
+		if (t.exit.kind == KF_EXIT_INTERRUPTED)
+			kf_run_heard(run, t.exit.interrupted_by);
+		r = kf_make_flash_error(run->ctx->ops, &j->err, &t, j->b->key, run->s);
+		if (t.cls == KF_FLASH_INTERRUPTED)
+			j->err.signal = run->signal;
+	}
+	kf_tool_run_release(&t);
+	return r;
+}
+
+void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
+{
+	struct kf_run *run = fl->run;
+	int64_t t0 = kf_os_now(run->ctx->ops);
+	int r;
+
+	/* the board may have moved since pre-flight (another board's reset) */
+	r = kf_select_relocate(run, j, false);
+	if (r < 0) {
+		kf_job_fail(run, j, r);
+		return;
+	}
+	if (j->method == KF_METHOD_KATAPULT) {
+		j->method_used = "katapult";
+		r = flash_katapult(fl, j);
+		if (r < 0 && r != KF_EINTERRUPTED && r != KF_EREFUSED && fl->fallback &&
+		    !run->signal) {
+			kf_out_error(run->ctx->out, &j->err);
+			kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: Katapult failed; "
+				     "trying make flash", j->b->key);
+			/* it may sit in its bootloader now, under another name */
+			r = kf_select_relocate(run, j, true);
+			if (r == 0) {
+				j->method_used = "make-flash";
+				r = flash_make(fl, j);
+			}
+		}
+	} else {
+		j->method_used = "make-flash";
+		r = flash_make(fl, j);
+	}
+	j->ms = kf_os_now(run->ctx->ops) - t0;
+	if (r < 0) {
+		kf_job_fail(run, j, r);
+		return;
+	}
+	j->state = KF_JOB_WRITTEN;
+	kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s written via %s", j->b->key,
+		  j->method_used);
+}
+
+/* ---- the return ------------------------------------------------------------------ */
+
+static int verify(struct kf_flashing *fl, struct kf_job *j)
+{
+	struct kf_run *run = fl->run;
+	int64_t deadline = kf_os_now(run->ctx->ops) + run->s->timeout_reconnect * 1000LL;
+	enum kf_return back = KF_RETURN_NONE;
+	int r;
+
+	kf_out_phase(run->ctx->out, KF_PHASE_VERIFY, "waiting for %s to come back",
+		     j->b->key);
+	r = j->tr->await_return(run->ctx, run->reg, j->b, watch_of(fl, j), j->mark,
+				deadline, &j->at, &back, &j->err);
+	if (r == -EINTR) {
+		(void)kf_run_signalled(run);
+		kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted while waiting for "
+			     "%s to come back", j->b->key);
+		j->err.signal = run->signal;
+		return KF_EINTERRUPTED;
+	}
+	if (r < 0) {
+		/* the transport could not look: that says nothing of the board */
+		kf_error_context(&j->err, "cannot tell whether %s came back", j->b->key);
+		kf_error_step(&j->err, "kflash list   (whether %s runs Klipper)", j->b->key);
+		return KF_EFAILED;
+	}
+	switch (back) {
+	case KF_RETURN_BACK:
+		kf_error_release(&j->err);
+		kf_out_ok(run->ctx->out, KF_PHASE_VERIFY, "%s is back: %s", j->b->key,
+			  j->at.label);
+		return 0;
+	case KF_RETURN_BOOTLOADER:
+		kf_error_set(&j->err, KF_EFAILED, "%s came back in Katapult, not "
+			     "running Klipper", j->b->key);
+		kf_error_cause(&j->err, "the new firmware did not start: wrong "
+			       "bootloader offset or clock settings in its config");
+		kf_error_step(&j->err, "kflash config %s   (check \"Bootloader offset\")",
+			      j->b->key);
+		kf_error_step(&j->err, "kflash flash %s -s   (the board is still in "
+			      "Katapult)", j->b->key);
+		return KF_EFAILED;
+	case KF_RETURN_NONE:
+		break;
+	}
+	kf_error_set(&j->err, KF_EFAILED, "%s did not come back within %d s",
+		     j->b->key, run->s->timeout_reconnect);
+	kf_error_cause(&j->err, "the board did not re-enumerate on USB; it may need "
+		       "a power cycle");
+	kf_error_step(&j->err, "power-cycle the printer's electronics, then kflash list");
+	kf_error_step(&j->err, "if it shows in Katapult: kflash flash %s -s", j->b->key);
+	return KF_EFAILED;
+}
+
+void kf_flashing_verify(struct kf_flashing *fl)
+{
+	struct kf_run *run = fl->run;
+	size_t i;
+
+	for (i = 0; run && i < run->n; i++) {
+		struct kf_job *j = &run->jobs[i];
+		int64_t t0;
+		int r;
+
+		if (j->state != KF_JOB_WRITTEN)
+			continue;
+		if (run->signal) {
+			kf_error_set(&j->err, KF_EINTERRUPTED, "%s was written; kflash "
+				     "stopped before seeing it come back", j->b->key);
+			j->err.signal = run->signal;
+			kf_error_step(&j->err, "kflash list");
+			kf_job_fail(run, j, KF_EINTERRUPTED);
+			continue;
+		}
+		/* its own time: writing it, then waiting for it (not the other
+		 * boards' flashing in between) */
+		t0 = kf_os_now(run->ctx->ops);
+		r = verify(fl, j);
+		j->ms += kf_os_now(run->ctx->ops) - t0;
+		if (r < 0) {
+			kf_job_fail(run, j, r);
+			continue;
+		}
+		j->state = KF_JOB_DONE;
+		kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs",
+			  j->b->key, j->method_used, (double)j->ms / 1000.0);
+	}
+}
+
+/* ---- --dry-run ------------------------------------------------------------------- */
+
+static void print_argv(struct kf_run *run, char **argv)
+{
+	char *cmd = kf_argv_join((const char *const *)argv);
+
+	kf_out_result(run->ctx->out, "  %s", cmd);
+	free(cmd);
+	kf_argv_free(argv);
+}
+
+void kf_flash_board_dry_run(struct kf_run *run, struct kf_job *j, bool fallback)
+{
+	char *out = kf_board_build_dir(run->ctx->ops, j->b->key);
+	char *fw = kf_asprintf("%s/klipper.bin", out);
+
+	if (j->method == KF_METHOD_KATAPULT) {
+		char **args = j->tr->tool_args(&j->at);
+		struct kf_where later = { .node = (char *)"<its Katapult tty>" };
+		char **later_args = j->tr->tool_args(&later);
+
+		print_argv(run, kf_flashtool_argv(run->ctx->ops, run->s,
+						  (const char *const *)args, NULL));
+		print_argv(run, kf_flashtool_argv(run->ctx->ops, run->s,
+						  (const char *const *)later_args, fw));
+		kf_argv_free(args);
+		kf_argv_free(later_args);
+		if (fallback)
+			kf_out_result(run->ctx->out, "  (if Katapult fails:)");
+	}
+	if (j->method == KF_METHOD_MAKE_FLASH || fallback) {
+		char *node = j->tr->make_flash_device(&j->at);
+
+		if (node)
+			print_argv(run, kf_make_flash_argv(run->kdir, j->cfg_path, out, node));
+		free(node);
+	}
+	free(fw);
+	free(out);
+}
