@@ -13,6 +13,7 @@
 
 #include "fake_ops.h"
 #include "fault_ops.h"
+#include "kflash/commands.h"
 #include "kflash/flow.h"
 #include "kflash/registry.h"
 
@@ -313,6 +314,39 @@ static void flash__a_board_the_run_stopped_before_is_failed_everywhere(void **st
 			       "stopping klipper failed"));
 }
 
+/* kflash build goes through the same preparation and result table as a
+ * flash: one board's failure is its own, the others are built, and the
+ * JSON and the exit code say the same. */
+static void build__one_failing_board_fails_alone_and_the_table_says_so(void **state)
+{
+	struct t *t = *state;
+	struct kf_ctx ctx = { .ops = &t->w.ops, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg" };
+	char *argv[] = { "build", "octopus", "ebb", NULL };
+	json_t *boards;
+	int r;
+
+	fake_put_file(&t->w, "/cfg/devices.json",
+		"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\"}, "
+		"\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", \"mcu\": "
+		"\"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A0039000851313433343333"
+		"-if*\"}, {\"key\": \"ebb\", \"name\": \"EBB\", \"mcu\": \"stm32g0b1xx\", "
+		"\"pattern\": \"usb-*_stm32g0b1xx_1234567890ABCDEF12345678-if*\"}]}");
+	r = kf_cmd_build(&ctx, 3, argv);
+	assert_int_equal(kf_exit_code(r, &t->err), KF_EXIT_FAILED);
+	assert_non_null(strstr(t->err.what, "1 of 2 builds failed"));
+	boards = json_object_get(t->out.doc, "boards");
+	assert_int_equal(json_array_size(boards), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(boards, 0),
+							      "result")), "built");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(boards, 1),
+							      "result")), "failed");
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(boards, 1),
+								 "error")),
+			       "ebb has no firmware config yet"));
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
 /* SQLite-style fault loop: fail the 1st, 2nd, 3rd ... effect until a run
  * fires no fault. After every run Klipper runs, no child is left, the
  * registry is intact, and a failed run says what failed. */
@@ -371,6 +405,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_preflight_is_no_unplugged_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_verify_is_no_missing_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__a_board_the_run_stopped_before_is_failed_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(build__one_failing_board_fails_alone_and_the_table_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__fault_loop_keeps_the_promise, setup, teardown),
 	};
 
