@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "kflash/commands.h"
-#include "kflash/flash.h"
 #include "kflash/flash_board.h"
 #include "kflash/flow.h"
 #include "kflash/lock.h"

@@ -7,22 +7,6 @@
 #include "kflash/transport.h"
 #include "kflash/util.h"
 
-void kf_where_release(struct kf_where *w)
-{
-	free(w->node);
-	free(w->label);
-	free(w->mcu);
-	free(w->port);
-	free(w->id);
-	memset(w, 0, sizeof(*w));
-}
-
-const struct kf_transport *kf_transport_for(const struct kf_board *b)
-{
-	(void)b;	/* every registered board is on USB, for now */
-	return &kf_transport_usb;
-}
-
 static int usb_scan(struct kf_ctx *ctx, void **ret_scan, struct kf_error *err)
 {
 	struct kf_devlist *devs = kf_xcalloc(1, sizeof(*devs));

@@ -6,9 +6,9 @@
  * are found, which of them is a registered board, how the flash tool is
  * told where the board is, and how its return after flashing is seen. The
  * flow never looks inside a transport's scan or watch. A new transport is
- * a new file pair (include/kflash/transport_<name>.h if it needs one,
- * src/transport_<name>.c with its struct kf_transport) and one line in
- * kf_transport_for, not edits across the flow.
+ * a new file (src/transport_<name>.c with its struct kf_transport,
+ * declared below) and one line in kf_transport_for (transport.c), not
+ * edits across the flow.
  *
  * Methods report into the err they are given; a failure to look (udev
  * does not answer) is the negative errno, never "not connected".
