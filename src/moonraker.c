@@ -317,7 +317,8 @@ int kf_moonraker_mcus_all(const struct kf_ops *o, const char *urls, const char *
 			continue;
 		r = 0;
 		all = kf_xrealloc(all, (n + k + 1) * sizeof(*all));
-		memcpy(all + n, v, k * sizeof(*v));
+		if (k)	/* v is NULL for a printer without MCUs */
+			memcpy(all + n, v, k * sizeof(*v));
 		n += k;
 		free(v);
 	}

@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 command -v git > /dev/null 2>&1 || { echo "SKIP: git is not installed"; exit 77; }
 # a make started from `make check` would inherit its flags (SANITIZE=1, -j)
-unset MAKEFLAGS MFLAGS MAKELEVEL
+unset MAKEFLAGS MFLAGS MAKELEVEL SANITIZE BUILD CFLAGS
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/test-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
