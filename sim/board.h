@@ -2,8 +2,8 @@
  * bootloader protocol, independent of the transport that carries its bytes.
  *
  * The standalone emulator (simboard.c) drives it from a pty master it opened
- * itself; the simulated host (simhost.c) drives it from the master side of an
- * umockdev tty. Both feed received bytes in, write the returned bytes out, and
+ * itself; the simulated host (host_pump.c) drives it from the master side of
+ * an umockdev tty. Both feed received bytes in, write the returned bytes out, and
  * react to the events it raises (re-enumerate into Katapult, boot the app).
  *
  * The board changes its own mode when it raises an event (ENTER_BOOTLOADER
