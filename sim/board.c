@@ -98,6 +98,29 @@ static const struct sim_chip sim_chips[] = {
 	  { { 0x10000000, 0x10008000 }, { 0x2007c000, 0x20084000 } } },
 };
 
+/* The one table of board fault names (board files and simboard's --fault). */
+static const struct {
+	const char *name;
+	enum sim_fault fault;
+} sim_faults[] = {
+	{ "none", SIM_FAULT_NONE },
+	{ "silent", SIM_FAULT_SILENT },
+	{ "corrupt-readback", SIM_FAULT_CORRUPT_READBACK },
+	{ "no-bootloader", SIM_FAULT_NO_BOOTLOADER },
+};
+
+int
+sim_fault_parse(const char *name, enum sim_fault *ret)
+{
+	for (size_t i = 0; i < sizeof(sim_faults) / sizeof(sim_faults[0]); i++) {
+		if (!strcmp(name, sim_faults[i].name)) {
+			*ret = sim_faults[i].fault;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* Klipper's serial bootloader request block (after a leading '~' sync). */
 static const char sim_bl_request[] = " \x1c Request Serial Bootloader!! ~";
 #define SIM_BL_REQUEST_LEN (sizeof(sim_bl_request) - 1)

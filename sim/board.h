@@ -2,8 +2,8 @@
  * bootloader protocol, independent of the transport that carries its bytes.
  *
  * The standalone emulator (simboard.c) drives it from a pty master it opened
- * itself; the simulated host (simhost.c) drives it from the master side of an
- * umockdev tty. Both feed received bytes in, write the returned bytes out, and
+ * itself; the simulated host (host_pump.c) drives it from the master side of
+ * an umockdev tty. Both feed received bytes in, write the returned bytes out, and
  * react to the events it raises (re-enumerate into Katapult, boot the app).
  *
  * The board changes its own mode when it raises an event (ENTER_BOOTLOADER
@@ -30,13 +30,19 @@ enum sim_event {
 					 * up, with no USB, until it is reset */
 };
 
-/* Faults a scenario can inject into the emulated board. */
+/* Faults a scenario can inject into the emulated board: a board file's
+ * fault= key, simboard's --fault. sim/fake/lib/faults.py lists them with
+ * every other fault of the simulator. */
 enum sim_fault {
 	SIM_FAULT_NONE,
 	SIM_FAULT_SILENT,	/* never answer in Katapult mode */
 	SIM_FAULT_CORRUPT_READBACK, /* REQUEST_BLOCK returns wrong data */
 	SIM_FAULT_NO_BOOTLOADER, /* ignore the 1200-baud bootloader request */
 };
+
+/* The fault NAME names ("none", "silent", "corrupt-readback",
+ * "no-bootloader"): 0, or -1 when it names none. */
+int sim_fault_parse(const char *name, enum sim_fault *ret);
 
 /* Receives one line (no newline) describing what the board just did, e.g.
  * "CONNECT: ack, block size 64". Optional; the board itself never prints. */

@@ -7,7 +7,9 @@ A scenario is one readable file of `key: value` lines:
   register: octopus octopus-f446         registry entry KEY from a board fixture
   config: octopus = octopus-f446         fixtures/configs/X.config as KEY's config
   setting: fallback false                a registry setting
-  fault: flashtool fail                  state/fault/NAME (see sim/fake/README.md)
+  fault: flashtool fail                  state/fault/NAME (registered in
+                                         sim/fake/lib/faults.py, see
+                                         sim/fake/README.md)
   moonraker: {"print_state": "printing"} fake Moonraker state (JSON, merged)
   moonraker-instance: printer_2 {...}    one more printer on the host (KIAUH):
                                          its own fake Moonraker (JSON as above),
@@ -45,6 +47,9 @@ import sys
 
 import simlib
 
+sys.path.insert(0, os.path.join(simlib.FAKE, "lib"))
+import faults  # noqa: E402  the registry of every fault a scenario can name
+
 SIGNALS = {"INT": 2, "TERM": 15, "HUP": 1, "QUIT": 3, "KILL": 9}
 KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker",
          "moonraker-instance",
@@ -72,6 +77,12 @@ def parse(path):
             items.append((n, m.group(1), m.group(2)))
     if not any(k == "run" for _, k, _ in items):
         raise simlib.SimError("%s: no 'run:' line" % path)
+    # a fault, board override or control command the registry does not
+    # know would do nothing at all: say so instead of running
+    errs = []
+    faults.check_scenario(path, errs)
+    if errs:
+        raise simlib.SimError("; ".join(errs) + " (see sim/fake/lib/faults.py)")
     return items
 
 

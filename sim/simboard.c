@@ -442,28 +442,6 @@ sim_parse_u32(const char *arg, int base, uint32_t *ret)
 	return 0;
 }
 
-static int
-sim_parse_fault(const char *arg, enum sim_fault *ret)
-{
-	static const struct {
-		const char *name;
-		enum sim_fault fault;
-	} faults[] = {
-		{ "none", SIM_FAULT_NONE },
-		{ "silent", SIM_FAULT_SILENT },
-		{ "corrupt-readback", SIM_FAULT_CORRUPT_READBACK },
-		{ "no-bootloader", SIM_FAULT_NO_BOOTLOADER },
-	};
-
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
-		if (!strcmp(arg, faults[i].name)) {
-			*ret = faults[i].fault;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* Returns 0, 1 for --help, or -1 after printing what is wrong. */
 static int
 sim_parse_args(int argc, char **argv, struct sim_board_cfg *cfg,
@@ -514,7 +492,7 @@ sim_parse_args(int argc, char **argv, struct sim_board_cfg *cfg,
 						   optarg);
 			break;
 		case 'f':
-			if (sim_parse_fault(optarg, &cfg->fault) < 0)
+			if (sim_fault_parse(optarg, &cfg->fault) < 0)
 				return sim_bad_arg("bad --fault '%s'", optarg);
 			break;
 		case 'h':

@@ -16,6 +16,9 @@ import sys
 import termios
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import faults  # noqa: E402  the registry, beside this file
+
 # ---------------------------------------------------------------- events
 
 
@@ -122,6 +125,12 @@ class Fault:
 
 
 def fault(name):
+    """The Fault in $KFLASH_SIM_STATE/fault/NAME, or None. NAME must be in
+    the registry (faults.py): a fake reading a fault nobody can name is a
+    bug, and a word the registry does not know is reported on stderr."""
+    if faults.lookup(faults.STATE, name) is None:
+        raise KeyError("simfake: fault '%s' is not in the registry (sim/fake/lib/faults.py)"
+                       % name)
     p = state_path("fault", name)
     if not p:
         return None
@@ -132,6 +141,9 @@ def fault(name):
         return None
     if not words:
         return None
+    why = faults.problem_state(name, words)
+    if why:
+        sys.stderr.write("simfake: %s: %s\n" % (p, why))
     return Fault(name, words, p)
 
 
