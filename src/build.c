@@ -51,19 +51,13 @@ void kf_build_result_release(struct kf_build_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static bool is_file(struct kf_ctx *ctx, const char *path, off_t *size)
+/* 1 when path is a regular file (its size in *size, if asked), 0 when it
+ * is not (or is missing), or the negative errno that kept it from being
+ * checked. */
+static int file_is_there(struct kf_ctx *ctx, const char *path, off_t *size)
 {
 	enum kf_file_kind k;
-
-	return kf_os_file_kind(ctx->ops, path, &k, size) == 0 && k == KF_FILE_REG;
-}
-
-/* 1 when path is a regular file, 0 when it is not (or is missing), or the
- * negative errno that kept it from being checked. */
-static int file_is_there(struct kf_ctx *ctx, const char *path)
-{
-	enum kf_file_kind k;
-	int r = kf_os_file_kind(ctx->ops, path, &k, NULL);
+	int r = kf_os_file_kind(ctx->ops, path, &k, size);
 
 	if (r == -ENOENT || r == -ENOTDIR)
 		return 0;
@@ -77,11 +71,11 @@ int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s,
 	char *mk = kf_asprintf("%s/Makefile", dir);
 	char *kc = kf_asprintf("%s/src/Kconfig", dir);
 	char *bad = mk;
-	int r = file_is_there(ctx, mk);
+	int r = file_is_there(ctx, mk, NULL);
 
 	if (r == 1) {
 		bad = kc;
-		r = file_is_there(ctx, kc);
+		r = file_is_there(ctx, kc, NULL);
 	}
 	if (r == 1) {
 		free(mk);
@@ -274,8 +268,21 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 		kf_error_errno(err, e);
 	} else if (!kf_exit_ok(&ex))
 		r = child_failed(&ex, (const char *const *)argv, "menuconfig", 0, err);
-	if (r == 0 && kf_os_read_file(ctx->ops, cfg, &after, NULL) < 0)
-		after = NULL;
+	if (r == 0) {
+		int e = kf_os_read_file(ctx->ops, cfg, &after, NULL);
+
+		if (e < 0)
+			after = NULL;
+		if (e < 0 && e != -ENOENT) {
+			/* what menuconfig saved may be there: an I/O error is
+			 * no config left unsaved, and nothing is removed */
+			r = kf_error_set(err, KF_EFAILED, "cannot read the config "
+					 "menuconfig saved for %s (%s): %s", b->key, cfg,
+					 strerror(-e));
+			kf_error_errno(err, e);
+			goto out;
+		}
+	}
 	if (r == 0 && seed && after && strcmp(seed, after) == 0) {
 		/* the user left without saving: no config of theirs yet */
 		(void)kf_os_unlink(ctx->ops, cfg);
@@ -505,26 +512,33 @@ static const char *const firmware_names[] = {
 	"klipper.bin", "klipper.uf2", "klipper.elf.hex", NULL,
 };
 
-/* The file to flash. The Linux host MCU's firmware is the program itself. */
+/* The file to flash. The Linux host MCU's firmware is the program itself.
+ * NULL with *ret_err 0: there is none; with a negative errno: a look at
+ * one failed, which is no missing firmware. */
 static char *find_firmware(struct kf_ctx *ctx, const char *out,
-			   const struct kf_kconfig *cfg, off_t *size)
+			   const struct kf_kconfig *cfg, off_t *size, int *ret_err)
 {
 	const char *dir = kf_kconfig_get(cfg, "CONFIG_BOARD_DIRECTORY");
+	bool host = dir && strcmp(dir, "linux") == 0;
 	size_t i;
 	char *p;
+	int r;
 
-	for (i = 0; firmware_names[i]; i++) {
-		p = kf_asprintf("%s/%s", out, firmware_names[i]);
-		if (is_file(ctx, p, size))
+	*ret_err = 0;
+	for (i = 0; firmware_names[i] || host; i++) {
+		p = firmware_names[i] ? kf_asprintf("%s/%s", out, firmware_names[i])
+			: kf_asprintf("%s/klipper.elf", out);
+		r = file_is_there(ctx, p, size);
+		if (r > 0)
 			return p;
 		free(p);
+		if (r < 0) {
+			*ret_err = r;
+			return NULL;
+		}
+		if (!firmware_names[i])
+			break;
 	}
-	if (!dir || strcmp(dir, "linux") != 0)
-		return NULL;
-	p = kf_asprintf("%s/klipper.elf", out);
-	if (is_file(ctx, p, size))
-		return p;
-	free(p);
 	return NULL;
 }
 
@@ -802,7 +816,17 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	r = kf_klipper_dir(ctx, s, err, &kdir);
 	if (r < 0)
 		goto out;
-	if (!is_file(ctx, cfg, NULL)) {
+	r = file_is_there(ctx, cfg, NULL);
+	if (r < 0) {
+		int e = r;
+
+		/* an I/O error is no missing config: say which */
+		r = kf_error_set(err, KF_EFAILED, "cannot check the config of %s (%s): %s",
+				 b->key, cfg, strerror(-e));
+		kf_error_errno(err, e);
+		goto out;
+	}
+	if (r == 0) {
 		struct kf_kconfig none = KF_KCONFIG_INIT;
 		char *p = NULL;
 
@@ -860,7 +884,9 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		kf_out_ok(ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", b->key, b->mcu);
 
 	stamp = make_stamp(ctx, kdir, &res->cfg, res->version);
-	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size);
+	/* a failed look only means a build: the one after it says why */
+	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size, &r);
+	r = 0;
 	if (kf_os_read_file(ctx->ops, stamp_path, &old_stamp, NULL) < 0)
 		old_stamp = NULL;
 	if (!opts->rebuild && res->firmware && old_stamp && strcmp(old_stamp, stamp) == 0 &&
@@ -919,7 +945,15 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		if (r < 0)
 			goto fail;
 	}
-	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size);
+	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size, &r);
+	if (!res->firmware && r < 0) {
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot look for the firmware of %s "
+				 "in %s: %s", b->key, out, strerror(-e));
+		kf_error_errno(err, e);
+		goto fail;
+	}
 	if (!res->firmware) {
 		r = kf_error_set(err, KF_EFAILED, "the build of %s produced no "
 				 "firmware (no klipper.bin, .uf2, .elf.hex in %s)",

@@ -31,6 +31,29 @@ static void tee_line(void *data, const char *line, size_t len)
 		opts->on_line(opts->line_data, line, len);
 }
 
+void kf_proc_reap(const struct kf_ops *o, struct kf_proc *p, int *ret_sig)
+{
+	struct kf_exit ex;
+	int tries = 0, r;
+
+	(void)kf_os_kill_group(o, p, SIGKILL);
+	while (tries < 3) {
+		r = kf_os_wait(o, p, INT64_MAX, NULL, NULL, &ex);
+		if (r == -ECHILD || (r == 0 && ex.kind != KF_EXIT_RUNNING))
+			return;
+		if (r < 0) {
+			tries++;
+			continue;
+		}
+		if (ex.interrupted_by) {
+			int sig = kf_os_take_signal(o);
+
+			if (ret_sig && !*ret_sig)
+				*ret_sig = sig;
+		}
+	}
+}
+
 void kf_proc_terminate(const struct kf_ops *o, struct kf_proc *p,
 		       int64_t grace_ms, int *ret_sig)
 {
@@ -42,6 +65,10 @@ void kf_proc_terminate(const struct kf_ops *o, struct kf_proc *p,
 	for (;;) {
 		int r = kf_os_wait(o, p, deadline, NULL, NULL, &ex);
 
+		if (r < 0 && r != -ECHILD) {
+			kf_proc_reap(o, p, ret_sig);
+			return;
+		}
 		if (r < 0 || ex.kind != KF_EXIT_RUNNING)
 			break;
 		if (ex.interrupted_by) {

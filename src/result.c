@@ -88,6 +88,8 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 	size_t i, failed = 0, refused = 0, total = 0;
 	struct kf_job *only = NULL, *own = NULL;
 	const char *what = t->build ? "builds" : "boards";
+	int errnum = 0;		/* the failed boards' errno, when they agree */
+	bool mixed = false;
 
 	for (i = 0; i < t->n; i++) {
 		struct kf_result_row *row = &t->rows[i];
@@ -100,6 +102,10 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 			continue;
 		failed++;
 		refused += j->err.code == KF_EREFUSED;
+		if (j->err.errnum && errnum && j->err.errnum != errnum)
+			mixed = true;
+		else if (j->err.errnum)
+			errnum = j->err.errnum;
 		only = j;
 		if (!row->unfinished)
 			own = j;
@@ -123,6 +129,9 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 	} else if (failed) {
 		r = refused == failed ? KF_EREFUSED : KF_EFAILED;
 		kf_error_set(err, r, "%zu of %zu %s failed", failed, total, what);
+		/* the summary names the I/O error behind the failures too */
+		if (errnum && !mixed)
+			kf_error_errno(err, errnum);
 		for (i = 0; i < t->n; i++)
 			if (t->rows[i].result == KF_RESULT_FAILED && t->rows[i].reason)
 				kf_error_step(err, "%s: %s", t->rows[i].job->b->key,

@@ -227,6 +227,8 @@ void kf_guard_end(struct kf_guard *g, int *ret_signal)
 	for (;;) {
 		int r = kf_os_wait(o, &g->proc, deadline, NULL, NULL, &ex);
 
+		if (r < 0 && r != -ECHILD)
+			kf_proc_reap(o, &g->proc, ret_signal);
 		if (r < 0 || ex.kind != KF_EXIT_RUNNING)
 			break;
 		if (ex.interrupted_by) {

@@ -170,6 +170,18 @@ static void child_done(struct fake_world *w, struct fake_child *c)
 		w->observer(w->observer_data, c->pid, false);
 }
 
+static void tty_copy(struct kf_ttydev *d, const struct kf_ttydev *s);
+
+/* a flashed board reboots into what it was: udev says "add" */
+static void come_back(struct fake_world *w, const char *devnode)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_ttys; i++)
+		if (strcmp(w->ttys[i].devnode, devnode) == 0 && w->n_events < 8)
+			tty_copy(&w->events[w->n_events++], &w->ttys[i]);
+}
+
 static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		     kf_line_fn *on_line, void *data, struct kf_exit *ret)
 {
@@ -199,6 +211,8 @@ static int fake_wait(void *ctx, struct kf_proc *p, int64_t deadline,
 		if (c->prog->writes && ret->code == 0)
 			fake_put_file(w, c->prog->writes,
 				      c->prog->writes_data ? c->prog->writes_data : "");
+		if (c->prog->back && ret->code == 0)
+			come_back(w, c->prog->back);
 	} else {
 		ret->kind = KF_EXIT_RUNNING;
 		ret->interrupted_by = w->pending_signal;
@@ -563,8 +577,17 @@ static int fake_monitor_open(void *ctx, struct kf_monitor **m)
 static int fake_monitor_next(void *ctx, struct kf_monitor *m, int64_t deadline,
 			     struct kf_uevent *ev)
 {
+	struct fake_world *w = W(ctx);
+
 	(void)m;
-	(void)ev;
+	if (w->n_events > 0) {
+		memset(ev, 0, sizeof(*ev));
+		ev->action = KF_UEVENT_ADD;
+		ev->dev = w->events[0];
+		memmove(w->events, w->events + 1, --w->n_events * sizeof(w->events[0]));
+		note(w, "uevent add %s", ev->dev.devnode);
+		return 1;
+	}
 	return fake_sleep_until(ctx, deadline);
 }
 
@@ -718,6 +741,8 @@ void fake_world_release(struct fake_world *w)
 	}
 	for (i = 0; i < w->n_ttys; i++)
 		kf_ttydev_release(&w->ttys[i]);
+	for (i = 0; i < w->n_events; i++)
+		kf_ttydev_release(&w->events[i]);
 	for (i = 0; i < w->n_env; i++) {
 		free(w->env[i].name);
 		free(w->env[i].value);

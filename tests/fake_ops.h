@@ -28,6 +28,9 @@ struct fake_prog {
 	const char *writes;	/* a file it writes when it exits 0, or NULL */
 	const char *writes_data;
 	bool until_eof;		/* ends (status 0) when its stdin is closed */
+	/* when it exits 0, the tty with this devnode comes back: udev
+	 * reports its "add" to the monitor (a flashed board rebooting) */
+	const char *back;
 	/* computes status and output when it exits (the world's own
 	 * programs); run_ms is then the world's svc_ms */
 	int (*run)(struct fake_world *w, char **argv, struct kf_buf *out);
@@ -80,6 +83,8 @@ struct fake_world {
 	size_t n_urls;
 	struct kf_ttydev ttys[8];	/* what enumerate reports */
 	size_t n_ttys;
+	struct kf_ttydev events[8];	/* "add" events monitor_next delivers */
+	size_t n_events;
 	int64_t signal_at;	/* fake time a signal arrives, or -1 */
 	int signal_num;
 	int pending_signal;

@@ -8,22 +8,32 @@
 #define F(ctx) ((struct fault_ops *)(ctx))
 #define IN(ctx) (F(ctx)->inner)
 
-/* true when this call is the one that fails */
-static bool fire(struct fault_ops *f, enum fault_kind k)
+/* Counts the call; true when it is the one that fails. In signal mode the
+ * Nth call raises the signal and goes on. FAULT_NONE: a call only
+ * FAULT_EVERY counts; can_fail false: one with no error to return. */
+#define FAULT_NONE (-1)
+static bool fire_as_(struct fault_ops *f, int k, bool can_fail, const char *fn)
 {
-	if (f->kind != FAULT_ANY && f->kind != k)
+	if (f->kind == FAULT_EVERY ? !can_fail && !f->signal
+	    : k == FAULT_NONE || (f->kind != FAULT_ANY && (int)f->kind != k))
 		return false;
 	f->calls++;
-	if (f->fired && f->persistent)
+	if (f->fired && f->persistent && !f->signal)
 		return true;
 	if (f->fired || f->countdown < 0)
 		return false;
-	if (--f->countdown == 0) {
-		f->fired = true;
+	if (--f->countdown != 0)
+		return false;
+	f->fired = true;
+	f->fired_at = fn + 2;
+	if (!f->signal)
 		return true;
-	}
+	f->raise(f->raise_data, f->signal);
 	return false;
 }
+
+#define fire_as(f, k, can_fail) fire_as_(f, k, can_fail, __func__)
+#define fire(f, k) fire_as_(f, (int)(k), true, __func__)
 
 static int f_enumerate(void *c, struct kf_ttydev **d, size_t *n)
 {
@@ -41,6 +51,8 @@ static int f_monitor_open(void *c, struct kf_monitor **m)
 
 static int f_monitor_next(void *c, struct kf_monitor *m, int64_t d, struct kf_uevent *e)
 {
+	if (fire_as(F(c), FAULT_NONE, true))
+		return F(c)->err;
 	return kf_os_monitor_next(IN(c), m, d, e);
 }
 
@@ -66,16 +78,22 @@ static int f_spawn(void *c, const struct kf_spawn_req *r, struct kf_proc *p)
 static int f_wait(void *c, struct kf_proc *p, int64_t d, kf_line_fn *fn, void *data,
 		  struct kf_exit *e)
 {
+	if (fire_as(F(c), FAULT_NONE, true))
+		return F(c)->err;
 	return kf_os_wait(IN(c), p, d, fn, data, e);
 }
 
 static int f_kill_group(void *c, struct kf_proc *p, int sig)
 {
+	if (fire_as(F(c), FAULT_NONE, true))
+		return F(c)->err;
 	return kf_os_kill_group(IN(c), p, sig);
 }
 
 static int f_in_group(void *c, const char *group)
 {
+	if (fire_as(F(c), FAULT_NONE, true))
+		return F(c)->err;
 	return kf_os_in_group(IN(c), group);
 }
 
@@ -173,11 +191,14 @@ static int64_t f_now(void *c)
 
 static int f_sleep_until(void *c, int64_t d)
 {
+	if (fire_as(F(c), FAULT_NONE, true))
+		return F(c)->err;
 	return kf_os_sleep_until(IN(c), d);
 }
 
 static int f_take_signal(void *c)
 {
+	(void)fire_as(F(c), FAULT_NONE, false);
 	return kf_os_take_signal(IN(c));
 }
 

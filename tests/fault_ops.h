@@ -9,6 +9,10 @@
 
 enum fault_kind {
 	FAULT_ANY,	/* every effect below counts */
+	FAULT_EVERY,	/* every call that returns something counts: FAULT_ANY's,
+			 * and wait, kill_group, in_group, monitor_next,
+			 * sleep_until, take_signal (which has no error to
+			 * return, so it counts only when delivering a signal) */
 	FAULT_UDEV,
 	FAULT_SPAWN,	/* spawn (not sudo/systemctl), feed, ready, attach */
 	FAULT_SERVICE,	/* spawning sudo or systemctl */
@@ -27,7 +31,13 @@ struct fault_ops {
 	int err;			/* negative errno to return */
 	int calls;			/* effects of that kind seen */
 	bool fired;
+	const char *fired_at;		/* the call that fired: "spawn" */
 	bool persistent;		/* keep failing after the Nth call */
+	/* with signal set, the Nth call does not fail: raise(raise_data,
+	 * signal) delivers the signal, then the call goes on to inner */
+	int signal;
+	void (*raise)(void *data, int sig);
+	void *raise_data;
 };
 
 /* Wraps inner, which must pass kf_ops_check (else it aborts, naming why). */

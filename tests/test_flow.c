@@ -58,7 +58,8 @@ static void world(struct fake_world *w)
 		.output = "Application Start: 0x8008000\nStatus Request Complete",
 		.run_ms = 1500 });
 	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
-		.output = "Write complete: 13 pages\nProgramming Complete", .run_ms = 4000 });
+		.output = "Write complete: 13 pages\nProgramming Complete", .run_ms = 4000,
+		.back = "/dev/ttyACM0" });
 }
 
 static int setup(void **state)
@@ -271,6 +272,15 @@ static void flash__eio_listing_devices_at_preflight_is_no_unplugged_board(void *
 	assert_false(fake_did(&t->w, "svc_stop klipper"));
 }
 
+/* udev misses the board's return: only the look at the deadline sees it */
+static void no_event(struct fake_world *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_progs; i++)
+		w->progs[i].back = NULL;
+}
+
 static void flash__eio_listing_devices_at_verify_is_no_missing_board(void **state)
 {
 	struct t *t = *state;
@@ -278,11 +288,13 @@ static void flash__eio_listing_devices_at_verify_is_no_missing_board(void **stat
 	int r, last;
 
 	/* the last look through udev is the one that sees the board back */
+	no_event(&t->w);
 	fault_ops_init(&f, &t->w.ops, FAULT_UDEV, -1, 0);
 	assert_int_equal(flash(t, &f.ops), 0);
 	last = f.calls;
 	fake_world_release(&t->w);
 	world(&t->w);
+	no_event(&t->w);
 	fault_ops_init(&f, &t->w.ops, FAULT_UDEV, last, -EIO);
 	r = flash(t, &f.ops);
 	assert_true(f.fired);
@@ -347,48 +359,292 @@ static void build__one_failing_board_fails_alone_and_the_table_says_so(void **st
 	assert_false(fake_did(&t->w, "svc_stop klipper"));
 }
 
-/* SQLite-style fault loop: fail the 1st, 2nd, 3rd ... effect until a run
- * fires no fault. After every run Klipper runs, no child is left, the
- * registry is intact, and a failed run says what failed. */
-static void flash__fault_loop_keeps_the_promise(void **state)
+/* The flashed board comes back through a udev "add" event, not the
+ * fallback look at the deadline: the flash ends long before the 30 s wait. */
+static void flash__verify_sees_the_board_come_back_by_udev_event(void **state)
 {
 	struct t *t = *state;
-	int n, runs = 0;
+	int64_t by_event;
 
-	for (n = 1; n < 200; n++) {
+	assert_int_equal(flash(t, &t->w.ops), 0);
+	assert_true(at(&t->w, "exit python3 status 0") < at(&t->w, "uevent add /dev/ttyACM0"));
+	assert_true(at(&t->w, "uevent add /dev/ttyACM0") < at(&t->w, "svc_start klipper"));
+	by_event = t->w.now;
+	/* the same flash with udev silent waits out the 30 s */
+	fake_world_release(&t->w);
+	world(&t->w);
+	no_event(&t->w);
+	assert_int_equal(flash(t, &t->w.ops), 0);
+	assert_false(fake_did(&t->w, "uevent add /dev/ttyACM0"));
+	if (t->w.now - by_event < 25000)
+		fail_msg("the event saved %lld ms, not the 30 s wait",
+			 (long long)(t->w.now - by_event));
+}
+
+/* ---- the fault loop over every flow ---------------------------------------- */
+
+#define EBB_BYID "/dev/serial/by-id/usb-Klipper_stm32g0b1xx_1234567890ABCDEF12345678-if00"
+#define NEW_CONFIG "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n" \
+	"CONFIG_USB_SERIAL_NUMBER_CHIPID=y\n"
+
+static const char two_boards[] =
+	"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\", "
+	"\"katapult_dir\": \"/katapult\", \"moonraker_url\": \"http://mr\"}, "
+	"\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", \"mcu\": "
+	"\"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A0039000851313433343333-if*\"}, "
+	"{\"key\": \"ebb\", \"name\": \"EBB\", \"mcu\": \"stm32g0b1xx\", \"pattern\": "
+	"\"usb-*_stm32g0b1xx_1234567890ABCDEF12345678-if*\"}]}";
+
+static void ebb_tty(struct fake_world *w)
+{
+	fake_add_tty(w, "/dev/ttyACM1", EBB_BYID, "1d50", "614e", "Klipper",
+		     "1234567890ABCDEF12345678");
+}
+
+static int cmd(struct t *t, const struct kf_ops *ops, bool interactive,
+	       int (*fn)(struct kf_ctx *, int, char **), int argc, char **argv)
+{
+	struct kf_ctx ctx = { .ops = ops, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg", .force = true,
+			      .interactive = interactive };
+
+	return fn(&ctx, argc, argv);
+}
+
+static void one_world(struct fake_world *w)
+{
+	(void)w;
+}
+
+static void all_world(struct fake_world *w)
+{
+	fake_put_file(w, "/cfg/devices.json", two_boards);
+	fake_put_file(w, "/cfg/configs/ebb/.config",
+		      "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n");
+	ebb_tty(w);
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = "/ebb/ -j",
+		.run_ms = 15000, .writes = "/cache/kflash/build/ebb/klipper.bin",
+		.writes_data = "FW" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = "ttyACM1 -s",
+		.output = "Application Start: 0x8002000\nStatus Request Complete",
+		.run_ms = 1500 });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = "ttyACM1 -f ",
+		.output = "Programming Complete", .run_ms = 3000, .back = "/dev/ttyACM1" });
+}
+
+static void make_flash_world(struct fake_world *w)
+{
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " flash ",
+		.run_ms = 3000, .back = "/dev/ttyACM0" });
+}
+
+static void fallback_world(struct fake_world *w)
+{
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -f ",
+		.output = "Flash Tool Error\nError sending command [CONNECT] to Device",
+		.exit_code = 1, .run_ms = 2000 });
+	make_flash_world(w);
+}
+
+static void add_world(struct fake_world *w)
+{
+	ebb_tty(w);
+}
+
+static void config_world(struct fake_world *w)
+{
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " menuconfig",
+		.run_ms = 60000, .writes = "/cfg/configs/octopus/.config",
+		.writes_data = NEW_CONFIG });
+}
+
+static int one_run(struct t *t, const struct kf_ops *ops)
+{
+	return flash(t, ops);
+}
+
+static int all_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "flash", "--all", "-s", NULL };
+
+	return cmd(t, ops, false, kf_cmd_flash, 3, argv);
+}
+
+static int make_flash_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "flash", "--method", "make-flash", "-s", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_flash, 5, argv);
+}
+
+static int build_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "build", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_build, 2, argv);
+}
+
+static int add_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "add", "--device", "/dev/ttyACM1", "--name", "EBB", NULL };
+
+	return cmd(t, ops, false, kf_cmd_add, 5, argv);
+}
+
+static int config_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "config", "octopus", NULL };
+
+	return cmd(t, ops, true, kf_cmd_config, 2, argv);
+}
+
+struct flow {
+	const char *name;
+	void (*setup)(struct fake_world *w);
+	int (*run)(struct t *t, const struct kf_ops *ops);
+	const char *clean;	/* a transcript line of the run without faults */
+};
+
+static const struct flow flows[] = {
+	{ "one board", one_world, one_run, "uevent add /dev/ttyACM0" },
+	{ "--all", all_world, all_run, "uevent add /dev/ttyACM1" },
+	{ "make flash", make_flash_world, make_flash_run, "uevent add /dev/ttyACM0" },
+	{ "katapult fails, make flash", fallback_world, one_run, "uevent add /dev/ttyACM0" },
+	{ "build", one_world, build_run, "exit make status 0" },
+	{ "add", add_world, add_run, "write /cfg/devices.json" },
+	{ "config", config_world, config_run, "exit make status 0" },
+};
+
+#define FAULT_CAP 600	/* calls per flow; the longest clean run makes fewer */
+
+static void deliver(void *data, int sig)
+{
+	struct fake_world *w = data;
+
+	w->pending_signal = sig;
+}
+
+static bool names(const char *text, const char *name)
+{
+	return text && strstr(text, name);
+}
+
+/* The promise after any fault: klipper runs as before, no child (the
+ * guardian included) is left, the files are the old or the new version,
+ * and a failure says what was injected. */
+static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
+		      struct fake_world *w, int n, int r)
+{
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	const struct fake_file *file;
+	const char *what = t->err.what ? t->err.what : "(no error)";
+	const char *tail = w->transcript.data ? w->transcript.data : "";
+
+	/* what happened last, for the message */
+	if (strlen(tail) > 600)
+		tail += strlen(tail) - 600;
+	if (f->fired)
+		fprintf(stderr, "%s: call %d (%s)%s%s, after:\n...%s", fl->name, n,
+			f->fired_at, f->signal ? ", signal " : "",
+			f->signal ? strsignal(f->signal) : "", tail);
+
+	if (!w->svc_active)
+		fail_msg("%s: fault at call %d left klipper stopped: %s", fl->name, n, what);
+	if (fake_running(w) != 0)
+		fail_msg("%s: fault at call %d left %zu children: %s", fl->name, n,
+			 fake_running(w), what);
+	if (fake_did(w, "spawn kflash --guardian") && !fake_did(w, "feed kflash end"))
+		fail_msg("%s: fault at call %d: the guardian was not let go", fl->name, n);
+	file = fake_get_file(w, "/cfg/devices.json");
+	assert_non_null(file);
+	if (kf_registry_parse("x", file->data, file->len, &reg, &e) < 0)
+		fail_msg("%s: fault at call %d: devices.json: %s", fl->name, n, e.what);
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+	file = fake_get_file(w, "/cfg/configs/octopus/.config");
+	assert_non_null(file);
+	if (!strstr(file->data, "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_"
+		    "ADDRESS=0x8008000\n"))
+		fail_msg("%s: fault at call %d: octopus's .config is half-written", fl->name, n);
+	if (!f->fired) {
+		if (r < 0)
+			fail_msg("%s: the run without faults failed: %s", fl->name, what);
+		if (!fake_did(w, fl->clean))
+			fail_msg("%s: the run without faults has no \"%s\"", fl->name, fl->clean);
+		return;
+	}
+	if (r >= 0)
+		return;	/* the fault was absorbed (a retry, a fallback, a warning) */
+	if (f->signal) {
+		if (r != KF_EINTERRUPTED || t->err.signal != f->signal ||
+		    kf_exit_code(r, &t->err) != 128 + f->signal)
+			fail_msg("%s: signal %d at call %d: exit %d, not %d: %s", fl->name,
+				 f->signal, n, kf_exit_code(r, &t->err), 128 + f->signal, what);
+		return;
+	}
+	if (t->err.errnum != -f->err && !names(t->err.what, strerror(-f->err)) &&
+	    !names(t->err.cause, strerror(-f->err)) && !names(t->err.note, strerror(-f->err)))
+		fail_msg("%s: %s at call %d is not named: %s (errno %d)", fl->name,
+			 strerror(-f->err), n, what, t->err.errnum);
+}
+
+/* Runs fl with the Nth call failing (or a signal arriving at it) for
+ * N = 1, 2, ... until a run reaches no Nth call; returns the faults fired. */
+static int fault_loop(struct t *t, const struct flow *fl, int sig)
+{
+	int n, fired = 0;
+
+	for (n = 1; n <= FAULT_CAP; n++) {
 		struct fault_ops f;
 		struct fake_world *w = kf_xcalloc(1, sizeof(*w));
-		struct kf_registry reg = KF_REGISTRY_INIT;
-		struct kf_error e = KF_ERROR_INIT;
-		const struct fake_file *file;
 		int r;
 
 		world(w);
-		fault_ops_init(&f, &w->ops, FAULT_ANY, n, -EIO);
-		r = flash(t, &f.ops);
-		runs++;
-		if (f.fired) {
-			if (!w->svc_active)
-				fail_msg("fault at effect %d left klipper stopped: %s", n,
-					 t->err.what ? t->err.what : "(no error)");
-			if (r < 0)
-				assert_non_null(t->err.what);
-		}
-		assert_int_equal(fake_running(w), 0);
-		file = fake_get_file(w, "/cfg/devices.json");
-		assert_non_null(file);
-		assert_int_equal(kf_registry_parse("x", file->data, file->len, &reg, &e), 0);
-		kf_registry_release(&reg);
-		kf_error_release(&e);
+		fl->setup(w);
+		fault_ops_init(&f, &w->ops, FAULT_EVERY, n, -EIO);
+		f.signal = sig;
+		f.raise = deliver;
+		f.raise_data = w;
+		r = fl->run(t, &f.ops);
+		check_run(t, fl, &f, w, n, r);
 		fake_world_release(w);
 		free(w);
-		if (!f.fired) {
-			assert_int_equal(r, 0);
+		kf_error_release(&t->err);
+		free(t->err.note);
+		t->err.note = NULL;
+		if (!f.fired)
 			break;
-		}
+		fired++;
 	}
-	assert_true(runs > 10);
-	assert_true(n < 200);
+	if (n > FAULT_CAP)
+		fail_msg("%s: more than %d calls", fl->name, FAULT_CAP);
+	assert_true(fired >= 3);
+	return fired;
+}
+
+/* SQLite-style fault loop over every flow: fail the 1st, 2nd, 3rd ...
+ * call of any kind (waits, kills, udev, sleeps included) with EIO, then
+ * deliver SIGINT, SIGTERM and SIGHUP at each; check_run says what must
+ * hold after each. */
+static void fault_loop__every_flow_keeps_the_promise(void **state)
+{
+	static const int sigs[] = { 0, SIGINT, SIGTERM, SIGHUP };
+	struct t *t = *state;
+	size_t i, j;
+	int faults = 0, signals = 0;
+
+	for (i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+		for (j = 0; j < sizeof(sigs) / sizeof(sigs[0]); j++) {
+			int k = fault_loop(t, &flows[i], sigs[j]);
+
+			if (sigs[j])
+				signals += k;
+			else
+				faults += k;
+		}
+	printf("fault loop: %zu flows, %d faults injected, %d signals delivered\n",
+	       sizeof(flows) / sizeof(flows[0]), faults, signals);
 }
 
 int main(void)
@@ -406,7 +662,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_verify_is_no_missing_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__a_board_the_run_stopped_before_is_failed_everywhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(build__one_failing_board_fails_alone_and_the_table_says_so, setup, teardown),
-		cmocka_unit_test_setup_teardown(flash__fault_loop_keeps_the_promise, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__verify_sees_the_board_come_back_by_udev_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(fault_loop__every_flow_keeps_the_promise, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("flow", tests, NULL, NULL);

@@ -39,6 +39,12 @@ int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 void kf_proc_terminate(const struct kf_ops *o, struct kf_proc *p,
 		       int64_t grace_ms, int *ret_sig);
 
+/* After a wait on p failed (not ECHILD: it is still ours): SIGKILL its
+ * group and wait for it again, so a failing wait never leaves a child
+ * behind. A signal kflash receives meanwhile is stored in *ret_sig (may
+ * be NULL) and taken. Gives up after a few failing waits. */
+void kf_proc_reap(const struct kf_ops *o, struct kf_proc *p, int *ret_sig);
+
 /* "make -C /x olddefconfig" for messages; shell-quoted where needed. */
 char *kf_argv_join(const char *const *argv);
 /* Frees a NULL-terminated argv whose strings are malloc'd. */
