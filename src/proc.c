@@ -34,18 +34,15 @@ static void tee_line(void *data, const char *line, size_t len)
 void kf_proc_reap(const struct kf_ops *o, struct kf_proc *p, int *ret_sig)
 {
 	struct kf_exit ex;
-	int tries = 0, r;
+	int tries, r;
 
 	(void)kf_os_kill_group(o, p, SIGKILL);
-	while (tries < 3) {
+	/* bounded: a wait that keeps failing must not hang kflash */
+	for (tries = 0; tries < 8; tries++) {
 		r = kf_os_wait(o, p, INT64_MAX, NULL, NULL, &ex);
 		if (r == -ECHILD || (r == 0 && ex.kind != KF_EXIT_RUNNING))
 			return;
-		if (r < 0) {
-			tries++;
-			continue;
-		}
-		if (ex.interrupted_by) {
+		if (r == 0 && ex.interrupted_by) {
 			int sig = kf_os_take_signal(o);
 
 			if (ret_sig && !*ret_sig)

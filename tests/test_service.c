@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "fake_ops.h"
+#include "fault_ops.h"
 #include "kflash/proc.h"
 #include "kflash/service.h"
 
@@ -278,6 +279,24 @@ static void guard__end_kills_a_guardian_that_lingers(void **state)
 	assert_int_equal(fake_running(w), 0);
 }
 
+/* A wait that fails once the guardian is told done (an I/O error, not
+ * ECHILD) still ends and reaps it: no guardian outlives the window. */
+static void guard__a_failing_wait_still_reaps_the_guardian(void **state)
+{
+	struct fake_world *w = *state;
+	struct kf_guard g = { 0 };
+	struct fault_ops f;
+
+	fault_ops_init(&f, &w->ops, FAULT_EVERY, -1, -EIO);
+	assert_int_equal(kf_guard_start(&g, &f.ops, units, TMO), 0);
+	/* the end: feed "d", close its stdin, then the wait that fails */
+	f.countdown = 3;
+	kf_guard_end(&g, NULL);
+	assert_true(f.fired);
+	assert_string_equal(f.fired_at, "wait");
+	assert_int_equal(fake_running(w), 0);
+}
+
 /* ---- the guardian process -------------------------------------------------- */
 
 static char *guardian_args[] = { "30000", "klipper", NULL };
@@ -426,6 +445,7 @@ int main(void)
 		T(guard__starting_twice_spawns_one_guardian),
 		T(guard__a_guardian_that_cannot_start_is_an_error),
 		T(guard__end_kills_a_guardian_that_lingers),
+		T(guard__a_failing_wait_still_reaps_the_guardian),
 		T(guardian__ends_unreaped_groups_and_starts_the_unit),
 		T(guardian__sigkills_a_group_that_ignores_sigterm),
 		T(guardian__done_means_nothing_to_do),
