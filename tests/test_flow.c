@@ -418,6 +418,11 @@ static void one_world(struct fake_world *w)
 	(void)w;
 }
 
+static void stopped_world(struct fake_world *w)
+{
+	w->svc_active = false;
+}
+
 static void all_world(struct fake_world *w)
 {
 	fake_put_file(w, "/cfg/devices.json", two_boards);
@@ -509,6 +514,7 @@ struct flow {
 
 static const struct flow flows[] = {
 	{ "one board", one_world, one_run, "uevent add /dev/ttyACM0" },
+	{ "one board, klipper stopped", stopped_world, one_run, "uevent add /dev/ttyACM0" },
 	{ "--all", all_world, all_run, "uevent add /dev/ttyACM1" },
 	{ "make flash", make_flash_world, make_flash_run, "uevent add /dev/ttyACM0" },
 	{ "katapult fails, make flash", fallback_world, one_run, "uevent add /dev/ttyACM0" },
@@ -537,7 +543,7 @@ static bool names(const char *text, const char *name)
  * guardian included) is left, the files are the old or the new version,
  * and a failure says what was injected. */
 static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
-		      struct fake_world *w, int n, int r)
+		      struct fake_world *w, bool was_active, int n, int r)
 {
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
@@ -554,8 +560,9 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 			f->signal ? strsignal(f->signal) : "", tail); \
 		fail_msg(__VA_ARGS__); \
 	} while (0)
-	if (!w->svc_active)
-		FAIL("%s: fault at call %d left klipper stopped: %s", fl->name, n, what);
+	if (w->svc_active != was_active)
+		FAIL("%s: fault at call %d left klipper %s: %s", fl->name, n,
+		     was_active ? "stopped" : "started", what);
 	if (fake_running(w) != 0)
 		FAIL("%s: fault at call %d left %zu children: %s", fl->name, n,
 			 fake_running(w), what);
@@ -610,6 +617,7 @@ static int fault_loop(struct t *t, const struct flow *fl, int sig)
 	for (n = 1; n <= FAULT_CAP; n++) {
 		struct fault_ops f;
 		struct fake_world *w = kf_xcalloc(1, sizeof(*w));
+		bool was_active;
 		int r;
 
 		world(w);
@@ -618,8 +626,9 @@ static int fault_loop(struct t *t, const struct flow *fl, int sig)
 		f.signal = sig;
 		f.raise = deliver;
 		f.raise_data = w;
+		was_active = w->svc_active;
 		r = fl->run(t, &f.ops);
-		check_run(t, fl, &f, w, n, r);
+		check_run(t, fl, &f, w, was_active, n, r);
 		fake_world_release(w);
 		free(w);
 		kf_error_release(&t->err);
