@@ -13,6 +13,8 @@ set -u
 
 SIMBOARD=${SIMBOARD:-build/kflash-simboard}
 PY=/usr/bin/python3
+# the probes below speak the protocol with the fakes' own framing
+export PYTHONPATH="$(cd "$(dirname "$0")/fake/lib" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 MCU=stm32f446xx
 SERIAL=3A0039000851313433343333
 
@@ -397,17 +399,7 @@ test_protocol_probe() {
 	"$PY" - "$DIR/tty" >"$DIR/probe.out" 2>&1 <<'EOF'
 import os, select, struct, sys, termios, tty, time
 
-def crc16(data):
-    crc = 0xffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
-
-def frame(cmd, payload=b''):
-    body = bytes([cmd, len(payload) // 4]) + payload
-    return b'\x01\x88' + body + struct.pack('<H', crc16(body)) + b'\x99\x03'
+from simfake import build_frame as frame, crc16_mcrf4xx as crc16
 
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
 tty.setraw(fd)
@@ -485,17 +477,7 @@ test_resync_stall() {
 		"$PY" - "$DIR/tty" "$what" >"$DIR/probe.out" 2>&1 <<'EOF'
 import os, select, struct, sys, time, tty
 
-def crc16(data):
-    crc = 0xffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
-
-def frame(cmd, payload=b''):
-    body = bytes([cmd, len(payload) // 4]) + payload
-    return b'\x01\x88' + body + struct.pack('<H', crc16(body)) + b'\x99\x03'
+from simfake import build_frame as frame, crc16_mcrf4xx as crc16
 
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
 tty.setraw(fd)
