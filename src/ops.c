@@ -1,6 +1,7 @@
 /* ops.c - what every ops table must be before kflash calls through it. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "kflash/ops.h"
 
@@ -12,9 +13,10 @@ int kf_ops_check(const struct kf_ops *o)
 		o->enumerate, o->monitor_open, o->monitor_next, o->monitor_close,
 		o->spawn, o->wait, o->kill_group, o->in_group,
 		o->observe, o->feed, o->ready, o->attach,
-		o->read_file, o->write_atomic, o->append, o->unlink, o->mkdir_p,
+		o->read_file, o->write_atomic, o->append, o->unlink, o->remove_tree,
+		o->read_dir, o->mkdir_p,
 		o->file_kind, o->realpath, o->lock, o->unlock,
-		o->now, o->sleep_until, o->take_signal, o->http_get,
+		o->now, o->realtime, o->sleep_until, o->take_signal, o->http_get,
 		o->getenv, o->uid, o->cpu_count, o->isatty, o->read_line,
 	};
 	size_t i;
@@ -25,4 +27,13 @@ int kf_ops_check(const struct kf_ops *o)
 		if (!present[i])
 			return -EINVAL;
 	return 0;
+}
+
+void kf_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }

@@ -4,8 +4,10 @@
  * and the terminal included (ci/check-door enforces it). Everything here is
  * mechanism; decisions live above.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -87,6 +89,15 @@ static int64_t linux_now(void *ctx)
 
 	(void)ctx;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t linux_realtime(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -1025,6 +1036,64 @@ static int linux_unlink(void *ctx, const char *path)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
+static int remove_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int linux_remove_tree(void *ctx, const char *path)
+{
+	struct stat st;
+	int r;
+
+	(void)ctx;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* depth first, on this file system only, links removed as links */
+	r = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	return r < 0 ? -errno : r;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int linux_read_dir(void *ctx, const char *path, char ***ret_names,
+			  size_t *ret_n)
+{
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	(void)ctx;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	errno = 0;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			names = kf_xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = kf_xstrdup(e->d_name);
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
+	*ret_names = names;
+	*ret_n = n;
+	return 0;
+}
+
 static int linux_mkdir_p(void *ctx, const char *path, mode_t mode)
 {
 	char *p = kf_xstrdup(path), *s;
@@ -1313,12 +1382,15 @@ static const struct kf_ops linux_ops = {
 	.write_atomic = linux_write_atomic,
 	.append = linux_append,
 	.unlink = linux_unlink,
+	.remove_tree = linux_remove_tree,
+	.read_dir = linux_read_dir,
 	.mkdir_p = linux_mkdir_p,
 	.file_kind = linux_file_kind,
 	.realpath = linux_realpath,
 	.lock = linux_lock,
 	.unlock = linux_unlock,
 	.now = linux_now,
+	.realtime = linux_realtime,
 	.sleep_until = linux_sleep_until,
 	.take_signal = linux_take_signal,
 	.http_get = linux_http_get,

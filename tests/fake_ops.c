@@ -60,6 +60,12 @@ static int64_t fake_now(void *ctx)
 	return W(ctx)->now;
 }
 
+/* 2026-12-02T04:30:00Z when the fake clock starts */
+static int64_t fake_realtime(void *ctx)
+{
+	return INT64_C(1796185800000) + W(ctx)->now;
+}
+
 /* Advance the fake clock to t, but stop early for a scheduled signal. */
 static void advance_to(struct fake_world *w, int64_t t)
 {
@@ -460,6 +466,62 @@ static int fake_unlink(void *ctx, const char *path)
 	return 0;
 }
 
+static bool below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+static int fake_remove_tree(void *ctx, const char *path)
+{
+	struct fake_world *w = W(ctx);
+	size_t i;
+
+	note(w, "remove_tree %s", path);
+	for (i = 0; i < w->n_files; i++)
+		if (w->files[i].path && below(w->files[i].path, path)) {
+			free(w->files[i].path);
+			w->files[i].path = NULL;
+		}
+	return 0;
+}
+
+/* directories exist where files are below them */
+static int fake_read_dir(void *ctx, const char *path, char ***ret_names, size_t *ret_n)
+{
+	struct fake_world *w = W(ctx);
+	size_t i, j, n = 0, len = strlen(path);
+	char **names = NULL;
+
+	for (i = 0; i < w->n_files; i++) {
+		const char *p = w->files[i].path, *end;
+		char *name;
+
+		if (!p || !below(p, path) || p[len] != '/')
+			continue;
+		end = strchrnul(p + len + 1, '/');
+		name = kf_xstrndup(p + len + 1, (size_t)(end - (p + len + 1)));
+		for (j = 0; j < n && strcmp(names[j], name) != 0; j++)
+			;
+		if (j < n) {
+			free(name);
+			continue;
+		}
+		for (j = n; j > 0 && strcmp(names[j - 1], name) > 0; j--)
+			;
+		names = kf_xrealloc(names, (n + 1) * sizeof(*names));
+		memmove(names + j + 1, names + j, (n - j) * sizeof(*names));
+		names[j] = name;
+		n++;
+	}
+	if (!n)
+		return -ENOENT;
+	*ret_names = names;
+	*ret_n = n;
+	return 0;
+}
+
 static int fake_mkdir_p(void *ctx, const char *path, mode_t mode)
 {
 	(void)mode;
@@ -697,12 +759,15 @@ static const struct kf_ops fake_ops = {
 	.write_atomic = fake_write_atomic,
 	.append = fake_append,
 	.unlink = fake_unlink,
+	.remove_tree = fake_remove_tree,
+	.read_dir = fake_read_dir,
 	.mkdir_p = fake_mkdir_p,
 	.file_kind = fake_file_kind,
 	.realpath = fake_realpath,
 	.lock = fake_lock,
 	.unlock = fake_unlock,
 	.now = fake_now,
+	.realtime = fake_realtime,
 	.sleep_until = fake_sleep_until,
 	.take_signal = fake_take_signal,
 	.http_get = fake_http_get,

@@ -151,6 +151,20 @@ static int f_unlink(void *c, const char *path)
 	return kf_os_unlink(IN(c), path);
 }
 
+static int f_remove_tree(void *c, const char *path)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_remove_tree(IN(c), path);
+}
+
+static int f_read_dir(void *c, const char *path, char ***names, size_t *n)
+{
+	if (fire(F(c), FAULT_FS_READ))
+		return F(c)->err;
+	return kf_os_read_dir(IN(c), path, names, n);
+}
+
 static int f_mkdir_p(void *c, const char *path, mode_t m)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
@@ -187,6 +201,11 @@ static void f_unlock(void *c, int fd)
 static int64_t f_now(void *c)
 {
 	return kf_os_now(IN(c));
+}
+
+static int64_t f_realtime(void *c)
+{
+	return kf_os_realtime(IN(c));
 }
 
 static int f_sleep_until(void *c, int64_t d)
@@ -260,12 +279,15 @@ static const struct kf_ops fault_table = {
 	.write_atomic = f_write_atomic,
 	.append = f_append,
 	.unlink = f_unlink,
+	.remove_tree = f_remove_tree,
+	.read_dir = f_read_dir,
 	.mkdir_p = f_mkdir_p,
 	.file_kind = f_file_kind,
 	.realpath = f_realpath,
 	.lock = f_lock,
 	.unlock = f_unlock,
 	.now = f_now,
+	.realtime = f_realtime,
 	.sleep_until = f_sleep_until,
 	.take_signal = f_take_signal,
 	.http_get = f_http_get,

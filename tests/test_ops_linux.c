@@ -303,6 +303,32 @@ static void write_atomic__replaces_whole_file_and_leaves_no_temp(void **state)
 	assert_int_equal(kf_os_read_file(&ops, "/nonexistent/x", &buf, &len), -ENOENT);
 }
 
+static void remove_tree__removes_links_not_what_they_point_at(void **state)
+{
+	char dir[256], keep[256], link[300], sub[300];
+	char **names;
+	size_t n;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/session", tmpdir);
+	snprintf(keep, sizeof(keep), "%s/keep.txt", tmpdir);
+	snprintf(sub, sizeof(sub), "%s/boards/b.json", dir);
+	snprintf(link, sizeof(link), "%s/outside", dir);
+	assert_int_equal(kf_os_write_atomic(&ops, keep, "x", 1, 0644), 0);
+	assert_int_equal(kf_os_mkdir_p(&ops, sub, 0755), 0);
+	assert_int_equal(symlink(keep, link), 0);
+	assert_int_equal(kf_os_read_dir(&ops, dir, &names, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "boards");
+	assert_string_equal(names[1], "outside");
+	kf_names_free(names, n);
+	assert_int_equal(kf_os_remove_tree(&ops, dir), 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	assert_int_equal(access(keep, F_OK), 0);
+	assert_int_equal(kf_os_remove_tree(&ops, dir), 0);
+	assert_int_equal(kf_os_read_dir(&ops, dir, &names, &n), -ENOENT);
+}
+
 static void lock__second_holder_learns_the_first_pid(void **state)
 {
 	char path[256];
@@ -433,6 +459,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(spawn__captures_lines_and_status),
+		cmocka_unit_test(remove_tree__removes_links_not_what_they_point_at),
 		cmocka_unit_test(spawn__idle_child_runs_at_idle_priority),
 		cmocka_unit_test(spawn__timeout_leaves_no_grandchild_alive),
 		cmocka_unit_test(spawn__missing_program_is_exec_failed),

@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 3
+#define KF_OPS_VERSION 4
 
 /* ---- udev ---------------------------------------------------------------- */
 
@@ -50,6 +50,8 @@ struct kf_ttydev {
 
 void kf_ttydev_release(struct kf_ttydev *d);
 void kf_ttydevs_free(struct kf_ttydev *devs, size_t n);
+/* frees what read_dir returned */
+void kf_names_free(char **names, size_t n);
 
 enum kf_uevent_action { KF_UEVENT_ADD, KF_UEVENT_REMOVE, KF_UEVENT_OTHER };
 
@@ -186,6 +188,12 @@ struct kf_ops {
 	/* appends to a log, creating it (not atomic: logs only) */
 	int (*append)(void *ctx, const char *path, const void *buf, size_t len);
 	int (*unlink)(void *ctx, const char *path);
+	/* removes path and everything below it, never following a symlink
+	 * (a link is removed, not its target); 0 when path does not exist */
+	int (*remove_tree)(void *ctx, const char *path);
+	/* the names in a directory, without . and .., sorted bytewise */
+	int (*read_dir)(void *ctx, const char *path, char ***ret_names,
+			size_t *ret_n);
 	int (*mkdir_p)(void *ctx, const char *path, mode_t mode);
 	int (*file_kind)(void *ctx, const char *path, enum kf_file_kind *ret_kind,
 			 off_t *ret_size);
@@ -197,6 +205,9 @@ struct kf_ops {
 
 	/* clock */
 	int64_t (*now)(void *ctx);	/* monotonic milliseconds */
+	/* wall clock, milliseconds since the epoch: only for names people
+	 * read (a session's directory), never for a deadline */
+	int64_t (*realtime)(void *ctx);
 	/* Sleeps until deadline; -EINTR when a signal is pending first. */
 	int (*sleep_until)(void *ctx, int64_t deadline);
 
@@ -281,6 +292,11 @@ static inline int kf_os_append(const struct kf_ops *o, const char *path,
 { return o->append(o->ctx, path, buf, len); }
 static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
 { return o->unlink(o->ctx, path); }
+static inline int kf_os_remove_tree(const struct kf_ops *o, const char *path)
+{ return o->remove_tree(o->ctx, path); }
+static inline int kf_os_read_dir(const struct kf_ops *o, const char *path, char ***names,
+				 size_t *n)
+{ return o->read_dir(o->ctx, path, names, n); }
 static inline int kf_os_mkdir_p(const struct kf_ops *o, const char *path, mode_t mode)
 { return o->mkdir_p(o->ctx, path, mode); }
 static inline int kf_os_file_kind(const struct kf_ops *o, const char *path,
@@ -294,6 +310,8 @@ static inline void kf_os_unlock(const struct kf_ops *o, int fd)
 { o->unlock(o->ctx, fd); }
 static inline int64_t kf_os_now(const struct kf_ops *o)
 { return o->now(o->ctx); }
+static inline int64_t kf_os_realtime(const struct kf_ops *o)
+{ return o->realtime(o->ctx); }
 static inline int kf_os_sleep_until(const struct kf_ops *o, int64_t deadline)
 { return o->sleep_until(o->ctx, deadline); }
 static inline int kf_os_take_signal(const struct kf_ops *o)
