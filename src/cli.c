@@ -8,7 +8,9 @@
 
 #include "kflash/commands.h"
 #include "kflash/kflash.h"
+#include "kflash/registry.h"
 #include "kflash/service.h"
+#include "kflash/session.h"
 #include "kflash/util.h"
 
 const struct kf_command kf_commands[] = {
@@ -55,8 +57,19 @@ const struct kf_command kf_commands[] = {
 	{ "settings", "[KEY [VALUE]]", "show or change settings",
 	  "Keys: klipper_dir katapult_dir python service (auto, or a unit)\n"
 	  "      moonraker_url moonraker_api_key default_method fallback\n"
-	  "      timeout.build timeout.flash timeout.service timeout.reconnect\n",
+	  "      timeout.build timeout.flash timeout.service timeout.reconnect\n"
+	  "      sessions.keep (recorded sessions kept, 0 records none)\n",
 	  kf_cmd_settings },
+	{ "replay", "SESSION", "run a recorded session again against its recording",
+	  "Runs the recorded command with every call answered from the recording\n"
+	  "(nothing on this machine is touched): the same output and exit code, or\n"
+	  "a report of the first call that differs and exit 1. Sessions are in\n"
+	  "~/.local/state/kflash/sessions (see `kflash --record`).\n",
+	  kf_cmd_replay },
+	{ "report", "[SESSION]", "bundle a session for a bug report",
+	  "Writes ~/kflash-report-SESSION.tar.gz from SESSION (default: the newest\n"
+	  "one that failed) and prints its path. Nothing secret is in it.\n",
+	  kf_cmd_report },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -70,6 +83,9 @@ static const char global_help[] =
 	"  -v, --verbose     show full tool output\n"
 	"  -y, --yes         answer yes to questions\n"
 	"  --force           proceed when Moonraker gives no print state\n"
+	"  --record [DIR]    record this run into DIR, or with the sessions kept in\n"
+	"                    ~/.local/state/kflash/sessions (flash, build, add and\n"
+	"                    config always are)\n"
 	"  -h, --help        this help; kflash COMMAND --help for a command\n"
 	"  --version         print the version\n";
 
@@ -152,6 +168,8 @@ char *kf_config_dir_resolve(const struct kf_ops *ops, const char *option)
 
 struct globals {
 	const char *config_dir;
+	const char *record_dir;	/* --record=DIR / --record DIR */
+	bool record;		/* --record */
 	bool json, no_colour, yes, force, help, version;
 	enum kf_verbosity verbosity;
 };
@@ -198,6 +216,15 @@ static int take_globals(int argc, char **argv, struct globals *g, char **rest,
 			g->config_dir = argv[++i];
 		} else if (strncmp(a, "--config-dir=", 13) == 0) {
 			g->config_dir = a + 13;
+		} else if (strcmp(a, "--record") == 0) {
+			g->record = true;
+			/* a directory follows unless a command or option does */
+			if (i + 1 < argc && argv[i + 1][0] != '-' &&
+			    !kf_command_find(argv[i + 1]))
+				g->record_dir = argv[++i];
+		} else if (strncmp(a, "--record=", 9) == 0 && a[9]) {
+			g->record = true;
+			g->record_dir = a + 9;
 		} else {
 			rest[n++] = argv[i];
 		}
@@ -206,14 +233,71 @@ static int take_globals(int argc, char **argv, struct globals *g, char **rest,
 	return n;
 }
 
+/* Runs that touch boards or services are always recorded; others with
+ * --record. */
+static bool always_recorded(const struct kf_command *c)
+{
+	return c->run == kf_cmd_flash || c->run == kf_cmd_build || c->run == kf_cmd_add ||
+	       c->run == kf_cmd_config;
+}
+
+static bool tee_to_recorder(void *data, int fd, const char *buf, size_t len)
+{
+	kf_recorder_write(data, fd, buf, len);
+	return true;
+}
+
+/* How many sessions to keep, from the registry, which is read here only
+ * for that setting: a file it cannot read is the command's to report. A
+ * replay makes this read too, as the recorded run did. */
+static int sessions_keep(struct kf_ctx *ctx)
+{
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	int keep = KF_SESSIONS_KEEP;
+
+	if (kf_registry_load(ctx->ops, ctx->config_dir, &reg, &e) == 0) {
+		keep = reg.settings.sessions_keep;
+		if (ctx->rec)
+			kf_recorder_settings(ctx->rec, &reg.settings);
+	}
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+	return keep;
+}
+
+/* Starts writing the session: into --record DIR, else the default place,
+ * keeping the newest sessions.keep. */
+static void start_recording(struct kf_ctx *ctx, const struct globals *g,
+			    const struct kf_command *cmd)
+{
+	int keep = sessions_keep(ctx);
+
+	if (!ctx->rec)
+		return;
+	if (g->record_dir)
+		(void)kf_recorder_open(ctx->rec, g->record_dir);
+	else if (g->record || keep > 0)
+		(void)kf_recorder_open_default(ctx->rec, cmd->name, keep);
+}
+
 int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 {
+	return kf_cli_run(&(struct kf_cli_opts){ .ops = ops, .argc = argc, .argv = argv });
+}
+
+int kf_cli_run(const struct kf_cli_opts *opts)
+{
+	const struct kf_ops *ops = opts->ops;
+	int argc = opts->argc;
+	char **argv = opts->argv;
 	struct globals g = { .verbosity = KF_NORMAL };
 	struct kf_error err = KF_ERROR_INIT;
 	struct kf_out out;
 	struct kf_ctx ctx = { .ops = ops, .out = &out, .err = &err };
 	const struct kf_command *cmd = NULL;
-	char **rest;
+	struct kf_recorder *rec = NULL;
+	char **rest, *recorded = NULL;
 	const char *bad = NULL;
 	bool terminal = false;
 	int n, r = 0, code;
@@ -225,11 +309,22 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 	rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
 	n = take_globals(argc, argv, &g, rest, &bad);
 	r = kf_ops_check(ops);
+	/* everything from here on may be recorded: what is kept is decided
+	 * once the command is known */
+	if (r == 0 && !opts->replaying) {
+		rec = kf_recorder_new(ops);
+		kf_recorder_command(rec, argc, argv);
+		ctx.ops = kf_recorder_ops(rec);
+	}
 	/* a table of another layout is never called: not even to ask
 	 * whether stderr is a terminal */
-	kf_out_init(&out, r < 0 ? NULL : ops, stdout, stderr, &(struct kf_out_opts){
+	kf_out_init(&out, r < 0 ? NULL : ctx.ops, stdout, stderr, &(struct kf_out_opts){
 		.json = g.json, .no_colour = g.no_colour,
-		.verbosity = g.verbosity });
+		.verbosity = g.verbosity,
+		.tee = rec ? tee_to_recorder : opts->tee,
+		.tee_data = rec ? (void *)rec : opts->tee_data });
+	if (rec)
+		kf_recorder_set_out(rec, &out);
 	if (r < 0) {
 		r = kf_error_set(&err, KF_EFAILED, "kflash cannot use the '%s' ops table "
 				 "(version %d; this kflash needs version %d with every "
@@ -238,8 +333,8 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 		kf_error_step(&err, "build kflash and that table from one checkout: make");
 		goto out;
 	}
-	terminal = kf_os_isatty(ops, STDIN_FILENO) == 1 &&
-		   kf_os_isatty(ops, STDERR_FILENO) == 1;
+	terminal = kf_os_isatty(ctx.ops, STDIN_FILENO) == 1 &&
+		   kf_os_isatty(ctx.ops, STDERR_FILENO) == 1;
 	if (n < 0) {
 		r = kf_usage_error(&ctx, NULL, "option %s needs a value", bad);
 		goto out;
@@ -273,7 +368,7 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 		print_command_help(&out, cmd);
 		goto out;
 	}
-	ctx.config_dir = kf_config_dir_resolve(ops, g.config_dir);
+	ctx.config_dir = kf_config_dir_resolve(ctx.ops, g.config_dir);
 	ctx.yes = g.yes;
 	ctx.force = g.force;
 	ctx.interactive = terminal;
@@ -282,9 +377,17 @@ int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 		kf_error_step(&err, "kflash --config-dir DIR ...");
 		goto out;
 	}
+	if (cmd && (always_recorded(cmd) || g.record)) {
+		ctx.rec = rec;
+		start_recording(&ctx, &g, cmd);
+	}
+	if (rec && !kf_recorder_dir(rec)) {
+		ctx.ops = ops;	/* nothing is kept: the calls go straight out */
+		ctx.rec = NULL;
+	}
 	r = cmd ? cmd->run(&ctx, n, rest) : kf_menu_run(&ctx);
 out:
-	code = kf_exit_code(r, &err);
+	code = r >= 0 && ctx.exit_code ? ctx.exit_code : kf_exit_code(r, &err);
 	if (r < 0 || err.note) {
 		kf_out_error(&out, &err);
 		if (r == KF_EUSAGE && !cmd)
@@ -292,10 +395,21 @@ out:
 	}
 	kf_out_finish(&out, code, r < 0 ? &err : NULL);
 done:
+	if (rec) {
+		/* said after the recording ends, so a replay does not say it */
+		if (kf_recorder_dir(rec))
+			recorded = kf_xstrdup(kf_recorder_dir(rec));
+		kf_out_untee(&out);
+		kf_recorder_finish(rec, code);
+		if (recorded && code != 0)
+			kf_out_info(&out, "This run was recorded in %s; `kflash report` "
+				    "bundles it for a bug report.", recorded);
+	}
 	kf_out_release(&out);
 	kf_error_release(&err);
 	free(err.note);
 	free(ctx.config_dir);
+	free(recorded);
 	free(rest);
 	return code;
 }

@@ -10,7 +10,7 @@
 static const char *const keys[] = {
 	"klipper_dir", "katapult_dir", "python", "service", "moonraker_url",
 	"moonraker_api_key", "default_method", "fallback", "timeout.build", "timeout.flash",
-	"timeout.service", "timeout.reconnect", NULL,
+	"timeout.service", "timeout.reconnect", "sessions.keep", NULL,
 };
 
 /* A checkout setting must point at a directory holding the files kflash

@@ -32,6 +32,54 @@ static bool is_tty(const struct kf_ops *ops, FILE *f)
 	return ops && fd >= 0 && kf_os_isatty(ops, fd) == 1;
 }
 
+/* A stream that writes through to the real one and lets tee hear it. */
+struct kf_out_tee {
+	FILE *real;
+	int fd;
+	kf_out_tee_fn *fn;
+	void *data;
+};
+
+static ssize_t tee_write(void *cookie, const char *buf, size_t len)
+{
+	struct kf_out_tee *t = cookie;
+
+	if (!t->fn || t->fn(t->data, t->fd, buf, len)) {
+		if (fwrite(buf, 1, len, t->real) != len)
+			return -1;
+		(void)fflush(t->real);
+	}
+	return (ssize_t)len;
+}
+
+static FILE *tee_open(struct kf_out_tee **ret, FILE *real, int fd,
+		      const struct kf_out_opts *opts)
+{
+	struct kf_out_tee *t = kf_xcalloc(1, sizeof(*t));
+	FILE *f;
+
+	*t = (struct kf_out_tee){ real, fd, opts->tee, opts->tee_data };
+	f = fopencookie(t, "w", (cookie_io_functions_t){ .write = tee_write });
+	if (!f) {
+		free(t);
+		*ret = NULL;
+		return real;
+	}
+	/* one write per message, as the real stream would get it */
+	setvbuf(f, NULL, _IONBF, 0);
+	*ret = t;
+	return f;
+}
+
+void kf_out_untee(struct kf_out *o)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (o->tees[i])
+			o->tees[i]->fn = NULL;
+}
+
 /* The first locale variable that is set decides, as in setlocale(). */
 static bool utf8_locale(const struct kf_ops *ops)
 {
@@ -74,12 +122,25 @@ void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *er
 	o->progress_tty = is_tty(ops, err) && opts->verbosity == KF_NORMAL;
 	o->width = 80;
 	o->utf8 = utf8_locale(ops);
+	if (opts->tee) {
+		o->out = tee_open(&o->tees[0], out, 1, opts);
+		o->err = tee_open(&o->tees[1], err, 2, opts);
+	}
 }
 
 void kf_out_release(struct kf_out *o)
 {
+	size_t i;
+
 	json_decref(o->doc);
 	o->doc = NULL;
+	for (i = 0; i < 2; i++) {
+		if (!o->tees[i])
+			continue;
+		(void)fclose(i == 0 ? o->out : o->err);
+		free(o->tees[i]);
+		o->tees[i] = NULL;
+	}
 }
 
 static void vline(struct kf_out *o, FILE *f, const char *prefix,

@@ -41,6 +41,7 @@ void kf_settings_defaults(struct kf_settings *s)
 	s->timeout_flash = 60;
 	s->timeout_service = 30;
 	s->timeout_reconnect = 30;
+	s->sessions_keep = KF_SESSIONS_KEEP;
 }
 
 static void settings_release(struct kf_settings *s)
@@ -189,6 +190,16 @@ static int parse_settings(struct parse *p, json_t *js, struct kf_settings *s)
 		if (!json_is_boolean(v))
 			return shape_error(p, "settings.fallback", "true or false");
 		s->fallback = json_is_true(v);
+	}
+	t = json_object_get(js, "sessions");
+	if (t) {
+		v = json_object_get(t, "keep");
+		if (!json_is_object(t) || (v && (!json_is_integer(v) ||
+		    json_integer_value(v) < 0 || json_integer_value(v) > KF_SESSIONS_MAX)))
+			return shape_error(p, "settings.sessions.keep",
+					   "a whole number from 0 to 1000");
+		if (v)
+			s->sessions_keep = (int)json_integer_value(v);
 	}
 	t = json_object_get(js, "timeouts");
 	if (!t)
@@ -405,6 +416,10 @@ char *kf_registry_dump(const struct kf_registry *reg)
 		"timeouts", "build", s->timeout_build, "flash", s->timeout_flash,
 		"service", s->timeout_service, "reconnect", s->timeout_reconnect,
 		"boards", boards);
+	/* written only when changed, so a file stays what older kflash wrote */
+	if (s->sessions_keep != KF_SESSIONS_KEEP)
+		json_object_set_new(json_object_get(doc, "settings"), "sessions",
+				    json_pack("{s:i}", "keep", s->sessions_keep));
 	out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	return out;
@@ -591,6 +606,8 @@ char *kf_settings_get(const struct kf_settings *s, const char *key)
 		return kf_xstrdup(kf_method_name(s->default_method));
 	if (strcmp(key, "fallback") == 0)
 		return kf_xstrdup(s->fallback ? "true" : "false");
+	if (strcmp(key, "sessions.keep") == 0)
+		return kf_asprintf("%d", s->sessions_keep);
 	for (i = 0; i < N_TIMEOUTS; i++)
 		if (strncmp(key, "timeout.", 8) == 0 &&
 		    strcmp(key + 8, timeouts[i].key) == 0)
@@ -669,6 +686,18 @@ int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
 			s->fallback = false;
 		else
 			return bad_value(err, key, value, "true or false");
+		return 0;
+	}
+	if (strcmp(key, "sessions.keep") == 0) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 0 || v > KF_SESSIONS_MAX)
+			return bad_value(err, key, value, "a whole number from 0 (record "
+					 "nothing) to 1000");
+		s->sessions_keep = (int)v;
 		return 0;
 	}
 	for (i = 0; i < N_TIMEOUTS; i++) {

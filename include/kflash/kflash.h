@@ -22,6 +22,9 @@ struct kf_ctx {
 	bool yes;		/* -y: assume yes to questions */
 	bool force;		/* --force: skip refusals the user may override */
 	bool interactive;	/* stdin and stderr are a terminal */
+	struct kf_recorder *rec;	/* the session being recorded, or NULL */
+	int exit_code;		/* a command that succeeds with its own code
+				 * (kflash replay: the replayed run's) */
 };
 
 /* The config dir by the contract's precedence; NULL when none can be found
@@ -31,5 +34,19 @@ char *kf_config_dir_resolve(const struct kf_ops *ops, const char *option);
 /* The whole command line: parses global options, dispatches the command,
  * renders any error, prints the --json document. Returns the exit code. */
 int kf_cli_main(const struct kf_ops *ops, int argc, char **argv);
+
+struct kf_cli_opts {
+	const struct kf_ops *ops;
+	int argc;
+	char **argv;
+	/* kflash replay: the run is not recorded again, and tee hears its
+	 * output (see output.h) */
+	bool replaying;
+	bool (*tee)(void *data, int fd, const char *buf, size_t len);
+	void *tee_data;
+};
+
+/* kf_cli_main with the options a replay needs. */
+int kf_cli_run(const struct kf_cli_opts *opts);
 
 #endif

@@ -45,12 +45,19 @@ struct kf_out {
 	int width;		/* columns for wrapping, default 80 */
 	bool progress_shown;	/* a \r line is on screen */
 	json_t *doc;		/* --json document, owned */
+	struct kf_out_tee *tees[2];	/* stdout, stderr, when opts->tee */
 };
+
+/* Hears every byte written to fd 1 or 2; returns false to keep it off the
+ * real stream (a replay that diverged prints no more). */
+typedef bool kf_out_tee_fn(void *data, int fd, const char *buf, size_t len);
 
 struct kf_out_opts {
 	bool json;
 	bool no_colour;		/* --no-color */
 	enum kf_verbosity verbosity;
+	kf_out_tee_fn *tee;	/* or NULL: out and err are written as they are */
+	void *tee_data;
 };
 
 /* Decides colour and TTY behaviour from the streams (a terminal, as ops
@@ -60,6 +67,8 @@ struct kf_out_opts {
 void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *err,
 		 const struct kf_out_opts *opts);
 void kf_out_release(struct kf_out *o);
+/* From now on tee hears nothing more (the output goes on as it is). */
+void kf_out_untee(struct kf_out *o);
 
 const char *kf_phase_label(enum kf_phase p);
 

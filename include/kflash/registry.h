@@ -37,7 +37,11 @@ struct kf_settings {
 	int timeout_flash;
 	int timeout_service;
 	int timeout_reconnect;
+	int sessions_keep;	/* recorded sessions kept; 0 records none */
 };
+
+#define KF_SESSIONS_KEEP 20
+#define KF_SESSIONS_MAX 1000
 
 struct kf_board {
 	char *key;		/* slug, unique, names configs/<key>/ */
@@ -103,7 +107,7 @@ char *kf_slugify(const char *name);
 #define KF_SETTINGS_KEYS "klipper_dir katapult_dir python service moonraker_url " \
 	"moonraker_api_key " \
 	"default_method fallback timeout.build timeout.flash timeout.service " \
-	"timeout.reconnect"
+	"timeout.reconnect sessions.keep"
 /* The value as text (malloc'd), or NULL for an unknown key. */
 char *kf_settings_get(const struct kf_settings *s, const char *key);
 /* Validates and sets; KF_EINPUT with err on an unknown key or bad value.
