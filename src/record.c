@@ -40,6 +40,9 @@ struct kf_recorder {
 	struct kf_buf out_buf;
 	int out_fd;
 	long out_n;
+	/* the devices of the last enumerate, as JSON: what a board note
+	 * describes */
+	json_t *seen;
 };
 
 /* ---- writing lines --------------------------------------------------------- */
@@ -140,6 +143,12 @@ static int rec_enumerate(void *c, struct kf_ttydev **d, size_t *n)
 		size_t i;
 
 		for (i = 0; i < *n; i++)
+			json_array_append_new(a, kf_sj_dev(NULL, &(*d)[i]));
+		json_decref(r->seen);
+		r->seen = json_incref(a);
+		json_decref(a);
+		a = json_array();
+		for (i = 0; i < *n; i++)
 			json_array_append_new(a, kf_sj_dev(r->home, &(*d)[i]));
 		json_object_set_new(ret, "devs", a);
 	}
@@ -151,7 +160,7 @@ static int mon_id(struct kf_recorder *r, struct kf_monitor *m)
 {
 	size_t i;
 
-	for (i = 0; i < r->n_mons; i++)
+	for (i = 0; m && i < r->n_mons; i++)
 		if (r->mons[i] == m)
 			return (int)i + 1;
 	return 0;
@@ -165,10 +174,13 @@ static int rec_monitor_open(void *c, struct kf_monitor **m)
 	int rv = kf_os_monitor_open(r->in, m);
 	json_t *ret = ret_r(rv);
 
-	if (rv >= 0) {
+	if (rv >= 0 && *m) {
 		r->mons = kf_xrealloc(r->mons, (r->n_mons + 1) * sizeof(*r->mons));
 		r->mons[r->n_mons++] = *m;
 		json_object_set_new(ret, "mon", json_integer((json_int_t)r->n_mons));
+	} else if (rv >= 0) {
+		/* a table may hand out NULL as its one monitor */
+		json_object_set_new(ret, "mon", json_integer(0));
 	}
 	record(r, k, "monitor_open", NULL, ret, t0);
 	return rv;
@@ -921,10 +933,6 @@ static char *umockdev_text(const struct kf_ttydev *d, const char *port)
 	if (d->by_id || d->by_path)
 		kf_buf_addf(&b, "E: DEVLINKS=%s%s%s\n", d->by_id ? d->by_id : "",
 			    d->by_id && d->by_path ? " " : "", d->by_path ? d->by_path : "");
-	if (d->by_id)
-		kf_buf_addf(&b, "L: %s=../../%s\n", d->by_id + 1, tty);
-	if (d->by_path)
-		kf_buf_addf(&b, "L: %s=../../%s\n", d->by_path + 1, tty);
 	return b.data;
 }
 
@@ -944,15 +952,24 @@ static void write_board_file(struct kf_recorder *r, const char *name, const char
 }
 
 void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
-		       const struct kf_ttydev *dev, const char *mode,
-		       const char *app_start)
+		       const char *node, const char *mode, const char *app_start)
 {
+	struct kf_ttydev seen = { 0 }, *dev = NULL;
 	json_t *boards, *j;
 	char *port, *s;
 	size_t i;
 
 	if (!kf_recorder_dir(r))
 		return;
+	for (i = 0; node && i < json_array_size(r->seen) && !dev; i++) {
+		json_t *d = json_array_get(r->seen, i);
+		const char *dn = json_string_value(json_object_get(d, "devnode"));
+		const char *id = json_string_value(json_object_get(d, "by_id"));
+
+		if (((dn && strcmp(dn, node) == 0) || (id && strcmp(id, node) == 0)) &&
+		    kf_sj_get_dev(d, &seen) == 0)
+			dev = &seen;
+	}
 	boards = json_object_get(r->info, "boards");
 	for (i = 0; i < json_array_size(boards); i++)
 		if (strcmp(json_string_value(json_array_get(boards, i)), b->key) == 0 && !dev)
@@ -969,6 +986,8 @@ void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
 		      "device", S(r, dev ? base_name(dev->by_id ? dev->by_id : dev->devnode)
 				      : NULL));
 	s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	s = kf_xrealloc(s, strlen(s) + 2);
+	strcat(s, "\n");
 	write_board_file(r, b->key, "json", s);
 	free(s);
 	json_decref(j);
@@ -985,6 +1004,7 @@ void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
 		write_info(r);
 	}
 	free(port);
+	kf_ttydev_release(&seen);
 }
 
 void kf_recorder_finish(struct kf_recorder *r, int exit_code)
@@ -995,6 +1015,7 @@ void kf_recorder_finish(struct kf_recorder *r, int exit_code)
 	json_object_set_new(r->info, "exit", json_integer(exit_code));
 	write_info(r);
 	kf_buf_release(&r->out_buf);
+	json_decref(r->seen);
 	json_decref(r->info);
 	kf_buf_release(&r->pending);
 	free(r->mons);

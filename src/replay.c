@@ -264,7 +264,26 @@ struct kf_replayer {
 	size_t n_kept;
 	char **mons;			/* monitor handles: mons[id - 1] */
 	size_t n_mons;
+	size_t decisive;		/* the last call whose answer kflash reads */
 };
+
+/* Calls whose answer can send kflash another way; writes, kills, the
+ * clock and an empty signal check only say "done". */
+static bool decisive(const char *op, const json_t *ret)
+{
+	static const char *const quiet[] = {
+		"write", "feed", "kill_group", "unlock", "observe", "now", "realtime",
+		"append", "mkdir_p", "unlink", "remove_tree", "monitor_close", NULL,
+	};
+	size_t i;
+
+	if (strcmp(op, "take_signal") == 0)
+		return json_integer_value(json_object_get(ret, "sig")) != 0;
+	for (i = 0; quiet[i]; i++)
+		if (strcmp(op, quiet[i]) == 0)
+			return json_integer_value(json_object_get(ret, "r")) < 0;
+	return true;
+}
 
 static const char *kept(struct kf_replayer *rp, char *s)
 {
@@ -314,9 +333,10 @@ static void diverge(struct kf_replayer *rp, const char *why, const char *op, jso
 		kf_buf_addf(&b, "%s %s\n", i == rp->next ? ">" : " ", a);
 		free(a);
 	}
-	if (rp->next > 0)
-		kf_buf_addf(&b, "call %zu is the last answer kflash acted on before it went "
-			    "its own way\n", rp->next);
+	if (rp->decisive)
+		kf_buf_addf(&b, "call %zu (%s) is the last answer kflash acted on before it "
+			    "went its own way\n", rp->decisive, json_string_value(
+			    json_object_get(rp->s->calls[rp->decisive - 1], "op")));
 	rp->report = b.data;
 }
 
@@ -347,6 +367,8 @@ static const json_t *expect(struct kf_replayer *rp, const char *op, json_t *args
 	if (rp->diverged)
 		return NULL;
 	rp->next++;
+	if (decisive(op, json_object_get(c, "ret")))
+		rp->decisive = rp->next;
 	return json_object_get(c, "ret");
 }
 
@@ -411,7 +433,7 @@ static int mon_id(struct kf_replayer *rp, struct kf_monitor *m)
 {
 	size_t i;
 
-	for (i = 0; i < rp->n_mons; i++)
+	for (i = 0; m && i < rp->n_mons; i++)
 		if ((void *)rp->mons[i] == (void *)m)
 			return (int)i + 1;
 	return 0;
@@ -426,7 +448,8 @@ static int rp_monitor_open(void *c, struct kf_monitor **m)
 	if (!ret)
 		return -ECANCELED;
 	r = ret_int(ret, "r");
-	if (r >= 0) {
+	*m = NULL;
+	if (r >= 0 && ret_int(ret, "mon") > 0) {
 		rp->mons = kf_xrealloc(rp->mons, (rp->n_mons + 1) * sizeof(*rp->mons));
 		rp->mons[rp->n_mons++] = kf_xmalloc(1);
 		*m = (struct kf_monitor *)(void *)rp->mons[rp->n_mons - 1];

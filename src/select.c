@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "kflash/select.h"
+#include "kflash/session.h"
 #include "kflash/util.h"
 
 int kf_select_unknown(const struct kf_registry *reg, const char *name,
@@ -136,6 +137,8 @@ int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 		}
 		kf_out_ok(run->ctx->out, KF_PHASE_DISCOVERY, "%s: %s (%s mode)", j->b->key,
 			  j->at.label, kf_mode_name(j->at.mode));
+		kf_recorder_board(run->ctx->rec, j->b, j->at.node, kf_mode_name(j->at.mode),
+				  NULL);
 	}
 	scans_release(&sc);
 	return r;

@@ -532,11 +532,18 @@ static int fake_mkdir_p(void *ctx, const char *path, mode_t mode)
 static int fake_file_kind(void *ctx, const char *path, enum kf_file_kind *k,
 			  off_t *size)
 {
-	struct fake_file *f = find_file(W(ctx), path);
+	struct fake_world *w = W(ctx);
+	struct fake_file *f = find_file(w, path);
+	size_t i;
 
 	*k = f ? KF_FILE_REG : KF_FILE_NONE;
 	if (size)
 		*size = f ? (off_t)f->len : 0;
+	/* a directory is where files are below it */
+	for (i = 0; !f && i < w->n_files; i++)
+		if (w->files[i].path && below(w->files[i].path, path) &&
+		    w->files[i].path[strlen(path)] == '/')
+			*k = KF_FILE_DIR;
 	return 0;
 }
 

@@ -86,11 +86,11 @@ int kf_recorder_open_default(struct kf_recorder *r, const char *command, int kee
 /* NULL while nothing is written */
 const char *kf_recorder_dir(const struct kf_recorder *r);
 void kf_recorder_settings(struct kf_recorder *r, const struct kf_settings *s);
-/* A board the command works on, as udev shows it now (dev may be NULL:
- * not connected); mode "klipper", "katapult" or NULL. */
+/* A board the command works on, found at node (its devnode or by-id
+ * link, as the last enumerate showed it; NULL: not connected); mode
+ * "klipper", "katapult" or NULL. r may be NULL (nothing recorded). */
 void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
-		       const struct kf_ttydev *dev, const char *mode,
-		       const char *app_start);
+		       const char *node, const char *mode, const char *app_start);
 /* Writes the exit code into session.json and frees the recorder. */
 void kf_recorder_finish(struct kf_recorder *r, int exit_code);
 
