@@ -432,10 +432,19 @@ static int fake_read_file(void *ctx, const char *path, char **buf, size_t *len)
 	return 0;
 }
 
+static bool below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static int fake_write_atomic(void *ctx, const char *path, const void *buf,
 			     size_t len, mode_t mode)
 {
 	(void)mode;
+	if (W(ctx)->full && below(path, W(ctx)->full))
+		return -ENOSPC;
 	note(W(ctx), "write %s", path);
 	put(W(ctx), path, buf, len);
 	return 0;
@@ -446,6 +455,8 @@ static int fake_append(void *ctx, const char *path, const void *buf, size_t len)
 	struct fake_file *f = find_file(W(ctx), path);
 	struct kf_buf b = KF_BUF_INIT;
 
+	if (W(ctx)->full && below(path, W(ctx)->full))
+		return -ENOSPC;
 	if (f)
 		kf_buf_add(&b, f->data, f->len);
 	kf_buf_add(&b, buf, len);
@@ -466,12 +477,6 @@ static int fake_unlink(void *ctx, const char *path)
 	return 0;
 }
 
-static bool below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
 
 static int fake_remove_tree(void *ctx, const char *path)
 {

@@ -100,6 +100,7 @@ struct fake_world {
 	struct kf_buf input;
 	size_t input_pos;
 	struct kf_buf transcript;	/* one line per effect */
+	const char *full;	/* writes below this dir fail with ENOSPC */
 };
 
 void fake_world_init(struct fake_world *w);

@@ -249,6 +249,58 @@ static void recording__keeps_the_api_key_and_the_home_out(void **state)
 	fake_world_release(&w);
 }
 
+static void full_disk__warns_once_and_the_flash_goes_on(void **state)
+{
+	struct fake_world w;
+	struct run r;
+
+	(void)state;
+	printer(&w);
+	w.full = "/home/pi/.local/state";
+	r = run_cli(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 4,
+		.argv = (char *[]){ "kflash", "flash", "octopus", "-s", NULL } });
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.err, "[Flash] ok octopus flashed"));
+	assert_non_null(strstr(r.err, "not recording this session"));
+	assert_non_null(strstr(r.err, "No space left on device; the run goes on"));
+	assert_null(strstr(strstr(r.err, "not recording") + 1, "not recording"));
+	assert_true(w.svc_active);
+	run_free(&r);
+	fake_world_release(&w);
+}
+
+static void sessions__the_newest_keep_are_kept(void **state)
+{
+	struct fake_world w;
+	struct run r;
+	char **names;
+	size_t n, i;
+
+	(void)state;
+	printer(&w);
+	fake_put_file(&w, "/home/pi/.local/state/kflash/sessions/20200101T000000Z-flash/"
+		      "session.json", "{}");
+	fake_put_file(&w, "/home/pi/.local/state/kflash/sessions/20210101T000000Z-build/"
+		      "session.json", "{}");
+	fake_put_file(&w, "/home/pi/.local/state/kflash/sessions/notes.txt", "mine");
+	fake_put_file(&w, "/home/pi/.config/kflash/devices.json",
+		      "{\"schema\": 1, \"settings\": {\"sessions\": {\"keep\": 2}}}");
+	r = run_cli(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 3,
+		.argv = (char *[]){ "kflash", "build", "--all", NULL } });
+	run_free(&r);
+	assert_int_equal(w.ops.read_dir(w.ops.ctx, "/home/pi/.local/state/kflash/sessions",
+					&names, &n), 0);
+	/* the oldest went; the other one, the new one and a file not kflash's stay */
+	assert_int_equal(n, 3);
+	assert_string_equal(names[0], "20210101T000000Z-build");
+	assert_true(strncmp(names[1], "2026", 4) == 0 && strstr(names[1], "-build"));
+	assert_string_equal(names[2], "notes.txt");
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	fake_world_release(&w);
+}
+
 static void shorten__only_the_home_itself_becomes_a_tilde(void **state)
 {
 	char *s;
@@ -395,6 +447,8 @@ int main(void)
 		cmocka_unit_test(flash__replays_with_the_recorded_output_and_exit_code),
 		cmocka_unit_test(edited_exit_status__diverges_right_after_that_call),
 		cmocka_unit_test(recording__keeps_the_api_key_and_the_home_out),
+		cmocka_unit_test(full_disk__warns_once_and_the_flash_goes_on),
+		cmocka_unit_test(sessions__the_newest_keep_are_kept),
 		cmocka_unit_test(shorten__only_the_home_itself_becomes_a_tilde),
 		cmocka_unit_test(bytes_that_are_not_text__come_back_exactly),
 	};
