@@ -377,6 +377,12 @@ static int ret_int(const json_t *ret, const char *key)
 	return (int)json_integer_value(json_object_get(ret, key));
 }
 
+/* the recorded return value, or -ECANCELED after a divergence */
+static int answer(const json_t *ret)
+{
+	return ret ? ret_int(ret, "r") : -ECANCELED;
+}
+
 /* a recorded answer kflash cannot use: the file was edited */
 static int malformed(struct kf_replayer *rp, const char *what)
 {
@@ -411,9 +417,7 @@ static int rp_enumerate(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
 	size_t i, n;
 	int r;
 
-	if (!ret)
-		return -ECANCELED;
-	r = ret_int(ret, "r");
+	r = answer(ret);
 	if (r < 0)
 		return r;
 	devs = json_object_get(ret, "devs");
@@ -529,14 +533,14 @@ static int rp_kill_group(void *c, struct kf_proc *p, int sig)
 	const json_t *ret = expect(RP(c), "kill_group", json_pack("{s:i, s:i}",
 		"pid", (int)p->pid, "sig", sig));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_in_group(void *c, const char *g)
 {
 	const json_t *ret = expect(RP(c), "in_group", json_pack("{s:o}", "group", str(g)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static void rp_observe(void *c, kf_child_fn *fn, void *data)
@@ -553,14 +557,14 @@ static int rp_feed(void *c, struct kf_proc *p, const void *buf, size_t len)
 	const json_t *ret = expect(RP(c), "feed", json_pack("{s:i, s:o}", "pid", (int)p->pid,
 		"data", kf_sj_mem(NULL, buf, len)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_ready(void *c)
 {
 	const json_t *ret = expect(RP(c), "ready", json_object());
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_attach(void *c, pid_t pid, struct kf_proc *p)
@@ -570,7 +574,7 @@ static int rp_attach(void *c, pid_t pid, struct kf_proc *p)
 	memset(p, 0, sizeof(*p));
 	p->out_fd = p->in_fd = -1;
 	p->pid = pid;
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_read_file(void *c, const char *path, char **buf, size_t *len)
@@ -580,9 +584,7 @@ static int rp_read_file(void *c, const char *path, char **buf, size_t *len)
 	bool ok;
 	int r;
 
-	if (!ret)
-		return -ECANCELED;
-	r = ret_int(ret, "r");
+	r = answer(ret);
 	if (r < 0)
 		return r;
 	*buf = kf_sj_get_mem(json_object_get(ret, "data"), &n, &ok);
@@ -599,7 +601,7 @@ static int rp_write_atomic(void *c, const char *path, const void *buf, size_t le
 	const json_t *ret = expect(RP(c), "write_atomic", json_pack("{s:o, s:o, s:o}",
 		"path", str(path), "data", kf_sj_mem(NULL, buf, len), "mode", kf_sj_mode(mode)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_append(void *c, const char *path, const void *buf, size_t len)
@@ -607,14 +609,14 @@ static int rp_append(void *c, const char *path, const void *buf, size_t len)
 	const json_t *ret = expect(RP(c), "append", json_pack("{s:o, s:o}",
 		"path", str(path), "data", kf_sj_mem(NULL, buf, len)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int path_call(void *c, const char *op, const char *path)
 {
 	const json_t *ret = expect(RP(c), op, json_pack("{s:o}", "path", str(path)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_unlink(void *c, const char *path)
@@ -634,9 +636,7 @@ static int rp_read_dir(void *c, const char *path, char ***names, size_t *n)
 	size_t i;
 	int r;
 
-	if (!ret)
-		return -ECANCELED;
-	r = ret_int(ret, "r");
+	r = answer(ret);
 	if (r < 0)
 		return r;
 	a = json_object_get(ret, "names");
@@ -655,7 +655,7 @@ static int rp_mkdir_p(void *c, const char *path, mode_t mode)
 	const json_t *ret = expect(RP(c), "mkdir_p", json_pack("{s:o, s:o}",
 		"path", str(path), "mode", kf_sj_mode(mode)));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 static int rp_file_kind(void *c, const char *path, enum kf_file_kind *k, off_t *size)
@@ -663,9 +663,7 @@ static int rp_file_kind(void *c, const char *path, enum kf_file_kind *k, off_t *
 	const json_t *ret = expect(RP(c), "file_kind", json_pack("{s:o}", "path", str(path)));
 	int r;
 
-	if (!ret)
-		return -ECANCELED;
-	r = ret_int(ret, "r");
+	r = answer(ret);
 	if (r < 0)
 		return r;
 	if (kf_sj_get_kind(json_string_value(json_object_get(ret, "kind")), k) < 0)
@@ -681,9 +679,7 @@ static int rp_realpath(void *c, const char *path, char **out)
 	const char *p;
 	int r;
 
-	if (!ret)
-		return -ECANCELED;
-	r = ret_int(ret, "r");
+	r = answer(ret);
 	if (r < 0)
 		return r;
 	p = json_string_value(json_object_get(ret, "path"));
@@ -739,7 +735,7 @@ static int rp_sleep_until(void *c, int64_t deadline)
 	const json_t *ret = expect(RP(c), "sleep_until", json_pack("{s:I}",
 		"deadline", (json_int_t)deadline));
 
-	return ret ? ret_int(ret, "r") : -ECANCELED;
+	return answer(ret);
 }
 
 /* after a divergence: one SIGTERM, so the run winds down */
