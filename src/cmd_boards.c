@@ -449,7 +449,12 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	b.flashable = true;
 	b.port = d->port;
 	kf_registry_add(reg, &b);
-	r = kf_registry_save(ctx->ops, reg, ctx->err);
+	{
+		char *done = kf_asprintf("%s was registered as '%s'", d->name, b.key);
+
+		r = kf_cmd_save(ctx, reg, done, ctx->err);
+		free(done);
+	}
 	if (r == 0) {
 		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
 			      d->name, b.key, d->mcu, b.pattern);
@@ -633,13 +638,23 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		struct kf_board *b = &reg.boards[reg.n_boards - 1];
 		struct kf_error e = KF_ERROR_INIT;
 
-		if (kf_menuconfig(ctx, &reg.settings, b, &e) < 0) {
+		r = kf_menuconfig(ctx, &reg.settings, b, &e);
+		if (r == KF_EINTERRUPTED) {
+			/* Ctrl+C in menuconfig ends add too, the board kept */
+			kf_error_set(ctx->err, KF_EINTERRUPTED, "%s; %s is registered "
+				     "without a firmware config: kflash config %s",
+				     e.what, b->key, b->key);
+			ctx->err->signal = e.signal;
+		} else if (r < 0) {
+			r = 0;
 			kf_out_error(ctx->out, &e);
 			kf_out_warn(ctx->out, "%s is registered without a firmware config; "
 				    "run kflash config %s", b->key, b->key);
 		} else {
 			struct kf_kconfig cfg = KF_KCONFIG_INIT;
 			char *path = NULL;
+
+			r = 0;
 
 			if (kf_board_config_load(ctx, b, &e, &cfg, &path) == 0 &&
 			    kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path, false,
@@ -653,6 +668,12 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		}
 		kf_error_release(&e);
 		free(e.note);
+		if (r == 0) {
+			char *done = kf_asprintf("%s was registered", b->key);
+
+			r = kf_cmd_signalled(ctx, done, ctx->err);
+			free(done);
+		}
 	}
 out:
 	free(wizard_name);
@@ -689,7 +710,7 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board *b;
 	bool purge = false;
-	char *key = NULL;
+	char *key = NULL, *done = NULL;
 	int i, r;
 
 	i = one_name(ctx, "remove", argc, argv, o, &purge);
@@ -700,7 +721,8 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 		goto out;
 	key = kf_xstrdup(b->key);
 	kf_registry_remove(&reg, b);
-	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	done = kf_asprintf("%s was removed (its cached config kept)", key);
+	r = kf_cmd_save(ctx, &reg, done, ctx->err);
 	if (r < 0)
 		goto out;
 	kf_out_result(ctx->out, "Removed %s", key);
@@ -712,12 +734,17 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 			kf_out_result(ctx->out, "Deleted its cached config %s", cfg);
 		else if (u != -ENOENT)
 			kf_out_warn(ctx->out, "could not delete %s: %s", cfg, strerror(-u));
+		free(done);
+		done = kf_asprintf("%s was removed and its cached config %s", key,
+				   u == 0 || u == -ENOENT ? "deleted" : "kept");
+		r = kf_cmd_signalled(ctx, done, ctx->err);
 		free(cfg);
 	} else {
 		kf_out_info(ctx->out, "Its cached config is kept in %s/configs/%s/ "
 			    "(remove --purge deletes it)", ctx->config_dir, key);
 	}
 out:
+	free(done);
 	free(key);
 	kf_registry_release(&reg);
 	return r;
@@ -729,6 +756,7 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 	static const struct option o[] = { { 0, 0, 0, 0 } };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board *b;
+	char *done;
 	int i, r;
 
 	i = one_name(ctx, cmd, argc, argv, o, NULL);
@@ -743,7 +771,9 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 		goto out;
 	}
 	b->flashable = flashable;
-	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	done = kf_asprintf("%s was %s", b->key, flashable ? "included again" : "excluded");
+	r = kf_cmd_save(ctx, &reg, done, ctx->err);
+	free(done);
 	if (r == 0)
 		kf_out_result(ctx->out, flashable ? "%s will be flashed again"
 						  : "%s is excluded: kflash will not flash it",

@@ -585,6 +585,9 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 			FAIL("%s: the run without faults has no \"%s\"", fl->name, fl->clean);
 		return;
 	}
+	if (r >= 0 && f->signal)
+		FAIL("%s: signal %d at call %d was ignored: exit %d", fl->name, f->signal, n,
+		     kf_exit_code(r, &t->err));
 	if (r >= 0) {
 		/* the fault was absorbed (a retry, a fallback, a warning), or
 		 * the signal came when nothing was left to stop */
