@@ -1,5 +1,6 @@
 /* versions.c - which firmware each board runs, as Moonraker reports it, and
  * whether it is behind the host's Klipper. */
+#include <errno.h>
 #include <string.h>
 
 #include "kflash/build.h"
@@ -36,9 +37,14 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 	r = kf_klipper_dir(ctx, &reg->settings, ctx->err, &kdir);
 	if (r < 0)
 		return r;
-	if (kf_klipper_version(ctx, kdir, &host) < 0) {
+	r = kf_klipper_version(ctx, kdir, &host);
+	if (r < 0) {
+		int e = r;
+
 		r = kf_error_set(ctx->err, KF_EFAILED, "cannot tell the host's Klipper "
 				 "version (git describe failed in %s)", kdir);
+		if (e != -ENOENT)
+			kf_error_errno(ctx->err, e);
 		free(kdir);
 		return r;
 	}
