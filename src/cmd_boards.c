@@ -517,7 +517,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		long k;
 		bool ok;
 
-		r = kf_prompt(ctx, "Board number", n == 1 ? "1" : NULL, &ans);
+		r = kf_prompt(ctx, "Board number", n == 1 ? "1" : NULL, ctx->err, &ans);
 		if (r < 0)
 			return r;
 
@@ -536,7 +536,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		struct kf_error e = KF_ERROR_INIT;
 
 		r = kf_prompt(ctx, "Name for this board (e.g. Octopus Pro, EBB36)",
-			      NULL, &ans);
+			      NULL, ctx->err, &ans);
 		if (r < 0)
 			return r;
 		if (kf_name_check(ans, &e) == 0 && !kf_registry_find(reg, ans)) {
@@ -552,7 +552,8 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	for (;;) {
 		enum kf_method m;
 
-		r = kf_prompt(ctx, "Flash method (katapult or make-flash)", def, &ans);
+		r = kf_prompt(ctx, "Flash method (katapult or make-flash)", def, ctx->err,
+			      &ans);
 		if (r < 0)
 			break;
 		if (kf_method_parse(ans, &m) == 0 && m != KF_METHOD_DEFAULT) {

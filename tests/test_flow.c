@@ -304,6 +304,32 @@ static void flash__eio_listing_devices_at_verify_is_no_missing_board(void **stat
 	assert_true(t->w.svc_active);
 }
 
+/* When Moonraker gives no print state, a terminal is asked whether the
+ * printer is idle; a terminal that cannot be read is that I/O error, not
+ * a "no" that refuses for safety. */
+static void flash__a_failing_terminal_at_the_print_question_is_named(void **state)
+{
+	struct t *t = *state;
+	struct kf_ctx ctx = { .ops = NULL, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg", .interactive = true };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_flash_opts o = { .skip_menuconfig = true };
+	struct kf_board *b;
+	struct fault_ops f;
+	int r;
+
+	t->w.urls[0].body = "{\"result\": {\"status\": {}}}";
+	fault_ops_init(&f, &t->w.ops, FAULT_TTY, 1, -EIO);
+	ctx.ops = &f.ops;
+	assert_int_equal(kf_registry_load(ctx.ops, "/cfg", &reg, &t->err), 0);
+	b = &reg.boards[0];
+	r = kf_flow_flash(&ctx, &reg, &b, 1, &o, &t->err);
+	kf_registry_release(&reg);
+	assert_true(f.fired);
+	assert_names_eio(t, r, "gave no print state");
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
 /* One mapping from a board's state to its result feeds the exit code, the
  * summary and the JSON: a board the run stopped before is "failed" in all
  * three, with the reason, never "skipped" (which is what --all does to an
@@ -802,6 +828,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_preflight_is_no_unplugged_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_verify_is_no_missing_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__a_board_the_run_stopped_before_is_failed_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__a_failing_terminal_at_the_print_question_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(build__one_failing_board_fails_alone_and_the_table_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__verify_sees_the_board_come_back_by_udev_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(fault_loop__every_flow_keeps_the_promise, setup, teardown),
