@@ -212,8 +212,12 @@ char **kf_make_argv(const char *kdir, const char *config, const char *out,
 static char *seed_config(struct kf_ctx *ctx, const struct kf_board *b, const char *cfg)
 {
 	char *seed = kf_kconfig_seed(b->mcu);
+	int r = seed ? kf_os_write_atomic(ctx->ops, cfg, seed, strlen(seed), 0644) : 0;
 
-	if (seed && kf_os_write_atomic(ctx->ops, cfg, seed, strlen(seed), 0644) < 0) {
+	if (r < 0) {
+		kf_out_warn(ctx->out, "%s: cannot write a starting config for %s (%s: %s); "
+			    "menuconfig starts from Klipper's default, choose the chip "
+			    "there", b->key, b->mcu, cfg, strerror(-r));
 		free(seed);
 		return NULL;
 	}

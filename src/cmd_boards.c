@@ -657,9 +657,14 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 
 			r = 0;
 
-			if (kf_board_config_load(ctx, b, &e, &cfg, &path) == 0 &&
-			    kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path, false,
-						 &e) < 0) {
+			if (kf_board_config_load(ctx, b, &e, &cfg, &path) < 0) {
+				/* what menuconfig saved cannot be read back: said,
+				 * and the build checks it again */
+				kf_out_error(ctx->out, &e);
+				kf_out_warn(ctx->out, "the MCU of %s's config is not "
+					    "checked yet; kflash build %s does", b->key, b->key);
+			} else if (kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path,
+							false, &e) < 0) {
 				kf_out_error(ctx->out, &e);
 				kf_out_warn(ctx->out, "fix it before flashing: kflash config %s",
 					    b->key);

@@ -411,7 +411,6 @@ static void flash__verify_sees_the_board_come_back_by_udev_event(void **state)
 /* ---- the fault loop over every flow ---------------------------------------- */
 
 #define EBB_BYID "/dev/serial/by-id/usb-Klipper_stm32g0b1xx_1234567890ABCDEF12345678-if00"
-#define OLD_CONFIG "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n"
 #define NEW_CONFIG "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n" \
 	"CONFIG_USB_SERIAL_NUMBER_CHIPID=y\n"
 
@@ -491,6 +490,29 @@ static void config_world(struct fake_world *w)
 		.writes_data = NEW_CONFIG });
 }
 
+#define EBB_CONFIG "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n"
+
+/* kflash add on a terminal: the board picked, named and its method left
+ * at the default by typed answers, then its menuconfig */
+static void wizard_world(struct fake_world *w)
+{
+	ebb_tty(w);
+	fake_type(w, "1\nEBB\n\n");
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make",
+		.match = "/cfg/configs/ebb/.config OUT=/cache/kflash/build/ebb/ menuconfig",
+		.run_ms = 30000, .writes = "/cfg/configs/ebb/.config",
+		.writes_data = EBB_CONFIG });
+}
+
+static void excluded_world(struct fake_world *w)
+{
+	fake_put_file(w, "/cfg/devices.json",
+		"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\"}, "
+		"\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", \"mcu\": "
+		"\"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A0039000851313433343333"
+		"-if*\", \"flashable\": false}]}");
+}
+
 static int one_run(struct t *t, const struct kf_ops *ops)
 {
 	return flash(t, ops);
@@ -524,6 +546,34 @@ static int add_run(struct t *t, const struct kf_ops *ops)
 	return cmd(t, ops, false, kf_cmd_add, 5, argv);
 }
 
+static int wizard_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "add", NULL };
+
+	return cmd(t, ops, true, kf_cmd_add, 1, argv);
+}
+
+static int remove_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "remove", "--purge", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_remove, 3, argv);
+}
+
+static int exclude_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "exclude", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_exclude, 2, argv);
+}
+
+static int include_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "include", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_include, 2, argv);
+}
+
 static int config_run(struct t *t, const struct kf_ops *ops)
 {
 	char *argv[] = { "config", "octopus", NULL };
@@ -547,17 +597,94 @@ static const struct flow flows[] = {
 	{ "build", one_world, build_run, "exit make status 0" },
 	{ "add", add_world, add_run, "write /cfg/devices.json" },
 	{ "config", config_world, config_run, "exit make status 0" },
+	{ "add on a terminal", wizard_world, wizard_run, "exit make status 0" },
+	{ "remove --purge", one_world, remove_run, "unlink /cfg/configs/octopus/.config" },
+	{ "exclude", one_world, exclude_run, "write /cfg/devices.json" },
+	{ "include", excluded_world, include_run, "write /cfg/devices.json" },
 };
 
 static int absorbed;	/* faults after which the run still succeeded */
 static int absorbed_warned;	/* of them, those a warning named */
+
+/* The files of the config dir (the registry, the boards' configs): what
+ * a command may change, each only from the old version to the new one. */
+#define CFG_MAX 16
+struct cfg_files {
+	struct fake_file f[CFG_MAX];
+	size_t n;
+};
 
 /* What a run leaves that its user sees then or later: its output, and
  * every file (by path, so the order they were made in does not count). */
 struct seen {
 	char *out;
 	char *files;
+	struct cfg_files before, after;
 };
+
+static void cfg_files_of(const struct fake_world *w, struct cfg_files *c)
+{
+	size_t i;
+
+	c->n = 0;
+	for (i = 0; i < w->n_files; i++) {
+		const struct fake_file *f = &w->files[i];
+
+		if (!f->path || strncmp(f->path, "/cfg/", 5) != 0)
+			continue;
+		assert_true(c->n < CFG_MAX);
+		c->f[c->n].path = kf_xstrdup(f->path);
+		c->f[c->n].data = kf_xstrndup(f->data, f->len);
+		c->f[c->n++].len = f->len;
+	}
+}
+
+static void cfg_files_release(struct cfg_files *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->f[i].path);
+		free(c->f[i].data);
+	}
+	c->n = 0;
+}
+
+static const struct fake_file *cfg_file(const struct cfg_files *c, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->f[i].path, path) == 0)
+			return &c->f[i];
+	return NULL;
+}
+
+static bool same_file(const struct fake_file *a, const struct fake_file *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* The first file of the config dir that is neither as it was before the
+ * run nor as the clean run left it (missing counts as a version), or NULL. */
+static const char *torn_file(const struct seen *got, const struct seen *clean)
+{
+	const struct cfg_files *sets[] = { &got->before, &got->after, &clean->after };
+	size_t i, k;
+
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < sets[k]->n; i++) {
+			const char *path = sets[k]->f[i].path;
+			const struct fake_file *now = cfg_file(&got->after, path);
+
+			if (!same_file(now, cfg_file(&got->before, path)) &&
+			    !same_file(now, cfg_file(&clean->after, path)))
+				return path;
+		}
+	return NULL;
+}
 
 static int by_path(const void *a, const void *b)
 {
@@ -569,12 +696,15 @@ static char *world_files(const struct fake_world *w)
 {
 	const struct fake_file *sorted[FAKE_MAX_FILES];
 	struct kf_buf b = KF_BUF_INIT;
-	size_t i;
+	size_t i, n = 0;
 
+
+	/* an unlinked file leaves a slot without a path */
 	for (i = 0; i < w->n_files; i++)
-		sorted[i] = &w->files[i];
-	qsort(sorted, w->n_files, sizeof(sorted[0]), by_path);
-	for (i = 0; i < w->n_files; i++) {
+		if (w->files[i].path)
+			sorted[n++] = &w->files[i];
+	qsort(sorted, n, sizeof(sorted[0]), by_path);
+	for (i = 0; i < n; i++) {
 		kf_buf_addf(&b, "%s (%zu bytes)\n", sorted[i]->path, sorted[i]->len);
 		kf_buf_add(&b, sorted[i]->data, sorted[i]->len);
 		kf_buf_add(&b, "\n", 1);
@@ -600,6 +730,8 @@ static void seen_release(struct seen *s)
 {
 	free(s->out);
 	free(s->files);
+	cfg_files_release(&s->before);
+	cfg_files_release(&s->after);
 }
 
 #define FAULT_CAP 600	/* calls per flow; the longest clean run makes fewer */
@@ -626,6 +758,7 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
 	const struct fake_file *file;
+	const char *torn;
 	const char *what = t->err.what ? t->err.what : "(no error)";
 	const char *tail = w->transcript.data ? w->transcript.data : "";
 
@@ -652,10 +785,10 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 		FAIL("%s: fault at call %d: devices.json: %s", fl->name, n, e.what);
 	kf_registry_release(&reg);
 	kf_error_release(&e);
-	file = fake_get_file(w, "/cfg/configs/octopus/.config");
-	assert_non_null(file);
-	if (strcmp(file->data, OLD_CONFIG) != 0 && strcmp(file->data, NEW_CONFIG) != 0)
-		FAIL("%s: fault at call %d: octopus's .config is half-written", fl->name, n);
+	torn = torn_file(got, clean);
+	if (torn)
+		FAIL("%s: fault at call %d: %s is neither the old file nor the new one: %s",
+		     fl->name, n, torn, what);
 	if (!f->fired) {
 		if (r < 0)
 			FAIL("%s: the run without faults failed: %s", fl->name, what);
@@ -725,6 +858,7 @@ static int run_once(struct t *t, const struct flow *fl, struct fake_world *w,
 	f->raise = deliver;
 	f->raise_data = w;
 	*ret_was_active = w->svc_active;
+	cfg_files_of(w, &ret_seen->before);
 	ret_seen->out = NULL;
 	mem = open_memstream(&ret_seen->out, &len);
 	assert_non_null(mem);
@@ -735,6 +869,7 @@ static int run_once(struct t *t, const struct flow *fl, struct fake_world *w,
 	fclose(mem);
 	kf_out_init(&t->out, &t->w.ops, t->sink, t->sink, &(struct kf_out_opts){ 0 });
 	ret_seen->files = world_files(w);
+	cfg_files_of(w, &ret_seen->after);
 	return r;
 }
 
@@ -775,6 +910,9 @@ static int fault_loop(struct t *t, const struct flow *fl, int sig)
 		seen_release(&got);
 		fake_world_release(w);
 		free(w);
+		if (f.fired && getenv("FAULT_LOOP_VERBOSE"))
+			fprintf(stderr, "%s: call %d (%s)%s: exit %d\n", fl->name, n,
+				f.fired_at, sig ? " signal" : "", kf_exit_code(r, &t->err));
 		reset_err(t);
 		if (!f.fired)
 			break;
@@ -788,7 +926,7 @@ static int fault_loop(struct t *t, const struct flow *fl, int sig)
 }
 
 /* SQLite-style fault loop over every flow: fail the 1st, 2nd, 3rd ...
- * call of any kind (waits, kills, udev, sleeps included) with EIO, then
+ * call of any kind (waits, kills, udev, sleeps, typed lines included) with EIO, then
  * deliver SIGINT, SIGTERM and SIGHUP at each; check_run says what must
  * hold after each. */
 static void fault_loop__every_flow_keeps_the_promise(void **state)
