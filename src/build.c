@@ -212,8 +212,12 @@ char **kf_make_argv(const char *kdir, const char *config, const char *out,
 static char *seed_config(struct kf_ctx *ctx, const struct kf_board *b, const char *cfg)
 {
 	char *seed = kf_kconfig_seed(b->mcu);
+	int r = seed ? kf_os_write_atomic(ctx->ops, cfg, seed, strlen(seed), 0644) : 0;
 
-	if (seed && kf_os_write_atomic(ctx->ops, cfg, seed, strlen(seed), 0644) < 0) {
+	if (r < 0) {
+		kf_out_warn(ctx->out, "%s: cannot write a starting config for %s (%s: %s); "
+			    "menuconfig starts from Klipper's default, choose the chip "
+			    "there", b->key, b->mcu, cfg, strerror(-r));
 		free(seed);
 		return NULL;
 	}
@@ -385,15 +389,27 @@ static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
 	return r;
 }
 
-static char *capture_first_line(struct kf_ctx *ctx, const char *const *argv)
+/* A capture that could not ask its tool (spawn or wait failed, or exec
+ * failed for another reason than a missing program) keeps that errno in
+ * *err, the first one only: it is no answer, and must not be read as one. */
+static void capture_failed(int r, const struct kf_exit *ex, int *err)
+{
+	if (r == 0 && ex->kind == KF_EXIT_EXEC_FAILED && ex->err != ENOENT)
+		r = -ex->err;
+	if (r < 0 && err && !*err)
+		*err = r;
+}
+
+static char *capture_first_line(struct kf_ctx *ctx, const char *const *argv, int *err)
 {
 	struct kf_buf out = KF_BUF_INIT;
 	struct kf_run_opts opts = { .capture = &out };
-	struct kf_exit ex;
+	struct kf_exit ex = { .kind = KF_EXIT_RUNNING };
 	char *line;
+	int r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 30000, &opts, &ex);
 
-	if (make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 30000, &opts, &ex) < 0 ||
-	    !kf_exit_ok(&ex) || !out.data) {
+	capture_failed(r, &ex, err);
+	if (r < 0 || !kf_exit_ok(&ex) || !out.data) {
 		kf_buf_release(&out);
 		return NULL;
 	}
@@ -402,15 +418,16 @@ static char *capture_first_line(struct kf_ctx *ctx, const char *const *argv)
 	return line;
 }
 
-static uint64_t capture_hash(struct kf_ctx *ctx, const char *const *argv)
+static uint64_t capture_hash(struct kf_ctx *ctx, const char *const *argv, int *err)
 {
 	struct kf_buf out = KF_BUF_INIT;
 	struct kf_run_opts opts = { .capture = &out };
-	struct kf_exit ex;
+	struct kf_exit ex = { .kind = KF_EXIT_RUNNING };
 	uint64_t h = KF_HASH_SEED;
+	int r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 60000, &opts, &ex);
 
-	if (make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 60000, &opts, &ex) == 0 &&
-	    kf_exit_ok(&ex) && out.data)
+	capture_failed(r, &ex, err);
+	if (r == 0 && kf_exit_ok(&ex) && out.data)
 		h = kf_hash(out.data, out.len, h);
 	kf_buf_release(&out);
 	return h;
@@ -420,9 +437,10 @@ int kf_klipper_version(struct kf_ctx *ctx, const char *kdir, char **ret)
 {
 	const char *argv[] = { "git", "-C", kdir, "describe", "--always", "--tags",
 			       "--long", "--dirty", NULL };
+	int err = 0;
 
-	*ret = capture_first_line(ctx, argv);
-	return *ret ? 0 : -ENOENT;
+	*ret = capture_first_line(ctx, argv, &err);
+	return *ret ? 0 : err ? err : -ENOENT;
 }
 
 /* The compiler Klipper will use for this config. */
@@ -442,17 +460,17 @@ static const char *cross_cc(const struct kf_kconfig *cfg)
  * (and kflash) can see what changed. "version" is what the firmware's
  * dictionary will carry: a new tag on the same HEAD changes it too. */
 static char *make_stamp(struct kf_ctx *ctx, const char *kdir, const struct kf_kconfig *cfg,
-			const char *version)
+			const char *version, int *err)
 {
 	const char *head[] = { "git", "-C", kdir, "rev-parse", "HEAD", NULL };
 	const char *diff[] = { "git", "-C", kdir, "diff", "HEAD", NULL };
 	const char *untracked[] = { "git", "-C", kdir, "status", "--porcelain", NULL };
 	const char *cc_argv[] = { cross_cc(cfg), "--version", NULL };
-	char *norm = kf_kconfig_normalise(cfg), *h = capture_first_line(ctx, head);
-	char *cc = capture_first_line(ctx, cc_argv), *stamp;
-	uint64_t d = capture_hash(ctx, diff);
+	char *norm = kf_kconfig_normalise(cfg), *h = capture_first_line(ctx, head, err);
+	char *cc = capture_first_line(ctx, cc_argv, err), *stamp;
+	uint64_t d = capture_hash(ctx, diff, err);
 
-	d = kf_hash(&d, sizeof(d), capture_hash(ctx, untracked));
+	d = kf_hash(&d, sizeof(d), capture_hash(ctx, untracked, err));
 	stamp = kf_asprintf("config %016" PRIx64 "\nklipper %s\nversion %s\nchanges %016"
 			    PRIx64 "\ncompiler %s\n",
 			    kf_hash(norm, strlen(norm), KF_HASH_SEED), h ? h : "unknown",
@@ -800,7 +818,8 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	int ncpu = kf_os_cpu_count(ctx->ops);
 	const char *why_clean = NULL;
 	bool streaming = false;
-	int r;
+	int r, w, stamp_err = 0;
+	char *unknown;
 
 	if (!opts)
 		opts = &defaults;
@@ -852,7 +871,12 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	if (r < 0)
 		goto out;
 
-	(void)kf_klipper_version(ctx, kdir, &res->version);
+	r = kf_klipper_version(ctx, kdir, &res->version);
+	if (r < 0 && r != -ENOENT)
+		kf_out_warn(ctx->out, "%s: cannot tell the checkout's version (git "
+			    "describe in %s: %s); it is not checked in the firmware",
+			    b->key, kdir, strerror(-r));
+	r = 0;
 
 	if (opts->rebuild) {
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "%s: make clean (--rebuild)", b->key);
@@ -883,7 +907,17 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	if (!res->host_mcu)
 		kf_out_ok(ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", b->key, b->mcu);
 
-	stamp = make_stamp(ctx, kdir, &res->cfg, res->version);
+	stamp = make_stamp(ctx, kdir, &res->cfg, res->version, &stamp_err);
+	if (stamp_err) {
+		/* what the firmware is built from is not known: it is never
+		 * up to date, and neither is this build the next time */
+		kf_out_warn(ctx->out, "%s: cannot tell what the firmware is built from "
+			    "(asking git or the compiler failed: %s); building it, and "
+			    "again next time", b->key, strerror(-stamp_err));
+		unknown = kf_asprintf(STAMP_BUILDING "%s", stamp);
+		free(stamp);
+		stamp = unknown;
+	}
 	/* a failed look only means a build: the one after it says why */
 	res->firmware = find_firmware(ctx, out, &res->cfg, &res->size, &r);
 	r = 0;
@@ -930,14 +964,25 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	/* from here OUT holds objects of this version and compiler, and the
 	 * stamp says so, but never reads as "up to date" until the end */
 	building = kf_asprintf(STAMP_BUILDING "%s", stamp);
-	(void)kf_os_write_atomic(ctx->ops, stamp_path, building, strlen(building), 0644);
+	w = kf_os_write_atomic(ctx->ops, stamp_path, building, strlen(building), 0644);
+	if (w < 0) {
+		/* the old stamp may still say "up to date" while OUT changes:
+		 * without this one, OUT is cleaned before the next build */
+		kf_out_warn(ctx->out, "%s: cannot mark %s as building (%s); it is "
+			    "removed so the next build starts clean", b->key, stamp_path,
+			    strerror(-w));
+		(void)kf_os_unlink(ctx->ops, stamp_path);
+	}
 	{
 		kf_out_phase(ctx->out, KF_PHASE_BUILD, "building %s (%s, Klipper %s)",
 			     b->key, b->mcu, res->version ? res->version : "unknown");
 		/* a fresh log with what make said so far, then line by line
 		 * as it prints (tail -f works) */
-		(void)kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
-					 log.len, 0644);
+		w = kf_os_write_atomic(ctx->ops, res->log_path, log.data ? log.data : "",
+				       log.len, 0644);
+		if (w < 0)
+			kf_out_warn(ctx->out, "%s: cannot write the build log %s: %s",
+				    b->key, res->log_path, strerror(-w));
 		streaming = true;
 		r = make_step(ctx, kdir, cfg, out, jobs, s->timeout_build, "the build",
 			      &log, &prog, err);
@@ -963,7 +1008,11 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	r = check_dict(ctx, b, out, res->version, res->host_mcu, err);
 	if (r < 0)
 		goto out;
-	(void)kf_os_write_atomic(ctx->ops, stamp_path, stamp, strlen(stamp), 0644);
+	w = kf_os_write_atomic(ctx->ops, stamp_path, stamp, strlen(stamp), 0644);
+	if (w < 0)
+		kf_out_warn(ctx->out, "%s: cannot save the build stamp %s (%s): the "
+			    "next build of %s starts again", b->key, stamp_path,
+			    strerror(-w), b->key);
 	res->ms = kf_os_now(ctx->ops) - t0;
 	kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)", b->key,
 		  (double)res->ms / 1000.0, res->firmware, (long long)res->size);

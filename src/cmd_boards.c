@@ -449,7 +449,12 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	b.flashable = true;
 	b.port = d->port;
 	kf_registry_add(reg, &b);
-	r = kf_registry_save(ctx->ops, reg, ctx->err);
+	{
+		char *done = kf_asprintf("%s was registered as '%s'", d->name, b.key);
+
+		r = kf_cmd_save(ctx, reg, done, ctx->err);
+		free(done);
+	}
 	if (r == 0) {
 		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
 			      d->name, b.key, d->mcu, b.pattern);
@@ -512,7 +517,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		long k;
 		bool ok;
 
-		r = kf_prompt(ctx, "Board number", n == 1 ? "1" : NULL, &ans);
+		r = kf_prompt(ctx, "Board number", n == 1 ? "1" : NULL, ctx->err, &ans);
 		if (r < 0)
 			return r;
 
@@ -531,7 +536,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		struct kf_error e = KF_ERROR_INIT;
 
 		r = kf_prompt(ctx, "Name for this board (e.g. Octopus Pro, EBB36)",
-			      NULL, &ans);
+			      NULL, ctx->err, &ans);
 		if (r < 0)
 			return r;
 		if (kf_name_check(ans, &e) == 0 && !kf_registry_find(reg, ans)) {
@@ -547,7 +552,8 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	for (;;) {
 		enum kf_method m;
 
-		r = kf_prompt(ctx, "Flash method (katapult or make-flash)", def, &ans);
+		r = kf_prompt(ctx, "Flash method (katapult or make-flash)", def, ctx->err,
+			      &ans);
 		if (r < 0)
 			break;
 		if (kf_method_parse(ans, &m) == 0 && m != KF_METHOD_DEFAULT) {
@@ -633,7 +639,15 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		struct kf_board *b = &reg.boards[reg.n_boards - 1];
 		struct kf_error e = KF_ERROR_INIT;
 
-		if (kf_menuconfig(ctx, &reg.settings, b, &e) < 0) {
+		r = kf_menuconfig(ctx, &reg.settings, b, &e);
+		if (r == KF_EINTERRUPTED) {
+			/* Ctrl+C in menuconfig ends add too, the board kept */
+			kf_error_set(ctx->err, KF_EINTERRUPTED, "%s; %s is registered "
+				     "without a firmware config: kflash config %s",
+				     e.what, b->key, b->key);
+			ctx->err->signal = e.signal;
+		} else if (r < 0) {
+			r = 0;
 			kf_out_error(ctx->out, &e);
 			kf_out_warn(ctx->out, "%s is registered without a firmware config; "
 				    "run kflash config %s", b->key, b->key);
@@ -641,9 +655,16 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			struct kf_kconfig cfg = KF_KCONFIG_INIT;
 			char *path = NULL;
 
-			if (kf_board_config_load(ctx, b, &e, &cfg, &path) == 0 &&
-			    kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path, false,
-						 &e) < 0) {
+			r = 0;
+
+			if (kf_board_config_load(ctx, b, &e, &cfg, &path) < 0) {
+				/* what menuconfig saved cannot be read back: said,
+				 * and the build checks it again */
+				kf_out_error(ctx->out, &e);
+				kf_out_warn(ctx->out, "the MCU of %s's config is not "
+					    "checked yet; kflash build %s does", b->key, b->key);
+			} else if (kf_kconfig_check_mcu(&cfg, b->key, b->mcu, d->mcu, path,
+							false, &e) < 0) {
 				kf_out_error(ctx->out, &e);
 				kf_out_warn(ctx->out, "fix it before flashing: kflash config %s",
 					    b->key);
@@ -653,6 +674,12 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		}
 		kf_error_release(&e);
 		free(e.note);
+		if (r == 0) {
+			char *done = kf_asprintf("%s was registered", b->key);
+
+			r = kf_cmd_signalled(ctx, done, ctx->err);
+			free(done);
+		}
 	}
 out:
 	free(wizard_name);
@@ -689,7 +716,7 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board *b;
 	bool purge = false;
-	char *key = NULL;
+	char *key = NULL, *done = NULL;
 	int i, r;
 
 	i = one_name(ctx, "remove", argc, argv, o, &purge);
@@ -700,7 +727,8 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 		goto out;
 	key = kf_xstrdup(b->key);
 	kf_registry_remove(&reg, b);
-	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	done = kf_asprintf("%s was removed (its cached config kept)", key);
+	r = kf_cmd_save(ctx, &reg, done, ctx->err);
 	if (r < 0)
 		goto out;
 	kf_out_result(ctx->out, "Removed %s", key);
@@ -712,12 +740,17 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 			kf_out_result(ctx->out, "Deleted its cached config %s", cfg);
 		else if (u != -ENOENT)
 			kf_out_warn(ctx->out, "could not delete %s: %s", cfg, strerror(-u));
+		free(done);
+		done = kf_asprintf("%s was removed and its cached config %s", key,
+				   u == 0 || u == -ENOENT ? "deleted" : "kept");
+		r = kf_cmd_signalled(ctx, done, ctx->err);
 		free(cfg);
 	} else {
 		kf_out_info(ctx->out, "Its cached config is kept in %s/configs/%s/ "
 			    "(remove --purge deletes it)", ctx->config_dir, key);
 	}
 out:
+	free(done);
 	free(key);
 	kf_registry_release(&reg);
 	return r;
@@ -729,6 +762,7 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 	static const struct option o[] = { { 0, 0, 0, 0 } };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board *b;
+	char *done;
 	int i, r;
 
 	i = one_name(ctx, cmd, argc, argv, o, NULL);
@@ -743,7 +777,9 @@ static int set_flashable(struct kf_ctx *ctx, const char *cmd, int argc, char **a
 		goto out;
 	}
 	b->flashable = flashable;
-	r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	done = kf_asprintf("%s was %s", b->key, flashable ? "included again" : "excluded");
+	r = kf_cmd_save(ctx, &reg, done, ctx->err);
+	free(done);
 	if (r == 0)
 		kf_out_result(ctx->out, flashable ? "%s will be flashed again"
 						  : "%s is excluded: kflash will not flash it",

@@ -44,6 +44,20 @@ int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv)
 				    "MCU: it builds, but kflash does not flash it", b->key);
 			r = 0;
 		}
+		/* menuconfig saved it (or left it) before the check: a signal
+		 * during the check, or after it, says so */
+		if (r == KF_EINTERRUPTED)
+			kf_error_context(ctx->err, "the config of %s is %s (%s), but "
+					 "not checked", b->key, unchanged ? "unchanged"
+					 : "saved", path);
+		if (r == 0) {
+			char *done = kf_asprintf("the config of %s was %s (%s)", b->key,
+						 unchanged ? "left unchanged" : "saved",
+						 path);
+
+			r = kf_cmd_signalled(ctx, done, ctx->err);
+			free(done);
+		}
 		if (r == 0 && unchanged)
 			kf_out_result(ctx->out, "The config of %s is unchanged (%s)", b->key,
 				      path);

@@ -7,7 +7,6 @@
 
 #include "kflash/build.h"
 #include "kflash/commands.h"
-#include "kflash/discovery.h"
 #include "kflash/flash.h"
 #include "kflash/window.h"
 #include "kflash/instances.h"
@@ -15,6 +14,7 @@
 #include "kflash/proc.h"
 #include "kflash/registry.h"
 #include "kflash/service.h"
+#include "kflash/transport.h"
 #include "kflash/util.h"
 
 struct doctor {
@@ -250,6 +250,48 @@ static void check_make_flash(struct doctor *d, const struct kf_registry *reg)
 	}
 }
 
+/* Each board is where its transport can find it, exactly once; each
+ * transport's scan works (said only when it does not). */
+static void boards_connected(struct doctor *d, struct kf_registry *reg)
+{
+	const struct kf_transport *const *tr;
+	size_t i;
+
+	for (tr = kf_transports; *tr; tr++) {
+		struct kf_error e = KF_ERROR_INIT;
+		void *scan = NULL;
+		int r = (*tr)->scan(d->ctx, &scan, &e);
+
+		if (r < 0)
+			report(d, false, (*tr)->scan_check, "%s (%s)", (*tr)->scan_fix,
+			       e.what ? e.what : strerror(-r));
+		kf_error_release(&e);
+		for (i = 0; i < reg->n_boards; i++) {
+			struct kf_board *b = &reg->boards[i];
+			struct kf_where at = { 0 };
+			char *what;
+			bool found;
+
+			if (kf_transport_for(b) != *tr)
+				continue;
+			found = r == 0 && (*tr)->locate(d->ctx, reg, b, scan, false, &at,
+							 &e) == 0;
+			what = kf_asprintf("board %s is connected", b->key);
+			if (r < 0)
+				report(d, !b->flashable, what, "cannot tell: see \"%s\"",
+				       (*tr)->scan_check);
+			else
+				report(d, found || !b->flashable, what, "%s%s%s",
+				       e.what ? e.what : "", e.n_steps ? "; " : "",
+				       e.n_steps ? e.steps[0] : "");
+			free(what);
+			kf_where_release(&at);
+			kf_error_release(&e);
+		}
+		(*tr)->scan_free(scan);
+	}
+}
+
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
 	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
@@ -257,7 +299,6 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_settings *s;
 	char *dir, *p, *kdir = NULL;
 	int r, tmo;
-	size_t i;
 
 	(void)argv;
 	if (argc > 1) {
@@ -296,27 +337,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 
 	printers(&d, s, tmo);
 
-	{
-		struct kf_devlist devs = KF_DEVLIST_INIT;
-
-		if (kf_discover(ctx->ops, &devs, NULL) < 0)
-			report(&d, false, "udev lists serial devices",
-			       "systemctl status systemd-udevd");
-		for (i = 0; i < reg.n_boards; i++) {
-			struct kf_board *b = &reg.boards[i];
-			bool found = false;
-			size_t k;
-			char *what;
-
-			for (k = 0; k < devs.n; k++)
-				found |= kf_board_match(b, &devs.devs[k]) == KF_MATCH_YES;
-			what = kf_asprintf("board %s is connected", b->key);
-			report(&d, found || !b->flashable, what, "check its USB cable; "
-			       "kflash list shows what is connected");
-			free(what);
-		}
-		kf_devlist_release(&devs);
-	}
+	boards_connected(&d, &reg);
 	kf_out_set_json(ctx->out, json_pack("{s:o, s:i}", "checks", d.checks,
 					    "failed", d.failed));
 	kf_registry_release(&reg);

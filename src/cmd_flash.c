@@ -56,7 +56,7 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 	if (r < 0)
 		goto out;
 	if (fo.outdated) {
-		r = kf_select_outdated(ctx, &reg, boards, &n);
+		r = kf_select_outdated(ctx, &reg, boards, &n, ctx->err);
 		if (r < 0 || n == 0)
 			goto out;
 	}

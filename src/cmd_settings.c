@@ -110,8 +110,12 @@ int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_settings_set(&reg.settings, key, value, ctx->err);
 	if (r == 0 && (strcmp(key, "klipper_dir") == 0 || strcmp(key, "katapult_dir") == 0))
 		r = check_dir(ctx, key, value);
-	if (r == 0)
-		r = kf_registry_save(ctx->ops, &reg, ctx->err);
+	if (r == 0) {
+		char *done = kf_asprintf("%s was set", key);
+
+		r = kf_cmd_save(ctx, &reg, done, ctx->err);
+		free(done);
+	}
 	if (r == 0)
 		kf_out_result(ctx->out, "%s = %s", key,
 			      strcmp(key, "moonraker_api_key") == 0

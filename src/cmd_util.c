@@ -1,5 +1,6 @@
 /* cmd_util.c - what every command shares: option parsing, board lookup errors. */
 #include <getopt.h>
+#include <signal.h>
 #include <string.h>
 
 #include "kflash/commands.h"
@@ -44,4 +45,32 @@ int kf_load_board(struct kf_ctx *ctx, const char *name, struct kf_registry *reg,
 		return r;
 	*ret_board = kf_registry_find(reg, name);
 	return *ret_board ? 0 : kf_unknown_board(ctx, reg, name);
+}
+
+int kf_cmd_signalled(struct kf_ctx *ctx, const char *done, struct kf_error *err)
+{
+	int sig = kf_os_take_signal(ctx->ops);
+
+	if (!sig)
+		return 0;
+	if (done)
+		kf_error_set(err, KF_EINTERRUPTED, "stopped by signal %d (%s), after "
+			     "%s", sig, strsignal(sig), done);
+	else
+		kf_error_set(err, KF_EINTERRUPTED, "stopped by signal %d (%s): "
+			     "nothing was changed", sig, strsignal(sig));
+	err->signal = sig;
+	return KF_EINTERRUPTED;
+}
+
+int kf_cmd_save(struct kf_ctx *ctx, const struct kf_registry *reg, const char *done,
+		struct kf_error *err)
+{
+	int r = kf_cmd_signalled(ctx, NULL, err);
+
+	if (r == 0)
+		r = kf_registry_save(ctx->ops, reg, err);
+	if (r == 0)
+		r = kf_cmd_signalled(ctx, done, err);
+	return r;
 }

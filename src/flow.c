@@ -143,6 +143,10 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	kf_flashing_end(&fl);
 	/* every path from here on: put the service back */
 	kf_window_close(&win);
+	/* a signal that came while the last board came back, with no
+	 * service to start again (which would have taken it), is the run's
+	 * too: the user asked kflash to stop, and 128+N says it heard */
+	(void)kf_run_signalled(&run);
 	kf_lock_give(ctx, &run.lock_fd);
 	for (i = 0; i < n; i++)
 		kf_lock_give(ctx, &run.jobs[i].lock_fd);

@@ -60,7 +60,7 @@ static int pick_board(struct kf_ctx *ctx, struct kf_registry *reg, char **ret_ke
 	for (i = 0; i < reg->n_boards; i++)
 		kf_out_say(ctx->out, "  %zu) %s\n", i + 1, reg->boards[i].key);
 	for (;;) {
-		r = kf_prompt(ctx, "Board", reg->n_boards == 1 ? "1" : NULL, &ans);
+		r = kf_prompt(ctx, "Board", reg->n_boards == 1 ? "1" : NULL, ctx->err, &ans);
 		if (r < 0)
 			return r;
 		k = strtol(ans, &end, 10);
@@ -114,7 +114,7 @@ int kf_menu_run(struct kf_ctx *ctx)
 			return r;	/* a broken registry: say so and leave */
 		status_panel(ctx, &reg);
 		kf_out_say(ctx->out, "%s", actions);
-		r = kf_prompt(ctx, "Choose", NULL, &ans);
+		r = kf_prompt(ctx, "Choose", NULL, ctx->err, &ans);
 		if (r < 0 || !strcmp(ans, "q") || !strcmp(ans, "Q") || !strcmp(ans, "quit")) {
 			free(ans);
 			kf_registry_release(&reg);

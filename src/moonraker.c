@@ -106,8 +106,11 @@ void kf_print_status_parse(int r, long status, const char *body,
 	p->http_status = status;
 	p->reachable = r == 0 || r == -EPROTO;
 	if (!p->reachable) {
-		p->said = kf_xstrdup(r == -ETIMEDOUT ? "no answer in time"
-				     : "nothing answers there");
+		/* only the table's "nothing answers" is read as that: another
+		 * errno is named, never taken for a Moonraker that is down */
+		p->said = r == -ETIMEDOUT ? kf_xstrdup("no answer in time")
+			: r == -EHOSTUNREACH ? kf_xstrdup("nothing answers there")
+			: kf_asprintf("asking it failed: %s", strerror(-r));
 		goto out;
 	}
 	if (r == -EPROTO) {

@@ -6,7 +6,7 @@
 #include "kflash/util.h"
 
 int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
-	      char **ret_answer)
+	      struct kf_error *err, char **ret_answer)
 {
 	char *line = NULL;
 	size_t i, n;
@@ -24,16 +24,19 @@ int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
 		int sig = kf_os_take_signal(ctx->ops);
 
 		kf_out_say(ctx->out, "\n");
-		kf_error_set(ctx->err, KF_EINTERRUPTED, "cancelled");
-		ctx->err->signal = sig;
+		kf_error_set(err, KF_EINTERRUPTED, "cancelled");
+		if (err)
+			err->signal = sig;
 		return KF_EINTERRUPTED;
 	}
 	if (r == 0)
 		return -EPIPE;
 	if (r < 0) {
 		kf_out_say(ctx->out, "\n");
-		return kf_error_set(ctx->err, KF_EFAILED, "cannot read the answer to "
-				    "'%s' from the terminal: %s", question, strerror(-r));
+		kf_error_set(err, KF_EFAILED, "cannot read the answer to '%s' from "
+			     "the terminal: %s", question, strerror(-r));
+		kf_error_errno(err, r);
+		return KF_EFAILED;
 	}
 	/* a terminal in raw mode, or a Windows ssh client, sends \r */
 	for (i = n = 0; line[i]; i++)
@@ -49,7 +52,8 @@ int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
 	return 0;
 }
 
-int kf_confirm(struct kf_ctx *ctx, const char *question, bool def, bool *ret_yes)
+int kf_confirm(struct kf_ctx *ctx, const char *question, bool def,
+	       struct kf_error *err, bool *ret_yes)
 {
 	char *q, *a = NULL;
 	int r;
@@ -60,7 +64,7 @@ int kf_confirm(struct kf_ctx *ctx, const char *question, bool def, bool *ret_yes
 	}
 	q = kf_asprintf("%s (%s)", question, def ? "Y/n" : "y/N");
 	for (;;) {
-		r = kf_prompt(ctx, q, NULL, &a);
+		r = kf_prompt(ctx, q, NULL, err, &a);
 		if (r < 0)
 			break;
 		if (!*a || strchr("yYnN", a[0])) {

@@ -22,3 +22,8 @@ const struct kf_transport *kf_transport_for(const struct kf_board *b)
 	(void)b;
 	return &kf_transport_usb;
 }
+
+const struct kf_transport *const kf_transports[] = {
+	&kf_transport_usb,
+	NULL,
+};

@@ -314,6 +314,8 @@ static int usb_await_return(struct kf_ctx *ctx, struct kf_registry *reg,
 
 const struct kf_transport kf_transport_usb = {
 	.name = "usb",
+	.scan_check = "udev lists serial devices",
+	.scan_fix = "systemctl status systemd-udevd",
 	.scan = usb_scan,
 	.scan_free = usb_scan_free,
 	.locate = usb_locate,

@@ -1,5 +1,6 @@
 /* versions.c - which firmware each board runs, as Moonraker reports it, and
  * whether it is behind the host's Klipper. */
+#include <errno.h>
 #include <string.h>
 
 #include "kflash/build.h"
@@ -26,19 +27,24 @@ const char *kf_board_version(const struct kf_board *b, const struct kf_mcu_versi
 }
 
 int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_board **boards, size_t *n)
+		       struct kf_board **boards, size_t *n, struct kf_error *err)
 {
 	struct kf_mcu_version *m = NULL;
 	char *kdir = NULL, *host = NULL;
 	size_t nm = 0, i, k = 0;
 	int r;
 
-	r = kf_klipper_dir(ctx, &reg->settings, ctx->err, &kdir);
+	r = kf_klipper_dir(ctx, &reg->settings, err, &kdir);
 	if (r < 0)
 		return r;
-	if (kf_klipper_version(ctx, kdir, &host) < 0) {
-		r = kf_error_set(ctx->err, KF_EFAILED, "cannot tell the host's Klipper "
+	r = kf_klipper_version(ctx, kdir, &host);
+	if (r < 0) {
+		int e = r;
+
+		r = kf_error_set(err, KF_EFAILED, "cannot tell the host's Klipper "
 				 "version (git describe failed in %s)", kdir);
+		if (e != -ENOENT)
+			kf_error_errno(err, e);
 		free(kdir);
 		return r;
 	}
@@ -46,10 +52,16 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 	r = kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
 				  reg->settings.moonraker_api_key, &m, &nm);
 	if (r < 0) {
-		kf_error_set(ctx->err, KF_EFAILED, "--outdated needs the MCU versions "
-			     "from Moonraker, which does not answer at %s",
-			     reg->settings.moonraker_url);
-		kf_error_step(ctx->err, "start Klipper and Moonraker, or name the boards: "
+		if (r == -EHOSTUNREACH || r == -ETIMEDOUT)
+			kf_error_set(err, KF_EFAILED, "--outdated needs the MCU versions "
+				     "from Moonraker, which does not answer at %s",
+				     reg->settings.moonraker_url);
+		else
+			kf_error_set(err, KF_EFAILED, "--outdated needs the MCU versions "
+				     "from Moonraker at %s: asking it failed: %s",
+				     reg->settings.moonraker_url, strerror(-r));
+		kf_error_errno(err, r);
+		kf_error_step(err, "start Klipper and Moonraker, or name the boards: "
 			      "kflash flash NAME...");
 		free(host);
 		return KF_EFAILED;

@@ -194,13 +194,14 @@ static int unknown_print_state(struct kf_window *w, const struct kf_unit *u,
 		kf_out_warn(ctx->out, "Moonraker at %s gave no print state (%s): "
 			    "kflash cannot tell whether a print is running", u->url,
 			    ps->said);
-		/* a prompt reports into ctx->err, which is the run's err */
 		r = kf_confirm(ctx, "Is the printer idle, and may kflash stop "
-			       "Klipper?", false, &yes);
-		if (r == KF_EINTERRUPTED) {
-			kf_run_heard(w->run, ctx->err->signal);
+			       "Klipper?", false, err, &yes);
+		if (r == KF_EINTERRUPTED)
+			kf_run_heard(w->run, err->signal);
+		/* a terminal that cannot be read is its error, not a "no";
+		 * the end of input (-EPIPE) is no answer, so no */
+		if (r < 0 && r != -EPIPE)
 			return r;
-		}
 		if (yes) {
 			w->unknown_ok = true;
 			return 0;

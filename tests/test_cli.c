@@ -38,8 +38,8 @@ static char *slurp(FILE *f)
 /* Runs kflash's CLI in the world w with stdout/stderr captured. The fake
  * world has no terminal unless the test says so, and stdin is what the
  * test typed (fake_type). */
-static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,
-			 const char *a3)
+static struct run cli_with(const struct kf_ops *ops, const char *a1, const char *a2,
+			   const char *a3)
 {
 	char *argv[] = { "kflash", (char *)a1, (char *)a2, (char *)a3, NULL };
 	int argc = 1 + (a1 != NULL) + (a1 && a2) + (a1 && a2 && a3);
@@ -51,7 +51,7 @@ static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,
 	fflush(stderr);
 	dup2(fileno(o), 1);
 	dup2(fileno(e), 2);
-	r.code = kf_cli_main(&w->ops, argc, argv);
+	r.code = kf_cli_main(ops, argc, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(so, 1);
@@ -61,6 +61,12 @@ static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,
 	r.out = slurp(o);
 	r.err = slurp(e);
 	return r;
+}
+
+static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,
+			 const char *a3)
+{
+	return cli_with(&w->ops, a1, a2, a3);
 }
 
 static struct run cli(const char *a1, const char *a2, const char *a3)
@@ -239,6 +245,41 @@ static void config_dir__follows_the_environment(void **state)
 	fake_world_release(&w);
 }
 
+/* doctor asks each board's transport where the board is: when udev cannot
+ * be read, that is said once with its errno, and a board is not blamed
+ * on its cable; a board that is there passes. */
+static void doctor__an_unreadable_udev_is_no_unplugged_board(void **state)
+{
+	struct fake_world w;
+	struct fault_ops f;
+	struct run r;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_setenv(&w, "KFLASH_CONFIG_DIR", "/cfg");
+	fake_put_file(&w, "/cfg/devices.json", "{\"schema\": 1, \"settings\": {}, "
+		      "\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", "
+		      "\"mcu\": \"stm32f446xx\", \"pattern\": "
+		      "\"usb-*_stm32f446xx_3A0039000851313433343333-if*\"}]}");
+	fake_add_tty(&w, "/dev/ttyACM0", "/dev/serial/by-id/usb-Klipper_stm32f446xx_"
+		     "3A0039000851313433343333-if00", "1d50", "614e", "Klipper",
+		     "3A0039000851313433343333");
+	r = cli_in(&w, "doctor", NULL, NULL);
+	assert_non_null(strstr(r.out, "ok board octopus is connected"));
+	run_free(&r);
+
+	fault_ops_init(&f, &w.ops, FAULT_UDEV, 1, -EIO);
+	r = cli_with(&f.ops, "doctor", NULL, NULL);
+	assert_true(f.fired);
+	assert_non_null(strstr(r.out, "FAIL udev lists serial devices"));
+	assert_non_null(strstr(r.out, strerror(EIO)));
+	assert_non_null(strstr(r.out, "FAIL board octopus is connected"));
+	if (strstr(r.out, "USB cable"))
+		fail_msg("an unreadable udev blamed on the cable:\n%s", r.out);
+	run_free(&r);
+	fake_world_release(&w);
+}
+
 /* A table built for another layout is refused before any of it is called. */
 static void ops_table__of_another_version_or_incomplete_is_refused(void **state)
 {
@@ -281,6 +322,7 @@ int main(void)
 		cmocka_unit_test(json__a_failing_command_still_prints_one_document),
 		cmocka_unit_test(no_command_on_a_terminal__opens_the_menu),
 		cmocka_unit_test(config_dir__follows_the_environment),
+		cmocka_unit_test(doctor__an_unreadable_udev_is_no_unplugged_board),
 		cmocka_unit_test(ops_table__of_another_version_or_incomplete_is_refused),
 	};
 

@@ -304,6 +304,32 @@ static void flash__eio_listing_devices_at_verify_is_no_missing_board(void **stat
 	assert_true(t->w.svc_active);
 }
 
+/* When Moonraker gives no print state, a terminal is asked whether the
+ * printer is idle; a terminal that cannot be read is that I/O error, not
+ * a "no" that refuses for safety. */
+static void flash__a_failing_terminal_at_the_print_question_is_named(void **state)
+{
+	struct t *t = *state;
+	struct kf_ctx ctx = { .ops = NULL, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg", .interactive = true };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_flash_opts o = { .skip_menuconfig = true };
+	struct kf_board *b;
+	struct fault_ops f;
+	int r;
+
+	t->w.urls[0].body = "{\"result\": {\"status\": {}}}";
+	fault_ops_init(&f, &t->w.ops, FAULT_TTY, 1, -EIO);
+	ctx.ops = &f.ops;
+	assert_int_equal(kf_registry_load(ctx.ops, "/cfg", &reg, &t->err), 0);
+	b = &reg.boards[0];
+	r = kf_flow_flash(&ctx, &reg, &b, 1, &o, &t->err);
+	kf_registry_release(&reg);
+	assert_true(f.fired);
+	assert_names_eio(t, r, "gave no print state");
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
 /* One mapping from a board's state to its result feeds the exit code, the
  * summary and the JSON: a board the run stopped before is "failed" in all
  * three, with the reason, never "skipped" (which is what --all does to an
@@ -385,7 +411,6 @@ static void flash__verify_sees_the_board_come_back_by_udev_event(void **state)
 /* ---- the fault loop over every flow ---------------------------------------- */
 
 #define EBB_BYID "/dev/serial/by-id/usb-Klipper_stm32g0b1xx_1234567890ABCDEF12345678-if00"
-#define OLD_CONFIG "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n"
 #define NEW_CONFIG "CONFIG_MCU=\"stm32f446xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n" \
 	"CONFIG_USB_SERIAL_NUMBER_CHIPID=y\n"
 
@@ -465,6 +490,29 @@ static void config_world(struct fake_world *w)
 		.writes_data = NEW_CONFIG });
 }
 
+#define EBB_CONFIG "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n"
+
+/* kflash add on a terminal: the board picked, named and its method left
+ * at the default by typed answers, then its menuconfig */
+static void wizard_world(struct fake_world *w)
+{
+	ebb_tty(w);
+	fake_type(w, "1\nEBB\n\n");
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make",
+		.match = "/cfg/configs/ebb/.config OUT=/cache/kflash/build/ebb/ menuconfig",
+		.run_ms = 30000, .writes = "/cfg/configs/ebb/.config",
+		.writes_data = EBB_CONFIG });
+}
+
+static void excluded_world(struct fake_world *w)
+{
+	fake_put_file(w, "/cfg/devices.json",
+		"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\"}, "
+		"\"boards\": [{\"key\": \"octopus\", \"name\": \"Octopus\", \"mcu\": "
+		"\"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A0039000851313433343333"
+		"-if*\", \"flashable\": false}]}");
+}
+
 static int one_run(struct t *t, const struct kf_ops *ops)
 {
 	return flash(t, ops);
@@ -498,6 +546,34 @@ static int add_run(struct t *t, const struct kf_ops *ops)
 	return cmd(t, ops, false, kf_cmd_add, 5, argv);
 }
 
+static int wizard_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "add", NULL };
+
+	return cmd(t, ops, true, kf_cmd_add, 1, argv);
+}
+
+static int remove_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "remove", "--purge", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_remove, 3, argv);
+}
+
+static int exclude_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "exclude", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_exclude, 2, argv);
+}
+
+static int include_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "include", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_include, 2, argv);
+}
+
 static int config_run(struct t *t, const struct kf_ops *ops)
 {
 	char *argv[] = { "config", "octopus", NULL };
@@ -521,9 +597,142 @@ static const struct flow flows[] = {
 	{ "build", one_world, build_run, "exit make status 0" },
 	{ "add", add_world, add_run, "write /cfg/devices.json" },
 	{ "config", config_world, config_run, "exit make status 0" },
+	{ "add on a terminal", wizard_world, wizard_run, "exit make status 0" },
+	{ "remove --purge", one_world, remove_run, "unlink /cfg/configs/octopus/.config" },
+	{ "exclude", one_world, exclude_run, "write /cfg/devices.json" },
+	{ "include", excluded_world, include_run, "write /cfg/devices.json" },
 };
 
 static int absorbed;	/* faults after which the run still succeeded */
+static int absorbed_warned;	/* of them, those a warning named */
+
+/* The files of the config dir (the registry, the boards' configs): what
+ * a command may change, each only from the old version to the new one. */
+#define CFG_MAX 16
+struct cfg_files {
+	struct fake_file f[CFG_MAX];
+	size_t n;
+};
+
+/* What a run leaves that its user sees then or later: its output, and
+ * every file (by path, so the order they were made in does not count). */
+struct seen {
+	char *out;
+	char *files;
+	struct cfg_files before, after;
+};
+
+static void cfg_files_of(const struct fake_world *w, struct cfg_files *c)
+{
+	size_t i;
+
+	c->n = 0;
+	for (i = 0; i < w->n_files; i++) {
+		const struct fake_file *f = &w->files[i];
+
+		if (!f->path || strncmp(f->path, "/cfg/", 5) != 0)
+			continue;
+		assert_true(c->n < CFG_MAX);
+		c->f[c->n].path = kf_xstrdup(f->path);
+		c->f[c->n].data = kf_xstrndup(f->data, f->len);
+		c->f[c->n++].len = f->len;
+	}
+}
+
+static void cfg_files_release(struct cfg_files *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->f[i].path);
+		free(c->f[i].data);
+	}
+	c->n = 0;
+}
+
+static const struct fake_file *cfg_file(const struct cfg_files *c, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->f[i].path, path) == 0)
+			return &c->f[i];
+	return NULL;
+}
+
+static bool same_file(const struct fake_file *a, const struct fake_file *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* The first file of the config dir that is neither as it was before the
+ * run nor as the clean run left it (missing counts as a version), or NULL. */
+static const char *torn_file(const struct seen *got, const struct seen *clean)
+{
+	const struct cfg_files *sets[] = { &got->before, &got->after, &clean->after };
+	size_t i, k;
+
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < sets[k]->n; i++) {
+			const char *path = sets[k]->f[i].path;
+			const struct fake_file *now = cfg_file(&got->after, path);
+
+			if (!same_file(now, cfg_file(&got->before, path)) &&
+			    !same_file(now, cfg_file(&clean->after, path)))
+				return path;
+		}
+	return NULL;
+}
+
+static int by_path(const void *a, const void *b)
+{
+	return strcmp((*(const struct fake_file *const *)a)->path,
+		      (*(const struct fake_file *const *)b)->path);
+}
+
+static char *world_files(const struct fake_world *w)
+{
+	const struct fake_file *sorted[FAKE_MAX_FILES];
+	struct kf_buf b = KF_BUF_INIT;
+	size_t i, n = 0;
+
+
+	/* an unlinked file leaves a slot without a path */
+	for (i = 0; i < w->n_files; i++)
+		if (w->files[i].path)
+			sorted[n++] = &w->files[i];
+	qsort(sorted, n, sizeof(sorted[0]), by_path);
+	for (i = 0; i < n; i++) {
+		kf_buf_addf(&b, "%s (%zu bytes)\n", sorted[i]->path, sorted[i]->len);
+		kf_buf_add(&b, sorted[i]->data, sorted[i]->len);
+		kf_buf_add(&b, "\n", 1);
+	}
+	kf_buf_add(&b, "", 1);
+	return b.data;
+}
+
+/* The first line where got and clean part, for a failure's message. */
+static void first_diff(const char *got, const char *clean, char *buf, size_t len)
+{
+	size_t i = 0, line = 0;
+
+	while (got[i] && got[i] == clean[i])
+		if (got[i++] == '\n')
+			line = i;
+	snprintf(buf, len, "\n  this run: %.*s\n  clean run: %.*s",
+		 (int)strcspn(got + line, "\n"), got + line,
+		 (int)strcspn(clean + line, "\n"), clean + line);
+}
+
+static void seen_release(struct seen *s)
+{
+	free(s->out);
+	free(s->files);
+	cfg_files_release(&s->before);
+	cfg_files_release(&s->after);
+}
 
 #define FAULT_CAP 600	/* calls per flow; the longest clean run makes fewer */
 
@@ -543,11 +752,13 @@ static bool names(const char *text, const char *name)
  * guardian included) is left, the files are the old or the new version,
  * and a failure says what was injected. */
 static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
-		      struct fake_world *w, bool was_active, int n, int r)
+		      struct fake_world *w, bool was_active, int n, int r,
+		      const struct seen *clean, const struct seen *got)
 {
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
 	const struct fake_file *file;
+	const char *torn;
 	const char *what = t->err.what ? t->err.what : "(no error)";
 	const char *tail = w->transcript.data ? w->transcript.data : "";
 
@@ -574,10 +785,10 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 		FAIL("%s: fault at call %d: devices.json: %s", fl->name, n, e.what);
 	kf_registry_release(&reg);
 	kf_error_release(&e);
-	file = fake_get_file(w, "/cfg/configs/octopus/.config");
-	assert_non_null(file);
-	if (strcmp(file->data, OLD_CONFIG) != 0 && strcmp(file->data, NEW_CONFIG) != 0)
-		FAIL("%s: fault at call %d: octopus's .config is half-written", fl->name, n);
+	torn = torn_file(got, clean);
+	if (torn)
+		FAIL("%s: fault at call %d: %s is neither the old file nor the new one: %s",
+		     fl->name, n, torn, what);
 	if (!f->fired) {
 		if (r < 0)
 			FAIL("%s: the run without faults failed: %s", fl->name, what);
@@ -585,13 +796,35 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 			FAIL("%s: the run without faults has no \"%s\"", fl->name, fl->clean);
 		return;
 	}
+	/* A signal is never absorbed: every command takes a pending one at
+	 * its last step (kf_cmd_signalled, kf_run_signalled), so one that
+	 * came at any call, the last included, ends the run with 128+N. */
+	if (r >= 0 && f->signal)
+		FAIL("%s: signal %d at call %d was ignored: exit %d", fl->name, f->signal, n,
+		     kf_exit_code(r, &t->err));
 	if (r >= 0) {
-		/* the fault was absorbed (a retry, a fallback, a warning), or
-		 * the signal came when nothing was left to stop */
+		/* A failure the run got over (a retry, a fallback, a best-effort
+		 * step) is accepted only when the user is told, by a warning
+		 * naming the errno, or when it is truly unobservable: the run
+		 * printed and left behind exactly what the clean run did. */
+		bool warned = names(got->out, strerror(-f->err));
+		char diff[512];
+
+		first_diff(got->out, clean->out, diff, sizeof(diff));
+		if (!warned && strcmp(got->out, clean->out) != 0)
+			FAIL("%s: %s at call %d (%s) was absorbed, but the output "
+			     "differs from the clean run's, naming no error:%s", fl->name,
+			     strerror(-f->err), n, f->fired_at, diff);
+		first_diff(got->files, clean->files, diff, sizeof(diff));
+		if (!warned && strcmp(got->files, clean->files) != 0)
+			FAIL("%s: %s at call %d (%s) was absorbed, but the files "
+			     "differ from the clean run's:%s", fl->name,
+			     strerror(-f->err), n, f->fired_at, diff);
 		absorbed++;
+		absorbed_warned += warned;
 		if (getenv("FAULT_LOOP_VERBOSE"))
-			fprintf(stderr, "absorbed: %s call %d (%s) signal %d\n", fl->name, n,
-				f->fired_at, f->signal);
+			fprintf(stderr, "absorbed: %s call %d (%s)%s\n", fl->name, n,
+				f->fired_at, warned ? ", warned" : "");
 		return;
 	}
 	if (f->signal) {
@@ -608,36 +841,84 @@ static void check_run(struct t *t, const struct flow *fl, struct fault_ops *f,
 }
 #undef FAIL
 
+/* One run of fl with the Nth call failing, or a signal arriving at it
+ * (n < 0: a clean run), its output and files in *ret_seen. */
+static int run_once(struct t *t, const struct flow *fl, struct fake_world *w,
+		    struct fault_ops *f, int n, int sig, bool *ret_was_active,
+		    struct seen *ret_seen)
+{
+	size_t len;
+	FILE *mem;
+	int r;
+
+	world(w);
+	fl->setup(w);
+	fault_ops_init(f, &w->ops, FAULT_EVERY, n, -EIO);
+	f->signal = sig;
+	f->raise = deliver;
+	f->raise_data = w;
+	*ret_was_active = w->svc_active;
+	cfg_files_of(w, &ret_seen->before);
+	ret_seen->out = NULL;
+	mem = open_memstream(&ret_seen->out, &len);
+	assert_non_null(mem);
+	kf_out_release(&t->out);
+	kf_out_init(&t->out, &w->ops, mem, mem, &(struct kf_out_opts){ 0 });
+	r = fl->run(t, &f->ops);
+	kf_out_release(&t->out);
+	fclose(mem);
+	kf_out_init(&t->out, &t->w.ops, t->sink, t->sink, &(struct kf_out_opts){ 0 });
+	ret_seen->files = world_files(w);
+	cfg_files_of(w, &ret_seen->after);
+	return r;
+}
+
+static void reset_err(struct t *t)
+{
+	kf_error_release(&t->err);
+	free(t->err.note);
+	t->err.note = NULL;
+}
+
 /* Runs fl with the Nth call failing (or a signal arriving at it) for
- * N = 1, 2, ... until a run reaches no Nth call; returns the faults fired. */
+ * N = 1, 2, ... until a run reaches no Nth call; returns the faults fired.
+ * A clean run first is what an absorbed fault is held against. */
 static int fault_loop(struct t *t, const struct flow *fl, int sig)
 {
+	struct seen clean;
 	int n, fired = 0;
 
+	{
+		struct fake_world *w = kf_xcalloc(1, sizeof(*w));
+		struct fault_ops f;
+		bool was_active;
+		int r = run_once(t, fl, w, &f, -1, 0, &was_active, &clean);
+
+		check_run(t, fl, &f, w, was_active, 0, r, &clean, &clean);
+		fake_world_release(w);
+		free(w);
+		reset_err(t);
+	}
 	for (n = 1; n <= FAULT_CAP; n++) {
 		struct fault_ops f;
 		struct fake_world *w = kf_xcalloc(1, sizeof(*w));
+		struct seen got;
 		bool was_active;
-		int r;
+		int r = run_once(t, fl, w, &f, n, sig, &was_active, &got);
 
-		world(w);
-		fl->setup(w);
-		fault_ops_init(&f, &w->ops, FAULT_EVERY, n, -EIO);
-		f.signal = sig;
-		f.raise = deliver;
-		f.raise_data = w;
-		was_active = w->svc_active;
-		r = fl->run(t, &f.ops);
-		check_run(t, fl, &f, w, was_active, n, r);
+		check_run(t, fl, &f, w, was_active, n, r, &clean, &got);
+		seen_release(&got);
 		fake_world_release(w);
 		free(w);
-		kf_error_release(&t->err);
-		free(t->err.note);
-		t->err.note = NULL;
+		if (f.fired && getenv("FAULT_LOOP_VERBOSE"))
+			fprintf(stderr, "%s: call %d (%s)%s: exit %d\n", fl->name, n,
+				f.fired_at, sig ? " signal" : "", kf_exit_code(r, &t->err));
+		reset_err(t);
 		if (!f.fired)
 			break;
 		fired++;
 	}
+	seen_release(&clean);
 	if (n > FAULT_CAP)
 		fail_msg("%s: more than %d calls", fl->name, FAULT_CAP);
 	assert_true(fired >= 3);
@@ -645,7 +926,7 @@ static int fault_loop(struct t *t, const struct flow *fl, int sig)
 }
 
 /* SQLite-style fault loop over every flow: fail the 1st, 2nd, 3rd ...
- * call of any kind (waits, kills, udev, sleeps included) with EIO, then
+ * call of any kind (waits, kills, udev, sleeps, typed lines included) with EIO, then
  * deliver SIGINT, SIGTERM and SIGHUP at each; check_run says what must
  * hold after each. */
 static void fault_loop__every_flow_keeps_the_promise(void **state)
@@ -665,8 +946,10 @@ static void fault_loop__every_flow_keeps_the_promise(void **state)
 				faults += k;
 		}
 	printf("fault loop: %zu flows, %d faults injected, %d signals delivered, "
-	       "%d runs absorbed theirs and succeeded\n",
-	       sizeof(flows) / sizeof(flows[0]), faults, signals, absorbed);
+	       "%d runs absorbed a fault and succeeded (%d with a warning naming "
+	       "it, the others printing and leaving what the clean run does)\n",
+	       sizeof(flows) / sizeof(flows[0]), faults, signals, absorbed,
+	       absorbed_warned);
 }
 
 int main(void)
@@ -683,6 +966,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_preflight_is_no_unplugged_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__eio_listing_devices_at_verify_is_no_missing_board, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__a_board_the_run_stopped_before_is_failed_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__a_failing_terminal_at_the_print_question_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(build__one_failing_board_fails_alone_and_the_table_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__verify_sees_the_board_come_back_by_udev_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(fault_loop__every_flow_keeps_the_promise, setup, teardown),

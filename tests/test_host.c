@@ -170,15 +170,15 @@ static void prompt__reads_what_was_typed_and_gives_the_default(void **state)
 	char *a = NULL;
 
 	fake_type(&q->w, "\r\nOcto Pro\r\n");
-	assert_int_equal(kf_prompt(&q->ctx, "Board number", "1", &a), 0);
+	assert_int_equal(kf_prompt(&q->ctx, "Board number", "1", &q->err, &a), 0);
 	expect_str(a, "1");
-	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &a), 0);
+	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &q->err, &a), 0);
 	expect_str(a, "Octo Pro");
 	fflush(q->err_stream);
 	/* asked even with -q: the user is answering */
 	assert_string_equal(q->said, "Board number [1]: Name: ");
 	/* nothing more typed and no signal coming: the input ended */
-	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &a), -EPIPE);
+	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &q->err, &a), -EPIPE);
 	assert_null(a);
 }
 
@@ -188,8 +188,15 @@ static void prompt__ctrl_c_while_waiting_cancels_it(void **state)
 	char *a = NULL;
 	bool yes = true;
 
+	struct kf_error other = KF_ERROR_INIT;
+
+	/* the error goes where the caller says, not into ctx->err */
+	q->ctx.err = &other;
 	fake_signal_at(&q->w, q->w.now + 7000, SIGINT);
-	assert_int_equal(kf_confirm(&q->ctx, "Stop Klipper?", false, &yes), KF_EINTERRUPTED);
+	assert_int_equal(kf_confirm(&q->ctx, "Stop Klipper?", false, &q->err, &yes),
+			 KF_EINTERRUPTED);
+	assert_int_equal(other.code, 0);
+	assert_null(other.what);
 	assert_null(a);
 	assert_int_equal(q->err.signal, SIGINT);
 	assert_int_equal(kf_exit_code(KF_EINTERRUPTED, &q->err), 128 + SIGINT);
@@ -205,7 +212,7 @@ static void confirm__asks_again_until_yes_or_no(void **state)
 	bool yes = false;
 
 	fake_type(&q->w, "maybe\nY\n");
-	assert_int_equal(kf_confirm(&q->ctx, "Go on?", false, &yes), 0);
+	assert_int_equal(kf_confirm(&q->ctx, "Go on?", false, &q->err, &yes), 0);
 	assert_true(yes);
 	assert_true(fake_did(&q->w, "read_line maybe"));
 	assert_true(fake_did(&q->w, "read_line Y"));
@@ -220,7 +227,7 @@ static void prompt__a_terminal_that_fails_names_the_errno(void **state)
 	fake_type(&q->w, "yes\n");
 	fault_ops_init(&f, &q->w.ops, FAULT_TTY, 1, -EIO);
 	q->ctx.ops = &f.ops;
-	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &a), KF_EFAILED);
+	assert_int_equal(kf_prompt(&q->ctx, "Name", NULL, &q->err, &a), KF_EFAILED);
 	assert_true(f.fired);
 	assert_null(a);
 	assert_non_null(strstr(q->err.what, "'Name'"));

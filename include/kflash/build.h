@@ -110,7 +110,9 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	     const struct kf_build_opts *opts, struct kf_error *err,
 	     struct kf_build_result *ret);
 
-/* git describe --always --tags --long --dirty of the checkout. */
+/* git describe --always --tags --long --dirty of the checkout: -ENOENT when
+ * git gives none (no git, no repository), another negative errno when git
+ * could not be asked. */
 int kf_klipper_version(struct kf_ctx *ctx, const char *klipper_dir, char **ret_version);
 
 /* FNV-1a 64-bit, for stamps (not security). */

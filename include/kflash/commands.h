@@ -48,6 +48,18 @@ int kf_opt_next(struct kf_ctx *ctx, const char *cmd, int argc, char **argv,
 void kf_opt_reset(void);
 /* "no registered board is called NAME", listing the registered ones. */
 int kf_unknown_board(struct kf_ctx *ctx, struct kf_registry *reg, const char *name);
+/* A signal kflash got that no step has taken yet, as err: KF_EINTERRUPTED
+ * (exit 128+N), or 0 when none came. done says what the command had
+ * already changed when it came ("ebb was registered"), or NULL for
+ * nothing. Commands whose effects are a file or two take it at each
+ * commit point: a Ctrl+C before a write cancels it, one that came while
+ * it was written (the file is then the new one, whole) still ends the
+ * command with 128+N, saying what was done. */
+int kf_cmd_signalled(struct kf_ctx *ctx, const char *done, struct kf_error *err);
+/* Saves reg between two such checks: nothing is written after a signal,
+ * and one that came while it was written is reported with done. */
+int kf_cmd_save(struct kf_ctx *ctx, const struct kf_registry *reg, const char *done,
+		struct kf_error *err);
 struct kf_board;
 /* Loads the registry into *reg and finds NAME in it (the caller releases
  * reg whatever the result). */

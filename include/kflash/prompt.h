@@ -7,13 +7,15 @@
 /* Asks question (with [default] when given) on stderr through the output
  * module and reads one line from stdin through the ops table. Returns 0
  * with a malloc'd answer (the default for an empty line), -EPIPE at end of
- * input, KF_EINTERRUPTED (ctx->err filled) when a signal such as Ctrl+C
- * arrives while waiting, or KF_EFAILED (ctx->err names the errno) when
- * stdin cannot be read. */
+ * input, KF_EINTERRUPTED (err filled, its signal taken from the table)
+ * when a signal such as Ctrl+C arrives while waiting, or KF_EFAILED (err
+ * names the errno) when stdin cannot be read. */
 int kf_prompt(struct kf_ctx *ctx, const char *question, const char *def,
-	      char **ret_answer);
+	      struct kf_error *err, char **ret_answer);
 
-/* yes/no with a default; -y answers yes without asking. */
-int kf_confirm(struct kf_ctx *ctx, const char *question, bool def, bool *ret_yes);
+/* yes/no with a default; -y answers yes without asking. Returns as
+ * kf_prompt does. */
+int kf_confirm(struct kf_ctx *ctx, const char *question, bool def,
+	       struct kf_error *err, bool *ret_yes);
 
 #endif

@@ -7,8 +7,8 @@
  * told where the board is, and how its return after flashing is seen. The
  * flow never looks inside a transport's scan or watch. A new transport is
  * a new file (src/transport_<name>.c with its struct kf_transport,
- * declared below) and one line in kf_transport_for (transport.c), not
- * edits across the flow.
+ * declared below) and a line in kf_transport_for and kf_transports
+ * (transport.c), not edits across the flow.
  *
  * Methods report into the err they are given; a failure to look (udev
  * does not answer) is the negative errno, never "not connected".
@@ -45,6 +45,10 @@ enum kf_return {
 
 struct kf_transport {
 	const char *name;	/* "usb" */
+	/* kflash doctor's check that a scan works ("udev lists serial
+	 * devices") and the command to look at when it does not */
+	const char *scan_check;
+	const char *scan_fix;
 
 	/* What is connected now, for locate (the transport's own type).
 	 * 0, or the negative errno with err saying what could not be read. */
@@ -91,5 +95,9 @@ extern const struct kf_transport kf_transport_usb;
 
 /* The transport that reaches board b. */
 const struct kf_transport *kf_transport_for(const struct kf_board *b);
+
+/* Every transport, NULL-terminated, for commands that look at all of them
+ * (kflash doctor). A new transport is one line here too. */
+extern const struct kf_transport *const kf_transports[];
 
 #endif

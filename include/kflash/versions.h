@@ -15,8 +15,8 @@ const char *kf_board_version(const struct kf_board *b, const struct kf_mcu_versi
 			     size_t n, bool *ret_ambiguous);
 
 /* Keeps in boards[0..*n) only those whose version differs from the host's
- * (or is unknown). */
+ * (or is unknown); err says why when neither version can be learned. */
 int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_board **boards, size_t *n);
+		       struct kf_board **boards, size_t *n, struct kf_error *err);
 
 #endif
