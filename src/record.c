@@ -57,23 +57,34 @@ static void stop_recording(struct kf_recorder *r, int e, const char *what)
 			    "write %s: %s; the run goes on", what, strerror(-e));
 }
 
+/* Lines are written in batches: before every call that can block (so a
+ * kflash killed while it waits leaves every call up to that one on disk),
+ * and at the end. */
+static void flush_lines(struct kf_recorder *r)
+{
+	int e;
+
+	if (!r->writing || r->broken || !r->pending.len)
+		return;
+	e = kf_os_append(r->in, r->calls_path, r->pending.data, r->pending.len);
+	if (e < 0)
+		stop_recording(r, e, r->calls_path);
+	r->pending.len = 0;
+}
+
 static void put_line(struct kf_recorder *r, json_t *line)
 {
 	char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	size_t len = strlen(s);
-	int e;
 
 	s = kf_xrealloc(s, len + 2);
 	s[len++] = '\n';
 	s[len] = '\0';
-	if (r->broken) {
-		/* nothing */
-	} else if (!r->writing) {
+	if (!r->broken)
 		kf_buf_add(&r->pending, s, len);
-	} else if ((e = kf_os_append(r->in, r->calls_path, s, len)) < 0) {
-		stop_recording(r, e, r->calls_path);
-	}
 	free(s);
+	if (r->writing && r->pending.len > (64 << 10))
+		flush_lines(r);
 }
 
 static void record(struct kf_recorder *r, long n, const char *op, json_t *args,
@@ -93,6 +104,15 @@ static long begin(struct kf_recorder *r)
 {
 	flush_output(r);
 	return ++r->next_n;
+}
+
+/* a call that may wait: what came before it is on disk first */
+static long begin_blocking(struct kf_recorder *r)
+{
+	long n = begin(r);
+
+	flush_lines(r);
+	return n;
 }
 
 /* one call: n, op, args, ret (both taken), ms */
@@ -133,7 +153,7 @@ static json_t *S(struct kf_recorder *r, const char *s)
 static int rec_enumerate(void *c, struct kf_ttydev **d, size_t *n)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	int rv = kf_os_enumerate(r->in, d, n);
 	json_t *ret = ret_r(rv);
@@ -190,7 +210,7 @@ static int rec_monitor_open(void *c, struct kf_monitor **m)
 static int rec_monitor_next(void *c, struct kf_monitor *m, int64_t d, struct kf_uevent *e)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	int rv = kf_os_monitor_next(r->in, m, d, e);
 	json_t *ret = ret_r(rv);
@@ -244,7 +264,7 @@ static bool private_output(const char *const *argv)
 static int rec_spawn(void *c, const struct kf_spawn_req *q, struct kf_proc *p)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	json_t *args = kf_sj_spawn_args(r->home, q);
 	json_t *ret, *saved = r->obs_sink;
@@ -289,7 +309,7 @@ static int rec_wait(void *c, struct kf_proc *p, int64_t d, kf_line_fn *fn, void 
 		    struct kf_exit *e)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	struct lines l = { json_array(), 0, false, r->home, fn, data };
 	json_t *ret, *saved = r->obs_sink;
@@ -499,7 +519,7 @@ static int rec_realpath(void *c, const char *path, char **out)
 static int rec_lock(void *c, const char *path, int *fd, pid_t *holder)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int rv;
 	json_t *ret;
 
@@ -546,7 +566,7 @@ static int64_t rec_realtime(void *c)
 static int rec_sleep_until(void *c, int64_t d)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	int rv = kf_os_sleep_until(r->in, d);
 
@@ -569,7 +589,7 @@ static int rec_http_get(void *c, const char *url, const char *const *h, int t,
 			char **body, long *status)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	int rv;
 	json_t *ret;
@@ -628,7 +648,7 @@ static int rec_isatty(void *c, int fd)
 static int rec_read_line(void *c, char **line)
 {
 	struct kf_recorder *r = R(c);
-	long k = begin(r);
+	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
 	int rv = kf_os_read_line(r->in, line);
 	json_t *ret = ret_r(rv);
@@ -793,10 +813,7 @@ int kf_recorder_open(struct kf_recorder *r, const char *dir)
 		json_object_set_new(r->info, "started", json_string(iso));
 	}
 	write_info(r);
-	if (!r->broken && r->pending.len &&
-	    (e = kf_os_append(r->in, r->calls_path, r->pending.data, r->pending.len)) < 0)
-		stop_recording(r, e, r->calls_path);
-	kf_buf_release(&r->pending);
+	flush_lines(r);
 	return r->broken ? -EIO : 0;
 }
 
@@ -1012,6 +1029,7 @@ void kf_recorder_finish(struct kf_recorder *r, int exit_code)
 	if (!r)
 		return;
 	flush_output(r);
+	flush_lines(r);
 	json_object_set_new(r->info, "exit", json_integer(exit_code));
 	write_info(r);
 	kf_buf_release(&r->out_buf);
