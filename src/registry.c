@@ -63,6 +63,8 @@ static void board_release(struct kf_board *b)
 	free(b->pattern);
 	free(b->port);
 	free(b->katapult_serial);
+	free(b->canbus_uuid);
+	free(b->interface);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -226,6 +228,90 @@ static int parse_settings(struct parse *p, json_t *js, struct kf_settings *s)
 	return 0;
 }
 
+static const char *const link_names[] = { "usb", "can", "bridge" };
+
+const char *kf_link_name(enum kf_link l)
+{
+	return link_names[l];
+}
+
+static int kf_link_parse(const char *s, enum kf_link *ret)
+{
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(s, link_names[i]) == 0) {
+			*ret = (enum kf_link)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int kf_canbus_uuid_parse(const char *s, char **ret, struct kf_error *err)
+{
+	size_t i, n = strlen(s);
+	char *u;
+
+	for (i = 0; i < n && isxdigit((unsigned char)s[i]); i++)
+		;
+	if (n != 12 || i != n) {
+		kf_error_set(err, KF_EINPUT, "'%s' is not a CAN UUID: it has 12 hex digits, "
+			     "as flashtool.py -q and canbus_query.py print it", s);
+		kf_error_step(err, "~/katapult/scripts/flashtool.py -i can0 -q");
+		return KF_EINPUT;
+	}
+	u = kf_xstrdup(s);
+	for (i = 0; i < n; i++)
+		u[i] = (char)tolower((unsigned char)u[i]);
+	*ret = u;
+	return 0;
+}
+
+int kf_interface_check(const char *s, struct kf_error *err)
+{
+	size_t i, n = strlen(s);
+
+	for (i = 0; i < n && (isalnum((unsigned char)s[i]) || strchr("_.-", s[i])); i++)
+		;
+	if (n == 0 || n > 15 || i != n || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+		kf_error_set(err, KF_EINPUT, "'%s' is not a network interface name "
+			     "(1 to 15 letters, digits, _ . -)", s);
+		kf_error_step(err, "ip -brief link   (lists them; CAN ones are can0, can1 ...)");
+		return KF_EINPUT;
+	}
+	return 0;
+}
+
+/* canbus_uuid and interface: a CAN node needs its UUID; a bridge may have
+ * one (it is a node on its own bus too); USB boards have neither */
+static int parse_can(struct parse *p, json_t *jb, const char *where, struct kf_board *b)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	json_t *u = json_object_get(jb, "canbus_uuid"), *i = json_object_get(jb, "interface");
+	char *w;
+	int r = 0;
+
+	if (b->link == KF_LINK_USB && (u || i)) {
+		w = kf_asprintf("%s.transport", where);
+		r = shape_error(p, w, "\"can\" or \"bridge\" for a board with a "
+				"canbus_uuid or an interface");
+	} else if ((b->link == KF_LINK_CAN && !u) || (u && (!json_is_string(u) ||
+		   kf_canbus_uuid_parse(json_string_value(u), &b->canbus_uuid, &e) < 0))) {
+		w = kf_asprintf("%s.canbus_uuid", where);
+		r = shape_error(p, w, "a CAN UUID of 12 hex digits");
+	} else if (i && (!json_is_string(i) || kf_interface_check(json_string_value(i), &e) < 0)) {
+		w = kf_asprintf("%s.interface", where);
+		r = shape_error(p, w, "a network interface name such as can0");
+	} else {
+		if (b->link != KF_LINK_USB)
+			b->interface = kf_xstrdup(i ? json_string_value(i) : KF_CAN_INTERFACE);
+		return 0;
+	}
+	free(w);
+	kf_error_release(&e);
+	return r;
+}
+
 static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board *b)
 {
 	char where[48];
@@ -235,10 +321,22 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 	snprintf(where, sizeof(where), "boards[%zu]", idx);
 	if (!json_is_object(jb))
 		return shape_error(p, where, "an object");
+	v = json_object_get(jb, "transport");
+	b->link = KF_LINK_USB;
+	if (v && (!json_is_string(v) || kf_link_parse(json_string_value(v), &b->link) < 0)) {
+		char *w = kf_asprintf("%s.transport", where);
+
+		r = shape_error(p, w, "\"usb\", \"can\" or \"bridge\"");
+		free(w);
+		return r;
+	}
+	if ((r = parse_can(p, jb, where, b)) < 0)
+		return r;
 	if ((r = get_string(p, jb, "key", where, true, &b->key)) < 0 ||
 	    (r = get_string(p, jb, "name", where, true, &b->name)) < 0 ||
 	    (r = get_string(p, jb, "mcu", where, true, &b->mcu)) < 0 ||
-	    (r = get_string(p, jb, "pattern", where, true, &b->pattern)) < 0 ||
+	    (r = get_string(p, jb, "pattern", where, b->link != KF_LINK_CAN,
+			    &b->pattern)) < 0 ||
 	    (r = get_string(p, jb, "port", where, false, &b->port)) < 0 ||
 	    (r = get_string(p, jb, "katapult_serial", where, false,
 			    &b->katapult_serial)) < 0)
@@ -257,6 +355,8 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 			return r;
 		}
 	}
+	if (!b->pattern)
+		b->pattern = kf_xstrdup("");	/* a CAN node is found by its UUID */
 	b->method = KF_METHOD_DEFAULT;
 	v = json_object_get(jb, "method");
 	if (v && (!json_is_string(v) ||
@@ -401,6 +501,14 @@ char *kf_registry_dump(const struct kf_registry *reg)
 		if (b->katapult_serial)
 			json_object_set_new(jb, "katapult_serial",
 					    json_string(b->katapult_serial));
+		if (!*b->pattern)
+			json_object_del(jb, "pattern");	/* a CAN node has none */
+		if (b->link != KF_LINK_USB)
+			json_object_set_new(jb, "transport", json_string(kf_link_name(b->link)));
+		if (b->canbus_uuid)
+			json_object_set_new(jb, "canbus_uuid", json_string(b->canbus_uuid));
+		if (b->interface)
+			json_object_set_new(jb, "interface", json_string(b->interface));
 		json_array_append_new(boards, jb);
 	}
 	doc = json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:s, s:s*, s:s, s:b, s:{s:i, s:i, s:i, s:i}}, s:o}",
@@ -486,6 +594,9 @@ struct kf_board *kf_registry_add(struct kf_registry *reg, const struct kf_board 
 	n->flashable = b->flashable;
 	n->port = b->port ? kf_xstrdup(b->port) : NULL;
 	n->katapult_serial = b->katapult_serial ? kf_xstrdup(b->katapult_serial) : NULL;
+	n->link = b->link;
+	n->canbus_uuid = b->canbus_uuid ? kf_xstrdup(b->canbus_uuid) : NULL;
+	n->interface = b->interface ? kf_xstrdup(b->interface) : NULL;
 	return n;
 }
 

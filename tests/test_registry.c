@@ -95,6 +95,55 @@ static void roundtrip__learned_port_and_katapult_serial_load_back(void **state)
 		   "\"mcu\": \"m\", \"pattern\": \"p\", \"port\": 7}]}", "boards[0].port");
 }
 
+static void roundtrip__can_nodes_and_bridges_load_back(void **state)
+{
+	static const char doc0[] = "{\"schema\": 1, \"boards\": ["
+		"{\"key\": \"ebb\", \"name\": \"EBB36\", \"mcu\": \"stm32g0b1xx\", "
+		"\"transport\": \"can\", \"canbus_uuid\": \"AABBCCDDEEFF\"}, "
+		"{\"key\": \"oct\", \"name\": \"Octopus\", \"mcu\": \"stm32f446xx\", "
+		"\"pattern\": \"usb-*_stm32f446xx_3A00-if*\", \"transport\": \"bridge\", "
+		"\"interface\": \"can1\"}]}";
+	struct kf_registry a = KF_REGISTRY_INIT, b = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	char *doc;
+
+	(void)state;
+	assert_int_equal(kf_registry_parse(REG, doc0, strlen(doc0), &a, &e), 0);
+	assert_int_equal(a.boards[0].link, KF_LINK_CAN);
+	assert_string_equal(a.boards[0].canbus_uuid, "aabbccddeeff");
+	assert_string_equal(a.boards[0].interface, "can0");
+	assert_string_equal(a.boards[0].pattern, "");
+	assert_int_equal(a.boards[1].link, KF_LINK_BRIDGE);
+	assert_null(a.boards[1].canbus_uuid);
+	assert_string_equal(a.boards[1].interface, "can1");
+	doc = kf_registry_dump(&a);
+	assert_int_equal(kf_registry_parse(REG, doc, strlen(doc), &b, &e), 0);
+	assert_int_equal(b.boards[0].link, KF_LINK_CAN);
+	assert_string_equal(b.boards[0].canbus_uuid, "aabbccddeeff");
+	assert_int_equal(b.boards[1].link, KF_LINK_BRIDGE);
+	assert_string_equal(b.boards[1].interface, "can1");
+	free(doc);
+	kf_registry_release(&a);
+	kf_registry_release(&b);
+	/* as strict as the command line */
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"transport\": \"can\"}]}", "boards[0].canbus_uuid");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"transport\": \"can\", \"canbus_uuid\": \"12345\"}]}",
+		   "boards[0].canbus_uuid");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"transport\": \"can\", \"canbus_uuid\": "
+		   "\"aabbccddeeff\", \"interface\": \"can0; reboot\"}]}", "boards[0].interface");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"pattern\": \"p\", \"canbus_uuid\": \"aabbccddeeff\"}]}",
+		   "boards[0].transport");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"pattern\": \"p\", \"transport\": \"i2c\"}]}",
+		   "boards[0].transport");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\", \"transport\": \"bridge\"}]}", "boards[0].pattern");
+}
+
 static void parse__corrupt_files_are_named_with_their_position(void **state)
 {
 	(void)state;
@@ -403,6 +452,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roundtrip__what_is_saved_loads_back_the_same),
 		cmocka_unit_test(roundtrip__learned_port_and_katapult_serial_load_back),
+		cmocka_unit_test(roundtrip__can_nodes_and_bridges_load_back),
 		cmocka_unit_test(parse__corrupt_files_are_named_with_their_position),
 		cmocka_unit_test(names__bad_names_are_refused_good_ones_slugged),
 		cmocka_unit_test(settings__values_are_validated),

@@ -24,6 +24,14 @@ enum kf_method {
 	KF_METHOD_MAKE_FLASH,
 };
 
+enum kf_link {
+	KF_LINK_USB,		/* "usb": a USB serial device */
+	KF_LINK_CAN,		/* "can": a node on a CAN interface */
+	KF_LINK_BRIDGE,		/* "bridge": USB, and the bridge of its interface */
+};
+
+#define KF_CAN_INTERFACE "can0"
+
 struct kf_settings {
 	char *klipper_dir;	/* as stored, may start with ~/ */
 	char *katapult_dir;
@@ -54,6 +62,12 @@ struct kf_board {
 	 * whose USB serial is set in its firmware (kf_board_port_only): all
 	 * optional (NULL), and absent from files of older kflash. */
 	char *port;		/* by-path name of its tty when kflash last saw it */
+	/* How it is reached: USB serial (pattern, port, katapult_serial
+	 * above), a CAN node (canbus_uuid on interface; pattern ""), or a
+	 * USB board that is also the USB-to-CAN bridge of interface. */
+	enum kf_link link;
+	char *canbus_uuid;	/* 12 lower-case hex digits, or NULL */
+	char *interface;	/* can0, ..., or NULL (USB) */
 	char *katapult_serial;	/* the serial it showed in Katapult, learned when
 				 * kflash sent it there and saw it arrive */
 };
@@ -91,6 +105,13 @@ struct kf_board *kf_registry_add(struct kf_registry *reg, const struct kf_board 
 void kf_registry_remove(struct kf_registry *reg, struct kf_board *b);
 
 const char *kf_method_name(enum kf_method m);	/* "katapult", "make-flash" */
+const char *kf_link_name(enum kf_link l);	/* "usb", "can", "bridge" */
+/* 0 when s is a CAN UUID as Klipper and Katapult print it (12 hex
+ * digits); *ret lower-cased, malloc'd. KF_EINPUT with err otherwise. */
+int kf_canbus_uuid_parse(const char *s, char **ret, struct kf_error *err);
+/* 0 when s can name a network interface (1 to 15 of [A-Za-z0-9_.-], not
+ * "." or ".."); KF_EINPUT with err otherwise. */
+int kf_interface_check(const char *s, struct kf_error *err);
 int kf_method_parse(const char *s, enum kf_method *ret);
 /* The method a board flashes with, resolving DEFAULT. */
 enum kf_method kf_board_method(const struct kf_board *b, const struct kf_settings *s);
