@@ -276,7 +276,7 @@ int kf_interface_check(const char *s, struct kf_error *err)
 	if (n == 0 || n > 15 || i != n || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
 		kf_error_set(err, KF_EINPUT, "'%s' is not a network interface name "
 			     "(1 to 15 letters, digits, _ . -)", s);
-		kf_error_step(err, "ip -brief link   (lists them; CAN ones are can0, can1 ...)");
+		kf_error_step(err, "ip -brief link show   (lists them; CAN ones are can0, can1 ...)");
 		return KF_EINPUT;
 	}
 	return 0;
