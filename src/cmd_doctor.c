@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include "kflash/build.h"
+#include "kflash/can.h"
 #include "kflash/commands.h"
 #include "kflash/flash.h"
 #include "kflash/window.h"
 #include "kflash/instances.h"
+#include "kflash/kconfig.h"
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/registry.h"
@@ -292,6 +294,108 @@ static void boards_connected(struct doctor *d, struct kf_registry *reg)
 	}
 }
 
+/* The bitrate `ip -details -json link show dev IF` gives, or -1. */
+static long ip_bitrate(struct kf_ctx *ctx, const char *iface)
+{
+	const char *argv[] = { "ip", "-details", "-json", "link", "show", "dev", iface, NULL };
+	struct kf_spawn_req req = { .argv = argv, .in = KF_STDIO_NULL,
+				    .out = KF_STDIO_CAPTURE };
+	struct kf_buf out = KF_BUF_INIT;
+	struct kf_run_opts o = { .timeout_ms = 15000, .capture = &out };
+	struct kf_exit ex;
+	long v = -1;
+
+	if (kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex))
+		v = kf_can_parse_bitrate(out.data);
+	kf_buf_release(&out);
+	return v;
+}
+
+/* The CAN bitrate board b's cached config was built for, or -1. */
+static long config_bitrate(struct kf_ctx *ctx, const struct kf_board *b)
+{
+	char *path = kf_board_config_path(ctx->config_dir, b->key), *text = NULL;
+	struct kf_kconfig cfg = KF_KCONFIG_INIT;
+	const char *v;
+	size_t len = 0;
+	long rate = -1;
+
+	if (kf_os_read_file(ctx->ops, path, &text, &len) == 0) {
+		kf_kconfig_parse(text, len, &cfg);
+		v = kf_kconfig_get(&cfg, "CONFIG_CANBUS_FREQUENCY");
+		if (v)
+			rate = strtol(v, NULL, 10);
+	}
+	kf_kconfig_release(&cfg);
+	free(text);
+	free(path);
+	return rate;
+}
+
+/* Each interface a registered CAN node or bridge uses: there, up, a queue
+ * Katapult can flash through, the bitrate the boards were built for. */
+static void check_can(struct doctor *d, const struct kf_registry *reg)
+{
+	size_t i, k;
+
+	for (i = 0; i < reg->n_boards; i++) {
+		const char *ifc = reg->boards[i].interface;
+		struct kf_can_iface st;
+		char *what;
+		long rate;
+		int r;
+
+		if (!ifc)
+			continue;
+		for (k = 0; k < i && !(reg->boards[k].interface &&
+				       strcmp(reg->boards[k].interface, ifc) == 0); k++)
+			;
+		if (k < i)
+			continue;	/* checked with an earlier board */
+		r = kf_can_iface_read(d->ctx->ops, ifc, &st);
+		what = kf_asprintf("CAN interface %s is there and up", ifc);
+		if (r < 0 || st.state != KF_CAN_UP) {
+			if (r < 0)
+				report(d, false, what, "ls /sys/class/net/%s   (it could not be "
+				       "read: %s)", ifc, strerror(-r));
+			else if (st.state == KF_CAN_MISSING)
+				report(d, false, what, "ip -brief link show   (no %s: is the "
+				       "USB-CAN adapter or the bridge board plugged in and "
+				       "running?)", ifc);
+			else
+				report(d, false, what, "sudo ip link set %s up type can "
+				       "bitrate 1000000   (the bitrate of your boards' "
+				       "configs)", ifc);
+			free(what);
+			continue;
+		}
+		report(d, true, what, NULL);
+		free(what);
+		what = kf_asprintf("CAN interface %s has a txqueuelen of at least %d (it has "
+				   "%ld)", ifc, KF_CAN_MIN_TXQUEUELEN, st.txqueuelen);
+		report(d, st.txqueuelen >= KF_CAN_MIN_TXQUEUELEN, what,
+		       "sudo ip link set %s txqueuelen %d   (a shorter queue makes Katapult "
+		       "time out while flashing)", ifc, KF_CAN_MIN_TXQUEUELEN);
+		free(what);
+		rate = ip_bitrate(d->ctx, ifc);
+		for (k = i; k < reg->n_boards; k++) {
+			const struct kf_board *b = &reg->boards[k];
+			long want;
+
+			if (!b->interface || strcmp(b->interface, ifc) != 0 ||
+			    (want = config_bitrate(d->ctx, b)) < 0 || rate < 0)
+				continue;
+			what = kf_asprintf("%s's config (CAN bus speed) matches %s's bitrate (%ld)", b->key, ifc,
+					   rate);
+			report(d, want == rate, what, "kflash config %s   (set the CAN bus "
+			       "speed to %ld, or the bus to %ld: sudo ip link set %s down; "
+			       "sudo ip link set %s up type can bitrate %ld)", b->key, rate,
+			       want, ifc, ifc, want);
+			free(what);
+		}
+	}
+}
+
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
 	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
@@ -337,6 +441,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 
 	printers(&d, s, tmo);
 
+	check_can(&d, &reg);
 	boards_connected(&d, &reg);
 	kf_out_set_json(ctx->out, json_pack("{s:o, s:i}", "checks", d.checks,
 					    "failed", d.failed));

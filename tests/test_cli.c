@@ -280,6 +280,42 @@ static void doctor__an_unreadable_udev_is_no_unplugged_board(void **state)
 	fake_world_release(&w);
 }
 
+/* A CAN node's interface: there, up, a queue Katapult can flash through
+ * and the bitrate the board was built for; each failure says its fix. */
+static void doctor__checks_the_can_interface_its_queue_and_bitrate(void **state)
+{
+	struct fake_world w;
+	struct run r;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_setenv(&w, "KFLASH_CONFIG_DIR", "/cfg");
+	fake_put_file(&w, "/cfg/devices.json", "{\"schema\": 1, \"settings\": {}, "
+		      "\"boards\": [{\"key\": \"ebb\", \"name\": \"EBB36\", "
+		      "\"mcu\": \"stm32g0b1xx\", \"transport\": \"can\", "
+		      "\"canbus_uuid\": \"0a1b2c3d4e5f\"}, {\"key\": \"sb\", \"name\": "
+		      "\"SB2040\", \"mcu\": \"rp2040\", \"transport\": \"can\", "
+		      "\"canbus_uuid\": \"aabbccddeeff\", \"interface\": \"can1\"}]}");
+	fake_put_file(&w, "/cfg/configs/ebb/.config", "CONFIG_CANBUS_FREQUENCY=1000000\n");
+	fake_put_file(&w, "/sys/class/net/can0/operstate", "up\n");
+	fake_put_file(&w, "/sys/class/net/can0/tx_queue_len", "10\n");
+	fake_add_prog(&w, (struct fake_prog){ .argv0 = "ip", .output =
+		"[{\"ifname\":\"can0\",\"linkinfo\":{\"info_kind\":\"can\",\"info_data\":"
+		"{\"bittiming\":{\"bitrate\":500000}}}}]" });
+	r = cli_in(&w, "doctor", NULL, NULL);
+	assert_int_equal(r.code, 1);
+	assert_non_null(strstr(r.out, "ok CAN interface can0 is there and up"));
+	assert_non_null(strstr(r.out, "FAIL CAN interface can0 has a txqueuelen of at least "
+			       "128 (it has 10)"));
+	assert_non_null(strstr(r.out, "fix: sudo ip link set can0 txqueuelen 128"));
+	assert_non_null(strstr(r.out, "FAIL ebb's config (CAN bus speed) matches can0's bitrate (500000)"));
+	assert_non_null(strstr(r.out, "sudo ip link set can0 up type can bitrate 1000000"));
+	assert_non_null(strstr(r.out, "FAIL CAN interface can1 is there and up"));
+	assert_non_null(strstr(r.out, "no can1: is the USB-CAN adapter or the bridge"));
+	run_free(&r);
+	fake_world_release(&w);
+}
+
 /* A table built for another layout is refused before any of it is called. */
 static void ops_table__of_another_version_or_incomplete_is_refused(void **state)
 {
@@ -323,6 +359,7 @@ int main(void)
 		cmocka_unit_test(no_command_on_a_terminal__opens_the_menu),
 		cmocka_unit_test(config_dir__follows_the_environment),
 		cmocka_unit_test(doctor__an_unreadable_udev_is_no_unplugged_board),
+		cmocka_unit_test(doctor__checks_the_can_interface_its_queue_and_bitrate),
 		cmocka_unit_test(ops_table__of_another_version_or_incomplete_is_refused),
 	};
 
