@@ -241,10 +241,12 @@ static bool always_recorded(const struct kf_command *c)
 	       c->run == kf_cmd_config;
 }
 
-static bool tee_to_recorder(void *data, int fd, const char *buf, size_t len)
+static const char *tee_to_recorder(void *data, int fd, const char *buf, size_t len,
+				   size_t *ret_len)
 {
 	kf_recorder_write(data, fd, buf, len);
-	return true;
+	*ret_len = len;
+	return buf;
 }
 
 /* How many sessions to keep, from the registry, which is read here only

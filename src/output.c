@@ -43,9 +43,13 @@ struct kf_out_tee {
 static ssize_t tee_write(void *cookie, const char *buf, size_t len)
 {
 	struct kf_out_tee *t = cookie;
+	const char *show = buf;
+	size_t n = len;
 
-	if (!t->fn || t->fn(t->data, t->fd, buf, len)) {
-		if (fwrite(buf, 1, len, t->real) != len)
+	if (t->fn)
+		show = t->fn(t->data, t->fd, buf, len, &n);
+	if (show) {
+		if (fwrite(show, 1, n, t->real) != n)
 			return -1;
 		(void)fflush(t->real);
 	}

@@ -710,9 +710,12 @@ struct kf_recorder *kf_recorder_new(const struct kf_ops *inner)
 	r->home = home && strlen(home) > 1 ? kf_xstrdup(home) : NULL;
 	if (r->home && r->home[strlen(r->home) - 1] == '/')
 		r->home[strlen(r->home) - 1] = '\0';
-	r->info = json_pack("{s:i, s:s, s:[], s:n, s:n, s:[], s:n}", "format",
+	r->info = json_pack("{s:i, s:s, s:[], s:n, s:n, s:[], s:n, s:I}", "format",
 			    KF_SESSION_FORMAT, "kflash", KFLASH_VERSION, "command",
-			    "started", "settings", "boards", "exit");
+			    "started", "settings", "boards", "exit",
+			    /* a replay's stand-in home has its length: output
+			     * wraps and quotes as it did here */
+			    "home_length", (json_int_t)(r->home ? strlen(r->home) : 0));
 	{
 		json_t *h = json_pack("{s:i}", "kflash-session", KF_SESSION_FORMAT);
 

@@ -116,6 +116,9 @@ static int load_info(const struct kf_ops *o, struct kf_session *s, struct kf_err
 				"string");
 			goto out;
 		}
+	v = json_object_get(s->info, "home_length");
+	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 4096)
+		s->home_length = (size_t)json_integer_value(v);
 	v = json_object_get(s->info, "exit");
 	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < 256)
 		s->exit_code = (int)json_integer_value(v);
@@ -265,6 +268,8 @@ struct kf_replayer {
 	char **mons;			/* monitor handles: mons[id - 1] */
 	size_t n_mons;
 	size_t decisive;		/* the last call whose answer kflash reads */
+	char *home;			/* stands in for the recorded HOME, or NULL */
+	struct kf_buf shown;		/* what the last write put on the screen */
 };
 
 /* Calls whose answer can send kflash another way; writes, kills, the
@@ -405,9 +410,26 @@ static void tell(struct kf_replayer *rp, const json_t *ret)
 	}
 }
 
-static json_t *str(const char *s)
+/* an argument as the recorder wrote it: the stand-in home is "~" */
+static json_t *S(void *c, const char *s)
 {
-	return kf_sj_str(NULL, s);
+	return kf_sj_str(RP(c)->home, s);
+}
+
+/* a recorded answer back as kflash saw it: "~" is the stand-in home */
+static char *get(void *c, const json_t *v, size_t *ret_len, bool *ok)
+{
+	size_t len = 0;
+	char *raw = kf_sj_get_mem(v, &len, ok), *out;
+
+	if (!raw || !json_is_string(v)) {
+		if (ret_len)
+			*ret_len = len;
+		return raw;
+	}
+	out = kf_sj_expand(RP(c)->home, raw, len, ret_len);
+	free(raw);
+	return out;
 }
 
 static int rp_enumerate(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
@@ -485,7 +507,7 @@ static void rp_monitor_close(void *c, struct kf_monitor *m)
 static int rp_spawn(void *c, const struct kf_spawn_req *q, struct kf_proc *p)
 {
 	struct kf_replayer *rp = RP(c);
-	const json_t *ret = expect(rp, "spawn", kf_sj_spawn_args(NULL, q));
+	const json_t *ret = expect(rp, "spawn", kf_sj_spawn_args(rp->home, q));
 	int r;
 
 	memset(p, 0, sizeof(*p));
@@ -518,7 +540,7 @@ static int rp_wait(void *c, struct kf_proc *p, int64_t deadline, kf_line_fn *fn,
 	for (i = 0; i < json_array_size(lines) && !rp->diverged; i++) {
 		size_t len;
 		bool ok;
-		char *l = kf_sj_get_mem(json_array_get(lines, i), &len, &ok);
+		char *l = get(c, json_array_get(lines, i), &len, &ok);
 
 		if (ok && l && fn)
 			fn(data, l, len);
@@ -538,7 +560,7 @@ static int rp_kill_group(void *c, struct kf_proc *p, int sig)
 
 static int rp_in_group(void *c, const char *g)
 {
-	const json_t *ret = expect(RP(c), "in_group", json_pack("{s:o}", "group", str(g)));
+	const json_t *ret = expect(RP(c), "in_group", json_pack("{s:o}", "group", S(c, g)));
 
 	return answer(ret);
 }
@@ -555,7 +577,7 @@ static void rp_observe(void *c, kf_child_fn *fn, void *data)
 static int rp_feed(void *c, struct kf_proc *p, const void *buf, size_t len)
 {
 	const json_t *ret = expect(RP(c), "feed", json_pack("{s:i, s:o}", "pid", (int)p->pid,
-		"data", kf_sj_mem(NULL, buf, len)));
+		"data", kf_sj_mem(RP(c)->home, buf, len)));
 
 	return answer(ret);
 }
@@ -579,7 +601,7 @@ static int rp_attach(void *c, pid_t pid, struct kf_proc *p)
 
 static int rp_read_file(void *c, const char *path, char **buf, size_t *len)
 {
-	const json_t *ret = expect(RP(c), "read_file", json_pack("{s:o}", "path", str(path)));
+	const json_t *ret = expect(RP(c), "read_file", json_pack("{s:o}", "path", S(c, path)));
 	size_t n = 0;
 	bool ok;
 	int r;
@@ -587,7 +609,7 @@ static int rp_read_file(void *c, const char *path, char **buf, size_t *len)
 	r = answer(ret);
 	if (r < 0)
 		return r;
-	*buf = kf_sj_get_mem(json_object_get(ret, "data"), &n, &ok);
+	*buf = get(c, json_object_get(ret, "data"), &n, &ok);
 	if (!ok || !*buf)
 		return malformed(RP(c), "the recorded file content is malformed");
 	if (len)
@@ -599,7 +621,7 @@ static int rp_write_atomic(void *c, const char *path, const void *buf, size_t le
 			   mode_t mode)
 {
 	const json_t *ret = expect(RP(c), "write_atomic", json_pack("{s:o, s:o, s:o}",
-		"path", str(path), "data", kf_sj_mem(NULL, buf, len), "mode", kf_sj_mode(mode)));
+		"path", S(c, path), "data", kf_sj_mem(RP(c)->home, buf, len), "mode", kf_sj_mode(mode)));
 
 	return answer(ret);
 }
@@ -607,14 +629,14 @@ static int rp_write_atomic(void *c, const char *path, const void *buf, size_t le
 static int rp_append(void *c, const char *path, const void *buf, size_t len)
 {
 	const json_t *ret = expect(RP(c), "append", json_pack("{s:o, s:o}",
-		"path", str(path), "data", kf_sj_mem(NULL, buf, len)));
+		"path", S(c, path), "data", kf_sj_mem(RP(c)->home, buf, len)));
 
 	return answer(ret);
 }
 
 static int path_call(void *c, const char *op, const char *path)
 {
-	const json_t *ret = expect(RP(c), op, json_pack("{s:o}", "path", str(path)));
+	const json_t *ret = expect(RP(c), op, json_pack("{s:o}", "path", S(c, path)));
 
 	return answer(ret);
 }
@@ -631,7 +653,7 @@ static int rp_remove_tree(void *c, const char *path)
 
 static int rp_read_dir(void *c, const char *path, char ***names, size_t *n)
 {
-	const json_t *ret = expect(RP(c), "read_dir", json_pack("{s:o}", "path", str(path)));
+	const json_t *ret = expect(RP(c), "read_dir", json_pack("{s:o}", "path", S(c, path)));
 	const json_t *a;
 	size_t i;
 	int r;
@@ -653,14 +675,14 @@ static int rp_read_dir(void *c, const char *path, char ***names, size_t *n)
 static int rp_mkdir_p(void *c, const char *path, mode_t mode)
 {
 	const json_t *ret = expect(RP(c), "mkdir_p", json_pack("{s:o, s:o}",
-		"path", str(path), "mode", kf_sj_mode(mode)));
+		"path", S(c, path), "mode", kf_sj_mode(mode)));
 
 	return answer(ret);
 }
 
 static int rp_file_kind(void *c, const char *path, enum kf_file_kind *k, off_t *size)
 {
-	const json_t *ret = expect(RP(c), "file_kind", json_pack("{s:o}", "path", str(path)));
+	const json_t *ret = expect(RP(c), "file_kind", json_pack("{s:o}", "path", S(c, path)));
 	int r;
 
 	r = answer(ret);
@@ -675,23 +697,22 @@ static int rp_file_kind(void *c, const char *path, enum kf_file_kind *k, off_t *
 
 static int rp_realpath(void *c, const char *path, char **out)
 {
-	const json_t *ret = expect(RP(c), "realpath", json_pack("{s:o}", "path", str(path)));
-	const char *p;
+	const json_t *ret = expect(RP(c), "realpath", json_pack("{s:o}", "path", S(c, path)));
+	bool ok;
 	int r;
 
 	r = answer(ret);
 	if (r < 0)
 		return r;
-	p = json_string_value(json_object_get(ret, "path"));
-	if (!p)
+	*out = get(c, json_object_get(ret, "path"), NULL, &ok);
+	if (!ok || !*out)
 		return malformed(RP(c), "the recorded path is malformed");
-	*out = kf_xstrdup(p);
 	return r;
 }
 
 static int rp_lock(void *c, const char *path, int *fd, pid_t *holder)
 {
-	const json_t *ret = expect(RP(c), "lock", json_pack("{s:o}", "path", str(path)));
+	const json_t *ret = expect(RP(c), "lock", json_pack("{s:o}", "path", S(c, path)));
 
 	*holder = 0;
 	if (!ret)
@@ -755,7 +776,7 @@ static int rp_take_signal(void *c)
 static int rp_http_get(void *c, const char *url, const char *const *headers, int t,
 		       char **body, long *status)
 {
-	const json_t *ret = expect(RP(c), "http_get", kf_sj_http_args(NULL, url, headers, t));
+	const json_t *ret = expect(RP(c), "http_get", kf_sj_http_args(RP(c)->home, url, headers, t));
 	bool ok;
 
 	*body = NULL;
@@ -763,7 +784,7 @@ static int rp_http_get(void *c, const char *url, const char *const *headers, int
 	if (!ret)
 		return -ECANCELED;
 	*status = (long)json_integer_value(json_object_get(ret, "status"));
-	*body = kf_sj_get_mem(json_object_get(ret, "body"), NULL, &ok);
+	*body = get(c, json_object_get(ret, "body"), NULL, &ok);
 	if (!ok)
 		return malformed(RP(c), "the recorded HTTP body is malformed");
 	return ret_int(ret, "r");
@@ -777,7 +798,7 @@ static const char *rp_getenv(void *c, const char *name)
 
 	if (!ret)
 		return NULL;
-	v = kf_sj_get_mem(json_object_get(ret, "value"), NULL, &ok);
+	v = get(c, json_object_get(ret, "value"), NULL, &ok);
 	return v ? kept(RP(c), v) : NULL;
 }
 
@@ -812,7 +833,7 @@ static int rp_read_line(void *c, char **line)
 		return -ECANCELED;
 	r = ret_int(ret, "r");
 	if (r == 1) {
-		*line = kf_sj_get_mem(json_object_get(ret, "line"), NULL, &ok);
+		*line = get(c, json_object_get(ret, "line"), NULL, &ok);
 		if (!ok || !*line)
 			return malformed(RP(c), "the recorded line is malformed");
 	}
@@ -864,6 +885,14 @@ struct kf_replayer *kf_replayer_new(const struct kf_session *s)
 	rp->ops = replaying_ops;
 	rp->ops.ctx = rp;
 	rp->s = s;
+	/* as long as the home it was recorded in, so that output wraps and
+	 * quotes as it did there; of characters that need no quoting */
+	if (s->home_length > 1) {
+		rp->home = kf_xmalloc(s->home_length + 1);
+		memset(rp->home, 'h', s->home_length);
+		rp->home[0] = '/';
+		rp->home[s->home_length] = '\0';
+	}
 	return rp;
 }
 
@@ -872,18 +901,24 @@ const struct kf_ops *kf_replayer_ops(struct kf_replayer *rp)
 	return &rp->ops;
 }
 
-/* A run of recorded output is one call; kflash may print it in pieces. */
-bool kf_replayer_write(void *data, int fd, const char *buf, size_t len)
+/* A run of recorded output is one call; kflash may print it in pieces.
+ * What reaches the screen is the output with "~" for the stand-in home,
+ * as it stands in the recording. */
+const char *kf_replayer_write(void *data, int fd, const char *buf, size_t len,
+			      size_t *ret_len)
 {
 	struct kf_replayer *rp = data;
-	const json_t *c, *args;
-	char *want;
-	size_t want_len;
-	bool ok;
+	char *raw = kf_xstrndup(buf, len), *text = kf_sj_shorten(rp->home, raw);
+	const char *p = text;
+	size_t left = strlen(text);
 
-	while (len && !rp->diverged) {
-		json_t *actual = json_pack("{s:i, s:o}", "fd", fd, "data",
-					   kf_sj_mem(NULL, buf, len));
+	free(raw);
+	while (left && !rp->diverged) {
+		const json_t *c, *args;
+		json_t *actual = json_pack("{s:i, s:s}", "fd", fd, "data", p);
+		size_t want_len = 0;
+		bool ok = false;
+		char *want = NULL;
 
 		if (rp->next >= rp->s->n_calls) {
 			diverge(rp, "kflash printed more than the recording", "write", actual);
@@ -892,21 +927,21 @@ bool kf_replayer_write(void *data, int fd, const char *buf, size_t len)
 		}
 		c = rp->s->calls[rp->next];
 		args = json_object_get(c, "args");
-		want = kf_sj_get_mem(json_object_get(args, "data"), &want_len, &ok);
-		if (strcmp(json_string_value(json_object_get(c, "op")), "write") != 0 ||
-		    json_integer_value(json_object_get(args, "fd")) != fd || !ok || !want) {
+		if (strcmp(json_string_value(json_object_get(c, "op")), "write") == 0)
+			want = kf_sj_get_mem(json_object_get(args, "data"), &want_len, &ok);
+		if (!want || !ok || json_integer_value(json_object_get(args, "fd")) != fd) {
 			diverge(rp, rp->out_off ? "kflash printed more than the recording"
 				: "kflash printed where the recording made a call", "write", actual);
 		} else {
 			/* what it prints now must go on where the recording is */
-			size_t n = want_len - rp->out_off < len ? want_len - rp->out_off : len;
+			size_t n = want_len - rp->out_off < left ? want_len - rp->out_off : left;
 
-			if (memcmp(want + rp->out_off, buf, n) != 0) {
+			if (memcmp(want + rp->out_off, p, n) != 0) {
 				diverge(rp, "kflash printed something else", "write", actual);
 			} else {
 				rp->out_off += n;
-				buf += n;
-				len -= n;
+				p += n;
+				left -= n;
 				if (rp->out_off == want_len) {
 					rp->out_off = 0;
 					rp->next++;
@@ -916,7 +951,11 @@ bool kf_replayer_write(void *data, int fd, const char *buf, size_t len)
 		free(want);
 		json_decref(actual);
 	}
-	return !rp->diverged;
+	rp->shown.len = 0;
+	kf_buf_add(&rp->shown, text, strlen(text));
+	free(text);
+	*ret_len = rp->shown.len;
+	return rp->diverged ? NULL : rp->shown.data;
 }
 
 bool kf_replayer_end(struct kf_replayer *rp, char **ret_report)
@@ -943,5 +982,7 @@ void kf_replayer_free(struct kf_replayer *rp)
 	free(rp->kept);
 	free(rp->mons);
 	free(rp->report);
+	free(rp->home);
+	kf_buf_release(&rp->shown);
 	free(rp);
 }

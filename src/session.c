@@ -146,6 +146,24 @@ char *kf_sj_shorten(const char *home, const char *s)
 	return b.data;
 }
 
+char *kf_sj_expand(const char *home, const char *s, size_t len, size_t *ret_len)
+{
+	struct kf_buf b = KF_BUF_INIT;
+	size_t i, hl = home ? strlen(home) : 0;
+
+	kf_buf_add(&b, "", 0);
+	for (i = 0; i < len; i++) {
+		if (hl > 1 && s[i] == '~' && (i == 0 || (!path_char(s[i - 1]) && s[i - 1] != '/')) &&
+		    (i + 1 == len || !path_char(s[i + 1])))
+			kf_buf_add(&b, home, hl);
+		else
+			kf_buf_add(&b, s + i, 1);
+	}
+	if (ret_len)
+		*ret_len = b.len;
+	return b.data;
+}
+
 json_t *kf_sj_mem(const char *home, const void *buf, size_t len)
 {
 	json_t *v;

@@ -42,7 +42,7 @@ struct kf_cli_opts {
 	/* kflash replay: the run is not recorded again, and tee hears its
 	 * output (see output.h) */
 	bool replaying;
-	bool (*tee)(void *data, int fd, const char *buf, size_t len);
+	kf_out_tee_fn *tee;
 	void *tee_data;
 };
 

@@ -48,9 +48,12 @@ struct kf_out {
 	struct kf_out_tee *tees[2];	/* stdout, stderr, when opts->tee */
 };
 
-/* Hears every byte written to fd 1 or 2; returns false to keep it off the
- * real stream (a replay that diverged prints no more). */
-typedef bool kf_out_tee_fn(void *data, int fd, const char *buf, size_t len);
+/* Hears every byte written to fd 1 or 2 and says what goes to the real
+ * stream instead: buf itself, other bytes (valid until its next call; a
+ * replay shows "~" for its stand-in home) or NULL for nothing (a replay
+ * that diverged prints no more). */
+typedef const char *kf_out_tee_fn(void *data, int fd, const char *buf, size_t len,
+				  size_t *ret_len);
 
 struct kf_out_opts {
 	bool json;

@@ -57,6 +57,9 @@ json_t *kf_sj_uevent(const char *home, const struct kf_uevent *e);
 int kf_sj_get_uevent(const json_t *v, struct kf_uevent *ret);
 /* "~" for home and what follows it, the API key redacted; malloc'd */
 char *kf_sj_shorten(const char *home, const char *s);
+/* The other way: "~" (where kf_sj_shorten would have put it) becomes
+ * home. malloc'd, NUL-terminated. */
+char *kf_sj_expand(const char *home, const char *s, size_t len, size_t *ret_len);
 /* the session directory's name for this moment: 20261202T043000Z */
 void kf_session_stamp(int64_t epoch_ms, char ret_stamp[24]);
 /* the default place: $XDG_STATE_HOME/kflash/sessions, else
@@ -102,6 +105,7 @@ struct kf_session {
 	json_t **calls;		/* calls.jsonl, by n; calls[0] is call 1 */
 	size_t n_calls;
 	int exit_code;		/* -1: kflash did not finish (killed) */
+	size_t home_length;	/* of the recorded run's HOME, or 0 */
 };
 
 /* Reads and checks a session. KF_EINPUT naming the file and line for
@@ -115,8 +119,10 @@ struct kf_replayer;
 struct kf_replayer *kf_replayer_new(const struct kf_session *s);
 const struct kf_ops *kf_replayer_ops(struct kf_replayer *rp);
 /* kflash's own output in the replayed run (a kf_out_tee_fn, data the
- * replayer): compared with the recording; false once the replay diverged */
-bool kf_replayer_write(void *rp, int fd, const char *buf, size_t len);
+ * replayer): compared with the recording, and shown as it stands there;
+ * nothing once the replay diverged. */
+const char *kf_replayer_write(void *rp, int fd, const char *buf, size_t len,
+			      size_t *ret_len);
 /* After the run: checks nothing recorded is left over. Then true when the
  * run diverged, with a report (the call, expected and actual, the calls
  * around it) in *ret_report (malloc'd). */
