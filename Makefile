@@ -91,7 +91,7 @@ SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ))
 
-.PHONY: all check unit door sim-tests scenarios deps demo bench valgrind install \
+.PHONY: all check unit door sim-tests scenarios recordings deps demo bench valgrind install \
 	uninstall clean simhost-skipped FORCE
 
 # a printer host builds kflash without the simulator's host; say so
@@ -173,6 +173,10 @@ sim-tests: $(BUILD)/kflash $(SIM_PROGS)
 
 scenarios: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-scenarios
+
+# fixtures/recordings/ made again in the simulator (replayed by sim-tests)
+recordings: $(BUILD)/kflash $(SIM_PROGS)
+	@KFLASH_BUILD=$(BUILD) tests/make-recordings.sh
 
 deps:
 	@ci/deps
