@@ -18,15 +18,12 @@ OUT=fixtures/recordings
 # [held]: not made unless named, while its replay diverges inside kflash
 RECORDINGS='
 flash-all-happy                flash-all-one-window
-flash-katapult-fallback        flash-katapult-fails-make-flash-works  held
-flash-tool-timeout             flash-tool-hangs                       held
-flash-ctrl-c-mid-flash         flash-sigint-during-flash              held
+flash-katapult-fallback        flash-katapult-fails-make-flash-works
+flash-tool-timeout             flash-tool-hangs
+flash-ctrl-c-mid-flash         flash-sigint-during-flash
 flash-board-never-returns      flash-board-never-returns
 flash-mcu-mismatch             flash-mcu-mismatch
 '
-# held: an error naming a command under HOME is wrapped for the simulated
-# host's long HOME when recorded, for "~" (quoted '~/...') when replayed, so
-# its write diverges (reported to the lead with issue 12)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kflash-recordings.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
