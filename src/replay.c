@@ -227,6 +227,7 @@ int kf_session_load(const struct kf_ops *o, const char *dir, struct kf_session *
 		if (r < 0)
 			kf_error_errno(err, r);
 		kf_error_step(err, "ls ~/.local/state/kflash/sessions");
+		kf_session_release(ret);
 		return KF_EINPUT;
 	}
 	r = load_info(o, ret, err);
