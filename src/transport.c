@@ -1,5 +1,6 @@
 /* transport.c - which transport reaches a board; what every transport's
- * location holds. */
+ * location holds; the scans a command reads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kflash/transport.h"
@@ -27,3 +28,30 @@ const struct kf_transport *const kf_transports[] = {
 	&kf_transport_usb,
 	NULL,
 };
+
+void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
+		   struct kf_error *err, int *ret_r)
+{
+	size_t i;
+
+	*ret_r = 0;
+	for (i = 0; i < sc->n; i++)
+		if (sc->tr[i] == tr)
+			return sc->scan[i];
+	if (sc->n == KF_SCANS_MAX)
+		abort();	/* more transports than kflash has */
+	*ret_r = tr->scan(ctx, &sc->scan[sc->n], err);
+	if (*ret_r < 0)
+		return NULL;
+	sc->tr[sc->n] = tr;
+	return sc->scan[sc->n++];
+}
+
+void kf_scans_release(struct kf_scans *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->n; i++)
+		sc->tr[i]->scan_free(sc->scan[i]);
+	sc->n = 0;
+}

@@ -89,6 +89,23 @@ struct kf_transport {
 			    enum kf_return *ret, struct kf_error *err);
 };
 
+/* What the transports see now, each scan read once; a command keeps it
+ * for as long as it uses what was found. */
+#define KF_SCANS_MAX 4
+struct kf_scans {
+	const struct kf_transport *tr[KF_SCANS_MAX];
+	void *scan[KF_SCANS_MAX];
+	size_t n;
+};
+
+#define KF_SCANS_INIT { { NULL }, { NULL }, 0 }
+
+/* The scan of tr, read now if it was not; NULL when it cannot be read
+ * (*ret_r and err say why; the next call tries again). */
+void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
+		   struct kf_error *err, int *ret_r);
+void kf_scans_release(struct kf_scans *sc);
+
 /* USB serial: udev's tty devices, by-id names, flashtool.py -d <tty>, the
  * udev "add" event of the board running Klipper. */
 extern const struct kf_transport kf_transport_usb;
