@@ -29,15 +29,24 @@ const struct kf_transport *const kf_transports[] = {
 	NULL,
 };
 
-void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
-		   struct kf_error *err, int *ret_r)
+void *kf_scans_find(const struct kf_scans *sc, const struct kf_transport *tr)
 {
 	size_t i;
 
-	*ret_r = 0;
 	for (i = 0; i < sc->n; i++)
 		if (sc->tr[i] == tr)
 			return sc->scan[i];
+	return NULL;
+}
+
+void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
+		   struct kf_error *err, int *ret_r)
+{
+	void *scan = kf_scans_find(sc, tr);
+
+	*ret_r = 0;
+	if (scan)
+		return scan;
 	if (sc->n == KF_SCANS_MAX)
 		abort();	/* more transports than kflash has */
 	*ret_r = tr->scan(ctx, &sc->scan[sc->n], err);
@@ -54,4 +63,31 @@ void kf_scans_release(struct kf_scans *sc)
 	for (i = 0; i < sc->n; i++)
 		sc->tr[i]->scan_free(sc->scan[i]);
 	sc->n = 0;
+}
+
+void kf_sighting_release(struct kf_sighting *s)
+{
+	kf_where_release(&s->at);
+	free(s->maybe);
+	free(s->maybe_note);
+	memset(s, 0, sizeof(*s));
+}
+
+void kf_seen_release(struct kf_seen *s)
+{
+	free(s->id);
+	free(s->label);
+	free(s->mcu);
+	free(s->blocked);
+	json_decref(s->json);
+	memset(s, 0, sizeof(*s));
+}
+
+void kf_seen_free(struct kf_seen *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		kf_seen_release(&v[i]);
+	free(v);
 }

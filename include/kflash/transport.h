@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "kflash/discovery.h"
 #include "kflash/kflash.h"
 #include "kflash/registry.h"
@@ -42,6 +44,31 @@ enum kf_return {
 	KF_RETURN_BOOTLOADER,	/* it showed up, but in Katapult */
 	KF_RETURN_NONE,		/* not seen by the deadline */
 };
+
+/* How a registered board shows in a scan, for kflash list and the menu. */
+struct kf_sighting {
+	struct kf_where at;	/* the first device that is the board; node NULL: none */
+	size_t matches;		/* how many are (more than one is never flashed) */
+	char *maybe;		/* none is, but this one may be (its label), or NULL */
+	char *maybe_note;	/* why it may be, for the user, or NULL */
+};
+
+void kf_sighting_release(struct kf_sighting *s);
+
+/* A device a transport sees, as kflash list and kflash add show it. */
+struct kf_seen {
+	const struct kf_transport *tr;	/* whose device it is */
+	const void *dev;	/* the transport's own, in the scan it came from */
+	char *id;		/* what kflash add --device takes */
+	char *label;		/* what messages show (its by-id link) */
+	char *mcu;		/* the MCU it reports, or NULL */
+	enum kf_mode mode;
+	char *blocked;		/* why kflash will not register it, or NULL */
+	json_t *json;		/* its row in list --json's unregistered or blocked */
+};
+
+void kf_seen_release(struct kf_seen *s);
+void kf_seen_free(struct kf_seen *v, size_t n);
 
 struct kf_transport {
 	const char *name;	/* "usb" */
@@ -71,6 +98,31 @@ struct kf_transport {
 	/* make flash's FLASH_DEVICE, or NULL when make flash cannot reach a
 	 * device of this transport. malloc'd. */
 	char *(*make_flash_device)(const struct kf_where *w);
+
+	/* kflash list and the menu: how board b shows in scan, learning
+	 * nothing. */
+	void (*sight)(const struct kf_board *b, const void *scan,
+		      struct kf_sighting *ret);
+	/* The devices in scan that are no registered board, in scan order:
+	 * those kflash add offers (blocked NULL), and those it will not
+	 * register or flash, whether registered or not (blocked says why).
+	 * malloc'd (kf_seen_free). */
+	void (*unclaimed)(const struct kf_registry *reg, const void *scan,
+			  struct kf_seen **ret, size_t *ret_n);
+	/* kflash add --device ARG: the device in scan that ARG names. 0 with
+	 * *ret; -ENOENT with err saying what is connected when ARG names none
+	 * of this transport's; KF_EINPUT with err when it is one kflash must
+	 * not register (blocked, or maybe a registered board already). */
+	int (*find)(struct kf_ctx *ctx, const struct kf_registry *reg, const void *scan,
+		    const char *arg, struct kf_seen *ret, struct kf_error *err);
+	/* What the registry needs to find device s again, into b (pattern,
+	 * mcu, port: malloc'd), the rest of b left to the caller; *ret_note a
+	 * warning to give once it is registered, or NULL. KF_EINPUT with err
+	 * when it could not be told from another connected device or is
+	 * registered already. b holds its key and name already. */
+	int (*enroll)(const struct kf_registry *reg, const void *scan,
+		      const struct kf_seen *s, struct kf_board *b, char **ret_note,
+		      struct kf_error *err);
 
 	/* Watching for boards coming back: opened before the first flash and
 	 * closed after the last return, so no return is missed. */
@@ -104,6 +156,8 @@ struct kf_scans {
  * (*ret_r and err say why; the next call tries again). */
 void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
 		   struct kf_error *err, int *ret_r);
+/* The scan of tr if it was read, else NULL (nothing is read). */
+void *kf_scans_find(const struct kf_scans *sc, const struct kf_transport *tr);
 void kf_scans_release(struct kf_scans *sc);
 
 /* USB serial: udev's tty devices, by-id names, flashtool.py -d <tty>, the
@@ -114,7 +168,8 @@ extern const struct kf_transport kf_transport_usb;
 const struct kf_transport *kf_transport_for(const struct kf_board *b);
 
 /* Every transport, NULL-terminated, for commands that look at all of them
- * (kflash doctor). A new transport is one line here too. */
+ * (kflash doctor, list, add, the menu). A new transport is one line here
+ * too. */
 extern const struct kf_transport *const kf_transports[];
 
 #endif
