@@ -4,7 +4,8 @@
  * (transport_usb.c); next a CAN node found by its UUID, or a USB-to-CAN
  * bridge. What differs between them is all here: how connected devices
  * are found, which of them is a registered board, how the flash tool is
- * told where the board is, and how its return after flashing is seen. The
+ * told where the board is, how its return after flashing is seen, and
+ * what kflash list and kflash add show of its devices and register. The
  * flow never looks inside a transport's scan or watch. A new transport is
  * a new file (src/transport_<name>.c with its struct kf_transport,
  * declared below) and a line in kf_transport_for and kf_transports
