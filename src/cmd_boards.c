@@ -7,72 +7,67 @@
 
 #include "kflash/build.h"
 #include "kflash/commands.h"
-#include "kflash/discovery.h"
 #include "kflash/prompt.h"
 #include "kflash/registry.h"
+#include "kflash/transport.h"
 #include "kflash/util.h"
 #include "kflash/versions.h"
 
 /* ---- list ------------------------------------------------------------------- */
 
-/* The connected device that is board b, or NULL; *ret_count says how many
- * are (more than one must never be flashed) and *ret_maybe names a device
- * only its USB port points to (KF_MATCH_PORT), for the user to see. */
-static struct kf_device *board_device(const struct kf_board *b, struct kf_devlist *l,
-				      size_t *ret_count, struct kf_device **ret_maybe)
+/* What every transport sees: its scan, and the devices in it that are no
+ * registered board (kf_seen), unregistered and blocked, in transport order. */
+struct seen {
+	struct kf_scans sc;
+	struct kf_seen *v;
+	size_t n;
+};
+
+static int seen_load(struct kf_ctx *ctx, const struct kf_registry *reg, struct seen *s,
+		     struct kf_error *err)
 {
-	struct kf_device *found = NULL, *maybe = NULL;
-	size_t i, n = 0;
+	const struct kf_transport *const *tr;
+	int r;
 
-	for (i = 0; i < l->n; i++) {
-		enum kf_match m = kf_board_match(b, &l->devs[i]);
+	memset(s, 0, sizeof(*s));
+	for (tr = kf_transports; *tr; tr++) {
+		struct kf_seen *v;
+		size_t n;
+		void *scan = kf_scans_get(ctx, &s->sc, *tr, err, &r);
 
-		if (m == KF_MATCH_PORT && !maybe)
-			maybe = &l->devs[i];
-		if (m != KF_MATCH_YES)
-			continue;
-		n++;
-		if (!found)
-			found = &l->devs[i];
+		if (!scan)
+			return r;
+		(*tr)->unclaimed(reg, scan, &v, &n);
+		s->v = kf_xrealloc(s->v, (s->n + n + 1) * sizeof(*s->v));
+		memcpy(&s->v[s->n], v, n * sizeof(*v));
+		s->n += n;
+		free(v);
 	}
-	if (ret_count)
-		*ret_count = n;
-	if (ret_maybe)
-		*ret_maybe = found ? NULL : maybe;
-	return found;
+	return 0;
 }
 
-/* The registered board that is (or, by its port, may be) d, or NULL. */
-static const struct kf_board *device_board(const struct kf_device *d,
-					   const struct kf_registry *reg)
+static void seen_release(struct seen *s)
 {
-	size_t i;
-
-	for (i = 0; i < reg->n_boards; i++)
-		if (kf_board_match(&reg->boards[i], d) != KF_MATCH_NO)
-			return &reg->boards[i];
-	return NULL;
+	kf_seen_free(s->v, s->n);
+	kf_scans_release(&s->sc);
+	memset(s, 0, sizeof(*s));
 }
 
-static bool device_registered(const struct kf_device *d, const struct kf_registry *reg)
+/* How registered board b shows in what its transport sees. */
+static void board_sighting(const struct kf_scans *sc, const struct kf_board *b,
+			   struct kf_sighting *ret)
 {
-	return device_board(d, reg) != NULL;
+	const struct kf_transport *tr = kf_transport_for(b);
+	void *scan = kf_scans_find(sc, tr);
+
+	memset(ret, 0, sizeof(*ret));
+	if (scan)
+		tr->sight(b, scan, ret);
 }
 
-/* Not offered for registering: blocked, or a caution such as a probe in
- * its bootloader that no registered board claims. */
-static const char *not_flashable(const struct kf_device *d, const struct kf_registry *reg)
+static const char *mode_title(enum kf_mode m)
 {
-	if (d->blocked)
-		return d->blocked;
-	if (d->caution && !device_registered(d, reg))
-		return d->caution;
-	return NULL;
-}
-
-static const char *device_path(const struct kf_device *d)
-{
-	return d->tty.by_id ? d->tty.by_id : d->tty.devnode;
+	return m == KF_MODE_KLIPPER ? "Klipper" : "Katapult";
 }
 
 /* Firmware versions: the host's Klipper and what Moonraker says each MCU
@@ -111,7 +106,7 @@ static const char *board_version(const struct kf_board *b, const struct versions
 	return kf_board_version(b, v->mcus, v->n, &amb);
 }
 
-static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
+static json_t *list_json(struct kf_registry *reg, struct seen *seen,
 			 const struct versions *ver)
 {
 	json_t *boards = json_array(), *unreg = json_array(), *blocked = json_array();
@@ -119,40 +114,33 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
 
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
-		size_t count;
-		struct kf_device *maybe;
-		struct kf_device *d = board_device(b, devs, &count, &maybe);
 		const char *v = board_version(b, ver);
+		struct kf_sighting si;
+		bool found;
 
+		board_sighting(&seen->sc, b, &si);
+		found = si.at.node != NULL;
 		json_array_append_new(boards, json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:s?, s:o, s:i, s:s?}",
 			"name", b->name, "key", b->key, "mcu", b->mcu,
 			"pattern", b->pattern,
 			"method", kf_method_name(kf_board_method(b, &reg->settings)),
-			"flashable", b->flashable, "connected", d != NULL,
-			"path", d ? device_path(d) : NULL,
-			"devnode", d ? d->tty.devnode : NULL,
-			"mode", d ? kf_mode_name(d->mode) : NULL,
+			"flashable", b->flashable, "connected", found,
+			"path", found ? si.at.label : NULL,
+			"devnode", si.at.node,
+			"mode", found ? kf_mode_name(si.at.mode) : NULL,
 			"version", v,
 			"outdated", v && ver->host ? json_boolean(strcmp(v, ver->host) != 0)
 						   : json_null(),
-			"matches", (int)count,
-			"port_match", maybe ? device_path(maybe) : NULL));
+			"matches", (int)si.matches,
+			"port_match", si.maybe));
+		kf_sighting_release(&si);
 	}
-	for (i = 0; i < devs->n; i++) {
-		const struct kf_device *d = &devs->devs[i];
-		const char *why = not_flashable(d, reg);
+	for (i = 0; i < seen->n; i++) {
+		struct kf_seen *d = &seen->v[i];
 
-		if (why)
-			json_array_append_new(blocked, json_pack(
-				"{s:s, s:s, s:s?, s:s?, s:s?, s:s}", "path", device_path(d),
-				"devnode", d->tty.devnode, "vid", d->tty.vid,
-				"pid", d->tty.pid, "product", d->product, "reason", why));
-		else if (!device_registered(d, reg))
-			json_array_append_new(unreg, json_pack(
-				"{s:s, s:s, s:s, s:s, s:s}", "path", device_path(d),
-				"devnode", d->tty.devnode, "mcu", d->mcu,
-				"serial", d->serial, "mode", kf_mode_name(d->mode)));
+		json_array_append_new(d->blocked ? blocked : unreg, d->json);
+		d->json = NULL;
 	}
 	return json_pack("{s:s?, s:b, s:o, s:o, s:o}", "host_version", ver->host,
 			 "moonraker", ver->moonraker, "boards", boards,
@@ -160,7 +148,7 @@ static json_t *list_json(struct kf_registry *reg, struct kf_devlist *devs,
 }
 
 static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_devlist *devs, const struct versions *ver)
+		       struct seen *seen, const struct versions *ver)
 {
 	struct kf_out *o = ctx->out;
 	size_t i;
@@ -175,64 +163,54 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 			      "board versions unknown");
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
-		size_t count;
-		struct kf_device *maybe;
-		struct kf_device *d = board_device(b, devs, &count, &maybe);
+		const char *v = board_version(b, ver);
+		struct kf_sighting si;
 		char state[64];
 
-		if (!d && maybe)
+		board_sighting(&seen->sc, b, &si);
+		if (!si.at.node && si.maybe)
 			snprintf(state, sizeof(state), "in Katapult?");
-		else if (!d)
+		else if (!si.at.node)
 			snprintf(state, sizeof(state), "not connected");
-		else if (count > 1)
-			snprintf(state, sizeof(state), "%zu devices match!", count);
+		else if (si.matches > 1)
+			snprintf(state, sizeof(state), "%zu devices match!", si.matches);
 		else
-			snprintf(state, sizeof(state), "connected (%s)", kf_mode_name(d->mode));
+			snprintf(state, sizeof(state), "connected (%s)",
+				 kf_mode_name(si.at.mode));
 		kf_out_result(o, "  %-16s %-13s %-22s %s%s", b->key, b->mcu, state,
 			      b->flashable ? "" : "[excluded] ",
-			      d ? device_path(d) : "");
-		{
-			const char *v = board_version(b, ver);
-
-			kf_out_result(o, "  %-16s \"%s\" via %s, firmware %s%s", "", b->name,
-				      kf_method_name(kf_board_method(b, &reg->settings)),
-				      v ? v : "unknown",
-				      v && ver->host && strcmp(v, ver->host) != 0
-				      ? "  (behind the host: kflash flash --all --outdated)" : "");
-		}
-		if (maybe) {
-			char *port = kf_port_label(maybe->port);
-
-			kf_out_result(o, "  %-16s %s at its USB port %s may be it (not "
-				      "flashed before kflash has seen it go into Katapult)",
-				      "", device_path(maybe), port);
-			free(port);
-		}
+			      si.at.node ? si.at.label : "");
+		kf_out_result(o, "  %-16s \"%s\" via %s, firmware %s%s", "", b->name,
+			      kf_method_name(kf_board_method(b, &reg->settings)),
+			      v ? v : "unknown",
+			      v && ver->host && strcmp(v, ver->host) != 0
+			      ? "  (behind the host: kflash flash --all --outdated)" : "");
+		if (si.maybe_note)
+			kf_out_result(o, "  %-16s %s", "", si.maybe_note);
+		kf_sighting_release(&si);
 	}
-	for (i = 0; i < devs->n; i++) {
-		const struct kf_device *d = &devs->devs[i];
+	for (i = 0; i < seen->n; i++) {
+		const struct kf_seen *d = &seen->v[i];
 
-		if (not_flashable(d, reg) || device_registered(d, reg))
+		if (d->blocked)
 			continue;
 		if (!any)
 			kf_out_result(o, "\nConnected, not registered:");
 		any = true;
-		kf_out_result(o, "  %s  (%s, in %s)", device_path(d), d->mcu,
-			      d->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
-		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->name);
+		kf_out_result(o, "  %s  (%s, in %s)", d->label, d->mcu, mode_title(d->mode));
+		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->id);
 	}
 	any = false;
-	for (i = 0; i < devs->n; i++) {
-		const struct kf_device *d = &devs->devs[i];
-		const char *why = not_flashable(d, reg);
+	for (i = 0; i < seen->n; i++) {
+		const struct kf_seen *d = &seen->v[i];
 
-		if (!why)
+		if (!d->blocked)
 			continue;
 		if (!any)
 			kf_out_result(o, "\nNot flashable by kflash:");
 		any = true;
-		kf_out_result(o, "  %s", device_path(d));
-		kf_out_result(o, "      %s", why);
+		kf_out_result(o, "  %s", d->label);
+		kf_out_result(o, "      %s", d->blocked);
 	}
 }
 
@@ -240,7 +218,7 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 {
 	static const struct option o[] = { { 0, 0, 0, 0 } };
 	struct kf_registry reg = KF_REGISTRY_INIT;
-	struct kf_devlist devs = KF_DEVLIST_INIT;
+	struct seen seen = { .n = 0 };
 	int c, r;
 
 	kf_opt_reset();
@@ -252,7 +230,7 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
 	if (r < 0)
 		goto out;
-	r = kf_discover(ctx->ops, &devs, ctx->err);
+	r = seen_load(ctx, &reg, &seen, ctx->err);
 	if (r < 0)
 		goto out;
 	{
@@ -260,156 +238,64 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 
 		versions_load(ctx, &reg, &ver);
 		if (ctx->out->json)
-			kf_out_set_json(ctx->out, list_json(&reg, &devs, &ver));
+			kf_out_set_json(ctx->out, list_json(&reg, &seen, &ver));
 		else
-			list_human(ctx, &reg, &devs, &ver);
+			list_human(ctx, &reg, &seen, &ver);
 		versions_release(&ver);
 	}
 out:
-	kf_devlist_release(&devs);
+	seen_release(&seen);
 	kf_registry_release(&reg);
 	return r;
 }
 
 /* ---- add -------------------------------------------------------------------- */
 
-/* The device the user named: by-id path or basename, or any path that
- * resolves to the same tty node. */
-static struct kf_device *find_device(struct kf_ctx *ctx, struct kf_devlist *l,
-				     const char *arg)
-{
-	char *real = NULL;
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		struct kf_device *d = &l->devs[i];
-
-		if (strcmp(arg, d->name) == 0 || (d->tty.by_id && strcmp(arg, d->tty.by_id) == 0) ||
-		    strcmp(arg, d->tty.devnode) == 0 ||
-		    (d->tty.by_path && strcmp(arg, d->tty.by_path) == 0))
-			return d;
-	}
-	/* any other path to the same node: compare where both lead */
-	if (strchr(arg, '/') && kf_os_realpath(ctx->ops, arg, &real) == 0) {
-		for (i = 0; i < l->n; i++) {
-			char *node = NULL;
-			bool same = kf_os_realpath(ctx->ops, l->devs[i].tty.devnode,
-						   &node) == 0 && strcmp(real, node) == 0;
-
-			free(node);
-			if (same) {
-				free(real);
-				return &l->devs[i];
-			}
-		}
-		free(real);
-	}
-	return NULL;
-}
-
 struct add_opts {
 	const char *name, *device, *mcu, *method;
 	bool no_menuconfig;
 };
 
-static int no_such_device(struct kf_ctx *ctx, struct kf_devlist *l, const char *arg)
+/* The device --device names, among every transport's. When none has it,
+ * the first transport's reason is the one said. */
+static int find_device(struct kf_ctx *ctx, const struct kf_registry *reg,
+		       struct seen *seen, const char *arg, struct kf_seen *ret)
 {
 	size_t i;
-	bool any = false;
+	int r = -ENOENT;
 
-	kf_error_set(ctx->err, KF_EINPUT, "no connected serial device matches '%s'", arg);
-	for (i = 0; i < l->n; i++) {
-		if (l->devs[i].blocked)
-			continue;
-		if (!any)
-			kf_error_cause(ctx->err, "connected Klipper/Katapult devices "
-				       "are listed by kflash list");
-		any = true;
+	for (i = 0; i < seen->sc.n && r == -ENOENT; i++) {
+		struct kf_error e = KF_ERROR_INIT;
+
+		r = seen->sc.tr[i]->find(ctx, reg, seen->sc.scan[i], arg, ret,
+					 i ? &e : ctx->err);
+		if (i && r != -ENOENT) {
+			char *note = ctx->err->note;
+
+			kf_error_release(ctx->err);
+			*ctx->err = e;
+			ctx->err->note = note;
+		} else {
+			kf_error_release(&e);
+			free(e.note);
+		}
 	}
-	if (!any)
-		kf_error_cause(ctx->err, "no Klipper or Katapult board is connected by USB");
-	kf_error_step(ctx->err, "kflash list");
-	kf_error_step(ctx->err, "kflash add --device usb-Klipper_<mcu>_<serial>-if00 "
-		      "--name NAME");
-	return KF_EINPUT;
-}
-
-/* Refuses a device that is not a board kflash may register, or may be
- * one registered already. */
-static int add_refused(struct kf_ctx *ctx, const struct kf_registry *reg,
-		       const struct kf_device *d)
-{
-	const struct kf_board *o;
-
-	if (d->blocked) {
-		kf_error_set(ctx->err, KF_EINPUT, "%s cannot be registered: %s",
-			     d->name, d->blocked);
-		return KF_EINPUT;
-	}
-	o = device_board(d, reg);
-	if (o && kf_board_match(o, d) == KF_MATCH_PORT) {
-		char *port = kf_port_label(d->port);
-
-		kf_error_set(ctx->err, KF_EINPUT, "%s may be '%s' in Katapult: the same "
-			     "MCU at the USB port (%s) where kflash saw it", d->name,
-			     o->key, port);
-		kf_error_cause(ctx->err, "its firmware sets its own USB serial, so in "
-			       "Katapult it shows its chip id instead");
-		kf_error_step(ctx->err, "if it is %s: power-cycle it so it starts "
-			      "Klipper, then kflash flash %s", o->key, o->key);
-		kf_error_step(ctx->err, "if it is another board: kflash remove %s, "
-			      "then add both while they run Klipper", o->key);
-		free(port);
-		return KF_EINPUT;
-	}
-	if (d->caution && !o) {
-		kf_error_set(ctx->err, KF_EINPUT, "%s cannot be registered: %s",
-			     d->name, d->caution);
-		kf_error_step(ctx->err, "if it is a board of yours: power-cycle it so it "
-			      "starts Klipper and add it then (kflash follows it into "
-			      "Katapult from there)");
-		return KF_EINPUT;
-	}
-	return 0;
-}
-
-/* Two boards whose firmware sets the same USB serial (Klipper's default
- * "12345") cannot be told apart by name: refuse before either is flashed. */
-static int add_ambiguous(struct kf_ctx *ctx, const struct kf_devlist *devs,
-			 const struct kf_device *d, const char *pattern)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < devs->n; i++)
-		n += kf_pattern_matches(pattern, &devs->devs[i]);
-	if (n <= 1)
-		return 0;
-	kf_error_set(ctx->err, KF_EINPUT, "%zu connected %s devices show the USB "
-		     "serial %s; kflash cannot tell them apart", n, d->mcu, d->serial);
-	kf_error_cause(ctx->err, "their firmware sets the same USB serial number "
-		       "instead of the chip id");
-	kf_error_step(ctx->err, "give each its own: in make menuconfig, \"Enable "
-		      "extra low-level configuration options\", then USB ids: \"USB "
-		      "serial number from CHIPID\"; flash it, then kflash add");
-	return KF_EINPUT;
+	return r == -ENOENT ? KF_EINPUT : r;
 }
 
 static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
-		     const struct kf_devlist *devs, struct kf_device *d,
+		     const struct seen *seen, const struct kf_seen *d,
 		     const struct add_opts *a)
 {
 	struct kf_board b = { 0 };
-	size_t i;
+	char *note = NULL;
 	int r;
 
-	r = add_refused(ctx, reg, d);
-	if (r < 0)
-		return r;
 	if (a->mcu && strcmp(a->mcu, d->mcu) != 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
 			     "which reports %s", a->mcu, d->mcu);
 		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu %s",
-			      d->name, a->name, d->mcu);
+			      d->id, a->name, d->mcu);
 		return KF_EINPUT;
 	}
 	r = kf_name_check(a->name, ctx->err);
@@ -425,52 +311,24 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (a->method && kf_method_parse(a->method, &b.method) < 0)
 		return kf_usage_error(ctx, "add", "--method must be katapult or "
 				      "make-flash, not '%s'", a->method);
-	b.pattern = kf_pattern_for(d->mcu, d->serial);
-	if (add_ambiguous(ctx, devs, d, b.pattern) < 0) {
-		free(b.pattern);
-		return KF_EINPUT;
-	}
-	for (i = 0; i < reg->n_boards; i++) {
-		const struct kf_board *o = &reg->boards[i];
-
-		if (kf_board_match(o, d) == KF_MATCH_YES ||
-		    kf_patterns_overlap(o->pattern, b.pattern)) {
-			kf_error_set(ctx->err, KF_EINPUT, "%s is already registered "
-				     "as '%s' (pattern %s)", d->name, o->name, o->pattern);
-			kf_error_step(ctx->err, "kflash remove %s   (to register it anew)",
-				      o->key);
-			free(b.pattern);
-			return KF_EINPUT;
-		}
-	}
 	b.key = kf_registry_new_key(reg, a->name);
 	b.name = (char *)a->name;
-	b.mcu = d->mcu;
 	b.flashable = true;
-	b.port = d->port;
+	r = d->tr->enroll(reg, kf_scans_find(&seen->sc, d->tr), d, &b, &note, ctx->err);
+	if (r < 0)
+		goto out;
 	kf_registry_add(reg, &b);
 	{
-		char *done = kf_asprintf("%s was registered as '%s'", d->name, b.key);
+		char *done = kf_asprintf("%s was registered as '%s'", d->id, b.key);
 
 		r = kf_cmd_save(ctx, reg, done, ctx->err);
 		free(done);
 	}
 	if (r == 0) {
 		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
-			      d->name, b.key, d->mcu, b.pattern);
-		if (kf_board_port_only(&b) && d->mode == KF_MODE_KLIPPER) {
-			char *port = d->port ? kf_port_label(d->port) : NULL;
-
-			kf_out_warn(ctx->out, "%s's USB serial (%s) is set in its firmware, "
-				    "not its chip id, so in Katapult it shows under another "
-				    "name. kflash can match it there only by its USB port%s%s%s "
-				    "until its first flash, when it learns that name; until "
-				    "then, flash it while it runs Klipper, and if you move it "
-				    "to another USB port, run kflash add again (kflash remove "
-				    "%s first)", b.key, d->serial, port ? " (" : "",
-				    port ? port : "", port ? ")" : "", b.key);
-			free(port);
-		}
+			      d->id, b.key, b.mcu, b.pattern);
+		if (note)
+			kf_out_warn(ctx->out, "%s", note);
 		if (!ctx->interactive || a->no_menuconfig)
 			kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
 				    "settings), then kflash flash %s", b.key, b.key);
@@ -480,25 +338,28 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 				"name", a->name, "mcu", d->mcu, "pattern", b.pattern,
 				"method", kf_method_name(b.method)));
 	}
+out:
+	free(note);
 	free(b.key);
+	free(b.mcu);
 	free(b.pattern);
+	free(b.port);
 	return r;
 }
 
 /* The wizard: pick a device, name it, choose the method. */
 static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
-		      struct kf_devlist *devs, struct add_opts *a,
-		      struct kf_device **ret_dev, char **ret_name)
+		      struct seen *seen, struct add_opts *a,
+		      struct kf_seen **ret_dev, char **ret_name)
 {
-	struct kf_device *choices[64];
+	struct kf_seen *choices[64];
 	size_t n = 0, i;
 	char *ans = NULL, *def;
 	int r;
 
-	for (i = 0; i < devs->n && n < 64; i++)
-		if (!not_flashable(&devs->devs[i], reg) &&
-		    !device_registered(&devs->devs[i], reg))
-			choices[n++] = &devs->devs[i];
+	for (i = 0; i < seen->n && n < 64; i++)
+		if (!seen->v[i].blocked)
+			choices[n++] = &seen->v[i];
 	if (n == 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "no unregistered Klipper or "
 			     "Katapult board is connected");
@@ -510,8 +371,7 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	kf_out_say(ctx->out, "Unregistered boards:\n");
 	for (i = 0; i < n; i++)
 		kf_out_say(ctx->out, "  %zu) %s  (%s, in %s)\n", i + 1,
-			   choices[i]->name, choices[i]->mcu,
-			   choices[i]->mode == KF_MODE_KLIPPER ? "Klipper" : "Katapult");
+			   choices[i]->id, choices[i]->mcu, mode_title(choices[i]->mode));
 	for (;;) {
 		char *end;
 		long k;
@@ -582,8 +442,9 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 	};
 	struct add_opts a = { 0 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
-	struct kf_devlist devs = KF_DEVLIST_INIT;
-	struct kf_device *d = NULL;
+	struct seen seen = { .n = 0 };
+	struct kf_seen named = { .tr = NULL };
+	struct kf_seen *d = NULL;
 	char *wizard_name = NULL;
 	int c, r;
 
@@ -614,11 +475,11 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_registry_load(ctx->ops, ctx->config_dir, &reg, ctx->err);
 	if (r < 0)
 		goto out;
-	r = kf_discover(ctx->ops, &devs, ctx->err);
+	r = seen_load(ctx, &reg, &seen, ctx->err);
 	if (r < 0)
 		goto out;
 	if (!a.device) {
-		r = add_wizard(ctx, &reg, &devs, &a, &d, &wizard_name);
+		r = add_wizard(ctx, &reg, &seen, &a, &d, &wizard_name);
 		if (r == -EPIPE) {
 			r = kf_error_set(ctx->err, KF_EINPUT, "no answer: input ended");
 		}
@@ -626,13 +487,12 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			goto out;
 		a.name = wizard_name;
 	} else {
-		d = find_device(ctx, &devs, a.device);
-		if (!d) {
-			r = no_such_device(ctx, &devs, a.device);
+		r = find_device(ctx, &reg, &seen, a.device, &named);
+		if (r < 0)
 			goto out;
-		}
+		d = &named;
 	}
-	r = add_board(ctx, &reg, &devs, d, &a);
+	r = add_board(ctx, &reg, &seen, d, &a);
 	if (r == 0 && ctx->interactive && !a.no_menuconfig && !ctx->out->json) {
 		/* straight on to the board's firmware settings; the board is
 		 * registered whatever happens there */
@@ -683,7 +543,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 	}
 out:
 	free(wizard_name);
-	kf_devlist_release(&devs);
+	kf_seen_release(&named);
+	seen_release(&seen);
 	kf_registry_release(&reg);
 	return r;
 }

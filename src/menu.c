@@ -6,20 +6,29 @@
 
 #include "kflash/build.h"
 #include "kflash/commands.h"
-#include "kflash/discovery.h"
 #include "kflash/prompt.h"
 #include "kflash/registry.h"
+#include "kflash/transport.h"
 #include "kflash/util.h"
 #include "kflash/versions.h"
 
 static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 {
-	struct kf_devlist devs = KF_DEVLIST_INIT;
+	struct kf_scans sc = KF_SCANS_INIT;
 	struct kf_mcu_version *m = NULL;
-	size_t nm = 0, i, k;
+	size_t nm = 0, i;
 	bool utf8 = ctx->out->utf8;
+	const struct kf_transport *const *tr;
 
-	(void)kf_discover(ctx->ops, &devs, NULL);
+	/* what cannot be read shows as absent: the panel is no check */
+	for (tr = kf_transports; *tr; tr++) {
+		struct kf_error e = KF_ERROR_INIT;
+		int r;
+
+		(void)kf_scans_get(ctx, &sc, *tr, &e, &r);
+		kf_error_release(&e);
+		free(e.note);
+	}
 	if (reg->n_boards)
 		(void)kf_moonraker_mcus_all(ctx->ops, reg->settings.moonraker_url,
 					    reg->settings.moonraker_api_key, &m, &nm);
@@ -28,21 +37,23 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 		kf_out_say(ctx->out, "  no boards registered yet (choose 'add')\n");
 	for (i = 0; i < reg->n_boards; i++) {
 		struct kf_board *b = &reg->boards[i];
-		const struct kf_device *d = NULL;
+		struct kf_sighting si = { .matches = 0 };
 		const char *v;
-		bool amb;
+		bool amb, here;
+		void *scan = kf_scans_find(&sc, kf_transport_for(b));
 
-		for (k = 0; k < devs.n && !d; k++)
-			if (kf_board_match(b, &devs.devs[k]) == KF_MATCH_YES)
-				d = &devs.devs[k];
+		if (scan)
+			kf_transport_for(b)->sight(b, scan, &si);
+		here = si.at.node != NULL;
 		v = kf_board_version(b, m, nm, &amb);
 		kf_out_say(ctx->out, "  %s %-16s %-12s %-10s %s%s\n",
-			   d ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
-			   d ? kf_mode_name(d->mode) : "absent", v ? v : "version unknown",
+			   here ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
+			   here ? kf_mode_name(si.at.mode) : "absent", v ? v : "version unknown",
 			   b->flashable ? "" : " [excluded]");
+		kf_sighting_release(&si);
 	}
 	kf_mcu_versions_free(m, nm);
-	kf_devlist_release(&devs);
+	kf_scans_release(&sc);
 }
 
 /* Asks for one registered board by number or name. */

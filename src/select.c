@@ -60,45 +60,9 @@ int kf_select_boards(struct kf_registry *reg, char *const *names, size_t n, bool
 	return 0;
 }
 
-/* What each transport of the run found connected, read once. */
-struct scans {
-	const struct kf_transport *tr[4];
-	void *scan[4];
-	size_t n;
-};
-
-static void scans_release(struct scans *sc)
-{
-	size_t i;
-
-	for (i = 0; i < sc->n; i++)
-		sc->tr[i]->scan_free(sc->scan[i]);
-	sc->n = 0;
-}
-
-/* The scan of tr, read now if it was not; NULL when it cannot be read
- * (*ret_r, err say why). */
-static void *scan_of(struct kf_run *run, struct scans *sc, const struct kf_transport *tr,
-		     struct kf_error *err, int *ret_r)
-{
-	size_t i;
-
-	*ret_r = 0;
-	for (i = 0; i < sc->n; i++)
-		if (sc->tr[i] == tr)
-			return sc->scan[i];
-	if (sc->n == sizeof(sc->tr) / sizeof(sc->tr[0]))
-		abort();	/* more transports than kflash has */
-	*ret_r = tr->scan(run->ctx, &sc->scan[sc->n], err);
-	if (*ret_r < 0)
-		return NULL;
-	sc->tr[sc->n] = tr;
-	return sc->scan[sc->n++];
-}
-
 int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 {
-	struct scans sc = { .n = 0 };
+	struct kf_scans sc = KF_SCANS_INIT;
 	size_t i;
 	int r = 0;
 
@@ -121,7 +85,7 @@ int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 			kf_job_fail(run, j, KF_EINPUT);
 			continue;
 		}
-		scan = scan_of(run, &sc, j->tr, err, &r);
+		scan = kf_scans_get(run->ctx, &sc, j->tr, err, &r);
 		if (!scan)
 			break;
 		r = j->tr->locate(run->ctx, run->reg, j->b, scan, false, &j->at, &j->err);
@@ -140,13 +104,13 @@ int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 		kf_recorder_board(run->ctx->rec, j->b, j->at.node, kf_mode_name(j->at.mode),
 				  NULL);
 	}
-	scans_release(&sc);
+	kf_scans_release(&sc);
 	return r;
 }
 
 void kf_select_peek(struct kf_run *run)
 {
-	struct scans sc = { .n = 0 };
+	struct kf_scans sc = KF_SCANS_INIT;
 	bool warned = false;
 	size_t i;
 
@@ -158,7 +122,7 @@ void kf_select_peek(struct kf_run *run)
 
 		if (j->state != KF_JOB_ACTIVE)
 			continue;
-		scan = scan_of(run, &sc, j->tr, &e, &r);
+		scan = kf_scans_get(run->ctx, &sc, j->tr, &e, &r);
 		if (scan)
 			(void)j->tr->locate(run->ctx, run->reg, j->b, scan, false, &j->at, &e);
 		else if (!warned)
@@ -169,7 +133,7 @@ void kf_select_peek(struct kf_run *run)
 		kf_error_release(&e);
 		free(e.note);
 	}
-	scans_release(&sc);
+	kf_scans_release(&sc);
 }
 
 int kf_select_relocate(struct kf_run *run, struct kf_job *j, bool after_reset)

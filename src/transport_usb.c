@@ -98,26 +98,46 @@ static void where_from(struct kf_where *at, const struct kf_device *d)
 	at->id = id ? id : kf_xstrdup(d->serial ? d->serial : d->name);
 }
 
+/* The first connected device that is board b, or NULL; *ret_count says
+ * how many are, and *ret_maybe the first only its USB port points to
+ * (KF_MATCH_PORT), or NULL. */
+static const struct kf_device *board_device(const struct kf_board *b,
+					    const struct kf_devlist *devs,
+					    size_t *ret_count,
+					    const struct kf_device **ret_maybe)
+{
+	const struct kf_device *found = NULL, *maybe = NULL;
+	size_t i, n = 0;
+
+	for (i = 0; i < devs->n; i++) {
+		enum kf_match m = kf_board_match(b, &devs->devs[i]);
+
+		if (m == KF_MATCH_PORT && !maybe)
+			maybe = &devs->devs[i];
+		if (m != KF_MATCH_YES)
+			continue;
+		n++;
+		if (!found)
+			found = &devs->devs[i];
+	}
+	*ret_count = n;
+	*ret_maybe = maybe;
+	return found;
+}
+
 static int usb_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *b,
 		      const void *scan, bool after_reset, struct kf_where *at,
 		      struct kf_error *err)
 {
 	const struct kf_devlist *devs = scan;
-	const struct kf_device *found = NULL, *maybe = NULL, *arrived = NULL;
-	size_t i, count = 0, n_arrived = 0;
+	const struct kf_device *found, *maybe, *arrived = NULL;
+	size_t i, count, n_arrived = 0;
 
-	for (i = 0; i < devs->n; i++) {
+	found = board_device(b, devs, &count, &maybe);
+	for (i = 0; i < devs->n && after_reset; i++) {
 		const struct kf_device *d = &devs->devs[i];
-		enum kf_match m = kf_board_match(b, d);
 
-		if (m == KF_MATCH_YES) {
-			count++;
-			if (!found)
-				found = d;
-		} else if (m == KF_MATCH_PORT && !maybe) {
-			maybe = d;
-		}
-		if (m != KF_MATCH_YES && after_reset && handover(reg, b, at, d)) {
+		if (kf_board_match(b, d) != KF_MATCH_YES && handover(reg, b, at, d)) {
 			n_arrived++;
 			arrived = d;
 		}
@@ -164,6 +184,277 @@ static int usb_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 	}
 	learn(ctx, reg, b, found);
 	where_from(at, found);
+	return 0;
+}
+
+/* ---- kflash list and kflash add --------------------------------------------- */
+
+static const char *device_label(const struct kf_device *d)
+{
+	return d->tty.by_id ? d->tty.by_id : d->tty.devnode;
+}
+
+static void usb_sight(const struct kf_board *b, const void *scan,
+		      struct kf_sighting *ret)
+{
+	const struct kf_device *maybe;
+	const struct kf_device *d = board_device(b, scan, &ret->matches, &maybe);
+	char *port;
+
+	if (d) {
+		where_from(&ret->at, d);
+		return;
+	}
+	if (!maybe)
+		return;
+	port = kf_port_label(maybe->port);
+	ret->maybe = kf_xstrdup(device_label(maybe));
+	ret->maybe_note = kf_asprintf("%s at its USB port %s may be it (not flashed "
+				      "before kflash has seen it go into Katapult)",
+				      ret->maybe, port);
+	free(port);
+}
+
+/* The registered board that is (or, by its port, may be) d, or NULL. */
+static const struct kf_board *device_board(const struct kf_device *d,
+					   const struct kf_registry *reg)
+{
+	size_t i;
+
+	for (i = 0; i < reg->n_boards; i++)
+		if (kf_board_match(&reg->boards[i], d) != KF_MATCH_NO)
+			return &reg->boards[i];
+	return NULL;
+}
+
+/* Not offered for registering: blocked, or a caution such as a probe in
+ * its bootloader that no registered board claims. */
+static const char *not_flashable(const struct kf_device *d, const struct kf_registry *reg)
+{
+	if (d->blocked)
+		return d->blocked;
+	if (d->caution && !device_board(d, reg))
+		return d->caution;
+	return NULL;
+}
+
+static void seen_from(struct kf_seen *s, const struct kf_device *d)
+{
+	memset(s, 0, sizeof(*s));
+	s->tr = &kf_transport_usb;
+	s->dev = d;
+	s->id = kf_xstrdup(d->name);
+	s->label = kf_xstrdup(device_label(d));
+	s->mcu = d->mcu ? kf_xstrdup(d->mcu) : NULL;
+	s->mode = d->mode;
+}
+
+static void usb_unclaimed(const struct kf_registry *reg, const void *scan,
+			  struct kf_seen **ret, size_t *ret_n)
+{
+	const struct kf_devlist *devs = scan;
+	struct kf_seen *v = kf_xcalloc(devs->n ? devs->n : 1, sizeof(*v));
+	size_t i, n = 0;
+
+	for (i = 0; i < devs->n; i++) {
+		const struct kf_device *d = &devs->devs[i];
+		const char *why = not_flashable(d, reg);
+
+		if (!why && device_board(d, reg))
+			continue;
+		seen_from(&v[n], d);
+		if (why) {
+			v[n].blocked = kf_xstrdup(why);
+			v[n].json = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s}",
+					      "path", device_label(d), "devnode", d->tty.devnode,
+					      "vid", d->tty.vid, "pid", d->tty.pid,
+					      "product", d->product, "reason", why);
+		} else {
+			v[n].json = json_pack("{s:s, s:s, s:s, s:s, s:s}", "path",
+					      device_label(d), "devnode", d->tty.devnode,
+					      "mcu", d->mcu, "serial", d->serial,
+					      "mode", kf_mode_name(d->mode));
+		}
+		n++;
+	}
+	*ret = v;
+	*ret_n = n;
+}
+
+/* The device the user named: by-id path or basename, or any path that
+ * resolves to the same tty node. */
+static const struct kf_device *named_device(struct kf_ctx *ctx,
+					    const struct kf_devlist *l, const char *arg)
+{
+	char *real = NULL;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		const struct kf_device *d = &l->devs[i];
+
+		if (strcmp(arg, d->name) == 0 || (d->tty.by_id && strcmp(arg, d->tty.by_id) == 0) ||
+		    strcmp(arg, d->tty.devnode) == 0 ||
+		    (d->tty.by_path && strcmp(arg, d->tty.by_path) == 0))
+			return d;
+	}
+	/* any other path to the same node: compare where both lead */
+	if (strchr(arg, '/') && kf_os_realpath(ctx->ops, arg, &real) == 0) {
+		for (i = 0; i < l->n; i++) {
+			char *node = NULL;
+			bool same = kf_os_realpath(ctx->ops, l->devs[i].tty.devnode,
+						   &node) == 0 && strcmp(real, node) == 0;
+
+			free(node);
+			if (same) {
+				free(real);
+				return &l->devs[i];
+			}
+		}
+		free(real);
+	}
+	return NULL;
+}
+
+static int no_such_device(const struct kf_devlist *l, const char *arg,
+			  struct kf_error *err)
+{
+	size_t i;
+	bool any = false;
+
+	kf_error_set(err, KF_EINPUT, "no connected serial device matches '%s'", arg);
+	for (i = 0; i < l->n && !any; i++)
+		any = !l->devs[i].blocked;
+	kf_error_cause(err, any ? "connected Klipper/Katapult devices are listed by "
+		       "kflash list" : "no Klipper or Katapult board is connected by USB");
+	kf_error_step(err, "kflash list");
+	kf_error_step(err, "kflash add --device usb-Klipper_<mcu>_<serial>-if00 "
+		      "--name NAME");
+	return -ENOENT;
+}
+
+/* Refuses a device that is not a board kflash may register, or may be
+ * one registered already. */
+static int add_refused(const struct kf_registry *reg, const struct kf_device *d,
+		       struct kf_error *err)
+{
+	const struct kf_board *o;
+
+	if (d->blocked)
+		return kf_error_set(err, KF_EINPUT, "%s cannot be registered: %s",
+				    d->name, d->blocked);
+	o = device_board(d, reg);
+	if (o && kf_board_match(o, d) == KF_MATCH_PORT) {
+		char *port = kf_port_label(d->port);
+
+		kf_error_set(err, KF_EINPUT, "%s may be '%s' in Katapult: the same "
+			     "MCU at the USB port (%s) where kflash saw it", d->name,
+			     o->key, port);
+		kf_error_cause(err, "its firmware sets its own USB serial, so in "
+			       "Katapult it shows its chip id instead");
+		kf_error_step(err, "if it is %s: power-cycle it so it starts "
+			      "Klipper, then kflash flash %s", o->key, o->key);
+		kf_error_step(err, "if it is another board: kflash remove %s, "
+			      "then add both while they run Klipper", o->key);
+		free(port);
+		return KF_EINPUT;
+	}
+	if (d->caution && !o) {
+		kf_error_set(err, KF_EINPUT, "%s cannot be registered: %s",
+			     d->name, d->caution);
+		kf_error_step(err, "if it is a board of yours: power-cycle it so it "
+			      "starts Klipper and add it then (kflash follows it into "
+			      "Katapult from there)");
+		return KF_EINPUT;
+	}
+	return 0;
+}
+
+static int usb_find(struct kf_ctx *ctx, const struct kf_registry *reg, const void *scan,
+		    const char *arg, struct kf_seen *ret, struct kf_error *err)
+{
+	const struct kf_device *d = named_device(ctx, scan, arg);
+	int r;
+
+	if (!d)
+		return no_such_device(scan, arg, err);
+	r = add_refused(reg, d, err);
+	if (r < 0)
+		return r;
+	seen_from(ret, d);
+	return 0;
+}
+
+/* Two boards whose firmware sets the same USB serial (Klipper's default
+ * "12345") cannot be told apart by name: refuse before either is flashed. */
+static int add_ambiguous(const struct kf_devlist *devs, const struct kf_device *d,
+			 const char *pattern, struct kf_error *err)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < devs->n; i++)
+		n += kf_pattern_matches(pattern, &devs->devs[i]);
+	if (n <= 1)
+		return 0;
+	kf_error_set(err, KF_EINPUT, "%zu connected %s devices show the USB "
+		     "serial %s; kflash cannot tell them apart", n, d->mcu, d->serial);
+	kf_error_cause(err, "their firmware sets the same USB serial number "
+		       "instead of the chip id");
+	kf_error_step(err, "give each its own: in make menuconfig, \"Enable "
+		      "extra low-level configuration options\", then USB ids: \"USB "
+		      "serial number from CHIPID\"; flash it, then kflash add");
+	return KF_EINPUT;
+}
+
+/* What kflash can find a board by in Katapult when its firmware sets its
+ * own USB serial: only its USB port, until its first flash. */
+static char *port_only_note(const struct kf_board *b, const struct kf_device *d)
+{
+	char *port, *note;
+
+	if (!kf_board_port_only(b) || d->mode != KF_MODE_KLIPPER)
+		return NULL;
+	port = d->port ? kf_port_label(d->port) : NULL;
+	note = kf_asprintf("%s's USB serial (%s) is set in its firmware, not its chip "
+			   "id, so in Katapult it shows under another name. kflash can "
+			   "match it there only by its USB port%s%s%s until its first "
+			   "flash, when it learns that name; until then, flash it while "
+			   "it runs Klipper, and if you move it to another USB port, run "
+			   "kflash add again (kflash remove %s first)", b->key, d->serial,
+			   port ? " (" : "", port ? port : "", port ? ")" : "", b->key);
+	free(port);
+	return note;
+}
+
+static int usb_enroll(const struct kf_registry *reg, const void *scan,
+		      const struct kf_seen *s, struct kf_board *b, char **ret_note,
+		      struct kf_error *err)
+{
+	const struct kf_device *d = s->dev;
+	char *pattern = kf_pattern_for(d->mcu, d->serial);
+	size_t i;
+
+	*ret_note = NULL;
+	if (add_ambiguous(scan, d, pattern, err) < 0) {
+		free(pattern);
+		return KF_EINPUT;
+	}
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *o = &reg->boards[i];
+
+		if (kf_board_match(o, d) == KF_MATCH_YES ||
+		    kf_patterns_overlap(o->pattern, pattern)) {
+			kf_error_set(err, KF_EINPUT, "%s is already registered "
+				     "as '%s' (pattern %s)", d->name, o->name, o->pattern);
+			kf_error_step(err, "kflash remove %s   (to register it anew)",
+				      o->key);
+			free(pattern);
+			return KF_EINPUT;
+		}
+	}
+	b->pattern = pattern;
+	b->mcu = kf_xstrdup(d->mcu);
+	b->port = d->port ? kf_xstrdup(d->port) : NULL;
+	*ret_note = port_only_note(b, d);
 	return 0;
 }
 
@@ -321,6 +612,10 @@ const struct kf_transport kf_transport_usb = {
 	.locate = usb_locate,
 	.tool_args = usb_tool_args,
 	.make_flash_device = usb_make_flash_device,
+	.sight = usb_sight,
+	.unclaimed = usb_unclaimed,
+	.find = usb_find,
+	.enroll = usb_enroll,
 	.watch_open = usb_watch_open,
 	.watch_close = usb_watch_close,
 	.watch_mark = usb_watch_mark,

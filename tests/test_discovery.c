@@ -1,12 +1,16 @@
-/* test_discovery.c - by-id names, classification, patterns and overlap. */
+/* test_discovery.c - by-id names, classification, patterns and overlap, and
+ * what the USB transport shows kflash list and kflash add. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include <cmocka.h>
 
 #include "kflash/discovery.h"
+#include "kflash/transport.h"
 #include "kflash/util.h"
 
 static void expect_parse(const char *name, enum kf_mode mode, const char *mcu,
@@ -375,6 +379,132 @@ static void overlap__same_board_overlaps_different_boards_do_not(void **state)
 	free(b);
 }
 
+#define EBB_BYID "usb-Klipper_stm32g0b1xx_1D0028000A50425539393020-if00"
+#define BEACON_BYID "usb-Beacon_Beacon_RevH_7C1A-if00"
+
+/* A registered port-only board waiting in Katapult at its port, a
+ * registered board running Klipper, a probe and an unregistered EBB. */
+struct usb_world {
+	struct kf_device devs[4];
+	struct kf_devlist list;
+	struct kf_board boards[2];
+	struct kf_registry reg;
+};
+
+static void usb_world_init(struct usb_world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->devs[0] = usb_device("usb-katapult_lpc1769_" CHIP "-if00", "1d50", "6177",
+				"katapult", "lpc1769", CHIP, "1.3");
+	w->devs[1] = usb_device("usb-Klipper_stm32f446xx_3A0039000851313433343333-if00",
+				"1d50", "614e", "Klipper", "stm32f446xx",
+				"3A0039000851313433343333", "1.2");
+	w->devs[2] = device(BEACON_BYID, "04d8", "e72b", "Beacon", "7C1A");
+	w->devs[3] = usb_device(EBB_BYID, "1d50", "614e", "Klipper", "stm32g0b1xx",
+				"1D0028000A50425539393020", "1.4");
+	w->list.devs = w->devs;
+	w->list.n = 4;
+	w->boards[0] = (struct kf_board){ .key = "lpc", .name = "lpc", .mcu = "lpc1769",
+		.pattern = "usb-*_lpc1769_12345-if*", .flashable = true, .port = PORT_A };
+	w->boards[1] = (struct kf_board){ .key = "octopus", .name = "Octopus",
+		.mcu = "stm32f446xx",
+		.pattern = "usb-*_stm32f446xx_3A0039000851313433343333-if*",
+		.flashable = true };
+	w->reg.boards = w->boards;
+	w->reg.n_boards = 2;
+}
+
+static void usb_world_release(struct usb_world *w)
+{
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		kf_device_release(&w->devs[i]);
+}
+
+static void usb_list__boards_by_sighting_the_rest_unregistered_or_blocked(void **state)
+{
+	const struct kf_transport *tr = &kf_transport_usb;
+	struct usb_world w;
+	struct kf_sighting si = { .matches = 0 };
+	struct kf_seen *v;
+	size_t n;
+
+	(void)state;
+	usb_world_init(&w);
+	tr->sight(&w.boards[1], &w.list, &si);
+	assert_int_equal(si.matches, 1);
+	assert_string_equal(si.at.label, "/dev/serial/by-id/usb-Klipper_stm32f446xx_"
+			    "3A0039000851313433343333-if00");
+	assert_int_equal(si.at.mode, KF_MODE_KLIPPER);
+	assert_null(si.maybe);
+	kf_sighting_release(&si);
+	/* only its port points to it: not connected, but said where it may be */
+	tr->sight(&w.boards[0], &w.list, &si);
+	assert_int_equal(si.matches, 0);
+	assert_null(si.at.node);
+	assert_string_equal(si.maybe, "/dev/serial/by-id/usb-katapult_lpc1769_" CHIP "-if00");
+	assert_non_null(strstr(si.maybe_note, "at its USB port 1.3 may be it"));
+	kf_sighting_release(&si);
+	/* the device that may be lpc is not offered to add */
+	tr->unclaimed(&w.reg, &w.list, &v, &n);
+	assert_int_equal(n, 2);
+	assert_ptr_equal(v[0].tr, tr);
+	assert_string_equal(v[0].id, BEACON_BYID);
+	assert_non_null(strstr(v[0].blocked, "Beacon probe"));
+	assert_string_equal(json_string_value(json_object_get(v[0].json, "reason")),
+			    v[0].blocked);
+	assert_string_equal(v[1].id, EBB_BYID);
+	assert_null(v[1].blocked);
+	assert_string_equal(v[1].mcu, "stm32g0b1xx");
+	assert_int_equal(v[1].mode, KF_MODE_KLIPPER);
+	assert_string_equal(json_string_value(json_object_get(v[1].json, "serial")),
+			    "1D0028000A50425539393020");
+	kf_seen_free(v, n);
+	usb_world_release(&w);
+}
+
+static void usb_add__refuses_probes_and_maybe_registered_boards_enrolls_the_rest(void **state)
+{
+	const struct kf_transport *tr = &kf_transport_usb;
+	struct kf_ctx ctx = { .ops = NULL };	/* names that need no look-up */
+	struct usb_world w;
+	struct kf_error e = KF_ERROR_INIT;
+	struct kf_seen s = { .tr = NULL };
+	struct kf_board b = { .key = "ebb", .name = "EBB", .flashable = true };
+	char *note = (char *)"unset";
+
+	(void)state;
+	usb_world_init(&w);
+	assert_int_equal(tr->find(&ctx, &w.reg, &w.list, "nosuch", &s, &e), -ENOENT);
+	assert_string_equal(e.what, "no connected serial device matches 'nosuch'");
+	assert_int_equal(tr->find(&ctx, &w.reg, &w.list, BEACON_BYID, &s, &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "cannot be registered: Beacon probe"));
+	assert_int_equal(tr->find(&ctx, &w.reg, &w.list, "usb-katapult_lpc1769_" CHIP
+				  "-if00", &s, &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "may be 'lpc' in Katapult"));
+	/* registered already: found, but not enrolled again */
+	assert_int_equal(tr->find(&ctx, &w.reg, &w.list, "/dev/serial/by-id/usb-Klipper_"
+				  "stm32f446xx_3A0039000851313433343333-if00", &s, &e), 0);
+	assert_int_equal(tr->enroll(&w.reg, &w.list, &s, &b, &note, &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "is already registered as 'Octopus'"));
+	assert_null(b.pattern);
+	kf_seen_release(&s);
+	assert_int_equal(tr->find(&ctx, &w.reg, &w.list, EBB_BYID, &s, &e), 0);
+	assert_string_equal(s.mcu, "stm32g0b1xx");
+	assert_int_equal(tr->enroll(&w.reg, &w.list, &s, &b, &note, &e), 0);
+	assert_string_equal(b.pattern, "usb-*_stm32g0b1xx_1D0028000A50425539393020-if*");
+	assert_string_equal(b.mcu, "stm32g0b1xx");
+	assert_non_null(b.port);
+	assert_null(note);	/* a chip id: found in Katapult by name */
+	free(b.pattern);
+	free(b.mcu);
+	free(b.port);
+	kf_seen_release(&s);
+	kf_error_release(&e);
+	usb_world_release(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +519,8 @@ int main(void)
 		cmocka_unit_test(board_match__a_chip_id_board_is_never_matched_by_port),
 		cmocka_unit_test(pattern__finds_the_board_in_both_modes_and_no_other),
 		cmocka_unit_test(overlap__same_board_overlaps_different_boards_do_not),
+		cmocka_unit_test(usb_list__boards_by_sighting_the_rest_unregistered_or_blocked),
+		cmocka_unit_test(usb_add__refuses_probes_and_maybe_registered_boards_enrolls_the_rest),
 	};
 
 	return cmocka_run_group_tests_name("discovery", tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * (transport_usb.c); next a CAN node found by its UUID, or a USB-to-CAN
  * bridge. What differs between them is all here: how connected devices
  * are found, which of them is a registered board, how the flash tool is
- * told where the board is, and how its return after flashing is seen. The
+ * told where the board is, how its return after flashing is seen, and
+ * what kflash list and kflash add show of its devices and register. The
  * flow never looks inside a transport's scan or watch. A new transport is
  * a new file (src/transport_<name>.c with its struct kf_transport,
  * declared below) and a line in kf_transport_for and kf_transports
@@ -19,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "kflash/discovery.h"
 #include "kflash/kflash.h"
@@ -42,6 +45,31 @@ enum kf_return {
 	KF_RETURN_BOOTLOADER,	/* it showed up, but in Katapult */
 	KF_RETURN_NONE,		/* not seen by the deadline */
 };
+
+/* How a registered board shows in a scan, for kflash list and the menu. */
+struct kf_sighting {
+	struct kf_where at;	/* the first device that is the board; node NULL: none */
+	size_t matches;		/* how many are (more than one is never flashed) */
+	char *maybe;		/* none is, but this one may be (its label), or NULL */
+	char *maybe_note;	/* why it may be, for the user, or NULL */
+};
+
+void kf_sighting_release(struct kf_sighting *s);
+
+/* A device a transport sees, as kflash list and kflash add show it. */
+struct kf_seen {
+	const struct kf_transport *tr;	/* whose device it is */
+	const void *dev;	/* the transport's own, in the scan it came from */
+	char *id;		/* what kflash add --device takes */
+	char *label;		/* what messages show (its by-id link) */
+	char *mcu;		/* the MCU it reports, or NULL */
+	enum kf_mode mode;
+	char *blocked;		/* why kflash will not register it, or NULL */
+	json_t *json;		/* its row in list --json's unregistered or blocked */
+};
+
+void kf_seen_release(struct kf_seen *s);
+void kf_seen_free(struct kf_seen *v, size_t n);
 
 struct kf_transport {
 	const char *name;	/* "usb" */
@@ -72,6 +100,31 @@ struct kf_transport {
 	 * device of this transport. malloc'd. */
 	char *(*make_flash_device)(const struct kf_where *w);
 
+	/* kflash list and the menu: how board b shows in scan, learning
+	 * nothing. */
+	void (*sight)(const struct kf_board *b, const void *scan,
+		      struct kf_sighting *ret);
+	/* The devices in scan that are no registered board, in scan order:
+	 * those kflash add offers (blocked NULL), and those it will not
+	 * register or flash, whether registered or not (blocked says why).
+	 * malloc'd (kf_seen_free). */
+	void (*unclaimed)(const struct kf_registry *reg, const void *scan,
+			  struct kf_seen **ret, size_t *ret_n);
+	/* kflash add --device ARG: the device in scan that ARG names. 0 with
+	 * *ret; -ENOENT with err saying what is connected when ARG names none
+	 * of this transport's; KF_EINPUT with err when it is one kflash must
+	 * not register (blocked, or maybe a registered board already). */
+	int (*find)(struct kf_ctx *ctx, const struct kf_registry *reg, const void *scan,
+		    const char *arg, struct kf_seen *ret, struct kf_error *err);
+	/* What the registry needs to find device s again, into b (pattern,
+	 * mcu, port: malloc'd), the rest of b left to the caller; *ret_note a
+	 * warning to give once it is registered, or NULL. KF_EINPUT with err
+	 * when it could not be told from another connected device or is
+	 * registered already. b holds its key and name already. */
+	int (*enroll)(const struct kf_registry *reg, const void *scan,
+		      const struct kf_seen *s, struct kf_board *b, char **ret_note,
+		      struct kf_error *err);
+
 	/* Watching for boards coming back: opened before the first flash and
 	 * closed after the last return, so no return is missed. */
 	int (*watch_open)(struct kf_ctx *ctx, void **ret_watch, struct kf_error *err);
@@ -89,6 +142,25 @@ struct kf_transport {
 			    enum kf_return *ret, struct kf_error *err);
 };
 
+/* What the transports see now, each scan read once; a command keeps it
+ * for as long as it uses what was found. */
+#define KF_SCANS_MAX 4
+struct kf_scans {
+	const struct kf_transport *tr[KF_SCANS_MAX];
+	void *scan[KF_SCANS_MAX];
+	size_t n;
+};
+
+#define KF_SCANS_INIT { { NULL }, { NULL }, 0 }
+
+/* The scan of tr, read now if it was not; NULL when it cannot be read
+ * (*ret_r and err say why; the next call tries again). */
+void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
+		   struct kf_error *err, int *ret_r);
+/* The scan of tr if it was read, else NULL (nothing is read). */
+void *kf_scans_find(const struct kf_scans *sc, const struct kf_transport *tr);
+void kf_scans_release(struct kf_scans *sc);
+
 /* USB serial: udev's tty devices, by-id names, flashtool.py -d <tty>, the
  * udev "add" event of the board running Klipper. */
 extern const struct kf_transport kf_transport_usb;
@@ -97,7 +169,8 @@ extern const struct kf_transport kf_transport_usb;
 const struct kf_transport *kf_transport_for(const struct kf_board *b);
 
 /* Every transport, NULL-terminated, for commands that look at all of them
- * (kflash doctor). A new transport is one line here too. */
+ * (kflash doctor, list, add, the menu). A new transport is one line here
+ * too. */
 extern const struct kf_transport *const kf_transports[];
 
 #endif
