@@ -19,10 +19,14 @@ const struct kf_command kf_commands[] = {
 	  "firmware version), Klipper or Katapult devices not yet registered, and\n"
 	  "devices kflash will not flash (probes, USB-serial chips) with why.\n",
 	  kf_cmd_list },
-	{ "add", "[--name N] [--device DEV] [--mcu MCU] [--method M] [--no-menuconfig]",
+	{ "add", "[--name N] [--device DEV | --can-uuid U [--interface IF]] [--mcu MCU] "
+	  "[--method M] [--no-menuconfig]",
 	  "register a connected board",
 	  "  --name N          display name (its key is derived from it)\n"
 	  "  --device DEV      by-id name or path of the board's serial device\n"
+	  "  --can-uuid U      a CAN node by its canbus_uuid (12 hex digits, as in\n"
+	  "                    printer.cfg); needs --mcu\n"
+	  "  --interface IF    the CAN interface of --can-uuid (default can0)\n"
 	  "  --mcu MCU         the board's MCU, e.g. stm32f446xx (default: from DEV)\n"
 	  "  --method M        katapult or make-flash (default: the setting)\n"
 	  "  --no-menuconfig   do not start menuconfig after adding\n"

@@ -33,7 +33,7 @@ static int seen_load(struct kf_ctx *ctx, const struct kf_registry *reg, struct s
 	for (tr = kf_transports; *tr; tr++) {
 		struct kf_seen *v;
 		size_t n;
-		void *scan = kf_scans_get(ctx, &s->sc, *tr, err, &r);
+		void *scan = kf_scans_get(ctx, reg, &s->sc, *tr, err, &r);
 
 		if (!scan)
 			return r;
@@ -67,7 +67,8 @@ static void board_sighting(const struct kf_scans *sc, const struct kf_board *b,
 
 static const char *mode_title(enum kf_mode m)
 {
-	return m == KF_MODE_KLIPPER ? "Klipper" : "Katapult";
+	return m == KF_MODE_KLIPPER ? "Klipper" : m == KF_MODE_KATAPULT ? "Katapult"
+	       : "an unknown mode";
 }
 
 /* Firmware versions: the host's Klipper and what Moonraker says each MCU
@@ -116,11 +117,12 @@ static json_t *list_json(struct kf_registry *reg, struct seen *seen,
 		const struct kf_board *b = &reg->boards[i];
 		const char *v = board_version(b, ver);
 		struct kf_sighting si;
+		json_t *row;
 		bool found;
 
 		board_sighting(&seen->sc, b, &si);
 		found = si.at.node != NULL;
-		json_array_append_new(boards, json_pack(
+		row = json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s?, s:s?, s:s?, s:s?, s:o, s:i, s:s?}",
 			"name", b->name, "key", b->key, "mcu", b->mcu,
 			"pattern", b->pattern,
@@ -133,7 +135,13 @@ static json_t *list_json(struct kf_registry *reg, struct seen *seen,
 			"outdated", v && ver->host ? json_boolean(strcmp(v, ver->host) != 0)
 						   : json_null(),
 			"matches", (int)si.matches,
-			"port_match", si.maybe));
+			"port_match", si.maybe);
+		/* a CAN node or bridge: how it is reached (USB rows stay as they were) */
+		if (b->link != KF_LINK_USB)
+			json_object_update_new(row, json_pack("{s:s, s:s?, s:s, s:s?}",
+				"transport", kf_link_name(b->link), "canbus_uuid", b->canbus_uuid,
+				"interface", b->interface, "note", si.maybe_note));
+		json_array_append_new(boards, row);
 		kf_sighting_release(&si);
 	}
 	for (i = 0; i < seen->n; i++) {
@@ -197,7 +205,8 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (!any)
 			kf_out_result(o, "\nConnected, not registered:");
 		any = true;
-		kf_out_result(o, "  %s  (%s, in %s)", d->label, d->mcu, mode_title(d->mode));
+		kf_out_result(o, "  %s  (%s, in %s)", d->label, d->mcu ? d->mcu : "MCU not said",
+			      mode_title(d->mode));
 		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->id);
 	}
 	any = false;
@@ -253,6 +262,7 @@ out:
 
 struct add_opts {
 	const char *name, *device, *mcu, *method;
+	char *asked_mcu;	/* the wizard's answer for a device that does not say */
 	bool no_menuconfig;
 };
 
@@ -291,7 +301,14 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	char *note = NULL;
 	int r;
 
-	if (a->mcu && strcmp(a->mcu, d->mcu) != 0) {
+	if (!d->mcu && !a->mcu) {
+		kf_error_set(ctx->err, KF_EINPUT, "%s does not say its MCU", d->label);
+		kf_error_cause(ctx->err, "a CAN node tells only its UUID");
+		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu MCU   "
+			      "(e.g. stm32g0b1xx, rp2040)", d->id, a->name);
+		return KF_EINPUT;
+	}
+	if (a->mcu && d->mcu && strcmp(a->mcu, d->mcu) != 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
 			     "which reports %s", a->mcu, d->mcu);
 		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu %s",
@@ -317,6 +334,8 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	r = d->tr->enroll(reg, kf_scans_find(&seen->sc, d->tr), d, &b, &note, ctx->err);
 	if (r < 0)
 		goto out;
+	if (!b.mcu)
+		b.mcu = kf_xstrdup(a->mcu);
 	kf_registry_add(reg, &b);
 	{
 		char *done = kf_asprintf("%s was registered as '%s'", d->id, b.key);
@@ -325,8 +344,12 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		free(done);
 	}
 	if (r == 0) {
-		kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
-			      d->id, b.key, b.mcu, b.pattern);
+		if (b.link == KF_LINK_USB)
+			kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",
+				      d->id, b.key, b.mcu, b.pattern);
+		else
+			kf_out_result(ctx->out, "Registered %s as '%s' (%s, CAN UUID %s on "
+				      "%s)", d->id, b.key, b.mcu, b.canbus_uuid, b.interface);
 		if (note)
 			kf_out_warn(ctx->out, "%s", note);
 		if (!ctx->interactive || a->no_menuconfig)
@@ -335,7 +358,7 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (ctx->out->json)
 			kf_out_set_json(ctx->out, json_pack(
 				"{s:{s:s, s:s, s:s, s:s, s:s}}", "added", "key", b.key,
-				"name", a->name, "mcu", d->mcu, "pattern", b.pattern,
+				"name", a->name, "mcu", b.mcu, "pattern", b.pattern,
 				"method", kf_method_name(b.method)));
 	}
 out:
@@ -344,6 +367,8 @@ out:
 	free(b.mcu);
 	free(b.pattern);
 	free(b.port);
+	free(b.canbus_uuid);
+	free(b.interface);
 	return r;
 }
 
@@ -363,15 +388,19 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (n == 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "no unregistered Klipper or "
 			     "Katapult board is connected");
-		kf_error_cause(ctx->err, "every connected board is registered, or "
-			       "the board is not connected by USB");
+		kf_error_cause(ctx->err, "every connected board is registered, or the "
+			       "board is not connected by USB; a CAN node answers only "
+			       "while no Klipper holds it");
 		kf_error_step(ctx->err, "kflash list");
+		kf_error_step(ctx->err, "kflash add --can-uuid UUID --name NAME --mcu MCU   "
+			      "(a CAN node, by the canbus_uuid in printer.cfg)");
 		return KF_EINPUT;
 	}
 	kf_out_say(ctx->out, "Unregistered boards:\n");
 	for (i = 0; i < n; i++)
 		kf_out_say(ctx->out, "  %zu) %s  (%s, in %s)\n", i + 1,
-			   choices[i]->id, choices[i]->mcu, mode_title(choices[i]->mode));
+			   choices[i]->id, choices[i]->mcu ? choices[i]->mcu : "MCU not said",
+			   mode_title(choices[i]->mode));
 	for (;;) {
 		char *end;
 		long k;
@@ -391,7 +420,20 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		}
 		kf_out_say(ctx->out, "  please answer 1 to %zu\n", n);
 	}
-	kf_out_say(ctx->out, "MCU: %s (from the device)\n", (*ret_dev)->mcu);
+	if ((*ret_dev)->mcu)
+		kf_out_say(ctx->out, "MCU: %s (from the device)\n", (*ret_dev)->mcu);
+	while (!(*ret_dev)->mcu && !a->asked_mcu) {
+		r = kf_prompt(ctx, "MCU of this board, as in its Klipper config (e.g. "
+			      "stm32g0b1xx, rp2040)", NULL, ctx->err, &ans);
+		if (r < 0)
+			return r;
+		if (*ans && !strpbrk(ans, " \t/"))
+			a->asked_mcu = ans;
+		else
+			free(ans);
+		ans = NULL;
+		a->mcu = a->asked_mcu;
+	}
 	for (;;) {
 		struct kf_error e = KF_ERROR_INIT;
 
@@ -438,8 +480,12 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		{ "mcu", required_argument, 0, 'm' },
 		{ "method", required_argument, 0, 'M' },
 		{ "no-menuconfig", no_argument, 0, 'N' },
+		{ "can-uuid", required_argument, 0, 'u' },
+		{ "interface", required_argument, 0, 'i' },
 		{ 0, 0, 0, 0 },
 	};
+	const char *can_uuid = NULL, *iface = NULL;
+	char *can_device = NULL;
 	struct add_opts a = { 0 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct seen seen = { .n = 0 };
@@ -456,6 +502,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		case 'm': a.mcu = optarg; break;
 		case 'M': a.method = optarg; break;
 		case 'N': a.no_menuconfig = true; break;
+		case 'u': can_uuid = optarg; break;
+		case 'i': iface = optarg; break;
 		default: return c;
 		}
 	}
@@ -468,6 +516,15 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		if (kf_method_parse(a.method, &m) < 0 || m == KF_METHOD_DEFAULT)
 			return kf_usage_error(ctx, "add", "--method must be katapult "
 					      "or make-flash, not '%s'", a.method);
+	}
+	if (iface && !can_uuid)
+		return kf_usage_error(ctx, "add", "--interface goes with --can-uuid");
+	if (can_uuid && a.device)
+		return kf_usage_error(ctx, "add", "--can-uuid or --device, not both");
+	if (can_uuid) {
+		/* the CAN transport's name for a node: IF:UUID */
+		can_device = kf_asprintf("%s:%s", iface ? iface : KF_CAN_INTERFACE, can_uuid);
+		a.device = can_device;
 	}
 	if ((!a.name || !a.device) && (!ctx->interactive || ctx->out->json || a.name || a.device))
 		return kf_usage_error(ctx, "add", "add needs --device and --name "
@@ -543,6 +600,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 	}
 out:
 	free(wizard_name);
+	free(can_device);
+	free(a.asked_mcu);
 	kf_seen_release(&named);
 	seen_release(&seen);
 	kf_registry_release(&reg);

@@ -262,7 +262,7 @@ static void boards_connected(struct doctor *d, struct kf_registry *reg)
 	for (tr = kf_transports; *tr; tr++) {
 		struct kf_error e = KF_ERROR_INIT;
 		void *scan = NULL;
-		int r = (*tr)->scan(d->ctx, &scan, &e);
+		int r = (*tr)->scan(d->ctx, reg, &scan, &e);
 
 		if (r < 0)
 			report(d, false, (*tr)->scan_check, "%s (%s)", (*tr)->scan_fix,

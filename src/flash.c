@@ -69,6 +69,13 @@ int kf_flashtool_app_start(const char *out, uint32_t *ret)
 	return 0;
 }
 
+char *kf_flashtool_mcu(const char *out)
+{
+	const char *p = out ? strstr(out, "MCU type: ") : NULL;
+
+	return p ? kf_xstrndup(p + 10, strcspn(p + 10, " \r\n")) : NULL;
+}
+
 /* The last few lines a tool printed, for the error report. */
 static char *tail(const char *out, int lines)
 {
@@ -182,27 +189,33 @@ void kf_tool_run_release(struct kf_tool_run *t)
 	memset(t, 0, sizeof(*t));
 }
 
-char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
-			 const char *const *dev_args, const char *firmware)
+/* python flashtool.py ARGS... [LAST...] */
+static char **tool_argv(const struct kf_ops *ops, const struct kf_settings *s,
+			const char *const *args, const char *last1, const char *last2)
 {
 	size_t n = 0, k;
 	char **argv, *kdir = kf_expand_home(ops, s->katapult_dir);
 
-	for (k = 0; dev_args[k]; k++)
+	for (k = 0; args[k]; k++)
 		;
 	argv = kf_xcalloc(k + 5, sizeof(*argv));
 	argv[n++] = kf_xstrdup(s->python);
 	argv[n++] = kf_asprintf("%s/scripts/flashtool.py", kdir);
-	for (k = 0; dev_args[k]; k++)
-		argv[n++] = kf_xstrdup(dev_args[k]);
-	if (firmware) {
-		argv[n++] = kf_xstrdup("-f");
-		argv[n++] = kf_xstrdup(firmware);
-	} else {
-		argv[n++] = kf_xstrdup("-s");
-	}
+	for (k = 0; args[k]; k++)
+		argv[n++] = kf_xstrdup(args[k]);
+	if (last1)
+		argv[n++] = kf_xstrdup(last1);
+	if (last2)
+		argv[n++] = kf_xstrdup(last2);
 	free(kdir);
 	return argv;
+}
+
+char **kf_flashtool_argv(const struct kf_ops *ops, const struct kf_settings *s,
+			 const char *const *dev_args, const char *firmware)
+{
+	return firmware ? tool_argv(ops, s, dev_args, "-f", firmware)
+			: tool_argv(ops, s, dev_args, "-s", NULL);
 }
 
 char **kf_make_flash_argv(const char *kdir, const char *config, const char *out,
@@ -275,6 +288,21 @@ int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
 	/* status mode ends with "Status Request Complete", not Programming */
 	if (firmware && t->cls == KF_FLASH_OK && !has(t->output.data, "Programming Complete"))
 		t->cls = KF_FLASH_NO_COMPLETE;
+	return 0;
+}
+
+int kf_flashtool_cmd(struct kf_ctx *ctx, const struct kf_settings *s,
+		     const char *const *args, struct kf_tool_run *t)
+{
+	char **argv = tool_argv(ctx->ops, s, args, NULL, NULL);
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	r = run_tool(ctx, argv, s->timeout_flash, t);
+	kf_argv_free(argv);
+	if (r < 0)
+		return r;
+	t->cls = kf_flashtool_classify(t->output.data, &t->exit);
 	return 0;
 }
 

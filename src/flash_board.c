@@ -153,6 +153,7 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 	const char *want_s = kf_kconfig_get(&j->cfg, "CONFIG_FLASH_APPLICATION_ADDRESS");
 	struct kf_tool_run t;
 	uint32_t want, got;
+	char *mcu = NULL;
 	int r;
 
 	if (!want_s || parse_addr(want_s, &want) < 0)
@@ -161,6 +162,17 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 		     "application starts", j->b->key);
 	memset(&t, 0, sizeof(t));
 	r = flashtool(run, j, NULL, &t);
+	/* a device that did not say its MCU (a CAN node) says it here */
+	if (r == 0 && !j->at.mcu && (mcu = kf_flashtool_mcu(t.output.data)) &&
+	    strcmp(mcu, j->b->mcu) != 0) {
+		kf_error_set(&j->err, KF_EREFUSED, "%s: Katapult reports a %s, not the "
+			     "registered %s; nothing was written", j->b->key, mcu, j->b->mcu);
+		kf_error_cause(&j->err, "another board answers as %s, or it was registered "
+			       "with the wrong --mcu", j->at.label);
+		kf_error_step(&j->err, "kflash list");
+		r = KF_EREFUSED;
+	}
+	free(mcu);
 	if (r == 0 && kf_flashtool_app_start(t.output.data, &got) < 0)
 		r = 1;	/* it does not say: nothing to compare */
 	kf_tool_run_release(&t);
@@ -184,13 +196,53 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 	return kf_select_relocate(run, j, true) < 0 ? KF_EFAILED : 0;
 }
 
+/* Where the flash tool's status request does not send a board running
+ * Klipper to its bootloader (CAN), the transport does it first, and the
+ * board must then answer from Katapult before anything is written. */
+static int enter_bootloader(struct kf_run *run, struct kf_job *j)
+{
+	int r;
+
+	if (!j->tr->to_bootloader || j->at.mode == KF_MODE_KATAPULT ||
+	    j->b->link == KF_LINK_BRIDGE)
+		return 0;
+	kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: asking it into Katapult",
+		     j->b->key);
+	r = j->tr->to_bootloader(run->ctx, run->reg, j->b, &j->at, &j->err);
+	if (r == -EINTR) {
+		(void)kf_run_signalled(run);
+		r = kf_error_set(&j->err, KF_EINTERRUPTED, "interrupted while asking %s "
+				 "into Katapult", j->b->key);
+		j->err.signal = run->signal;
+		return r;
+	}
+	if (r < 0)
+		return r;
+	r = kf_select_relocate(run, j, true);
+	if (r < 0)
+		return r;
+	if (j->at.mode != KF_MODE_KATAPULT) {
+		kf_error_set(&j->err, KF_EFAILED, "%s answers as %s, not Katapult, after it "
+			     "was asked into its bootloader; nothing was written", j->b->key,
+			     kf_mode_name(j->at.mode) ? kf_mode_name(j->at.mode) : "something else");
+		kf_error_cause(&j->err, "the board has no Katapult, or Katapult was built "
+			       "without CAN");
+		return KF_EFAILED;
+	}
+	return 0;
+}
+
 static int flash_katapult(struct kf_flashing *fl, struct kf_job *j)
 {
 	struct kf_run *run = fl->run;
 	struct kf_tool_run t;
 	int r;
 
-	r = check_app_start(run, j);
+	r = enter_bootloader(run, j);
+	/* a bridge board is in Katapult on USB, not on its bus: the flash
+	 * tool finds it there itself, and only while flashing */
+	if (r == 0 && j->b->link != KF_LINK_BRIDGE)
+		r = check_app_start(run, j);
 	if (r < 0)
 		return r;
 	if (kf_run_signalled(run)) {

@@ -25,7 +25,7 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 		struct kf_error e = KF_ERROR_INIT;
 		int r;
 
-		(void)kf_scans_get(ctx, &sc, *tr, &e, &r);
+		(void)kf_scans_get(ctx, reg, &sc, *tr, &e, &r);
 		kf_error_release(&e);
 		free(e.note);
 	}

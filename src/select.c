@@ -85,7 +85,7 @@ int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 			kf_job_fail(run, j, KF_EINPUT);
 			continue;
 		}
-		scan = kf_scans_get(run->ctx, &sc, j->tr, err, &r);
+		scan = kf_scans_get(run->ctx, run->reg, &sc, j->tr, err, &r);
 		if (!scan)
 			break;
 		r = j->tr->locate(run->ctx, run->reg, j->b, scan, false, &j->at, &j->err);
@@ -122,7 +122,7 @@ void kf_select_peek(struct kf_run *run)
 
 		if (j->state != KF_JOB_ACTIVE)
 			continue;
-		scan = kf_scans_get(run->ctx, &sc, j->tr, &e, &r);
+		scan = kf_scans_get(run->ctx, run->reg, &sc, j->tr, &e, &r);
 		if (scan)
 			(void)j->tr->locate(run->ctx, run->reg, j->b, scan, false, &j->at, &e);
 		else if (!warned)
@@ -142,7 +142,7 @@ int kf_select_relocate(struct kf_run *run, struct kf_job *j, bool after_reset)
 	int r;
 
 	kf_error_release(&j->err);
-	r = j->tr->scan(run->ctx, &scan, &j->err);
+	r = j->tr->scan(run->ctx, run->reg, &scan, &j->err);
 	if (r < 0)
 		return r;
 	r = j->tr->locate(run->ctx, run->reg, j->b, scan, after_reset, &j->at, &j->err);

@@ -18,14 +18,12 @@ void kf_where_release(struct kf_where *w)
 
 const struct kf_transport *kf_transport_for(const struct kf_board *b)
 {
-	/* every registered board is on USB serial, for now; a CAN board will
-	 * be told by what its registry entry names (its UUID) */
-	(void)b;
-	return &kf_transport_usb;
+	return b->link == KF_LINK_USB ? &kf_transport_usb : &kf_transport_can;
 }
 
 const struct kf_transport *const kf_transports[] = {
 	&kf_transport_usb,
+	&kf_transport_can,
 	NULL,
 };
 
@@ -39,8 +37,8 @@ void *kf_scans_find(const struct kf_scans *sc, const struct kf_transport *tr)
 	return NULL;
 }
 
-void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
-		   struct kf_error *err, int *ret_r)
+void *kf_scans_get(struct kf_ctx *ctx, const struct kf_registry *reg, struct kf_scans *sc,
+		   const struct kf_transport *tr, struct kf_error *err, int *ret_r)
 {
 	void *scan = kf_scans_find(sc, tr);
 
@@ -49,7 +47,7 @@ void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_tran
 		return scan;
 	if (sc->n == KF_SCANS_MAX)
 		abort();	/* more transports than kflash has */
-	*ret_r = tr->scan(ctx, &sc->scan[sc->n], err);
+	*ret_r = tr->scan(ctx, reg, &sc->scan[sc->n], err);
 	if (*ret_r < 0)
 		return NULL;
 	sc->tr[sc->n] = tr;

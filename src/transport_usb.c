@@ -7,10 +7,13 @@
 #include "kflash/transport.h"
 #include "kflash/util.h"
 
-static int usb_scan(struct kf_ctx *ctx, void **ret_scan, struct kf_error *err)
+static int usb_scan(struct kf_ctx *ctx, const struct kf_registry *reg, void **ret_scan,
+		    struct kf_error *err)
 {
 	struct kf_devlist *devs = kf_xcalloc(1, sizeof(*devs));
 	int r = kf_discover(ctx->ops, devs, err);
+
+	(void)reg;	/* udev lists every serial device, registered or not */
 
 	if (r < 0) {
 		free(devs);
@@ -587,7 +590,7 @@ static int usb_await_return(struct kf_ctx *ctx, struct kf_registry *reg,
 			break;
 	}
 	/* an event may have come before the monitor could see it */
-	r = usb_scan(ctx, &scan, err);
+	r = usb_scan(ctx, reg, &scan, err);
 	if (r < 0)
 		return r;
 	r = usb_locate(ctx, reg, b, scan, true, at, &e);

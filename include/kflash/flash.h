@@ -54,6 +54,10 @@ enum kf_flash_class kf_flashtool_classify(const char *output, const struct kf_ex
 /* "Application Start: 0x8008000" from status mode. 0, or -ENOENT. */
 int kf_flashtool_app_start(const char *output, uint32_t *ret);
 
+/* "MCU type: stm32g0b1xx" from status mode (Katapult's CONNECT), malloc'd,
+ * or NULL. */
+char *kf_flashtool_mcu(const char *output);
+
 /* Fills err with what failed for class c and the steps to recover. */
 int kf_flash_error(struct kf_error *err, enum kf_flash_class c, const char *board,
 		   const char *output, const char *command, const struct kf_settings *s);
@@ -79,6 +83,12 @@ void kf_tool_run_release(struct kf_tool_run *t);
 int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
 		 const char *const *dev_args, const char *firmware,
 		 struct kf_tool_run *ret);
+
+/* flashtool.py with exactly args after the script (CAN: "-i can0 -q" to
+ * query the bus, "-i can0 -u UUID -r" to send a node to its bootloader),
+ * bounded by timeout.flash; ret as for kf_flashtool. */
+int kf_flashtool_cmd(struct kf_ctx *ctx, const struct kf_settings *s,
+		     const char *const *args, struct kf_tool_run *ret);
 
 /* ---- make flash ----------------------------------------------------------- */
 

@@ -35,6 +35,7 @@ struct kf_where {
 	enum kf_mode mode;	/* running Klipper, or waiting in Katapult */
 	char *port;		/* where it is plugged in (by-path name), or NULL */
 	char *id;		/* the chip's own id (names its board lock), or NULL */
+	bool held;		/* CAN: not heard, held by a running Klipper */
 };
 
 void kf_where_release(struct kf_where *w);
@@ -80,7 +81,8 @@ struct kf_transport {
 
 	/* What is connected now, for locate (the transport's own type).
 	 * 0, or the negative errno with err saying what could not be read. */
-	int (*scan)(struct kf_ctx *ctx, void **ret_scan, struct kf_error *err);
+	int (*scan)(struct kf_ctx *ctx, const struct kf_registry *reg, void **ret_scan,
+		    struct kf_error *err);
 	void (*scan_free)(void *scan);
 	/* Which device in scan is board b; exactly one must be. *at holds
 	 * where it was last seen (node NULL: never) and is replaced when it
@@ -140,6 +142,13 @@ struct kf_transport {
 			    struct kf_board *b, void *watch, size_t mark,
 			    int64_t deadline, struct kf_where *at,
 			    enum kf_return *ret, struct kf_error *err);
+	/* Before Katapult is asked where the application starts: sends a
+	 * board running Klipper into its bootloader, where the flash tool's
+	 * status request does not (CAN). NULL: the flash tool does it
+	 * (USB). 0; -EINTR; KF_EFAILED with err. The caller locates the
+	 * board again (after_reset) before it is used. */
+	int (*to_bootloader)(struct kf_ctx *ctx, struct kf_registry *reg,
+			     struct kf_board *b, struct kf_where *at, struct kf_error *err);
 };
 
 /* What the transports see now, each scan read once; a command keeps it
@@ -155,8 +164,8 @@ struct kf_scans {
 
 /* The scan of tr, read now if it was not; NULL when it cannot be read
  * (*ret_r and err say why; the next call tries again). */
-void *kf_scans_get(struct kf_ctx *ctx, struct kf_scans *sc, const struct kf_transport *tr,
-		   struct kf_error *err, int *ret_r);
+void *kf_scans_get(struct kf_ctx *ctx, const struct kf_registry *reg, struct kf_scans *sc,
+		   const struct kf_transport *tr, struct kf_error *err, int *ret_r);
 /* The scan of tr if it was read, else NULL (nothing is read). */
 void *kf_scans_find(const struct kf_scans *sc, const struct kf_transport *tr);
 void kf_scans_release(struct kf_scans *sc);
@@ -164,6 +173,11 @@ void kf_scans_release(struct kf_scans *sc);
 /* USB serial: udev's tty devices, by-id names, flashtool.py -d <tty>, the
  * udev "add" event of the board running Klipper. */
 extern const struct kf_transport kf_transport_usb;
+
+/* CAN nodes and USB-to-CAN bridge boards: Katapult's query
+ * (flashtool.py -i IF -q), flashtool.py -i IF -u UUID, the node's answer
+ * as Klipper after its flash. */
+extern const struct kf_transport kf_transport_can;
 
 /* The transport that reaches board b. */
 const struct kf_transport *kf_transport_for(const struct kf_board *b);
