@@ -1,0 +1,400 @@
+"""session - loads a recorded kflash session (doc/sessions.md) into the
+simulated host: its boards, its registry and settings, its board configs.
+
+Used by sim/printer (--session DIR, --board DIR/boards/NAME). A recorded
+board becomes a `.board` file (fixtures/boards/README.md) written into the
+host's state dir, so simhost starts it like any other board; the registry is
+what kflash read of devices.json during the session, with its paths and
+services pointed at the simulator's own fakes.
+"""
+import base64
+import json
+import os
+import re
+
+import simlib
+
+FORMAT = 1
+KLIPPER_ID = ("1d50", "614e")
+KATAPULT_ID = ("1d50", "6177")
+# kflash's registry settings that name something on the recorded host:
+# the simulated host has its own (simlib.Host.write_registry)
+SIM_PATHS = {"klipper_dir": "~/klipper", "katapult_dir": "~/katapult",
+             "python": simlib.PYTHON}
+
+
+def _err(path, what, line=None):
+    where = "%s:%d" % (path, line) if line else path
+    return simlib.SimError("%s: %s" % (where, what))
+
+
+def _load_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise _err(path, "missing (%s)" % what)
+    except (OSError, UnicodeDecodeError) as e:
+        raise _err(path, "cannot read: %s" % e)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise _err(path, "not JSON: %s" % e, getattr(e, "lineno", None))
+
+
+# ---- boards/NAME.umockdev ---------------------------------------------------
+def parse_umockdev(path):
+    """umockdev's device description -> list of devices, each
+    {"P": syspath, "N": node, "E": {props}, "A": {attrs}, "L": {links}}."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        raise _err(path, "missing (the board's udev view)")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _err(path, "cannot read: %s" % e)
+    devs, cur = [], None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            cur = None
+            continue
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^([PNEASLH]): ?(.*)$", line)
+        if not m:
+            raise _err(path, "not a umockdev line: '%s'" % line[:60], n)
+        tag, val = m.group(1), m.group(2)
+        if tag == "P":
+            cur = {"P": val, "N": None, "E": {}, "A": {}, "L": {}}
+            devs.append(cur)
+            continue
+        if cur is None:
+            raise _err(path, "'%s:' before the device's 'P:' line" % tag, n)
+        if tag == "N":
+            cur["N"] = val.split("=", 1)[0]
+        elif tag in "EASL":
+            k, _, v = val.partition("=")
+            cur[{"S": "L"}.get(tag, tag)][k] = v
+    if not devs:
+        raise _err(path, "no device in it")
+    return devs
+
+
+def _links(dev):
+    out = dev["E"].get("DEVLINKS", "").split()
+    out += [v for v in dev["L"].values()] + [k for k in dev["L"]]
+    return out
+
+
+def port_of(usb, tty):
+    """The USB port chain ("1.2") from the by-path name (...-usb-0:1.2:1.0),
+    else from the USB device's sysfs path (bus 1, port 1.2: .../1-1.2)."""
+    names = [l for l in _links(tty) if "/by-path/" in l] + [tty["E"].get("ID_PATH", "")]
+    for name in names:
+        m = re.search(r"-usb-\d+:([0-9.]+):\d+\.\d+(?:-port\d+)?$", name)
+        if m:
+            return m.group(1)
+    for p in ((usb or {}).get("P"), tty["P"]):
+        chain = re.findall(r"/\d+-([0-9.]+)(?=/|$)", p or "")
+        if chain:
+            return chain[-1]
+    return None
+
+
+def board_from_recording(umockdev, meta, name):
+    """A recorded board (its .umockdev devices and .json) -> the key=value
+    pairs of a simhost board file (fixtures/boards/README.md)."""
+    devs = parse_umockdev(umockdev)
+    tty = next((d for d in devs if d["E"].get("SUBSYSTEM") == "tty"), None)
+    usb = next((d for d in devs if d["E"].get("DEVTYPE") == "usb_device"
+                or "idVendor" in d["A"]), None)
+    if tty is None:
+        raise _err(umockdev, "no tty device (E: SUBSYSTEM=tty) in it")
+    ua = usb["A"] if usb else {}
+    te = tty["E"]
+    vid = (ua.get("idVendor") or te.get("ID_VENDOR_ID") or "").lower()
+    pid = (ua.get("idProduct") or te.get("ID_MODEL_ID") or "").lower()
+    manufacturer = ua.get("manufacturer") or te.get("ID_VENDOR")
+    product = ua.get("product") or te.get("ID_MODEL")
+    serial = ua.get("serial") or te.get("ID_SERIAL_SHORT")
+    driver = te.get("ID_USB_DRIVER") or next(
+        (d["E"]["DRIVER"] for d in devs if d["E"].get("DEVTYPE") == "usb_interface"
+         and d["E"].get("DRIVER")), None) or "cdc_acm"
+    port = port_of(usb, tty) or meta.get("port")
+    if not port:
+        raise _err(umockdev, "no USB port: neither a by-path link nor a sysfs "
+                   "path with one")
+    node = tty["N"] or te.get("DEVNAME", "")
+    b = {"name": name, "port": port}
+    if node:
+        b["tty"] = os.path.basename(node)
+    if ua.get("busnum", "").isdigit():
+        b["busnum"] = str(int(ua["busnum"]))
+    if ua.get("bcdDevice"):
+        b["revision"] = ua["bcdDevice"]
+    mode = meta.get("mode")
+    if mode not in ("klipper", "katapult"):
+        mode = {KLIPPER_ID: "klipper", KATAPULT_ID: "katapult"}.get((vid, pid))
+    mcu = meta.get("mcu")
+    if (vid, pid) in (KLIPPER_ID, KATAPULT_ID) and mcu and mode:
+        chip = meta.get("serial") or serial
+        b.update({"kind": "klipper", "mode": mode, "mcu": mcu, "serial": chip})
+        if meta.get("app_start"):
+            b["app_start"] = meta["app_start"]
+        if mode == "klipper":
+            if serial and serial != chip:
+                b["usb_serial"] = serial
+            if manufacturer and manufacturer != "Klipper":
+                b["manufacturer"] = manufacturer
+            if product and product != mcu:
+                b["product"] = product
+        elif manufacturer and manufacturer != "katapult":
+            b["bootloader_manufacturer"] = manufacturer
+    else:
+        # not a board simhost can emulate (a probe, a USB-serial chip, a
+        # board it has no Katapult for): it is there as udev saw it
+        b.update({"kind": "fixed", "vid": vid, "pid": pid})
+        for k, v in (("manufacturer", manufacturer), ("product", product),
+                     ("serial", serial)):
+            if v:
+                b[k] = v
+    if driver != "cdc_acm":
+        b["driver"] = driver
+    return b
+
+
+def write_board_file(pairs, path, source):
+    with open(path, "w") as f:
+        f.write("# made by sim/printer from the recorded board %s\n" % source)
+        for k, v in pairs.items():
+            f.write("%s=%s\n" % (k, v))
+
+
+def recorded_board(spec):
+    """--board DIR/boards/NAME (or NAME.umockdev, NAME.json) -> (stem, rest)
+    when it names a recorded board, else None. REST is the :mode and
+    ,key=value suffix, passed on to simhost."""
+    m = re.match(r"^(.*?)((?::klipper|:katapult)?(?:,.*)?)$", spec)
+    base, rest = m.group(1), m.group(2)
+    for ext in (".umockdev", ".json"):
+        if base.endswith(ext):
+            base = base[:-len(ext)]
+            break
+    else:
+        if not os.path.exists(base + ".umockdev"):
+            return None
+    return base, rest
+
+
+def load_board(stem, out_dir):
+    """Writes OUT_DIR/NAME.board from the recorded board STEM; returns its
+    path and the board's .json."""
+    name = os.path.basename(stem)
+    meta_path = stem + ".json"
+    meta = _load_json(meta_path, "what kflash knew of the board") \
+        if os.path.exists(meta_path) else {}
+    if not isinstance(meta, dict):
+        raise _err(meta_path, "not a JSON object")
+    pairs = board_from_recording(stem + ".umockdev", meta, name)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name + ".board")
+    write_board_file(pairs, path, stem)
+    return path, meta
+
+
+# ---- the session ------------------------------------------------------------
+def read_calls(path):
+    """calls.jsonl -> its calls ordered by n."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        raise _err(path, "missing (the session's calls)")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _err(path, "cannot read: %s" % e)
+    calls = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            c = json.loads(line)
+        except ValueError as e:
+            raise _err(path, "not JSON: %s" % e, n)
+        if n == 1:
+            if not isinstance(c, dict) or c.get("kflash-session") != FORMAT:
+                raise _err(path, "not a kflash session of format %d (first line "
+                           "should be {\"kflash-session\": %d})" % (FORMAT, FORMAT), n)
+            continue
+        if not isinstance(c, dict) or not isinstance(c.get("n"), int) \
+                or not isinstance(c.get("op"), str):
+            raise _err(path, "a call needs a number \"n\" and an \"op\"", n)
+        calls.append(c)
+    if not calls and not lines[0].strip():
+        raise _err(path, "empty (no header)")
+    return sorted(calls, key=lambda c: c["n"])
+
+
+def _read_data(c):
+    """What a successful read_file answered, as text, else None."""
+    if c.get("op") != "read_file":
+        return None
+    ret = c.get("ret") or {}
+    if not isinstance(ret.get("r"), int) or ret["r"] < 0:
+        return None
+    if isinstance(ret.get("data"), str):
+        return ret["data"]
+    if isinstance(ret.get("data_b64"), str):
+        return base64.b64decode(ret["data_b64"]).decode("utf-8", "replace")
+    return None
+
+
+def _path(c):
+    p = (c.get("args") or {}).get("path")
+    return p if isinstance(p, str) else ""
+
+
+class Session:
+    """A recorded session directory."""
+
+    def __init__(self, d):
+        self.dir = d
+        if not os.path.isdir(d):
+            raise _err(d, "not a session directory")
+        sj = os.path.join(d, "session.json")
+        self.meta = _load_json(sj, "what ran")
+        if not isinstance(self.meta, dict):
+            raise _err(sj, "not a JSON object")
+        if self.meta.get("format") != FORMAT:
+            raise _err(sj, "format %r, this simulator reads format %d"
+                       % (self.meta.get("format"), FORMAT))
+        cmd = self.meta.get("command")
+        if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
+            raise _err(sj, "\"command\" is not a list of strings")
+        self.boards_dir = os.path.join(d, "boards")
+        if not os.path.isdir(self.boards_dir):
+            raise _err(self.boards_dir, "missing (the recorded boards)")
+        self.calls_path = os.path.join(d, "calls.jsonl")
+        self.calls = read_calls(self.calls_path)
+
+    def board_stems(self):
+        names = sorted({f.rsplit(".", 1)[0] for f in os.listdir(self.boards_dir)
+                        if f.endswith(".umockdev")})
+        return [os.path.join(self.boards_dir, n) for n in names]
+
+    def registry(self):
+        """(config dir as recorded, devices.json's document) from the first
+        successful read of a devices.json, else (None, None)."""
+        for c in self.calls:
+            p = _path(c)
+            data = _read_data(c)
+            if p.endswith("/devices.json") and data is not None:
+                try:
+                    doc = json.loads(data)
+                except ValueError as e:
+                    raise _err(self.calls_path, "call %d: %s is not JSON: %s"
+                               % (c["n"], p, e))
+                if not isinstance(doc, dict):
+                    raise _err(self.calls_path, "call %d: %s is not a JSON object"
+                               % (c["n"], p))
+                return os.path.dirname(p), doc
+        return None, None
+
+    def configs(self, config_dir):
+        """{key: text} of each board config kflash read under CONFIG_DIR."""
+        out = {}
+        pre = (config_dir.rstrip("/") + "/configs/") if config_dir else None
+        for c in self.calls:
+            p = _path(c)
+            m = re.search(r"(?:^|/)configs/([^/]+)/\.config$", p)
+            data = _read_data(c)
+            if not m or data is None or (pre and not p.startswith(pre)):
+                continue
+            out.setdefault(m.group(1), data)
+        return out
+
+    def command(self):
+        """The recorded command line, without what named the recording
+        host's paths (the simulated host has its own config dir)."""
+        out, it = [], iter(self.meta["command"])
+        for a in it:
+            if a in ("--record", "--config-dir"):
+                next(it, None)
+            elif a.startswith("--record=") or a.startswith("--config-dir="):
+                pass
+            else:
+                out.append(a)
+        return ["kflash"] + out
+
+
+def sim_registry(doc, port, meta_settings=None):
+    """The recorded registry DOC, its settings pointed at the simulated
+    host: its checkouts, python and Moonraker. Returns (doc, service unit to
+    make active or None)."""
+    doc = json.loads(json.dumps(doc))
+    s = doc.get("settings")
+    if not isinstance(s, dict):
+        s = dict(meta_settings or {})
+        doc["settings"] = s
+    s.update(SIM_PATHS)
+    s["moonraker_url"] = "http://127.0.0.1:%d" % port
+    if s.get("moonraker_api_key") == "<redacted>":
+        del s["moonraker_api_key"]
+    unit = s.get("service")
+    if not isinstance(unit, str) or not unit or unit == "auto":
+        s["service"], unit = "auto", None
+    return doc, unit
+
+
+def registry_from_boards(metas, settings):
+    """No devices.json in the recording: one from session.json's settings
+    and each board's .json."""
+    boards = []
+    for m in metas:
+        if not m.get("mcu") or not (m.get("key") or m.get("name")):
+            continue
+        key = m.get("key") or m["name"]
+        serial = m.get("serial") or "*"
+        b = {"key": key, "name": m.get("name") or key, "mcu": m["mcu"],
+             "pattern": "usb-*_%s_%s-if*" % (m["mcu"], serial),
+             "method": m.get("method") or "default", "flashable": True}
+        if m.get("port"):
+            b["port"] = m["port"]
+        boards.append(b)
+    st = {k: v for k, v in (settings or {}).items() if k != "..."}
+    return {"schema": 1, "settings": st, "boards": boards}
+
+
+def load_into(host, d):
+    """Loads the session at D into HOST (a simlib.Host before setup()):
+    its boards now; returns a function that writes the registry and the
+    configs once the host is set up, and the recorded command."""
+    ses = Session(d)
+    metas = []
+    for stem in ses.board_stems():
+        path, meta = load_board(stem, os.path.join(host.dir, "boards"))
+        host.boards.append(simlib.resolve_board(path))
+        metas.append(meta)
+    for f in sorted(os.listdir(ses.boards_dir)):
+        # a board kflash knew but udev did not show: registered, absent
+        if f.endswith(".json") and not os.path.exists(
+                os.path.join(ses.boards_dir, f[:-5] + ".umockdev")):
+            m = _load_json(os.path.join(ses.boards_dir, f), "what kflash knew of the board")
+            if isinstance(m, dict):
+                metas.append(m)
+
+    def finish():
+        config_dir, doc = ses.registry()
+        if doc is None:
+            doc = registry_from_boards(metas, ses.meta.get("settings"))
+        doc, unit = sim_registry(doc, host.port, ses.meta.get("settings"))
+        if unit:
+            host.set_service(unit, "active")
+        with open(os.path.join(host.config_dir, "devices.json"), "w") as f:
+            json.dump(doc, f, indent=2)
+        for key, text in ses.configs(config_dir).items():
+            cd = os.path.join(host.config_dir, "configs", key)
+            os.makedirs(cd, exist_ok=True)
+            with open(os.path.join(cd, ".config"), "w") as f:
+                f.write(text)
+
+    return finish, ses.command()

@@ -1,0 +1,206 @@
+#!/bin/bash
+# test-session-load.sh - checks that a recorded session loads into the simulator: `sim/printer --session DIR` builds the host from the recording (its boards in their recorded modes, its registry pointed at the simulator's fakes, its board configs) so the recorded command runs again live, `--board DIR/boards/NAME` loads one recorded board, and a bad session is refused with exit 2 naming the file.
+#
+# Usage: [KFLASH_BUILD=build] sim/test-session-load.sh
+# Uses fixtures/sessions-test/flash-two-boards (copied, never used in place):
+# an stm32f446xx and an rp2040, both in Klipper mode, written to
+# doc/sessions.md. Builds nothing. Exits 77 (skip) with "SKIP: reason" when
+# umockdev cannot run here. Ends with "test-session-load: N passed, N failed".
+set -u
+unset KFLASH_SIM_STATE KFLASH_SIM_CONTROL KFLASH_CONFIG_DIR
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${KFLASH_BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+export KFLASH_BUILD=$BUILD
+PRINTER=${PRINTER:-$ROOT/sim/printer}
+PY=/usr/bin/python3
+
+if ! command -v umockdev-wrapper >/dev/null 2>&1; then
+	echo "SKIP: umockdev-wrapper not found (apt-get install umockdev)"
+	exit 77
+fi
+for p in "$BUILD/kflash" "$BUILD/kflash-simhost"; do
+	if [ ! -x "$p" ]; then
+		echo "FAIL: $p is not built (make, or set KFLASH_BUILD)"
+		exit 1
+	fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/test-session-load.XXXXXX")
+STATES=$WORK/states
+: >"$STATES"
+cleanup() {
+	# sim/printer keeps each host's state dir; this test does not
+	while read -r d; do
+		case $d in /tmp/kflash-sim.*|"${TMPDIR:-/tmp}"/kflash-sim.*) rm -rf "$d" ;; esac
+	done <"$STATES"
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cp -r "$ROOT/fixtures/sessions-test" "$WORK/sessions"
+S=$WORK/sessions/flash-two-boards
+PASS=0 FAIL=0
+
+# run NAME ARGS...: sim/printer ARGS... with stdout in $WORK/NAME.out,
+# stderr in $WORK/NAME.err, exit code in $RC; remembers the state dir
+run() {
+	local name=$1
+	shift
+	"$PRINTER" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null
+	RC=$?
+	sed -n 's/^state dir: //p' "$WORK/$name.err" >>"$STATES"
+	STATE=$(sed -n 's/^state dir: //p' "$WORK/$name.err" | tail -1)
+}
+
+ok() { echo "ok: $1"; PASS=$((PASS + 1)); }
+bad() {
+	echo "FAIL: $1"
+	shift
+	for f in "$@"; do
+		echo "--- $f"
+		tail -30 "$f"
+	done
+	FAIL=$((FAIL + 1))
+}
+
+# boards_are FILE NAME=MODE...: list --json in FILE has each board NAME
+# registered, connected, in MODE
+boards_are() {
+	"$PY" - "$@" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+got = {b["name"]: (b["connected"], b["mode"]) for b in doc["boards"]}
+want = {a.split("=")[0]: (True, a.split("=")[1]) for a in sys.argv[2:]}
+if got != want:
+    sys.exit("boards %r, wanted %r" % (got, want))
+EOF
+}
+
+# -- the recorded boards, registry and configs make the host -----------------
+run list --session "$S" -- kflash list --json
+if [ "$RC" -eq 0 ] && boards_are "$WORK/list.out" octopus=klipper sb2040=klipper \
+	2>"$WORK/list.why"; then
+	ok "--session: list --json shows both recorded boards connected, in Klipper mode"
+else
+	bad "--session: list --json (exit $RC)" "$WORK/list.why" "$WORK/list.out" "$WORK/list.err"
+fi
+
+run reg --session "$S" -- sh -c 'cat "$KFLASH_CONFIG_DIR/devices.json"; echo;
+	cmp "$KFLASH_CONFIG_DIR/configs/octopus/.config" "$1" &&
+	cmp "$KFLASH_CONFIG_DIR/configs/sb2040/.config" "$2" && echo CONFIGS-OK' sh \
+	"$ROOT/fixtures/configs/octopus-f446.config" "$ROOT/fixtures/configs/sb2040.config"
+if [ "$RC" -eq 0 ] && grep -q CONFIGS-OK "$WORK/reg.out" &&
+	sed '$d' "$WORK/reg.out" | "$PY" -c '
+import json, sys
+s = json.load(sys.stdin)["settings"]
+assert s["klipper_dir"] == "~/klipper" and s["katapult_dir"] == "~/katapult", s
+assert s["python"] == "/usr/bin/python3", s
+assert s["moonraker_url"].startswith("http://127.0.0.1:"), s
+assert "moonraker_api_key" not in s, s          # it was <redacted>
+assert s["service"] == "klipper", s             # the recorded unit, kept
+' 2>"$WORK/reg.why"; then
+	ok "--session: the registry points at the simulator's fakes, the configs are the recorded ones"
+else
+	bad "--session: registry and configs (exit $RC)" "$WORK/reg.why" "$WORK/reg.out" "$WORK/reg.err"
+fi
+
+# -- the recorded command runs again, live --------------------------------------
+run flash --session "$S" -- kflash flash --all --yes
+if [ "$RC" -eq 0 ] && grep -Eq '^octopus +katapult +flashed' "$WORK/flash.out" &&
+	grep -Eq '^sb2040 +katapult +flashed' "$WORK/flash.out" &&
+	[ -s "$STATE/images/octopus.bin" ] && [ -s "$STATE/images/sb2040.bin" ]; then
+	ok "--session -- kflash flash --all --yes flashes both boards (exit 0)"
+else
+	bad "--session -- kflash flash --all --yes (exit $RC)" "$WORK/flash.out" "$WORK/flash.err"
+fi
+
+run recorded --session "$S"
+if [ "$RC" -eq 0 ] &&
+	grep -q 'running the recorded command: kflash flash --all --yes' "$WORK/recorded.err" &&
+	grep -Eq '^sb2040 +katapult +flashed' "$WORK/recorded.out"; then
+	ok "--session without a command runs the recorded one"
+else
+	bad "--session without a command (exit $RC)" "$WORK/recorded.out" "$WORK/recorded.err"
+fi
+
+# -- one recorded board --------------------------------------------------------
+run one --board "$S/boards/sb2040" --board "$S/boards/octopus.umockdev:katapult" \
+	-- kflash list --json
+if [ "$RC" -eq 0 ] && "$PY" - "$WORK/one.out" <<'EOF' 2>"$WORK/one.why"; then
+import json, sys
+doc = json.load(open(sys.argv[1]))
+got = sorted((u["path"].rsplit("/", 1)[1], u["mode"]) for u in doc["unregistered"])
+want = [("usb-Klipper_rp2040_E6626005A7651729-if00", "klipper"),
+        ("usb-katapult_stm32f446xx_3A0039000851313433343333-if00", "katapult")]
+assert got == want, got
+EOF
+	ok "--board DIR/boards/NAME (and NAME.umockdev:katapult) loads one recorded board"
+else
+	bad "--board DIR/boards/NAME (exit $RC)" "$WORK/one.why" "$WORK/one.out" "$WORK/one.err"
+fi
+
+# a board whose Klipper keeps its own USB serial (Klipper's default 12345)
+# and one udev shows in Katapult as CanBoot: the chip id comes from the .json
+mkdir -p "$WORK/odd/boards"
+sed -e 's/E6626005A7651729/12345/g' -e 's/rp2040/lpc1769/g' -e 's/1\.3/1.4/g' \
+	-e 's/ttyACM1/ttyACM2/g' "$S/boards/sb2040.umockdev" >"$WORK/odd/boards/lpc.umockdev"
+echo '{"name": "lpc", "key": "lpc", "mcu": "lpc1769", "method": "katapult",
+ "serial": "0F00E0E0A1B2C3D4E5F60718293A4B5C", "port": "1.4", "mode": "klipper",
+ "app_start": "0x4000", "device": null}' >"$WORK/odd/boards/lpc.json"
+sed -e 's/Klipper/CanBoot/g' -e 's/614e/6177/g' "$S/boards/octopus.umockdev" \
+	>"$WORK/odd/boards/old.umockdev"
+echo '{"name": "old", "key": "old", "mcu": "stm32f446xx", "method": "katapult",
+ "serial": null, "port": null, "mode": "katapult", "app_start": null}' \
+	>"$WORK/odd/boards/old.json"
+run odd --board "$WORK/odd/boards/lpc" --board "$WORK/odd/boards/old" -- kflash list --json
+if [ "$RC" -eq 0 ] && grep -q '"usb-Klipper_lpc1769_12345-if00"\|/usb-Klipper_lpc1769_12345-if00"' "$WORK/odd.out" &&
+	grep -q 'usb-CanBoot_stm32f446xx_3A0039000851313433343333-if00' "$WORK/odd.out" &&
+	grep -qx 'usb_serial=12345' "$STATE/boards/lpc.board" &&
+	grep -qx 'serial=0F00E0E0A1B2C3D4E5F60718293A4B5C' "$STATE/boards/lpc.board" &&
+	grep -qx 'bootloader_manufacturer=CanBoot' "$STATE/boards/old.board"; then
+	ok "a recorded board keeps its Klipper USB serial apart from its chip id, and a CanBoot bootloader"
+else
+	bad "custom USB serial / CanBoot board (exit $RC)" "$WORK/odd.out" "$WORK/odd.err" \
+		"$STATE/boards/lpc.board" "$STATE/boards/old.board"
+fi
+
+# -- bad sessions: exit 2, the file named, nothing left behind -----------------
+# refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
+refused() {
+	local before after
+	before=$(ls -d "${TMPDIR:-/tmp}"/kflash-sim.* 2>/dev/null | wc -l)
+	run "bad-$1" --session "$WORK/$1" -- kflash list --json
+	after=$(ls -d "${TMPDIR:-/tmp}"/kflash-sim.* 2>/dev/null | wc -l)
+	if [ "$RC" -eq 2 ] && grep -qF "$2" "$WORK/bad-$1.err" &&
+		! grep -q Traceback "$WORK/bad-$1.err" && [ "$after" -le "$before" ]; then
+		ok "$3: exit 2, names $2"
+	else
+		bad "$3 (exit $RC, state dirs $before -> $after)" "$WORK/bad-$1.err"
+	fi
+}
+
+cp -r "$S" "$WORK/broken-json"
+printf '{"format": 1, "command": ["flash",\n' >"$WORK/broken-json/session.json"
+refused broken-json "$WORK/broken-json/session.json:2" "a session.json that is not JSON"
+
+cp -r "$S" "$WORK/no-session"
+rm "$WORK/no-session/session.json"
+refused no-session "$WORK/no-session/session.json: missing" "a session without session.json"
+
+cp -r "$S" "$WORK/no-boards"
+rm -r "$WORK/no-boards/boards"
+refused no-boards "$WORK/no-boards/boards: missing" "a session without boards/"
+
+cp -r "$S" "$WORK/bad-calls"
+sed -i '3s/.*/{"n": 2, "op": "getenv", "args": /' "$WORK/bad-calls/calls.jsonl"
+refused bad-calls "$WORK/bad-calls/calls.jsonl:3" "a calls.jsonl line that is not JSON"
+
+cp -r "$S" "$WORK/future"
+sed -i 's/"format": 1/"format": 2/' "$WORK/future/session.json"
+refused future "$WORK/future/session.json: format 2" "a session of another format"
+
+echo "test-session-load: $PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
