@@ -312,6 +312,62 @@ class Session:
             out.setdefault(m.group(1), data)
         return out
 
+    def moonraker(self):
+        """What the recorded Moonraker said, as the fake Moonraker's state
+        (sim/fake/moonraker/handler): the print state, printer.cfg's mcu
+        serials, the Klipper unit. Only answers of 200 count."""
+        state = {}
+        for c in self.calls:
+            ret = c.get("ret") or {}
+            url = (c.get("args") or {}).get("url")
+            if c.get("op") != "http_get" or ret.get("status") != 200 \
+                    or not isinstance(url, str) or not isinstance(ret.get("body"), str):
+                continue
+            try:
+                res = json.loads(ret["body"]).get("result") or {}
+            except (ValueError, AttributeError):
+                continue
+            st = res.get("status") if isinstance(res, dict) else None
+            if isinstance(st, dict):
+                for obj in ("print_stats", "virtual_sdcard"):
+                    if isinstance(st.get(obj), dict):
+                        state.setdefault(obj, st[obj])
+                cf = (st.get("configfile") or {}).get("settings")
+                if isinstance(cf, dict) and "mcu_serials" not in state:
+                    state["mcu_serials"] = {
+                        k: v["serial"] for k, v in cf.items()
+                        if (k == "mcu" or k.startswith("mcu ")) and isinstance(v, dict)
+                        and isinstance(v.get("serial"), str)}
+            si = res.get("system_info") if isinstance(res, dict) else None
+            if isinstance(si, dict) and "service" not in state:
+                u = (si.get("instance_ids") or {}).get("klipper")
+                if isinstance(u, str) and u:
+                    state["service"] = u[:-8] if u.endswith(".service") else u
+        return state
+
+    def units_inactive(self):
+        """The units `systemctl is-active UNIT` said were not active before
+        kflash stopped anything (their first answer)."""
+        pids, seen, out = {}, set(), set()
+        for c in self.calls:
+            a, ret = c.get("args") or {}, c.get("ret") or {}
+            argv = a.get("argv")
+            if c.get("op") == "spawn" and isinstance(argv, list) and "is-active" in argv:
+                units = [x for x in argv[argv.index("is-active") + 1:]
+                         if isinstance(x, str) and not x.startswith("-")]
+                if isinstance(ret.get("pid"), int) and units:
+                    pids[ret["pid"]] = units[0]
+            elif c.get("op") == "spawn" and isinstance(argv, list) and "stop" in argv:
+                break
+            elif c.get("op") == "wait" and a.get("pid") in pids:
+                unit = pids.pop(a["pid"])
+                ex = ret.get("exit") or {}
+                if unit not in seen and ex.get("kind") == "exited":
+                    seen.add(unit)
+                    if ex.get("code") != 0:
+                        out.add(unit[:-8] if unit.endswith(".service") else unit)
+        return out
+
     def command(self):
         """The recorded command line, without what named the recording
         host's paths (the simulated host has its own config dir)."""
@@ -387,8 +443,13 @@ def load_into(host, d):
         if doc is None:
             doc = registry_from_boards(metas, ses.meta.get("settings"))
         doc, unit = sim_registry(doc, host.port, ses.meta.get("settings"))
-        if unit:
-            host.set_service(unit, "active")
+        world = ses.moonraker()
+        if world:
+            host.moonraker(world)
+        for u in filter(None, (unit, world.get("service"))):
+            host.set_service(u, "active")
+        for u in ses.units_inactive():
+            host.set_service(u, "inactive")
         with open(os.path.join(host.config_dir, "devices.json"), "w") as f:
             json.dump(doc, f, indent=2)
         for key, text in ses.configs(config_dir).items():

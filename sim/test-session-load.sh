@@ -126,6 +126,33 @@ else
 	bad "--session without a command (exit $RC)" "$WORK/recorded.out" "$WORK/recorded.err"
 fi
 
+# -- the world as recorded: Moonraker said printing, Klipper was stopped ---------
+cp -r "$S" "$WORK/printing"
+"$PY" - "$WORK/printing/calls.jsonl" <<'EOF'
+import json, sys
+body = {"result": {"status": {"print_stats": {"state": "printing", "filename": "benchy.gcode"},
+                              "virtual_sdcard": {"progress": 0.42}}}}
+calls = [
+    {"n": 7, "op": "spawn", "args": {"argv": ["systemctl", "is-active", "klipper"], "env": None,
+     "cwd": None, "in": "null", "out": "capture", "idle": False, "detach": False,
+     "ready_ms": 0, "self": False}, "ret": {"r": 0, "pid": 4242}, "ms": 1},
+    {"n": 8, "op": "wait", "args": {"pid": 4242, "deadline": 31000},
+     "ret": {"r": 0, "exit": {"kind": "exited", "code": 3, "sig": 0, "err": 0,
+             "interrupted_by": 0}, "lines": ["inactive"], "omitted": 0}, "ms": 2},
+    {"n": 9, "op": "http_get", "args": {"url": "http://localhost:7125/printer/objects/query?print_stats&virtual_sdcard",
+     "headers": ["X-Api-Key: <redacted>"], "timeout_ms": 5000},
+     "ret": {"r": 0, "status": 200, "body": json.dumps(body)}, "ms": 3}]
+with open(sys.argv[1], "a") as f:
+    for c in calls:
+        f.write(json.dumps(c) + "\n")
+EOF
+run world --session "$WORK/printing" -- sh -c 'cat "$KFLASH_SIM_STATE/service/klipper" "$KFLASH_SIM_STATE/moonraker.json"'
+if [ "$RC" -eq 0 ] && grep -qx inactive "$WORK/world.out" && grep -q '"printing"' "$WORK/world.out"; then
+	ok "--session: Klipper's recorded state and Moonraker's recorded print state are the host's"
+else
+	bad "--session: recorded Klipper and Moonraker state (exit $RC)" "$WORK/world.out" "$WORK/world.err"
+fi
+
 # -- one recorded board --------------------------------------------------------
 run one --board "$S/boards/sb2040" --board "$S/boards/octopus.umockdev:katapult" \
 	-- kflash list --json
