@@ -28,14 +28,28 @@ def _err(path, what, line=None):
     return simlib.SimError("%s: %s" % (where, what))
 
 
-def _load_json(path, what):
+# a session's file bigger than this is not one kflash wrote
+MAX_BYTES = 64 << 20
+
+
+def _read_text(path, what):
+    """PATH's text; SimError naming it when it is missing, unreadable, not
+    UTF-8 or absurdly big."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:
+                raise _err(path, "bigger than %d MiB, not a session file" % (MAX_BYTES >> 20))
+            return f.read().decode("utf-8")
     except FileNotFoundError:
         raise _err(path, "missing (%s)" % what)
+    except IsADirectoryError:
+        raise _err(path, "a directory, not a file (%s)" % what)
     except (OSError, UnicodeDecodeError) as e:
         raise _err(path, "cannot read: %s" % e)
+
+
+def _load_json(path, what):
+    text = _read_text(path, what)
     try:
         return json.loads(text)
     except ValueError as e:
@@ -46,13 +60,7 @@ def _load_json(path, what):
 def parse_umockdev(path):
     """umockdev's device description -> list of devices, each
     {"P": syspath, "N": node, "E": {props}, "A": {attrs}, "L": {links}}."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError:
-        raise _err(path, "missing (the board's udev view)")
-    except (OSError, UnicodeDecodeError) as e:
-        raise _err(path, "cannot read: %s" % e)
+    lines = _read_text(path, "the board's udev view").split("\n")
     devs, cur = [], None
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -203,34 +211,29 @@ def load_board(stem, out_dir):
 
 
 # ---- the session ------------------------------------------------------------
+def _json_line(path, line, n):
+    try:
+        return json.loads(line)
+    except ValueError as e:
+        raise _err(path, "not JSON: %s" % e, n)
+
+
 def read_calls(path):
     """calls.jsonl -> its calls ordered by n."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError:
-        raise _err(path, "missing (the session's calls)")
-    except (OSError, UnicodeDecodeError) as e:
-        raise _err(path, "cannot read: %s" % e)
+    lines = _read_text(path, "the session's calls").split("\n")
+    header = _json_line(path, lines[0], 1) if lines[0].strip() else None
+    if not isinstance(header, dict) or header.get("kflash-session") != FORMAT:
+        raise _err(path, "not a kflash session of format %d (the first line "
+                   "should be {\"kflash-session\": %d})" % (FORMAT, FORMAT), 1)
     calls = []
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
-        try:
-            c = json.loads(line)
-        except ValueError as e:
-            raise _err(path, "not JSON: %s" % e, n)
-        if n == 1:
-            if not isinstance(c, dict) or c.get("kflash-session") != FORMAT:
-                raise _err(path, "not a kflash session of format %d (first line "
-                           "should be {\"kflash-session\": %d})" % (FORMAT, FORMAT), n)
-            continue
+        c = _json_line(path, line, n)
         if not isinstance(c, dict) or not isinstance(c.get("n"), int) \
                 or not isinstance(c.get("op"), str):
             raise _err(path, "a call needs a number \"n\" and an \"op\"", n)
         calls.append(c)
-    if not calls and not lines[0].strip():
-        raise _err(path, "empty (no header)")
     return sorted(calls, key=lambda c: c["n"])
 
 
@@ -272,7 +275,7 @@ class Session:
             raise _err(sj, "\"command\" is not a list of strings")
         self.boards_dir = os.path.join(d, "boards")
         if not os.path.isdir(self.boards_dir):
-            raise _err(self.boards_dir, "missing (the recorded boards)")
+            raise _err(self.boards_dir, "missing or not a directory (the recorded boards)")
         self.calls_path = os.path.join(d, "calls.jsonl")
         self.calls = read_calls(self.calls_path)
 
@@ -423,7 +426,8 @@ def registry_from_boards(metas, settings):
 def load_into(host, d):
     """Loads the session at D into HOST (a simlib.Host before setup()):
     its boards now; returns a function that writes the registry and the
-    configs once the host is set up, and the recorded command."""
+    configs once the host is set up, the recorded command and its exit code
+    (None when the recorded run did not finish)."""
     ses = Session(d)
     metas = []
     for stem in ses.board_stems():
@@ -458,4 +462,4 @@ def load_into(host, d):
             with open(os.path.join(cd, ".config"), "w") as f:
                 f.write(text)
 
-    return finish, ses.command()
+    return finish, ses.command(), ses.meta.get("exit")

@@ -120,8 +120,9 @@ fi
 run recorded --session "$S"
 if [ "$RC" -eq 0 ] &&
 	grep -q 'running the recorded command: kflash flash --all --yes' "$WORK/recorded.err" &&
+	grep -qx "exit 0; the recorded run's: 0" "$WORK/recorded.err" &&
 	grep -Eq '^sb2040 +katapult +flashed' "$WORK/recorded.out"; then
-	ok "--session without a command runs the recorded one"
+	ok "--session without a command runs the recorded one and compares exit codes"
 else
 	bad "--session without a command (exit $RC)" "$WORK/recorded.out" "$WORK/recorded.err"
 fi
