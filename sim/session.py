@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import sys
 
 import simlib
 
@@ -109,9 +110,36 @@ def port_of(usb, tty):
     return None
 
 
-def board_from_recording(umockdev, meta, name):
-    """A recorded board (its .umockdev devices and .json) -> the key=value
-    pairs of a simhost board file (fixtures/boards/README.md)."""
+# where Katapult usually puts the application when the recording does not
+# say (it had no Katapult answer and no config): 16 KiB on RP2040 and
+# LPC176x, 32 KiB on STM32 (simhost's default)
+APP_START = (("rp2", "0x10004000"), ("lpc176", "0x4000"))
+
+
+def app_start_of(meta, config, mcu):
+    """The application start: what Katapult told kflash, else the board's
+    config (CONFIG_FLASH_APPLICATION_ADDRESS), else the usual one."""
+    if meta.get("app_start"):
+        return meta["app_start"]
+    m = re.search(r"^CONFIG_FLASH_APPLICATION_ADDRESS=(0x[0-9a-fA-F]+)$", config or "", re.M)
+    if m:
+        return m.group(1)
+    return next((a for pre, a in APP_START if mcu.startswith(pre)), None)
+
+
+def _pattern_serial(entry, mcu):
+    """The USB serial a registry pattern names literally
+    (usb-*_lpc1769_12345-if* -> 12345), else None."""
+    m = re.search(r"_%s_([^*?\[\]_/]+)-if\*?$" % re.escape(mcu),
+                  (entry or {}).get("pattern") or "")
+    return m.group(1) if m else None
+
+
+def board_from_recording(umockdev, meta, name, entry=None, config=None):
+    """A recorded board (its .umockdev devices and .json, and its registry
+    ENTRY and CONFIG when known) -> the key=value pairs of a simhost board file
+    (fixtures/boards/README.md); "port" is None when the recording has
+    none."""
     devs = parse_umockdev(umockdev)
     tty = next((d for d in devs if d["E"].get("SUBSYSTEM") == "tty"), None)
     usb = next((d for d in devs if d["E"].get("DEVTYPE") == "usb_device"
@@ -129,9 +157,6 @@ def board_from_recording(umockdev, meta, name):
         (d["E"]["DRIVER"] for d in devs if d["E"].get("DEVTYPE") == "usb_interface"
          and d["E"].get("DRIVER")), None) or "cdc_acm"
     port = port_of(usb, tty) or meta.get("port")
-    if not port:
-        raise _err(umockdev, "no USB port: neither a by-path link nor a sysfs "
-                   "path with one")
     node = tty["N"] or te.get("DEVNAME", "")
     b = {"name": name, "port": port}
     if node:
@@ -145,13 +170,21 @@ def board_from_recording(umockdev, meta, name):
         mode = {KLIPPER_ID: "klipper", KATAPULT_ID: "katapult"}.get((vid, pid))
     mcu = meta.get("mcu")
     if (vid, pid) in (KLIPPER_ID, KATAPULT_ID) and mcu and mode:
-        chip = meta.get("serial") or serial
+        # Katapult always shows the chip id; Klipper may show its own
+        # (CONFIG_USB_SERIAL_NUMBER), and then the chip id is what kflash
+        # learned in Katapult mode (the registry's katapult_serial)
+        if mode == "katapult":
+            chip, klipper_serial = serial, _pattern_serial(entry, mcu)
+        else:
+            chip = (entry or {}).get("katapult_serial") or meta.get("serial") or serial
+            klipper_serial = serial
         b.update({"kind": "klipper", "mode": mode, "mcu": mcu, "serial": chip})
-        if meta.get("app_start"):
-            b["app_start"] = meta["app_start"]
+        app = app_start_of(meta, config, mcu)
+        if app:
+            b["app_start"] = app
+        if klipper_serial and klipper_serial != chip:
+            b["usb_serial"] = klipper_serial
         if mode == "klipper":
-            if serial and serial != chip:
-                b["usb_serial"] = serial
             if manufacturer and manufacturer != "Klipper":
                 b["manufacturer"] = manufacturer
             if product and product != mcu:
@@ -194,17 +227,28 @@ def recorded_board(spec):
     return base, rest
 
 
-def load_board(stem, out_dir):
-    """Writes OUT_DIR/NAME.board from the recorded board STEM; returns its
-    path and the board's .json."""
+def load_board(stem, out_dir, entry=None, config=None):
+    """Writes OUT_DIR/NAME.board from the recorded board STEM (its registry
+    ENTRY and its CONFIG's text when known); returns its path and the board's .json. A board
+    without a port, or on one the simulated host cannot have (1 is its
+    hub; another board's), gets the first free port 1.N."""
     name = os.path.basename(stem)
     meta_path = stem + ".json"
     meta = _load_json(meta_path, "what kflash knew of the board") \
         if os.path.exists(meta_path) else {}
     if not isinstance(meta, dict):
         raise _err(meta_path, "not a JSON object")
-    pairs = board_from_recording(stem + ".umockdev", meta, name)
+    pairs = board_from_recording(stem + ".umockdev", meta, name, entry, config)
     os.makedirs(out_dir, exist_ok=True)
+    used = set()
+    for f in os.listdir(out_dir):
+        if f.endswith(".board"):
+            used.add(simlib.board_props(os.path.join(out_dir, f)).get("port"))
+    if not pairs["port"] or pairs["port"] == "1" or pairs["port"] in used:
+        free = next("1.%d" % i for i in range(1, 100) if "1.%d" % i not in used)
+        sys.stderr.write("sim/printer: %s: recorded on port %s, simulated on %s\n"
+                         % (name, pairs["port"] or "(none)", free))
+        pairs["port"] = free
     path = os.path.join(out_dir, name + ".board")
     write_board_file(pairs, path, stem)
     return path, meta
@@ -429,9 +473,15 @@ def load_into(host, d):
     configs once the host is set up, the recorded command and its exit code
     (None when the recorded run did not finish)."""
     ses = Session(d)
+    config_dir, doc = ses.registry()
+    entries = {b.get("key"): b for b in (doc or {}).get("boards") or []
+               if isinstance(b, dict)}
+    configs = ses.configs(config_dir)
     metas = []
     for stem in ses.board_stems():
-        path, meta = load_board(stem, os.path.join(host.dir, "boards"))
+        key = os.path.basename(stem)
+        path, meta = load_board(stem, os.path.join(host.dir, "boards"),
+                                entries.get(key), configs.get(key))
         host.boards.append(simlib.resolve_board(path))
         metas.append(meta)
     for f in sorted(os.listdir(ses.boards_dir)):
@@ -443,10 +493,9 @@ def load_into(host, d):
                 metas.append(m)
 
     def finish():
-        config_dir, doc = ses.registry()
-        if doc is None:
-            doc = registry_from_boards(metas, ses.meta.get("settings"))
-        doc, unit = sim_registry(doc, host.port, ses.meta.get("settings"))
+        reg = doc if doc is not None else registry_from_boards(
+            metas, ses.meta.get("settings"))
+        reg, unit = sim_registry(reg, host.port, ses.meta.get("settings"))
         world = ses.moonraker()
         if world:
             host.moonraker(world)
@@ -455,8 +504,8 @@ def load_into(host, d):
         for u in ses.units_inactive():
             host.set_service(u, "inactive")
         with open(os.path.join(host.config_dir, "devices.json"), "w") as f:
-            json.dump(doc, f, indent=2)
-        for key, text in ses.configs(config_dir).items():
+            json.dump(reg, f, indent=2)
+        for key, text in configs.items():
             cd = os.path.join(host.config_dir, "configs", key)
             os.makedirs(cd, exist_ok=True)
             with open(os.path.join(cd, ".config"), "w") as f:

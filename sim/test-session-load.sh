@@ -195,6 +195,48 @@ else
 		"$STATE/boards/lpc.board" "$STATE/boards/old.board"
 fi
 
+# a session with a third board, registered with its Klipper USB serial 12345
+# and the chip id kflash learned in Katapult, found in Katapult mode, recorded with no by-path link and no
+# port: it is simulated on a free port, and back in Klipper it is 12345 again
+cp -r "$S" "$WORK/third"
+LPC=0F00E0E0A1B2C3D4E5F60718293A4B5C
+printf '%s\n' "P: /devices/platform/kflash/usb1/1-1" "E: SUBSYSTEM=usb" \
+	"E: DEVTYPE=usb_device" "A: idVendor=1d50" "A: idProduct=6177" \
+	"A: manufacturer=katapult" "A: product=lpc1769" "A: serial=$LPC" "" \
+	"P: /devices/platform/kflash/usb1/1-1/1-1:1.0/tty/ttyACM2" "N: ttyACM2" \
+	"E: SUBSYSTEM=tty" "E: DEVNAME=/dev/ttyACM2" "E: ID_VENDOR_ID=1d50" \
+	"E: ID_MODEL_ID=6177" "E: ID_SERIAL_SHORT=$LPC" "E: ID_USB_DRIVER=cdc_acm" \
+	"E: DEVLINKS=/dev/serial/by-id/usb-katapult_lpc1769_$LPC-if00" \
+	>"$WORK/third/boards/lpc.umockdev"
+echo "{\"name\": \"lpc\", \"key\": \"lpc\", \"mcu\": \"lpc1769\", \"method\": \"katapult\",
+ \"serial\": \"$LPC\", \"port\": null, \"mode\": \"katapult\", \"app_start\": null,
+ \"device\": \"usb-katapult_lpc1769_$LPC-if00\"}" >"$WORK/third/boards/lpc.json"
+"$PY" - "$WORK/third/calls.jsonl" "$LPC" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+out = [lines[0]]
+for line in lines[1:]:
+    c = json.loads(line)
+    if c["args"].get("path", "").endswith("/devices.json"):
+        reg = json.loads(c["ret"]["data"])
+        reg["boards"].append({"key": "lpc", "name": "lpc", "mcu": "lpc1769",
+                              "pattern": "usb-*_lpc1769_12345-if*", "method": "default",
+                              "flashable": True, "katapult_serial": sys.argv[2]})
+        c["ret"]["data"] = json.dumps(reg)
+    out.append(json.dumps(c))
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+EOF
+run third --session "$WORK/third" -- kflash list --json
+if [ "$RC" -eq 0 ] && boards_are "$WORK/third.out" octopus=klipper sb2040=klipper lpc=katapult \
+	2>"$WORK/third.why" && grep -qx 'usb_serial=12345' "$STATE/boards/lpc.board" &&
+	grep -qx "serial=$LPC" "$STATE/boards/lpc.board" && grep -qx 'port=1.1' "$STATE/boards/lpc.board" &&
+	grep -q 'lpc: recorded on port 1, simulated on 1.1' "$WORK/third.err"; then
+	ok "a board found in Katapult keeps its registered Klipper serial; one with no port gets a free one"
+else
+	bad "Katapult-mode board with its own Klipper serial (exit $RC)" "$WORK/third.why" \
+		"$WORK/third.out" "$WORK/third.err" "$STATE/boards/lpc.board"
+fi
+
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
 # refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
 refused() {
