@@ -8,6 +8,7 @@ what kflash read of devices.json during the session, with its paths and
 services pointed at the simulator's own fakes.
 """
 import base64
+import fnmatch
 import json
 import os
 import re
@@ -95,19 +96,46 @@ def _links(dev):
     return out
 
 
-def port_of(usb, tty):
-    """The USB port chain ("1.2") from the by-path name (...-usb-0:1.2:1.0),
-    else from the USB device's sysfs path (bus 1, port 1.2: .../1-1.2)."""
-    names = [l for l in _links(tty) if "/by-path/" in l] + [tty["E"].get("ID_PATH", "")]
-    for name in names:
-        m = re.search(r"-usb-\d+:([0-9.]+):\d+\.\d+(?:-port\d+)?$", name)
-        if m:
-            return m.group(1)
+def _port_in(by_path):
+    """The USB port chain in a by-path name: ...-usb-0:1.2:1.0 -> 1.2."""
+    m = re.search(r"-usb-\d+:([0-9.]+):\d+\.\d+(?:-port\d+)?$", by_path or "")
+    return m.group(1) if m else None
+
+
+def dev_of_umockdev(path):
+    """A .umockdev -> a device as calls.jsonl writes one (doc/sessions.md:
+    devnode, by_id, by_path, vid, pid, manufacturer, product, serial,
+    driver), plus what only udev's description has: the port from the
+    sysfs path, busnum, revision."""
+    devs = parse_umockdev(path)
+    tty = next((d for d in devs if d["E"].get("SUBSYSTEM") == "tty"), None)
+    usb = next((d for d in devs if d["E"].get("DEVTYPE") == "usb_device"
+                or "idVendor" in d["A"]), None)
+    if tty is None:
+        raise _err(path, "no tty device (E: SUBSYSTEM=tty) in it")
+    ua, te = (usb["A"] if usb else {}), tty["E"]
+    links = _links(tty)
+    node = te.get("DEVNAME") or (tty["N"] and "/dev/" + tty["N"])
+    dev = {
+        "devnode": node,
+        "by_id": next((l for l in links if "/by-id/" in l), None),
+        "by_path": next((l for l in links if "/by-path/" in l), None),
+        "vid": ua.get("idVendor") or te.get("ID_VENDOR_ID"),
+        "pid": ua.get("idProduct") or te.get("ID_MODEL_ID"),
+        "manufacturer": ua.get("manufacturer") or te.get("ID_VENDOR"),
+        "product": ua.get("product") or te.get("ID_MODEL"),
+        "serial": ua.get("serial") or te.get("ID_SERIAL_SHORT"),
+        "driver": te.get("ID_USB_DRIVER") or next(
+            (d["E"]["DRIVER"] for d in devs if d["E"].get("DEVTYPE") == "usb_interface"
+             and d["E"].get("DRIVER")), None),
+        "busnum": ua.get("busnum"), "revision": ua.get("bcdDevice"),
+        "port": _port_in(te.get("ID_PATH")),
+    }
     for p in ((usb or {}).get("P"), tty["P"]):
         chain = re.findall(r"/\d+-([0-9.]+)(?=/|$)", p or "")
-        if chain:
-            return chain[-1]
-    return None
+        if chain and not dev["port"]:
+            dev["port"] = chain[-1]   # bus 1, port 1.2: .../1-1.2
+    return dev
 
 
 # where Katapult usually puts the application when the recording does not
@@ -118,11 +146,13 @@ APP_START = (("rp2", "0x10004000"), ("lpc176", "0x4000"))
 
 def app_start_of(meta, config, mcu):
     """The application start: what Katapult told kflash, else the board's
-    config (CONFIG_FLASH_APPLICATION_ADDRESS), else the usual one."""
+    config (CONFIG_FLASH_APPLICATION_ADDRESS) when it is for this MCU (a
+    config for another chip is what a mismatch session is about), else the
+    usual one."""
     if meta.get("app_start"):
         return meta["app_start"]
     m = re.search(r"^CONFIG_FLASH_APPLICATION_ADDRESS=(0x[0-9a-fA-F]+)$", config or "", re.M)
-    if m:
+    if m and re.search(r'^CONFIG_MCU="%s"$' % re.escape(mcu), config, re.M):
         return m.group(1)
     return next((a for pre, a in APP_START if mcu.startswith(pre)), None)
 
@@ -135,40 +165,27 @@ def _pattern_serial(entry, mcu):
     return m.group(1) if m else None
 
 
-def board_from_recording(umockdev, meta, name, entry=None, config=None):
-    """A recorded board (its .umockdev devices and .json, and its registry
-    ENTRY and CONFIG when known) -> the key=value pairs of a simhost board file
-    (fixtures/boards/README.md); "port" is None when the recording has
-    none."""
-    devs = parse_umockdev(umockdev)
-    tty = next((d for d in devs if d["E"].get("SUBSYSTEM") == "tty"), None)
-    usb = next((d for d in devs if d["E"].get("DEVTYPE") == "usb_device"
-                or "idVendor" in d["A"]), None)
-    if tty is None:
-        raise _err(umockdev, "no tty device (E: SUBSYSTEM=tty) in it")
-    ua = usb["A"] if usb else {}
-    te = tty["E"]
-    vid = (ua.get("idVendor") or te.get("ID_VENDOR_ID") or "").lower()
-    pid = (ua.get("idProduct") or te.get("ID_MODEL_ID") or "").lower()
-    manufacturer = ua.get("manufacturer") or te.get("ID_VENDOR")
-    product = ua.get("product") or te.get("ID_MODEL")
-    serial = ua.get("serial") or te.get("ID_SERIAL_SHORT")
-    driver = te.get("ID_USB_DRIVER") or next(
-        (d["E"]["DRIVER"] for d in devs if d["E"].get("DEVTYPE") == "usb_interface"
-         and d["E"].get("DRIVER")), None) or "cdc_acm"
-    port = port_of(usb, tty) or meta.get("port")
-    node = tty["N"] or te.get("DEVNAME", "")
+def board_from_dev(dev, meta, name, entry=None, config=None):
+    """A recorded device (DEV as dev_of_umockdev makes it or calls.jsonl
+    has it), what kflash knew of the board (META, its .json), its registry
+    ENTRY and CONFIG's text when known -> the key=value pairs of a simhost
+    board file (fixtures/boards/README.md); "port" is None when the
+    recording has none."""
+    vid, pid = (dev.get("vid") or "").lower(), (dev.get("pid") or "").lower()
+    manufacturer, product, serial = dev.get("manufacturer"), dev.get("product"), dev.get("serial")
+    port = _port_in(dev.get("by_path")) or dev.get("port") or meta.get("port")
     b = {"name": name, "port": port}
-    if node:
-        b["tty"] = os.path.basename(node)
-    if ua.get("busnum", "").isdigit():
-        b["busnum"] = str(int(ua["busnum"]))
-    if ua.get("bcdDevice"):
-        b["revision"] = ua["bcdDevice"]
+    if dev.get("devnode"):
+        b["tty"] = os.path.basename(dev["devnode"])
+    if str(dev.get("busnum") or "").isdigit():
+        b["busnum"] = str(int(dev["busnum"]))
+    if dev.get("revision"):
+        b["revision"] = dev["revision"]
     mode = meta.get("mode")
     if mode not in ("klipper", "katapult"):
         mode = {KLIPPER_ID: "klipper", KATAPULT_ID: "katapult"}.get((vid, pid))
-    mcu = meta.get("mcu")
+    mcu = meta.get("mcu") or (entry or {}).get("mcu") or (
+        product if (vid, pid) in (KLIPPER_ID, KATAPULT_ID) else None)
     if (vid, pid) in (KLIPPER_ID, KATAPULT_ID) and mcu and mode:
         # Katapult always shows the chip id; Klipper may show its own
         # (CONFIG_USB_SERIAL_NUMBER), and then the chip id is what kflash
@@ -199,8 +216,8 @@ def board_from_recording(umockdev, meta, name, entry=None, config=None):
                      ("serial", serial)):
             if v:
                 b[k] = v
-    if driver != "cdc_acm":
-        b["driver"] = driver
+    if dev.get("driver") and dev["driver"] != "cdc_acm":
+        b["driver"] = dev["driver"]
     return b
 
 
@@ -227,18 +244,10 @@ def recorded_board(spec):
     return base, rest
 
 
-def load_board(stem, out_dir, entry=None, config=None):
-    """Writes OUT_DIR/NAME.board from the recorded board STEM (its registry
-    ENTRY and its CONFIG's text when known); returns its path and the board's .json. A board
-    without a port, or on one the simulated host cannot have (1 is its
-    hub; another board's), gets the first free port 1.N."""
-    name = os.path.basename(stem)
-    meta_path = stem + ".json"
-    meta = _load_json(meta_path, "what kflash knew of the board") \
-        if os.path.exists(meta_path) else {}
-    if not isinstance(meta, dict):
-        raise _err(meta_path, "not a JSON object")
-    pairs = board_from_recording(stem + ".umockdev", meta, name, entry, config)
+def place_board(pairs, out_dir, source):
+    """Writes the board PAIRS as OUT_DIR/NAME.board; returns its path. A
+    board without a port, or on one the simulated host cannot have (1 is
+    its hub; another board's), gets the first free port 1.N."""
     os.makedirs(out_dir, exist_ok=True)
     used = set()
     for f in os.listdir(out_dir):
@@ -247,11 +256,26 @@ def load_board(stem, out_dir, entry=None, config=None):
     if not pairs["port"] or pairs["port"] == "1" or pairs["port"] in used:
         free = next("1.%d" % i for i in range(1, 100) if "1.%d" % i not in used)
         sys.stderr.write("sim/printer: %s: recorded on port %s, simulated on %s\n"
-                         % (name, pairs["port"] or "(none)", free))
+                         % (pairs["name"], pairs["port"] or "(none)", free))
         pairs["port"] = free
-    path = os.path.join(out_dir, name + ".board")
-    write_board_file(pairs, path, stem)
-    return path, meta
+    path = os.path.join(out_dir, pairs["name"] + ".board")
+    write_board_file(pairs, path, source)
+    return path
+
+
+def load_board(stem, out_dir, entry=None, config=None):
+    """Writes OUT_DIR/NAME.board from the recorded board STEM (its registry
+    ENTRY and its CONFIG's text when known); returns its path, the board's
+    .json and its device."""
+    name = os.path.basename(stem)
+    meta_path = stem + ".json"
+    meta = _load_json(meta_path, "what kflash knew of the board") \
+        if os.path.exists(meta_path) else {}
+    if not isinstance(meta, dict):
+        raise _err(meta_path, "not a JSON object")
+    dev = dev_of_umockdev(stem + ".umockdev")
+    pairs = board_from_dev(dev, meta, name, entry, config)
+    return place_board(pairs, out_dir, stem), meta, dev
 
 
 # ---- the session ------------------------------------------------------------
@@ -318,15 +342,43 @@ class Session:
         if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
             raise _err(sj, "\"command\" is not a list of strings")
         self.boards_dir = os.path.join(d, "boards")
-        if not os.path.isdir(self.boards_dir):
-            raise _err(self.boards_dir, "missing or not a directory (the recorded boards)")
         self.calls_path = os.path.join(d, "calls.jsonl")
         self.calls = read_calls(self.calls_path)
+        if not os.path.isdir(self.boards_dir) and self.udev() is None:
+            # without boards/, udev's answers in calls.jsonl still tell
+            # what was plugged in; without either there is no host to build
+            raise _err(self.boards_dir, "missing or not a directory (the recorded "
+                       "boards), and %s has no udev enumeration" % self.calls_path)
 
     def board_stems(self):
+        if not os.path.isdir(self.boards_dir):
+            return []
         names = sorted({f.rsplit(".", 1)[0] for f in os.listdir(self.boards_dir)
                         if f.endswith(".umockdev")})
         return [os.path.join(self.boards_dir, n) for n in names]
+
+    def board_metas(self):
+        """The .json of each board kflash knew but udev did not show."""
+        out = []
+        if os.path.isdir(self.boards_dir):
+            for f in sorted(os.listdir(self.boards_dir)):
+                if f.endswith(".json") and not os.path.exists(
+                        os.path.join(self.boards_dir, f[:-5] + ".umockdev")):
+                    m = _load_json(os.path.join(self.boards_dir, f),
+                                   "what kflash knew of the board")
+                    if isinstance(m, dict):
+                        out.append(m)
+        return out
+
+    def udev(self):
+        """The devices of kflash's first successful udev enumeration, else
+        None."""
+        for c in self.calls:
+            ret = c.get("ret") or {}
+            if c.get("op") == "enumerate" and isinstance(ret.get("r"), int) \
+                    and ret["r"] >= 0 and isinstance(ret.get("devs"), list):
+                return [d for d in ret["devs"] if isinstance(d, dict)]
+        return None
 
     def registry(self):
         """(config dir as recorded, devices.json's document) from the first
@@ -477,20 +529,29 @@ def load_into(host, d):
     entries = {b.get("key"): b for b in (doc or {}).get("boards") or []
                if isinstance(b, dict)}
     configs = ses.configs(config_dir)
-    metas = []
+    out_dir = os.path.join(host.dir, "boards")
+    metas, seen = [], set()
     for stem in ses.board_stems():
         key = os.path.basename(stem)
-        path, meta = load_board(stem, os.path.join(host.dir, "boards"),
-                                entries.get(key), configs.get(key))
+        path, meta, dev = load_board(stem, out_dir, entries.get(key), configs.get(key))
         host.boards.append(simlib.resolve_board(path))
         metas.append(meta)
-    for f in sorted(os.listdir(ses.boards_dir)):
-        # a board kflash knew but udev did not show: registered, absent
-        if f.endswith(".json") and not os.path.exists(
-                os.path.join(ses.boards_dir, f[:-5] + ".umockdev")):
-            m = _load_json(os.path.join(ses.boards_dir, f), "what kflash knew of the board")
-            if isinstance(m, dict):
-                metas.append(m)
+        seen.update(filter(None, (dev.get("by_id"), dev.get("devnode"))))
+    # a board kflash knew but udev did not show: registered, absent
+    metas += ses.board_metas()
+    # what else udev showed kflash (another board, a probe, a USB-serial
+    # chip) is plugged in too, so `kflash list` sees the same host
+    for dev in ses.udev() or []:
+        if dev.get("by_id") in seen or dev.get("devnode") in seen:
+            continue
+        by_id = os.path.basename(dev.get("by_id") or "")
+        entry = next((e for e in entries.values() if isinstance(e.get("pattern"), str)
+                      and by_id and fnmatch.fnmatchcase(by_id, e["pattern"])), None)
+        name = (entry or {}).get("key") or "udev-" + os.path.basename(dev.get("devnode") or "dev")
+        pairs = board_from_dev(dev, {}, name, entry, configs.get(name))
+        host.boards.append(simlib.resolve_board(
+            place_board(pairs, out_dir, "%s (udev's answer)" % ses.calls_path)))
+        seen.update(filter(None, (dev.get("by_id"), dev.get("devnode"))))
 
     def finish():
         reg = doc if doc is not None else registry_from_boards(

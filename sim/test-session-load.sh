@@ -117,14 +117,24 @@ else
 	bad "--session -- kflash flash --all --yes (exit $RC)" "$WORK/flash.out" "$WORK/flash.err"
 fi
 
-run recorded --session "$S"
+# the flash above ran kflash, which recorded its own session in the simulated
+# host: that one reloads too, and its recorded command (run when none is
+# given) ends the same way
+REC=$(ls -d "$STATE"/home/.local/state/kflash/sessions/*-flash 2>/dev/null | tail -1)
+if [ -z "$REC" ]; then
+	echo "note: kflash recorded no session here (no recorder yet); using the hand-made one"
+	REC=$S
+fi
+run recorded --session "$REC"
 if [ "$RC" -eq 0 ] &&
 	grep -q 'running the recorded command: kflash flash --all --yes' "$WORK/recorded.err" &&
 	grep -qx "exit 0; the recorded run's: 0" "$WORK/recorded.err" &&
+	grep -Eq '^octopus +katapult +flashed' "$WORK/recorded.out" &&
 	grep -Eq '^sb2040 +katapult +flashed' "$WORK/recorded.out"; then
-	ok "--session without a command runs the recorded one and compares exit codes"
+	ok "the session kflash recorded reloads, and its recorded command (none given) ends the same way"
 else
-	bad "--session without a command (exit $RC)" "$WORK/recorded.out" "$WORK/recorded.err"
+	bad "--session on kflash's own recording, no command (exit $RC)" "$WORK/recorded.out" \
+		"$WORK/recorded.err"
 fi
 
 # -- the world as recorded: Moonraker said printing, Klipper was stopped ---------
@@ -237,6 +247,36 @@ else
 		"$WORK/third.out" "$WORK/third.err" "$STATE/boards/lpc.board"
 fi
 
+# a session without boards/ (kflash worked on none): udev's answers in
+# calls.jsonl still say what was plugged in
+cp -r "$S" "$WORK/udev-only"
+rm -r "$WORK/udev-only/boards"
+"$PY" - "$WORK/udev-only/calls.jsonl" <<'EOF'
+import json, sys
+BYPATH = "/dev/serial/by-path/platform-fd500000.pcie-pci-0000:01:00.0-usb-0:%s:1.0"
+devs = [{"devnode": "/dev/ttyACM%d" % i,
+         "by_id": "/dev/serial/by-id/usb-Klipper_%s_%s-if00" % (mcu, serial),
+         "by_path": BYPATH % port, "vid": "1d50", "pid": "614e",
+         "manufacturer": "Klipper", "product": mcu, "serial": serial, "driver": "cdc_acm"}
+        for i, (mcu, serial, port) in enumerate((("stm32f446xx", "3A0039000851313433343333", "1.2"),
+                                                  ("rp2040", "E6626005A7651729", "1.3")))]
+devs.append({"devnode": "/dev/ttyACM2",
+             "by_id": "/dev/serial/by-id/usb-Beacon_Beacon_RevH_5C1E6E1A5150484153202020FF0C2A3B-if00",
+             "by_path": BYPATH % "1.4", "vid": "04d8", "pid": "e72b", "manufacturer": "Beacon",
+             "product": "Beacon RevH", "serial": "5C1E6E1A5150484153202020FF0C2A3B",
+             "driver": "cdc_acm"})
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"n": 7, "op": "enumerate", "args": {},
+                        "ret": {"r": 0, "devs": devs}, "ms": 4}) + "\n")
+EOF
+run udev --session "$WORK/udev-only" -- kflash list --json
+if [ "$RC" -eq 0 ] && boards_are "$WORK/udev.out" octopus=klipper sb2040=klipper 2>"$WORK/udev.why" &&
+	grep -q 'usb-Beacon_Beacon_RevH_5C1E6E1A5150484153202020FF0C2A3B-if00' "$WORK/udev.out"; then
+	ok "a session without boards/: the boards udev showed kflash, a probe too, are plugged in"
+else
+	bad "a session without boards/ (exit $RC)" "$WORK/udev.why" "$WORK/udev.out" "$WORK/udev.err"
+fi
+
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
 # refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
 refused() {
@@ -262,7 +302,7 @@ refused no-session "$WORK/no-session/session.json: missing" "a session without s
 
 cp -r "$S" "$WORK/no-boards"
 rm -r "$WORK/no-boards/boards"
-refused no-boards "$WORK/no-boards/boards: missing" "a session without boards/"
+refused no-boards "$WORK/no-boards/boards: missing" "a session without boards/ or udev's answers"
 
 cp -r "$S" "$WORK/bad-calls"
 sed -i '3s/.*/{"n": 2, "op": "getenv", "args": /' "$WORK/bad-calls/calls.jsonl"
