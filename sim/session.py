@@ -515,7 +515,19 @@ def registry_from_boards(metas, settings):
         if m.get("port"):
             b["port"] = m["port"]
         boards.append(b)
-    st = {k: v for k, v in (settings or {}).items() if k != "..."}
+    # session.json has the settings as `kflash settings` shows them
+    # (strings, timeout.NAME); the registry has them typed
+    st, timeouts = {}, {}
+    for k, v in (settings or {}).items():
+        if k.startswith("timeout.") and str(v).isdigit():
+            timeouts[k[8:]] = int(v)
+        elif k == "fallback":
+            st[k] = v in (True, "true")
+        elif k in ("klipper_dir", "katapult_dir", "python", "service", "moonraker_url",
+                   "moonraker_api_key", "default_method") and isinstance(v, str):
+            st[k] = v
+    if timeouts:
+        st["timeouts"] = timeouts
     return {"schema": 1, "settings": st, "boards": boards}
 
 

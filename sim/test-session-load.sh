@@ -277,6 +277,17 @@ else
 	bad "a session without boards/ (exit $RC)" "$WORK/udev.why" "$WORK/udev.out" "$WORK/udev.err"
 fi
 
+# a session in which kflash read no devices.json: the registry is made of
+# session.json's settings and each board's .json
+cp -r "$S" "$WORK/no-registry"
+grep -v '/devices.json"' "$S/calls.jsonl" >"$WORK/no-registry/calls.jsonl"
+run noreg --session "$WORK/no-registry" -- kflash list --json
+if [ "$RC" -eq 0 ] && boards_are "$WORK/noreg.out" octopus=klipper sb2040=klipper 2>"$WORK/noreg.why"; then
+	ok "a session without a devices.json read: the boards' .json and the settings make the registry"
+else
+	bad "a session without a devices.json read (exit $RC)" "$WORK/noreg.why" "$WORK/noreg.out" "$WORK/noreg.err"
+fi
+
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
 # refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
 refused() {
