@@ -291,15 +291,16 @@ fi
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
 # refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
 refused() {
-	local before after
-	before=$(ls -d "${TMPDIR:-/tmp}"/kflash-sim.* 2>/dev/null | wc -l)
-	run "bad-$1" --session "$WORK/$1" -- kflash list --json
-	after=$(ls -d "${TMPDIR:-/tmp}"/kflash-sim.* 2>/dev/null | wc -l)
+	local left
+	# a TMPDIR of its own: other simulated hosts may come and go in /tmp
+	mkdir -p "$WORK/tmp-$1"
+	TMPDIR=$WORK/tmp-$1 run "bad-$1" --session "$WORK/$1" -- kflash list --json
+	left=$(ls "$WORK/tmp-$1" | wc -l)
 	if [ "$RC" -eq 2 ] && grep -qF "$2" "$WORK/bad-$1.err" &&
-		! grep -q Traceback "$WORK/bad-$1.err" && [ "$after" -le "$before" ]; then
+		! grep -q Traceback "$WORK/bad-$1.err" && [ "$left" -eq 0 ]; then
 		ok "$3: exit 2, names $2"
 	else
-		bad "$3 (exit $RC, state dirs $before -> $after)" "$WORK/bad-$1.err"
+		bad "$3 (exit $RC, $left state dirs left)" "$WORK/bad-$1.err"
 	fi
 }
 
