@@ -515,12 +515,14 @@ def registry_from_boards(metas, settings):
         if m.get("port"):
             b["port"] = m["port"]
         boards.append(b)
-    # session.json has the settings as `kflash settings` shows them
-    # (strings, timeout.NAME); the registry has them typed
+    # session.json has the settings as devices.json holds them (older
+    # sessions: as `kflash settings` shows them, strings and timeout.NAME)
     st, timeouts = {}, {}
     for k, v in (settings or {}).items():
         if k.startswith("timeout.") and str(v).isdigit():
             timeouts[k[8:]] = int(v)
+        elif k == "timeouts" and isinstance(v, dict):
+            timeouts.update({t: n for t, n in v.items() if isinstance(n, int)})
         elif k == "fallback":
             st[k] = v in (True, "true")
         elif k in ("klipper_dir", "katapult_dir", "python", "service", "moonraker_url",

@@ -39,7 +39,8 @@ static int seen_load(struct kf_ctx *ctx, const struct kf_registry *reg, struct s
 			return r;
 		(*tr)->unclaimed(reg, scan, &v, &n);
 		s->v = kf_xrealloc(s->v, (s->n + n + 1) * sizeof(*s->v));
-		memcpy(&s->v[s->n], v, n * sizeof(*v));
+		if (n)
+			memcpy(&s->v[s->n], v, n * sizeof(*v));
 		s->n += n;
 		free(v);
 	}

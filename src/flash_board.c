@@ -7,6 +7,7 @@
 #include "kflash/lock.h"
 #include "kflash/proc.h"
 #include "kflash/select.h"
+#include "kflash/session.h"
 #include "kflash/util.h"
 
 void kf_flash_lock_boards(struct kf_run *run)
@@ -192,6 +193,12 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 	}
 	kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s: application start 0x%x matches "
 		  "the config", j->b->key, got);
+	{
+		char at[16];
+
+		snprintf(at, sizeof(at), "0x%x", got);
+		kf_recorder_board(run->ctx->rec, j->b, NULL, NULL, at);
+	}
 	/* status mode left the board in Katapult, under another name */
 	return kf_select_relocate(run, j, true) < 0 ? KF_EFAILED : 0;
 }

@@ -43,6 +43,7 @@ struct kf_recorder {
 	/* the devices of the last enumerate, as JSON: what a board note
 	 * describes */
 	json_t *seen;
+	json_t *boards;			/* what each board note said, by key */
 };
 
 /* ---- writing lines --------------------------------------------------------- */
@@ -706,6 +707,7 @@ struct kf_recorder *kf_recorder_new(const struct kf_ops *inner)
 
 	r->ops = recording_ops;
 	r->ops.ctx = r;
+	r->boards = json_object();
 	r->in = inner;
 	r->home = home && strlen(home) > 1 ? kf_xstrdup(home) : NULL;
 	if (r->home && r->home[strlen(r->home) - 1] == '/')
@@ -878,27 +880,21 @@ const char *kf_recorder_dir(const struct kf_recorder *r)
 
 void kf_recorder_settings(struct kf_recorder *r, const struct kf_settings *s)
 {
-	static const char keys[] = KF_SETTINGS_KEYS;
-	json_t *o = json_object();
-	const char *p = keys;
+	/* as devices.json holds them, typed; the API key as the recorder
+	 * writes it everywhere */
+	struct kf_registry only = { .settings = *s };
+	char *doc, *text;
+	json_t *parsed;
 
 	if (!r)
 		return;
-	while (*p) {
-		size_t len = strcspn(p, " ");
-		char *key = kf_xstrndup(p, len), *v = kf_settings_get(s, key);
-
-		if (strcmp(key, "moonraker_api_key") == 0 && v && *v) {
-			free(v);
-			v = kf_xstrdup("<redacted>");
-		}
-		json_object_set_new(o, key, S(r, v));
-		free(key);
-		free(v);
-		p += len;
-		p += strspn(p, " ");
-	}
-	json_object_set_new(r->info, "settings", o);
+	doc = kf_registry_dump(&only);
+	text = kf_sj_shorten(r->home, doc);
+	parsed = json_loads(text, 0, NULL);
+	json_object_set(r->info, "settings", json_object_get(parsed, "settings"));
+	json_decref(parsed);
+	free(text);
+	free(doc);
 	write_info(r);
 }
 
@@ -975,7 +971,7 @@ void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
 		       const char *node, const char *mode, const char *app_start)
 {
 	struct kf_ttydev seen = { 0 }, *dev = NULL;
-	json_t *boards, *j;
+	json_t *boards, *j, *known;
 	char *port, *s;
 	size_t i;
 
@@ -990,21 +986,31 @@ void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
 		    kf_sj_get_dev(d, &seen) == 0)
 			dev = &seen;
 	}
-	boards = json_object_get(r->info, "boards");
-	for (i = 0; i < json_array_size(boards); i++)
-		if (strcmp(json_string_value(json_array_get(boards, i)), b->key) == 0 && !dev)
-			return;
 	port = dev ? port_of(dev->by_path) : NULL;
 	if (!port && b->port)
 		port = port_of(b->port);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}",
+	if (!port && b->interface)
+		port = kf_xstrdup(b->interface);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}",
 		      "name", b->name, "key", b->key, "mcu", b->mcu,
-		      "method", kf_method_name(b->method),
-		      "serial", S(r, dev ? dev->serial : b->katapult_serial),
+		      "method", kf_method_name(b->method), "transport", kf_link_name(b->link),
+		      "serial", S(r, dev ? dev->serial : b->canbus_uuid ? b->canbus_uuid
+				  : b->katapult_serial),
 		      "port", S(r, port), "mode", S(r, mode),
 		      "app_start", S(r, app_start),
 		      "device", S(r, dev ? base_name(dev->by_id ? dev->by_id : dev->devnode)
 				      : NULL));
+	/* what an earlier note knew and this one does not stays */
+	known = json_object_get(r->boards, b->key);
+	if (known) {
+		const char *key;
+		json_t *v;
+
+		json_object_foreach(known, key, v)
+			if (json_is_null(json_object_get(j, key)))
+				json_object_set(j, key, v);
+	}
+	json_object_set(r->boards, b->key, j);
 	s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	s = kf_xrealloc(s, strlen(s) + 2);
 	strcat(s, "\n");
@@ -1016,6 +1022,7 @@ void kf_recorder_board(struct kf_recorder *r, const struct kf_board *b,
 		write_board_file(r, b->key, "umockdev", s);
 		free(s);
 	}
+	boards = json_object_get(r->info, "boards");
 	for (i = 0; i < json_array_size(boards); i++)
 		if (strcmp(json_string_value(json_array_get(boards, i)), b->key) == 0)
 			break;
@@ -1037,6 +1044,7 @@ void kf_recorder_finish(struct kf_recorder *r, int exit_code)
 	write_info(r);
 	kf_buf_release(&r->out_buf);
 	json_decref(r->seen);
+	json_decref(r->boards);
 	json_decref(r->info);
 	kf_buf_release(&r->pending);
 	free(r->mons);
