@@ -261,6 +261,7 @@ static void attach__waits_for_a_process_it_did_not_start(void **state)
 	struct kf_exit ex;
 	int64_t t0;
 	pid_t pid;
+	int r;
 
 	(void)state;
 	pid = fork();
@@ -268,7 +269,14 @@ static void attach__waits_for_a_process_it_did_not_start(void **state)
 		usleep(300000);
 		_exit(7);
 	}
-	assert_int_equal(kf_os_attach(&ops, pid, &p), 0);
+	r = kf_os_attach(&ops, pid, &p);
+	if (r == -ENOSYS) {
+		/* valgrind 3.19 does not know pidfd_open; Linux has had it since 5.3 */
+		fprintf(stderr, "skipped: pidfd_open is not available here (valgrind?)\n");
+		waitpid(pid, NULL, 0);
+		skip();
+	}
+	assert_int_equal(r, 0);
 	t0 = kf_os_now(&ops);
 	assert_int_equal(kf_os_wait(&ops, &p, t0 + 10000, NULL, NULL, &ex), 0);
 	assert_int_equal(ex.kind, KF_EXIT_EXITED);
