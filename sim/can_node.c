@@ -114,7 +114,7 @@ static void sim_send(struct sim_can_node *n, uint32_t id, const uint8_t *data,
 	f.can_id = id;
 	f.len = (uint8_t)len;
 	memcpy(f.data, data, len);
-	n->io.send(n->io.ctx, n->cfg.ifindex, &f);
+	n->io.send(n->io.ctx, n, n->cfg.ifindex, &f);
 }
 
 /* The bytes of the node's stream, 8 to a frame, as canserial sends them. */

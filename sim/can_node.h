@@ -39,16 +39,17 @@ struct sim_can_node_cfg {
 	struct sim_board_cfg board;	/* board.mode is the starting mode */
 };
 
+struct sim_can_node;
+
 /* Frames out and events; both called from inside sim_can_node_*(). */
 struct sim_can_node_io {
-	void (*send)(void *ctx, int ifindex, const struct can_frame *f);
+	void (*send)(void *ctx, const struct sim_can_node *from, int ifindex,
+		     const struct can_frame *f);
 	void (*event)(void *ctx, const char *name, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	sim_board_log_fn log;	/* the board's own log lines; may be NULL */
 	void *ctx;
 };
-
-struct sim_can_node;
 
 /* NULL with errno (EINVAL: see sim_board_cfg_problem()). Logs
  * "enumerate MODE". */

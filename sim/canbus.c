@@ -213,12 +213,11 @@ static void sim_route(struct sim_bus *bus, const struct sim_client *from,
 	}
 }
 
-/* A node's frame; ctx is the bus. Nodes send one at a time, from inside
- * sim_can_node_frame() or _tick(), so which node sent it is not known
- * here: nodes ignore what they sent themselves anyway (their answer ids). */
-static void sim_node_send(void *ctx, int ifindex, const struct can_frame *f)
+/* A node's frame (ctx is the bus): every socket and the other nodes. */
+static void sim_node_send(void *ctx, const struct sim_can_node *from,
+			  int ifindex, const struct can_frame *f)
 {
-	sim_route(ctx, NULL, NULL, ifindex, f);
+	sim_route(ctx, NULL, from, ifindex, f);
 }
 
 /****************************************************************

@@ -105,6 +105,9 @@ struct sim_fixture {
 	char *vendor_db, *model_db;	/* hwdb names, optional */
 	int disconnect_ms;		/* event -> USB disconnect */
 	int reenumerate_ms;		/* disconnect -> new identity appears */
+	bool can;			/* transport=can: a node on the simulated
+					 * CAN bus (kflash-simcanbus serves it),
+					 * not a USB device: left out here */
 };
 
 /* ---- the host and its boards --------------------------------------- */

@@ -105,6 +105,15 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 	else if (!strcmp(k, "vendor_db")) str = &f->vendor_db;
 	else if (!strcmp(k, "model_db")) str = &f->model_db;
 	else if (!strcmp(k, "description")) return 0;
+	/* kflash-simcanbus's keys (sim/canbus.c) */
+	else if (!strcmp(k, "interface") || !strcmp(k, "canbus_uuid") ||
+		 !strcmp(k, "assigned") || !strcmp(k, "reboot_ms")) return 0;
+	if (!strcmp(k, "transport")) {
+		if (!strcmp(v, "usb")) f->can = false;
+		else if (!strcmp(v, "can")) f->can = true;
+		else return -EINVAL;
+		return 0;
+	}
 	if (str) {
 		g_free(*str);
 		*str = g_strdup(v);
@@ -314,6 +323,8 @@ static int sim_fixture_load(const char *path, const char *overrides, struct sim_
 			*dot = '\0';
 		f->name = base;
 	}
+	if (f->can)
+		return 0;	/* not ours: no USB port, no tty */
 	err = sim_fixture_finish(f);
 	if (err) {
 		sim_log("%s: %s", path, err);
@@ -379,6 +390,13 @@ int sim_host_add_board(struct sim_host *h, const char *spec)
 		return -EINVAL;
 	}
 	g_free(path);
+	if (b->fx.can) {
+		if (sim_verbose)
+			sim_log("%s: transport=can: served by kflash-simcanbus, not "
+				"a USB device here", b->fx.name);
+		sim_fixture_release(&b->fx);
+		return 0;
+	}
 	if (mode >= 0) {
 		if (b->fx.kind == SIM_KIND_FIXED) {
 			sim_log("%s: kind=fixed has no %s mode", b->fx.name, mode_name);

@@ -87,6 +87,47 @@ def recv_all(s, seconds, out):
         cid, data = unpack(pkt)
         out.write("%x %s %s\n" % (cid, data.hex(), addr[0]))
         out.flush()
+
+ADMIN, ANSWER = 0x3f0, 0x3f1
+
+def query(s, seconds=0.5):
+    """Who is unassigned: "UUID APP" lines, APP 01 Klipper / 11 Katapult."""
+    s.send(frame(ADMIN, b"\x00"))
+    s.settimeout(seconds)
+    found = []
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            cid, data = unpack(s.recv(16))
+        except socket.timeout:
+            break
+        if cid == ANSWER and len(data) == 8 and data[0] == 0x20:
+            found.append("%s %02x" % (data[1:7].hex(), data[7]))
+    return sorted(found)
+
+def crc16(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+def command(s, nodeid, cmd, payload=b"", seconds=2):
+    """One Katapult command over the node's ids: (ack, payload words)."""
+    body = bytes([cmd, len(payload) // 4]) + payload
+    req = b"\x01\x88" + body + struct.pack("<H", crc16(body)) + b"\x99\x03"
+    rx = 0x100 + 2 * nodeid
+    for i in range(0, len(req), 8):
+        s.send(frame(rx, req[i:i + 8]))
+    got = b""
+    s.settimeout(seconds)
+    while len(got) < 8 or len(got) < 8 + got[3] * 4:
+        cid, data = unpack(s.recv(16))
+        if cid == rx + 1:
+            got += data
+    assert got[-2:] == b"\x99\x03" and crc16(got[2:-4]) == struct.unpack("<H", got[-4:-2])[0]
+    return got[2], got[4:-4]
 EOF
 
 # ---- 1. no bus named: a CAN socket fails as the kernel makes it ----------
@@ -215,6 +256,87 @@ if [ "$(cat "$WORK/echo.out")" = "echoed 50" ]; then
 	ok "50 request/answer pairs between an asyncio add_reader socket and a select() one"
 else
 	not_ok "asyncio exchange" "$WORK/echo.out"
+fi
+
+# ---- 5. boards on the bus: who answers Katapult's and Klipper's query ----
+BOARDS=fixtures/boards
+EVENTS=$WORK/events
+start_bus --events "$EVENTS" --image-dir "$WORK" \
+	--board "$BOARDS/ebb36-can.board,canbus_uuid=aabbccddeeff" \
+	--board "$BOARDS/ebb36-can.board:katapult,name=kat,canbus_uuid=112233445566" \
+	--board "$BOARDS/ebb36-can.board,name=busy,canbus_uuid=0a0b0c0d0e0f,assigned=1" \
+	--board "$BOARDS/ebb36-can.board,name=far,canbus_uuid=f0f1f2f3f4f5,interface=can1" || exit 1
+can() { LD_PRELOAD="$LIB" "$PY" -c "import sys; sys.path.insert(0, '$WORK'); from cantool import *
+$1" >"$WORK/out" 2>&1; }
+can 's = sock("can0", [(0x3f1, 0x7ff)]); print(*query(s), sep="\n")'
+if [ "$(cat "$WORK/out")" = "$(printf '112233445566 11\naabbccddeeff 01')" ]; then
+	ok "query: the unassigned Klipper node answers with app 01, the Katapult one with 11; the assigned one and the can1 one keep quiet"
+else
+	not_ok "query answers" "$WORK/out"
+fi
+
+# ---- 6. a Klipper node asked to reboot comes back as Katapult ------------
+can 's = sock("can0", [(0x3f1, 0x7ff)])
+s.send(frame(ADMIN, bytes.fromhex("02aabbccddeeff")))
+time.sleep(0.5)
+print(*query(s), sep="\n")'
+if [ "$(cat "$WORK/out")" = "$(printf '112233445566 11\naabbccddeeff 11')" ] &&
+   grep -q ' ebb36-can bootloader-request$' "$EVENTS" &&
+   grep -A2 ' ebb36-can bootloader-request$' "$EVENTS" | grep -q ' ebb36-can enumerate katapult$'; then
+	ok "a Klipper node sent 02 UUID reboots and answers the next query as Katapult (events bootloader-request, disconnect, enumerate katapult)"
+else
+	cat "$EVENTS" >>"$WORK/out"; not_ok "reboot into Katapult" "$WORK/out"
+fi
+
+# ---- 7. node id, CONNECT, GET_CANBUS_ID, a flash, COMPLETE ---------------
+# a 128-byte image whose vector table the emulated CPU can start
+"$PY" -c '
+import struct, sys
+img = struct.pack("<II", 0x20002000, 0x08002000 + 0x41) + bytes(range(120))
+open(sys.argv[1], "wb").write(img)' "$WORK/app.bin"
+can 's = sock("can0")
+s.send(frame(ADMIN, b"\x12"))
+s.send(frame(ADMIN, bytes.fromhex("11aabbccddeeff") + bytes([130])))
+ack, p = command(s, 130, 0x11)
+print("connect %02x block %d" % (ack, struct.unpack("<I", p[12:16])[0]))
+ack, p = command(s, 130, 0x16)
+print("canbus_id %02x %s" % (ack, p[4:10].hex()))
+print("others", *query(s))
+img = open("'"$WORK"'/app.bin", "rb").read()
+for off in range(0, len(img), 64):
+    ack, p = command(s, 130, 0x12, struct.pack("<I", 0x08002000 + off) + img[off:off + 64])
+    print("block %02x" % ack)
+ack, p = command(s, 130, 0x13)
+print("eof %02x" % ack)
+ack, p = command(s, 130, 0x15)
+print("complete %02x" % ack)
+time.sleep(0.5)
+print("after", *query(s))'
+want='connect a0 block 64
+canbus_id a0 aabbccddeeff
+others 112233445566 11
+block a0
+block a0
+eof a0
+complete a0
+after 112233445566 11 aabbccddeeff 01'
+if [ "$(cat "$WORK/out")" = "$want" ]; then
+	ok "an assigned Katapult node takes CONNECT (block size 64), GET_CANBUS_ID (its UUID), two blocks, EOF, COMPLETE, and comes back as Klipper"
+else
+	printf 'want:\n%s\ngot:\n' "$want" >"$WORK/why"; cat "$WORK/out" >>"$WORK/why"
+	not_ok "flash over CAN" "$WORK/why"
+fi
+if cmp -s "$WORK/app.bin" "$WORK/ebb36-can.bin"; then
+	ok "the flashed image is in IMAGE_DIR/ebb36-can.bin, byte-exact"
+else
+	not_ok "image differs or is missing"
+fi
+got=$(awk '$3 == "ebb36-can" { $1 = ""; $2 = ""; $3 = ""; sub(/^ +/, ""); print }' "$EVENTS" | tr '\n' ',')
+want='enumerate klipper,bootloader-request,disconnect klipper,enumerate katapult,write-start,flash-complete bytes=128,boot-app,disconnect katapult,enumerate klipper,'
+if [ "$got" = "$want" ]; then
+	ok "events: $want"
+else
+	echo "got: $got" >"$WORK/why"; not_ok "event order" "$WORK/why"
 fi
 
 echo "$passes passed, $fails failed"
