@@ -3,13 +3,14 @@
  * boards on it as CAN nodes (can_node.h).
  *
  *   kflash-simcanbus [-v] [--socket PATH] [--events FILE] [--image-dir DIR]
- *       [--board FILE[:klipper|:katapult][,key=value...]]...
+ *       [--down IFACE]... [--board FILE[:klipper|:katapult][,key=value...]]...
  *
  * PATH defaults to $KFLASH_SIM_CANBUS; it appears (atomically) once the bus
  * takes connections. Interfaces are $KFLASH_SIM_CAN_IFACES (default can0).
  * Each frame a socket or a node sends goes to every other socket bound to
  * its interface (or to all) whose CAN_RAW_FILTER passes it, and to every
- * other node on that interface. Ends on SIGTERM or SIGINT. */
+ * other node on that interface; an interface named by --down carries
+ * nothing. Ends on SIGTERM or SIGINT. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -55,6 +56,7 @@ struct sim_bus {
 	struct sim_client *clients[SIM_CLIENTS_MAX];
 	struct sim_can_node *nodes[SIM_NODES_MAX];
 	size_t nnodes;
+	int down[SIM_CAN_IFACES_MAX];	/* by ifindex - base: link down */
 	int64_t t0;
 };
 
@@ -193,6 +195,12 @@ static void sim_route(struct sim_bus *bus, const struct sim_client *from,
 		sim_say("frame if%d %03x [%d] %s", ifindex,
 			(unsigned)(f->can_id & CAN_EFF_MASK), f->len, hex);
 	}
+	/* a down interface carries nothing (Linux fails the send with
+	 * ENETDOWN; here the frame is lost, and the sender times out) */
+	if (ifindex >= SIM_CAN_IFINDEX_BASE &&
+	    ifindex < SIM_CAN_IFINDEX_BASE + SIM_CAN_IFACES_MAX &&
+	    bus->down[ifindex - SIM_CAN_IFINDEX_BASE])
+		return;
 	for (size_t i = 0; i < SIM_CLIENTS_MAX; i++) {
 		struct sim_client *c = bus->clients[i];
 
@@ -635,7 +643,7 @@ static int sim_add_board(struct sim_bus *bus, const char *arg, const char *image
 static void sim_usage(FILE *to)
 {
 	fprintf(to, "usage: " SIM_PROG " [-v] [--socket PATH] [--events FILE] "
-		"[--image-dir DIR]\n"
+		"[--image-dir DIR] [--down IFACE]...\n"
 		"       [--board FILE[:klipper|:katapult][,key=value...]]...\n"
 		"PATH defaults to $KFLASH_SIM_CANBUS; interfaces are "
 		"$KFLASH_SIM_CAN_IFACES (default can0)\n");
@@ -648,6 +656,7 @@ int main(int argc, char **argv)
 		{ "events", required_argument, NULL, 'e' },
 		{ "image-dir", required_argument, NULL, 'i' },
 		{ "board", required_argument, NULL, 'b' },
+		{ "down", required_argument, NULL, 'd' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -680,6 +689,16 @@ int main(int argc, char **argv)
 			}
 			boards[nboards++] = optarg;
 			break;
+		case 'd': {
+			int ifx = sim_can_iface(optarg, 0, NULL);
+
+			if (!ifx) {
+				sim_say("--down %s: not in KFLASH_SIM_CAN_IFACES", optarg);
+				return 2;
+			}
+			bus.down[ifx - SIM_CAN_IFINDEX_BASE] = 1;
+			break;
+		}
 		case 'v': bus.verbose++; break;
 		case 'h': sim_usage(stdout); return 0;
 		default: sim_usage(stderr); return 2;

@@ -105,9 +105,20 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 	else if (!strcmp(k, "vendor_db")) str = &f->vendor_db;
 	else if (!strcmp(k, "model_db")) str = &f->model_db;
 	else if (!strcmp(k, "description")) return 0;
-	/* kflash-simcanbus's keys (sim/canbus.c) */
-	else if (!strcmp(k, "interface") || !strcmp(k, "canbus_uuid") ||
-		 !strcmp(k, "assigned") || !strcmp(k, "reboot_ms")) return 0;
+	else if (!strcmp(k, "interface")) str = &f->can_iface;
+	/* kflash-simcanbus's own keys (sim/canbus.c) */
+	else if (!strcmp(k, "canbus_uuid") || !strcmp(k, "assigned") ||
+		 !strcmp(k, "reboot_ms")) return 0;
+	if (!strcmp(k, "bitrate"))
+		return sim_parse_int(v, 10000, 8000000, &f->can_bitrate);
+	if (!strcmp(k, "txqueuelen"))
+		return sim_parse_int(v, 1, 100000, &f->can_txqueuelen);
+	if (!strcmp(k, "link")) {
+		if (!strcmp(v, "up")) f->can_down = 0;
+		else if (!strcmp(v, "down")) f->can_down = 1;
+		else return -EINVAL;
+		return 0;
+	}
 	if (!strcmp(k, "transport")) {
 		if (!strcmp(v, "usb")) f->can = false;
 		else if (!strcmp(v, "can")) f->can = true;
@@ -161,6 +172,7 @@ void sim_fixture_release(struct sim_fixture *f)
 		&f->boot_manufacturer, &f->version, &f->klipper_version, &f->port,
 		&f->tty, &f->vid, &f->pid, &f->revision, &f->driver,
 		&f->device_class, &f->interface_class, &f->vendor_db, &f->model_db,
+		&f->can_iface,
 	};
 	size_t i;
 
@@ -282,6 +294,7 @@ static int sim_fixture_load(const char *path, const char *overrides, struct sim_
 	memset(f, 0, sizeof(*f));
 	f->disconnect_ms = -1;
 	f->reenumerate_ms = -1;
+	f->can_down = -1;
 	fp = fopen(path, "re");
 	if (!fp) {
 		int r = -errno;
@@ -391,11 +404,10 @@ int sim_host_add_board(struct sim_host *h, const char *spec)
 	}
 	g_free(path);
 	if (b->fx.can) {
-		if (sim_verbose)
-			sim_log("%s: transport=can: served by kflash-simcanbus, not "
-				"a USB device here", b->fx.name);
+		int r = sim_can_add(h, spec, &b->fx);
+
 		sim_fixture_release(&b->fx);
-		return 0;
+		return r;
 	}
 	if (mode >= 0) {
 		if (b->fx.kind == SIM_KIND_FIXED) {

@@ -24,6 +24,7 @@ for f in "$BUS" "$LIB"; do
 done
 BUS=$(pwd)/$BUS
 LIB=$(pwd)/$LIB
+BUILD=$(cd "$BUILD" && pwd)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/test-can.XXXXXX")
 BUSPID=
@@ -337,6 +338,64 @@ if [ "$got" = "$want" ]; then
 	ok "events: $want"
 else
 	echo "got: $got" >"$WORK/why"; not_ok "event order" "$WORK/why"
+fi
+
+# ---- 8. inside the simulated host: can0 in udev, the preload, fake ip ----
+kill "$BUSPID" 2>/dev/null; wait "$BUSPID" 2>/dev/null; BUSPID=
+SIMHOST=$BUILD/kflash-simhost
+if ! command -v umockdev-wrapper >/dev/null 2>&1 || [ ! -x "$SIMHOST" ]; then
+	echo "ok - the simulated host's CAN interfaces # SKIP no umockdev-wrapper or $SIMHOST"
+else
+	mkdir -p "$WORK/state"
+	cat >"$WORK/inside.sh" <<'EOF'
+echo "preload ${LD_PRELOAD%%:*}"
+echo "can0 $(cat /sys/class/net/can0/operstate) $(cat /sys/class/net/can0/tx_queue_len) $(cat /sys/class/net/can0/type)"
+echo "can1 $(cat /sys/class/net/can1/operstate) $(cat /sys/class/net/can1/tx_queue_len)"
+udevadm info /sys/class/net/can0 | grep -x 'E: INTERFACE=can0'
+python3 -c "import sys; sys.path.insert(0, '$WORK'); from cantool import *
+print('can0', *query(sock('can0', [(0x3f1, 0x7ff)])))
+print('can1', *query(sock('can1', [(0x3f1, 0x7ff)])))"
+ip -details -json link show can1 | python3 -c 'import json, sys
+d = json.load(sys.stdin)[0]
+print("ip", d["ifname"], d["operstate"], d["txqlen"], d["linkinfo"]["info_data"]["bittiming"]["bitrate"])'
+# a USB board still answers on its tty with both preloads in place
+python3 -c "import os, sys, tty; sys.path.insert(0, '$WORK'); from cantool import crc16
+import struct, select, time
+fd = os.open('/dev/ttyACM0', os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+body = bytes([0x11, 0])
+os.write(fd, b'\x01\x88' + body + struct.pack('<H', crc16(body)) + b'\x99\x03')
+got, end = b'', time.time() + 3
+while len(got) < 8 and time.time() < end:
+    if select.select([fd], [], [], 0.2)[0]:
+        got += os.read(fd, 512)
+print('usb connect %02x' % got[2] if len(got) > 2 else 'usb no answer')"
+EOF
+	KFLASH_SIM_STATE=$WORK/state PATH=$(pwd)/sim/fake/bin:$PATH timeout 60 umockdev-wrapper "$SIMHOST" \
+		--events "$WORK/events8" --image-dir "$WORK/img8" \
+		--board "$BOARDS/ebb36-g0b1.board" \
+		--board "$BOARDS/ebb36-can.board,canbus_uuid=aabbccddeeff" \
+		--board "$BOARDS/ebb36-can.board,name=t2,canbus_uuid=112233445566,interface=can1,link=down,txqueuelen=10,bitrate=500000" \
+		-- env WORK="$WORK" bash -c '. "$WORK/inside.sh"' >"$WORK/out" 2>&1
+	want="preload $LIB
+can0 up 128 280
+can1 down 10
+E: INTERFACE=can0
+can0 aabbccddeeff 01
+can1
+ip can1 DOWN 10 500000
+usb connect a0"
+	if [ "$(cat "$WORK/out")" = "$want" ]; then
+		ok "simhost with CAN boards: can0/can1 in udev and sysfs (operstate, tx_queue_len), the preload first, the nodes on can0, nothing on the down can1, the fake ip's bitrate, the USB board still served"
+	else
+		printf 'want:\n%s\ngot:\n' "$want" >"$WORK/why"; cat "$WORK/out" >>"$WORK/why"
+		not_ok "simhost with CAN boards" "$WORK/why"
+	fi
+	if grep -q ' ebb36-can enumerate klipper$' "$WORK/events8" && [ -f "$WORK/state/can/can0" ]; then
+		ok "simhost: the CAN nodes' events in its event log, the interfaces' state in \$KFLASH_SIM_STATE/can/"
+	else
+		cat "$WORK/events8" >"$WORK/why"; not_ok "simhost events/state" "$WORK/why"
+	fi
 fi
 
 echo "$passes passed, $fails failed"
