@@ -1,6 +1,6 @@
 #!/bin/bash
 # test-fakes.sh - exercises the simulator's fake tools (sim/fake/) without
-# kflash: sudo, systemctl, the fake Klipper's make, the fake Katapult
+# kflash: sudo, systemctl, ip, the fake Klipper's make, the fake Katapult
 # flashtool, the fake Moonraker. The parts that need a board use the
 # stand-alone board emulator (build/kflash-simboard) and, for the USB flows,
 # the umockdev host (build/kflash-simhost); each is skipped with a SKIP line
@@ -282,6 +282,40 @@ test_sudo() {
 	sudo -n true 2>"$WORK/sudo.err"
 	check "fault sudo fail: exit 1" eval '[ $? = 1 ] && grep -q "^sudo: " "$WORK/sudo.err"'
 	nofault sudo
+}
+
+# ------------------------------------------------------------ ip
+
+test_ip() {
+	local out rc m
+	LOG="$WORK/ip.err"
+	mkdir -p "$KFLASH_SIM_STATE/can"
+	printf 'ifindex=100\nbitrate=500000\ntxqueuelen=10\nstate=up\n' >"$KFLASH_SIM_STATE/can/can0"
+	printf 'ifindex=101\nbitrate=1000000\ntxqueuelen=128\nstate=down\n' >"$KFLASH_SIM_STATE/can/can1"
+	m=$(mark)
+	out=$(ip -details -json link show can0 2>"$WORK/ip.err" | "$PY" -c 'import json, sys
+d = json.load(sys.stdin)
+assert len(d) == 1
+d = d[0]
+print(d["ifname"], d["ifindex"], d["operstate"], d["txqlen"], d["link_type"],
+      d["linkinfo"]["info_kind"], d["linkinfo"]["info_data"]["bittiming"]["bitrate"])')
+	check "ip -details -json link show can0: iproute2's JSON with txqlen and the bitrate" \
+		eval '[ "$out" = "can0 100 UP 10 can can 500000" ] && has_event "$m" "ip show can0$"'
+	out=$(ip -d link show dev can1 2>"$WORK/ip.err")
+	check "ip -d link show dev can1 (text): state DOWN, qlen, bitrate" \
+		eval 'echo "$out" | grep -q "^101: can1: <NOARP,ECHO> mtu 16 .* state DOWN .* qlen 128$" &&
+		      echo "$out" | grep -q "can state STOPPED" && echo "$out" | grep -q "bitrate 1000000 "'
+	out=$(ip -j link 2>"$WORK/ip.err")
+	check "ip -j link: every simulated interface" \
+		eval '[ "$(echo "$out" | "$PY" -c "import json, sys; print(*[d[\"ifname\"] for d in json.load(sys.stdin)])")" = "can0 can1" ]'
+	ip link show can9 >/dev/null 2>"$WORK/ip.err"
+	check "ip link show of an unknown interface: 'Device \"can9\" does not exist.', exit 1" \
+		eval '[ $? = 1 ] && grep -qx "Device \"can9\" does not exist." "$WORK/ip.err"'
+	ip link set can0 up type can bitrate 1000000 2>"$WORK/ip.err"
+	check "ip link set: refused (exit 2), nothing changed" \
+		eval '[ $? = 2 ] && grep -q "Operation not permitted" "$WORK/ip.err" &&
+		      grep -qx "bitrate=500000" "$KFLASH_SIM_STATE/can/can0"'
+	rm -rf "$KFLASH_SIM_STATE/can"
 }
 
 # ------------------------------------------------------------ make
@@ -866,7 +900,7 @@ EOF
 }
 
 SECONDS=0
-for t in event_format systemctl sudo make moonraker flashtool simhost; do
+for t in event_format systemctl sudo ip make moonraker flashtool simhost; do
 	start=$SECONDS
 	"test_$t"
 	echo "# $t: $((SECONDS - start)) s"
