@@ -87,7 +87,7 @@ SIMHOST_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,\
 	$(filter-out sim/simboard.c sim/can%.c,$(wildcard sim/*.c)))
 # the CAN bus (canbus.c, can_node.c + board.c) and the LD_PRELOAD library
 # that gives any process a raw CAN socket on it (can_preload.c)
-SIMCAN_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(wildcard sim/canbus.c sim/can_node.c sim/board.c))
+SIMCAN_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(wildcard sim/canbus.c sim/can_node.c sim/board.c sim/simutil.c))
 SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 	$(if $(wildcard sim/simhost.c),$(BUILD)/kflash-simhost) \
 	$(if $(wildcard sim/canbus.c),$(BUILD)/kflash-simcanbus $(BUILD)/libkflash-simcan.so)
@@ -147,9 +147,10 @@ $(BUILD)/tests/obj/%.o: tests/%.c
 $(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_HELPER_OBJ) $(BUILD)/libkflash.a
 	$(call need,$(LIB_PC) $(TEST_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS) $(TEST_LIBS)
 
-# the host's own files need umockdev's headers; the board's need nothing
-$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_PC = $(SIMHOST_PC)
-$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_CFLAGS = $(SIMHOST_CFLAGS)
+# the host's own files need umockdev's headers; the board's and the bus's
+# (simutil.c too) need nothing
+$(filter-out $(SIMBOARD_OBJ) $(SIMCAN_OBJ),$(SIMHOST_OBJ)): SIM_PC = $(SIMHOST_PC)
+$(filter-out $(SIMBOARD_OBJ) $(SIMCAN_OBJ),$(SIMHOST_OBJ)): SIM_CFLAGS = $(SIMHOST_CFLAGS)
 $(BUILD)/sim/%.o: sim/%.c
 	$(call need,$(SIM_PC))@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SIM_CFLAGS) -Isim -c -o $@ $<

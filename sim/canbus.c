@@ -31,6 +31,7 @@
 
 #include "can_node.h"
 #include "can_wire.h"
+#include "simutil.h"
 
 #define SIM_PROG	"kflash-simcanbus"
 #define SIM_CLIENTS_MAX	64
@@ -92,30 +93,17 @@ static void __attribute__((format(printf, 3, 4)))
 sim_event(void *ctx, const char *name, const char *fmt, ...)
 {
 	struct sim_bus *bus = ctx;
-	char line[512];
-	struct timespec ts;
+	char line[512] = "";
 	va_list ap;
-	int n, m;
+	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	n = snprintf(line, sizeof(line), "%lld.%03ld simboard %s ",
-		     (long long)ts.tv_sec, ts.tv_nsec / 1000000, name);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		return;
 	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	r = sim_event_vwrite(bus->events_fd, name, line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		return;
-	n += m;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	if (bus->verbose)
-		sim_say("event: %.*s", n, line);
-	line[n++] = '\n';
-	/* one write per line: O_APPEND keeps concurrent actors' lines whole */
-	if (bus->events_fd >= 0 && write(bus->events_fd, line, (size_t)n) != n)
+	if (r < 0)
 		sim_say("events: %s", strerror(errno));
+	if (bus->verbose)
+		sim_say("event: %s", line);
 }
 
 /****************************************************************
@@ -399,18 +387,6 @@ static int sim_parse_num(const char *v, long lo, long hi, long *ret)
 	return 0;
 }
 
-static char *sim_trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
 /* One key; 0, 1 for a key this program does not use, -1 for a bad value. */
 static int sim_fx_key(struct sim_fx *fx, const char *k, const char *v)
 {
@@ -479,7 +455,7 @@ static int sim_fx_line(struct sim_fx *fx, char *line, const char *where)
 	char *eq, *k, *v;
 	int r;
 
-	line = sim_trim(line);
+	line = sim_strip(line);
 	if (!*line || *line == '#')
 		return 0;
 	eq = strchr(line, '=');
@@ -488,8 +464,8 @@ static int sim_fx_line(struct sim_fx *fx, char *line, const char *where)
 		return -1;
 	}
 	*eq = '\0';
-	k = sim_trim(line);
-	v = sim_trim(eq + 1);
+	k = sim_strip(line);
+	v = sim_strip(eq + 1);
 	r = sim_fx_key(fx, k, v);
 	if (r < 0)
 		sim_say("%s: bad %s: %s", where, k, v);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "simutil.h"
 
 /* after_complete=: the names fixtures/boards/README.md and
  * sim/fake/lib/faults.py give the board's behaviour after COMPLETE. */
@@ -30,18 +31,6 @@ static int sim_after_parse(const char *v, enum sim_after *ret)
 		}
 	}
 	return -EINVAL;
-}
-
-static char *sim_strip(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
 }
 
 static int sim_parse_u32(const char *v, uint32_t *ret)

@@ -38,6 +38,8 @@ ok() { passes=$((passes + 1)); echo "ok - $1"; }
 not_ok() { fails=$((fails + 1)); echo "not ok - $1"; [ $# -gt 1 ] && sed 's/^/#   /' "$2"; }
 
 export KFLASH_SIM_CANBUS=$WORK/bus.sock KFLASH_SIM_CAN_IFACES=can0,can1
+# the probes' Katapult framing is the fakes' (sim/fake/lib/simfake.py)
+export PYTHONPATH=$(pwd)/sim/fake/lib${PYTHONPATH:+:$PYTHONPATH}
 
 # start_bus ARGS...: a fresh bus, up when its socket is there
 start_bus() {
@@ -106,13 +108,7 @@ def query(s, seconds=0.5):
             found.append("%s %02x" % (data[1:7].hex(), data[7]))
     return sorted(found)
 
-def crc16(data):
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
+from simfake import crc16_mcrf4xx as crc16  # noqa: E402
 
 def command(s, nodeid, cmd, payload=b"", seconds=2):
     """One Katapult command over the node's ids: (ack, payload words)."""

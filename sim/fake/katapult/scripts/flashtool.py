@@ -204,6 +204,30 @@ class Board:
         say("]\n\nVerification Complete: SHA = %s" % got)
         simfake.event(ACTOR, "verified", got)
 
+    def session(self, flash_req, after_connect=None):
+        """CONNECT (then after_connect), and for a flash the write, the
+        verify and COMPLETE; returns the tool's last line."""
+        try:
+            if self.fault is not None and self.fault.word == "fail" and not flash_req:
+                self.fault.fired(ACTOR)
+                raise FlashError("Error sending command [CONNECT] to Device")
+            self.connect()
+            if after_connect is not None:
+                after_connect()
+            if not flash_req:
+                return "Status Request Complete"
+            self.write()
+            self.verify()
+        except KeyboardInterrupt:
+            simfake.event(ACTOR, "signal", "INT")
+            raise
+        finally:
+            # like the real tool: COMPLETE ends every flash attempt, even a
+            # failed or interrupted one, so the board leaves the bootloader
+            if flash_req:
+                self.complete()
+        return "Programming Complete"
+
     def complete(self):
         try:
             self.cmd("COMPLETE")
@@ -373,28 +397,11 @@ def run_serial(args, fault):
     link = simfake.KatapultLink(port, verbose_log, simfake.retry_scale(), logging.exception)
     try:
         board = Board(link, fw, fault)
-        try:
-            if double_buffered(product):
-                link.prime()
-            if fault is not None and fault.word == "fail" and not flash_req:
-                fault.fired(ACTOR)
-                raise FlashError("Error sending command [CONNECT] to Device")
-            board.connect()
-            if not flash_req:
-                return "Status Request Complete"
-            board.write()
-            board.verify()
-        except KeyboardInterrupt:
-            simfake.event(ACTOR, "signal", "INT")
-            raise
-        finally:
-            # like the real tool: COMPLETE ends every flash attempt, even a
-            # failed or interrupted one, so the board leaves the bootloader
-            if flash_req:
-                board.complete()
+        if double_buffered(product):
+            link.prime()
+        return board.session(flash_req)
     finally:
         port.close()
-    return "Programming Complete"
 
 
 # ---------------------------------------------------------------- CAN
@@ -516,29 +523,16 @@ def run_can(args, fault):
         link = simfake.KatapultLink(CanPort(sock, node_id), logging.info,
                                     simfake.retry_scale(), logging.exception)
         board = Board(link, fw, fault)
-        try:
-            if fault is not None and fault.word == "fail" and not flash_req:
-                fault.fired(ACTOR)
-                raise FlashError("Error sending command [CONNECT] to Device")
-            board.connect()
+
+        def verify_uuid():
             say("Verifying canbus connection")
             ret = board.cmd("GET_CANBUS_ID")
             got = sum(v << ((5 - i) * 8) for i, v in enumerate(bytes(ret[:6])))
             if got != uuid:
                 raise FlashError("UUID mismatch (%s vs %s)" % (uuid, got))
-            if not flash_req:
-                return "Status Request Complete"
-            board.write()
-            board.verify()
-        except KeyboardInterrupt:
-            simfake.event(ACTOR, "signal", "INT")
-            raise
-        finally:
-            if flash_req:
-                board.complete()
+        return board.session(flash_req, verify_uuid)
     finally:
         sock.close()
-    return "Programming Complete"
 
 
 def run(args):
