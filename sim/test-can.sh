@@ -48,7 +48,7 @@ start_bus() {
 		wait "$BUSPID" 2>/dev/null
 	fi
 	rm -f "$KFLASH_SIM_CANBUS"
-	"$BUS" "$@" 2>"$WORK/bus.err" &
+	"$BUS" "$@" 2>>"$WORK/bus.err" &
 	BUSPID=$!
 	for _ in $(seq 200); do
 		[ -S "$KFLASH_SIM_CANBUS" ] && return 0
@@ -392,6 +392,14 @@ usb connect a0"
 	else
 		cat "$WORK/events8" >"$WORK/why"; not_ok "simhost events/state" "$WORK/why"
 	fi
+fi
+
+# the bus ends cleanly on SIGTERM: no sanitizer report, nothing left over
+if [ -n "$BUSPID" ]; then kill "$BUSPID" 2>/dev/null; wait "$BUSPID" 2>/dev/null; BUSPID=; fi
+if ! grep -q "Sanitizer\|runtime error" "$WORK/bus.err"; then
+	ok "the bus ran and ended without a sanitizer report"
+else
+	not_ok "the bus's stderr" "$WORK/bus.err"
 fi
 
 echo "$passes passed, $fails failed"
