@@ -84,12 +84,16 @@ TEST_HELPER_OBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,\
 # file in sim/ (board.c included) makes the host
 SIMBOARD_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(wildcard sim/simboard.c sim/board.c))
 SIMHOST_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,\
-	$(filter-out sim/simboard.c,$(wildcard sim/*.c)))
+	$(filter-out sim/simboard.c sim/can%.c,$(wildcard sim/*.c)))
+# the CAN bus (canbus.c, can_node.c + board.c) and the LD_PRELOAD library
+# that gives any process a raw CAN socket on it (can_preload.c)
+SIMCAN_OBJ := $(patsubst sim/%.c,$(BUILD)/sim/%.o,$(wildcard sim/canbus.c sim/can_node.c sim/board.c sim/simutil.c))
 SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
-	$(if $(wildcard sim/simhost.c),$(BUILD)/kflash-simhost)
+	$(if $(wildcard sim/simhost.c),$(BUILD)/kflash-simhost) \
+	$(if $(wildcard sim/canbus.c),$(BUILD)/kflash-simcanbus $(BUILD)/libkflash-simcan.so)
 
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
-	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ))
+	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
 .PHONY: all check unit door sim-tests scenarios recordings deps demo bench valgrind install \
 	uninstall clean simhost-skipped FORCE
@@ -143,9 +147,10 @@ $(BUILD)/tests/obj/%.o: tests/%.c
 $(TEST_BIN): $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_HELPER_OBJ) $(BUILD)/libkflash.a
 	$(call need,$(LIB_PC) $(TEST_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS) $(TEST_LIBS)
 
-# the host's own files need umockdev's headers; the board's need nothing
-$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_PC = $(SIMHOST_PC)
-$(filter-out $(SIMBOARD_OBJ),$(SIMHOST_OBJ)): SIM_CFLAGS = $(SIMHOST_CFLAGS)
+# the host's own files need umockdev's headers; the board's and the bus's
+# (simutil.c too) need nothing
+$(filter-out $(SIMBOARD_OBJ) $(SIMCAN_OBJ),$(SIMHOST_OBJ)): SIM_PC = $(SIMHOST_PC)
+$(filter-out $(SIMBOARD_OBJ) $(SIMCAN_OBJ),$(SIMHOST_OBJ)): SIM_CFLAGS = $(SIMHOST_CFLAGS)
 $(BUILD)/sim/%.o: sim/%.c
 	$(call need,$(SIM_PC))@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SIM_CFLAGS) -Isim -c -o $@ $<
@@ -155,6 +160,14 @@ $(BUILD)/kflash-simboard: $(SIMBOARD_OBJ)
 
 $(BUILD)/kflash-simhost: $(SIMHOST_OBJ)
 	$(call need,$(SIMHOST_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(SIMHOST_LIBS)
+
+$(BUILD)/kflash-simcanbus: $(SIMCAN_OBJ)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS)
+
+# never sanitized: it is preloaded into python3 and flashtool.py
+$(BUILD)/libkflash-simcan.so: sim/can_preload.c sim/can_wire.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 # ---- tests -----------------------------------------------------------------
 

@@ -21,6 +21,7 @@
 #define SIM_CMD_SEND_EOF	0x13
 #define SIM_CMD_REQUEST_BLOCK	0x14
 #define SIM_CMD_COMPLETE	0x15
+#define SIM_CMD_GET_CANBUS_ID	0x16
 
 #define SIM_ACK		0xa0
 #define SIM_NACK	0xf1
@@ -172,6 +173,9 @@ struct sim_board {
 	size_t tail_len;
 
 	int image_err;
+
+	int can;
+	uint8_t canbus_uuid[6];
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -314,6 +318,8 @@ sim_board_new(const struct sim_board_cfg *cfg)
 	b->fault = cfg->fault;
 	b->log = cfg->log;
 	b->log_ctx = cfg->log_ctx;
+	b->can = cfg->can;
+	memcpy(b->canbus_uuid, cfg->canbus_uuid, sizeof(b->canbus_uuid));
 	sim_board_set_mode(b, cfg->mode);
 	return b;
 }
@@ -932,6 +938,19 @@ sim_cmd_complete(struct sim_board *b)
 	return 0;
 }
 
+/* Payload: cmd id, then the 6-byte UUID padded to two words, as in
+ * Katapult's command_get_canbus_id(). */
+static int
+sim_cmd_get_canbus_id(struct sim_board *b)
+{
+	uint8_t p[12];
+
+	memset(p, 0, sizeof(p));
+	memcpy(p + 4, b->canbus_uuid, sizeof(b->canbus_uuid));
+	sim_log(b, "GET_CANBUS_ID: ack");
+	return sim_ack(b, SIM_CMD_GET_CANBUS_ID, p, 3);
+}
+
 static int
 sim_dispatch(struct sim_board *b, const uint8_t *frame)
 {
@@ -950,6 +969,10 @@ sim_dispatch(struct sim_board *b, const uint8_t *frame)
 		return sim_cmd_request_block(b, payload);
 	case SIM_CMD_COMPLETE:
 		return sim_cmd_complete(b);
+	case SIM_CMD_GET_CANBUS_ID:
+		if (b->can)
+			return sim_cmd_get_canbus_id(b);
+		/* fall through */
 	default:
 		/* Unknown commands (flashtool's prime frame, GET_CANBUS_ID on
 		 * a USB build) get ERROR, as in Katapult's command_dispatch(). */

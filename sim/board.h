@@ -62,6 +62,10 @@ struct sim_board_cfg {
 	enum sim_fault fault;
 	sim_board_log_fn log;		/* may be NULL */
 	void *log_ctx;
+	int can;			/* a CAN build: answers GET_CANBUS_ID
+					 * (0x16) with canbus_uuid; a USB build
+					 * answers it ERROR */
+	uint8_t canbus_uuid[6];
 };
 
 /* The block size every Katapult build uses. */

@@ -105,6 +105,13 @@ struct sim_fixture {
 	char *vendor_db, *model_db;	/* hwdb names, optional */
 	int disconnect_ms;		/* event -> USB disconnect */
 	int reenumerate_ms;		/* disconnect -> new identity appears */
+	bool can;			/* transport=can: a node on the simulated
+					 * CAN bus (kflash-simcanbus serves it),
+					 * not a USB device (host_can.c) */
+	char *can_iface;		/* interface=, default can0 */
+	int can_bitrate;		/* bitrate= of that interface; 0: default */
+	int can_txqueuelen;		/* txqueuelen=; 0: default */
+	int can_down;			/* link=down: 1, up: 0, unset: -1 */
 };
 
 /* ---- the host and its boards --------------------------------------- */
@@ -171,6 +178,18 @@ struct sim_host {
 	char ctl_buf[512];
 	size_t ctl_len;
 	bool ctl_overlong;		/* discarding the rest of a too-long line */
+	/* the simulated CAN bus and its interfaces (host_can.c) */
+	char *can_specs[SIM_MAX_BOARDS];	/* --board specs of transport=can */
+	int ncan;
+	struct sim_can_iface {
+		char name[16];
+		int bitrate, txqueuelen;
+		bool down;
+	} can_ifaces[8];
+	int ncan_ifaces;
+	char *events_path;
+	char *can_dir;			/* holds the bus's socket */
+	pid_t can_pid;
 };
 
 /* ---- the logs and the clock (host_log.c) --------------------------- */
@@ -196,6 +215,19 @@ void sim_fixture_release(struct sim_fixture *f);
  * slot of H, refusing a second board of the same name, USB port or pinned
  * tty. 0 or -errno (logged). */
 int sim_host_add_board(struct sim_host *h, const char *spec);
+
+/* ---- the CAN bus (host_can.c) -------------------------------------- */
+
+/* A transport=can board F (SPEC as given): for the bus, and its interface. */
+int sim_can_add(struct sim_host *h, const char *spec, const struct sim_fixture *f);
+/* With CAN boards: the interfaces in the testbed (net subsystem), their
+ * state for the fake ip under $KFLASH_SIM_STATE/can/, kflash-simcanbus
+ * serving the boards, and the command's environment (KFLASH_SIM_CANBUS,
+ * KFLASH_SIM_CAN_IFACES, libkflash-simcan.so ahead of umockdev's LD_PRELOAD).
+ * 0 or -1 (logged). */
+int sim_can_start(struct sim_host *h);
+/* Ends the bus; idempotent. */
+void sim_can_stop(struct sim_host *h);
 
 /* ---- the udev description (host_udev.c) ---------------------------- */
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "simutil.h"
 
 /* after_complete=: the names fixtures/boards/README.md and
  * sim/fake/lib/faults.py give the board's behaviour after COMPLETE. */
@@ -30,18 +31,6 @@ static int sim_after_parse(const char *v, enum sim_after *ret)
 		}
 	}
 	return -EINVAL;
-}
-
-static char *sim_strip(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
 }
 
 static int sim_parse_u32(const char *v, uint32_t *ret)
@@ -105,6 +94,26 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 	else if (!strcmp(k, "vendor_db")) str = &f->vendor_db;
 	else if (!strcmp(k, "model_db")) str = &f->model_db;
 	else if (!strcmp(k, "description")) return 0;
+	else if (!strcmp(k, "interface")) str = &f->can_iface;
+	/* kflash-simcanbus's own keys (sim/canbus.c) */
+	else if (!strcmp(k, "canbus_uuid") || !strcmp(k, "assigned") ||
+		 !strcmp(k, "reboot_ms")) return 0;
+	if (!strcmp(k, "bitrate"))
+		return sim_parse_int(v, 10000, 8000000, &f->can_bitrate);
+	if (!strcmp(k, "txqueuelen"))
+		return sim_parse_int(v, 1, 100000, &f->can_txqueuelen);
+	if (!strcmp(k, "link")) {
+		if (!strcmp(v, "up")) f->can_down = 0;
+		else if (!strcmp(v, "down")) f->can_down = 1;
+		else return -EINVAL;
+		return 0;
+	}
+	if (!strcmp(k, "transport")) {
+		if (!strcmp(v, "usb")) f->can = false;
+		else if (!strcmp(v, "can")) f->can = true;
+		else return -EINVAL;
+		return 0;
+	}
 	if (str) {
 		g_free(*str);
 		*str = g_strdup(v);
@@ -152,6 +161,7 @@ void sim_fixture_release(struct sim_fixture *f)
 		&f->boot_manufacturer, &f->version, &f->klipper_version, &f->port,
 		&f->tty, &f->vid, &f->pid, &f->revision, &f->driver,
 		&f->device_class, &f->interface_class, &f->vendor_db, &f->model_db,
+		&f->can_iface,
 	};
 	size_t i;
 
@@ -273,6 +283,7 @@ static int sim_fixture_load(const char *path, const char *overrides, struct sim_
 	memset(f, 0, sizeof(*f));
 	f->disconnect_ms = -1;
 	f->reenumerate_ms = -1;
+	f->can_down = -1;
 	fp = fopen(path, "re");
 	if (!fp) {
 		int r = -errno;
@@ -314,6 +325,8 @@ static int sim_fixture_load(const char *path, const char *overrides, struct sim_
 			*dot = '\0';
 		f->name = base;
 	}
+	if (f->can)
+		return 0;	/* not ours: no USB port, no tty */
 	err = sim_fixture_finish(f);
 	if (err) {
 		sim_log("%s: %s", path, err);
@@ -379,6 +392,12 @@ int sim_host_add_board(struct sim_host *h, const char *spec)
 		return -EINVAL;
 	}
 	g_free(path);
+	if (b->fx.can) {
+		int r = sim_can_add(h, spec, &b->fx);
+
+		sim_fixture_release(&b->fx);
+		return r;
+	}
 	if (mode >= 0) {
 		if (b->fx.kind == SIM_KIND_FIXED) {
 			sim_log("%s: kind=fixed has no %s mode", b->fx.name, mode_name);

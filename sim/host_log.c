@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "simutil.h"
 
 int sim_verbose;
 
@@ -35,28 +36,14 @@ int64_t sim_now_ms(void)
 
 void sim_event(struct sim_host *h, const char *board, const char *fmt, ...)
 {
-	char line[512];
-	struct timespec ts;
 	va_list ap;
-	int n, m;
+	int r;
 
 	if (h->events_fd < 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	n = snprintf(line, sizeof(line), "%lld.%03ld simboard %s ",
-		     (long long)ts.tv_sec, ts.tv_nsec / 1000000, board);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		return;
 	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	r = sim_event_vwrite(h->events_fd, board, NULL, 0, fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		return;
-	n += m;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	/* One write per line: O_APPEND keeps lines of concurrent actors whole. */
-	if (write(h->events_fd, line, (size_t)n) != n)
+	if (r < 0)
 		sim_log("events: %s", strerror(errno));
 }

@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 			argi++;
 		}
 	}
-	if (!h->nboards) {
+	if (!h->nboards && !h->ncan) {
 		sim_log("no --board given");
 		return 2;
 	}
@@ -327,6 +327,10 @@ int main(int argc, char **argv)
 			goto out;
 	}
 
+	h->events_path = events_path ? g_strdup(events_path) : NULL;
+	if (sim_can_start(h) < 0)
+		goto out;
+
 	child = sim_cmd_spawn(cmd, &oldmask, &gave_tty);
 	if (child < 0) {
 		exit_code = child == -2 ? 127 : 1;
@@ -338,6 +342,7 @@ int main(int argc, char **argv)
 	exit_code = sim_serve(h, sfd, child);
 
 out:
+	sim_can_stop(h);
 	if (child > 0)
 		sim_cmd_end_leftovers(child, gave_tty);
 	/* no uevents now: the testbed and whoever listened are going away */
@@ -369,6 +374,7 @@ out:
 		(void)unlink(h->ctl_path);
 	}
 	g_free(h->ctl_path);
+	g_free(h->events_path);
 	g_free(control_default);
 	return exit_code;
 }

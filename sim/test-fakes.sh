@@ -1,6 +1,6 @@
 #!/bin/bash
 # test-fakes.sh - exercises the simulator's fake tools (sim/fake/) without
-# kflash: sudo, systemctl, the fake Klipper's make, the fake Katapult
+# kflash: sudo, systemctl, ip, the fake Klipper's make, the fake Katapult
 # flashtool, the fake Moonraker. The parts that need a board use the
 # stand-alone board emulator (build/kflash-simboard) and, for the USB flows,
 # the umockdev host (build/kflash-simhost); each is skipped with a SKIP line
@@ -282,6 +282,40 @@ test_sudo() {
 	sudo -n true 2>"$WORK/sudo.err"
 	check "fault sudo fail: exit 1" eval '[ $? = 1 ] && grep -q "^sudo: " "$WORK/sudo.err"'
 	nofault sudo
+}
+
+# ------------------------------------------------------------ ip
+
+test_ip() {
+	local out rc m
+	LOG="$WORK/ip.err"
+	mkdir -p "$KFLASH_SIM_STATE/can"
+	printf 'ifindex=100\nbitrate=500000\ntxqueuelen=10\nstate=up\n' >"$KFLASH_SIM_STATE/can/can0"
+	printf 'ifindex=101\nbitrate=1000000\ntxqueuelen=128\nstate=down\n' >"$KFLASH_SIM_STATE/can/can1"
+	m=$(mark)
+	out=$(ip -details -json link show can0 2>"$WORK/ip.err" | "$PY" -c 'import json, sys
+d = json.load(sys.stdin)
+assert len(d) == 1
+d = d[0]
+print(d["ifname"], d["ifindex"], d["operstate"], d["txqlen"], d["link_type"],
+      d["linkinfo"]["info_kind"], d["linkinfo"]["info_data"]["bittiming"]["bitrate"])')
+	check "ip -details -json link show can0: iproute2's JSON with txqlen and the bitrate" \
+		eval '[ "$out" = "can0 100 UP 10 can can 500000" ] && has_event "$m" "ip show can0$"'
+	out=$(ip -d link show dev can1 2>"$WORK/ip.err")
+	check "ip -d link show dev can1 (text): state DOWN, qlen, bitrate" \
+		eval 'echo "$out" | grep -q "^101: can1: <NOARP,ECHO> mtu 16 .* state DOWN .* qlen 128$" &&
+		      echo "$out" | grep -q "can state STOPPED" && echo "$out" | grep -q "bitrate 1000000 "'
+	out=$(ip -j link 2>"$WORK/ip.err")
+	check "ip -j link: every simulated interface" \
+		eval '[ "$(echo "$out" | "$PY" -c "import json, sys; print(*[d[\"ifname\"] for d in json.load(sys.stdin)])")" = "can0 can1" ]'
+	ip link show can9 >/dev/null 2>"$WORK/ip.err"
+	check "ip link show of an unknown interface: 'Device \"can9\" does not exist.', exit 1" \
+		eval '[ $? = 1 ] && grep -qx "Device \"can9\" does not exist." "$WORK/ip.err"'
+	ip link set can0 up type can bitrate 1000000 2>"$WORK/ip.err"
+	check "ip link set: refused (exit 2), nothing changed" \
+		eval '[ $? = 2 ] && grep -q "Operation not permitted" "$WORK/ip.err" &&
+		      grep -qx "bitrate=500000" "$KFLASH_SIM_STATE/can/can0"'
+	rm -rf "$KFLASH_SIM_STATE/can"
 }
 
 # ------------------------------------------------------------ make
@@ -798,6 +832,73 @@ test_flashtool() {
 	stop_board
 }
 
+# ------------------------------------------------------------ flashtool on CAN
+
+test_flashtool_can() {
+	local rc m bus=$ROOT/build/kflash-simcanbus lib=$ROOT/build/libkflash-simcan.so pid
+	local bin=$WORK/out/ebb36/klipper.bin boards=$ROOT/fixtures/boards
+	if [ ! -x "$bus" ] || [ ! -f "$lib" ]; then
+		skip "flashtool on CAN ($bus or $lib is not built: make)"
+		return
+	fi
+	LOG="$WORK/can.out $WORK/can.err $WORK/bus.err"
+	make -s -C "$K" KCONFIG_CONFIG="$ROOT/fixtures/configs/ebb36-g0b1.config" OUT="$WORK/out/ebb36/" \
+		>/dev/null 2>&1
+	export KFLASH_SIM_CANBUS=$WORK/canbus.sock
+	"$bus" --socket "$KFLASH_SIM_CANBUS" --events "$KFLASH_SIM_EVENTS" --image-dir "$WORK/canimg" \
+		--board "$boards/ebb36-can.board" \
+		--board "$boards/ebb36-can.board:katapult,name=spare,canbus_uuid=112233445566" 2>"$WORK/bus.err" &
+	pid=$!
+	mkdir -p "$WORK/canimg"
+	for _ in $(seq 200); do [ -S "$KFLASH_SIM_CANBUS" ] && break; sleep 0.01; done
+
+	m=$(mark)
+	LD_PRELOAD=$lib timeout 30 "$PY" "$FLASHTOOL" -i can0 -q >"$WORK/can.out" 2>"$WORK/can.err"
+	rc=$?
+	check "flashtool -i can0 -q: both unassigned nodes with their application, exit 0" \
+		eval '[ $rc = 0 ] && grep -qx "Detected UUID: 91c5e4099ac9, Application: Klipper" "$WORK/can.out" &&
+		      grep -qx "Detected UUID: 112233445566, Application: Katapult" "$WORK/can.out" &&
+		      [ "$(tail -1 "$WORK/can.out")" = "CANBus UUID Query Complete" ] &&
+		      has_event "$m" "flashtool start can:can0 query$" &&
+		      has_event "$m" "flashtool query 91c5e4099ac9 Klipper$"'
+	m=$(mark)
+	LD_PRELOAD=$lib timeout 60 "$PY" "$FLASHTOOL" -i can0 -u 91c5e4099ac9 -f "$bin" >"$WORK/can.out" 2>"$WORK/can.err"
+	rc=$?
+	check "flashtool -i can0 -u UUID -f klipper.bin: jump, node id, CONNECT, GET_CANBUS_ID, write, verify, COMPLETE" \
+		eval '[ $rc = 0 ] && grep -qx "Sending bootloader jump command..." "$WORK/can.out" &&
+		      grep -qx "Verifying canbus connection" "$WORK/can.out" &&
+		      grep -qx "Programming Complete" "$WORK/can.out" &&
+		      has_event "$m" "flashtool bootloader-request can:91c5e4099ac9 can0$" &&
+		      has_event "$m" "simboard ebb36-can flash-complete bytes=" &&
+		      event_before "flashtool verified" "flashtool complete$"'
+	"$PY" -c 'import sys
+fw, img = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.exit(0 if img[:len(fw)] == fw and set(img[len(fw):]) <= {0xff} else 1)' "$bin" "$WORK/canimg/ebb36-can.bin"
+	check "the CAN node holds the firmware" [ $? = 0 ]
+	echo 0.05 >"$KFLASH_SIM_STATE/flashtool-retry-scale"
+	m=$(mark)
+	LD_PRELOAD=$lib timeout 60 "$PY" "$FLASHTOOL" -i can0 -u 0a0b0c0d0e0f -f "$bin" >"$WORK/can.out" 2>"$WORK/can.err"
+	rc=$?
+	check "flashtool -u of a UUID nobody has: CONNECT and COMPLETE go unanswered, exit 1" \
+		eval '[ $rc = 1 ] && grep -q "Error sending command \[CONNECT\] to Device" "$WORK/can.err" &&
+		      grep -q "Error sending command \[COMPLETE\] to Device" "$WORK/can.err" &&
+		      has_event "$m" "flashtool complete no-answer$"'
+	rm -f "$KFLASH_SIM_STATE/flashtool-retry-scale"
+	LD_PRELOAD=$lib timeout 30 "$PY" "$FLASHTOOL" -i can7 -q >"$WORK/can.out" 2>"$WORK/can.err"
+	check "flashtool -i on an interface that does not exist: 'Unable to bind socket to can7', exit 1" \
+		eval '[ $? = 1 ] && grep -q "FlashError: Unable to bind socket to can7" "$WORK/can.err"'
+	if "$PY" -c 'import socket; socket.socket(socket.PF_CAN, socket.SOCK_RAW, socket.CAN_RAW)' 2>/dev/null; then
+		skip "flashtool -i without AF_CAN: this kernel has AF_CAN"
+	else
+		env -u KFLASH_SIM_CANBUS timeout 30 "$PY" "$FLASHTOOL" -i can0 -q >"$WORK/can.out" 2>"$WORK/can.err"
+		check "flashtool -i without any CAN socket (no AF_CAN, no simulated bus): the OSError, exit 1" \
+			eval '[ $? = 1 ] && grep -q "^OSError: \[Errno 97\]" "$WORK/can.err"'
+	fi
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	unset KFLASH_SIM_CANBUS
+}
+
 # ------------------------------------------------------------ USB flows (umockdev)
 
 test_simhost() {
@@ -866,7 +967,7 @@ EOF
 }
 
 SECONDS=0
-for t in event_format systemctl sudo make moonraker flashtool simhost; do
+for t in event_format systemctl sudo ip make moonraker flashtool flashtool_can simhost; do
 	start=$SECONDS
 	"test_$t"
 	echo "# $t: $((SECONDS - start)) s"

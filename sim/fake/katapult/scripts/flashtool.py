@@ -5,8 +5,10 @@
 # serial protocol to the board emulator (or any Katapult device).
 #
 # Differences that matter to the simulator are listed in sim/fake/README.md
-# (CAN is not supported; the serial device is opened through its resolved
-# node; $KFLASH_SIM_STATE/flashtool-retry-scale shrinks the retry waits).
+# (CAN through whatever raw CAN socket the host gives, the simulator's
+# libkflash-simcan.so on a kernel without AF_CAN; no USB-CAN bridge path;
+# the serial device is opened through its resolved node;
+# $KFLASH_SIM_STATE/flashtool-retry-scale shrinks the retry waits).
 # Faults ($KFLASH_SIM_STATE/fault/flashtool): fail, hang, slow N,
 # no-complete, pyserial-missing.
 import time as _time
@@ -16,8 +18,10 @@ import hashlib
 import logging
 import os
 import pathlib
+import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -200,6 +204,30 @@ class Board:
         say("]\n\nVerification Complete: SHA = %s" % got)
         simfake.event(ACTOR, "verified", got)
 
+    def session(self, flash_req, after_connect=None):
+        """CONNECT (then after_connect), and for a flash the write, the
+        verify and COMPLETE; returns the tool's last line."""
+        try:
+            if self.fault is not None and self.fault.word == "fail" and not flash_req:
+                self.fault.fired(ACTOR)
+                raise FlashError("Error sending command [CONNECT] to Device")
+            self.connect()
+            if after_connect is not None:
+                after_connect()
+            if not flash_req:
+                return "Status Request Complete"
+            self.write()
+            self.verify()
+        except KeyboardInterrupt:
+            simfake.event(ACTOR, "signal", "INT")
+            raise
+        finally:
+            # like the real tool: COMPLETE ends every flash attempt, even a
+            # failed or interrupted one, so the board leaves the bootloader
+            if flash_req:
+                self.complete()
+        return "Programming Complete"
+
     def complete(self):
         try:
             self.cmd("COMPLETE")
@@ -369,28 +397,142 @@ def run_serial(args, fault):
     link = simfake.KatapultLink(port, verbose_log, simfake.retry_scale(), logging.exception)
     try:
         board = Board(link, fw, fault)
-        try:
-            if double_buffered(product):
-                link.prime()
-            if fault is not None and fault.word == "fail" and not flash_req:
-                fault.fired(ACTOR)
-                raise FlashError("Error sending command [CONNECT] to Device")
-            board.connect()
-            if not flash_req:
-                return "Status Request Complete"
-            board.write()
-            board.verify()
-        except KeyboardInterrupt:
-            simfake.event(ACTOR, "signal", "INT")
-            raise
-        finally:
-            # like the real tool: COMPLETE ends every flash attempt, even a
-            # failed or interrupted one, so the board leaves the bootloader
-            if flash_req:
-                board.complete()
+        if double_buffered(product):
+            link.prime()
+        return board.session(flash_req)
     finally:
         port.close()
-    return "Programming Complete"
+
+
+# ---------------------------------------------------------------- CAN
+
+CAN_FMT = "<IB3x8s"
+CANBUS_ID_ADMIN = 0x3f0
+CANBUS_ID_ADMIN_RESP = 0x3f1
+KLIPPER_REBOOT_CMD = 0x02
+KLIPPER_SET_NODE_CMD = 0x01
+CANBUS_CMD_QUERY_UNASSIGNED = 0x00
+CANBUS_CMD_SET_NODEID = 0x11
+CANBUS_CMD_CLEAR_NODE_ID = 0x12
+CANBUS_RESP_NEED_NODEID = 0x20
+CANBUS_NODEID_OFFSET = 128
+
+
+def uuid_bytes(uuid):
+    return bytes((uuid >> ((5 - i) * 8)) & 0xFF for i in range(6))
+
+
+class CanPort:
+    """A node's byte stream on a raw CAN socket, shaped like the serial
+    port KatapultLink drives: write() goes out on the node's id in frames
+    of 8 bytes, read() returns what arrived on the id after it."""
+
+    def __init__(self, sock, node_id):
+        self.sock = sock
+        self.tx_id = node_id * 2 + 0x100
+        self.rx_id = self.tx_id + 1
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def write(self, data):
+        for i in range(0, len(data), 8):
+            chunk = data[i:i + 8]
+            self.sock.send(struct.pack(CAN_FMT, self.tx_id, len(chunk), chunk))
+
+    def read(self, n):
+        got = bytearray()
+        while len(got) < n:
+            try:
+                pkt = self.sock.recv(16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not pkt:
+                raise OSError("CAN socket closed")
+            can_id, length, data = struct.unpack(CAN_FMT, pkt)
+            if (can_id & socket.CAN_EFF_MASK) == self.rx_id:
+                got += data[:length]
+        return bytes(got)
+
+
+def can_send(sock, can_id, payload):
+    sock.send(struct.pack(CAN_FMT, can_id, len(payload), payload))
+
+
+def can_query(sock):
+    """The unassigned nodes' answers for 2 s: [(uuid, app name)]."""
+    say("Checking for Katapult nodes...")
+    can_send(sock, CANBUS_ID_ADMIN, bytes([CANBUS_CMD_QUERY_UNASSIGNED]))
+    names = {KLIPPER_SET_NODE_CMD: "Klipper", CANBUS_CMD_SET_NODEID: "Katapult"}
+    found = []
+    end = time.monotonic() + 2.0
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        if not select.select([sock], [], [], left)[0]:
+            continue
+        can_id, length, data = struct.unpack(CAN_FMT, sock.recv(16))
+        data = data[:length]
+        if (can_id & socket.CAN_EFF_MASK) != CANBUS_ID_ADMIN_RESP:
+            continue
+        if len(data) < 7 or data[0] != CANBUS_RESP_NEED_NODEID:
+            continue
+        app = names.get(data[7], "Unknown") if len(data) > 7 else "Unknown"
+        say("Detected UUID: %s, Application: %s" % (data[1:7].hex(), app))
+        simfake.event(ACTOR, "query", data[1:7].hex(), app)
+        found.append((data[1:7].hex(), app))
+    return found
+
+
+def run_can(args, fault):
+    flash_req = not (args.request_bootloader or args.status or args.query)
+    uuid = None
+    if not args.query:
+        if args.uuid is None:
+            raise FlashError("The 'uuid' option must be specified to flash a CAN device")
+        uuid = int(args.uuid, 16)
+        say("Connecting to CAN UUID %s on interface %s" % (args.uuid, args.interface))
+    # no AF_CAN (and no simulated bus): the real tool's OSError, a traceback
+    sock = socket.socket(socket.PF_CAN, socket.SOCK_RAW, socket.CAN_RAW)
+    try:
+        fw = pathlib.Path(args.firmware).expanduser().resolve()
+        if flash_req and not fw.is_file():
+            raise FlashError("Invalid firmware path '%s'" % fw)
+        try:
+            sock.bind((args.interface,))
+        except Exception:
+            raise FlashError("Unable to bind socket to %s" % args.interface)
+        if flash_req or args.request_bootloader:
+            say("Sending bootloader jump command...")
+            can_send(sock, CANBUS_ID_ADMIN, bytes([KLIPPER_REBOOT_CMD]) + uuid_bytes(uuid))
+            simfake.event(ACTOR, "bootloader-request", "can:%012x" % uuid, args.interface)
+            time.sleep(1.0)
+            if args.request_bootloader:
+                return "Bootloader Request Complete"
+        say("Resetting all bootloader node IDs...")
+        can_send(sock, CANBUS_ID_ADMIN, bytes([CANBUS_CMD_CLEAR_NODE_ID]))
+        time.sleep(0.5)
+        if args.query:
+            can_query(sock)
+            return "CANBus UUID Query Complete"
+        node_id = 1 + CANBUS_NODEID_OFFSET
+        can_send(sock, CANBUS_ID_ADMIN, bytes([CANBUS_CMD_SET_NODEID]) + uuid_bytes(uuid)
+                 + bytes([node_id]))
+        time.sleep(0.5)
+        link = simfake.KatapultLink(CanPort(sock, node_id), logging.info,
+                                    simfake.retry_scale(), logging.exception)
+        board = Board(link, fw, fault)
+
+        def verify_uuid():
+            say("Verifying canbus connection")
+            ret = board.cmd("GET_CANBUS_ID")
+            got = sum(v << ((5 - i) * 8) for i, v in enumerate(bytes(ret[:6])))
+            if got != uuid:
+                raise FlashError("UUID mismatch (%s vs %s)" % (uuid, got))
+        return board.session(flash_req, verify_uuid)
+    finally:
+        sock.close()
 
 
 def run(args):
@@ -398,11 +540,7 @@ def run(args):
     if fault is not None and fault.word in ("hang", "slow"):
         simfake.apply_common(ACTOR, "flashtool")
     if args.device is None:
-        if not args.query and args.uuid is None:
-            raise FlashError("The 'uuid' option must be specified to flash a CAN device")
-        if not args.query:
-            say("Connecting to CAN UUID %s on interface %s" % (args.uuid, args.interface))
-        raise FlashError("Unable to bind socket to %s" % args.interface)
+        return run_can(args, fault)
     return run_serial(args, fault)
 
 
@@ -436,6 +574,7 @@ def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     simfake.event_at(_EXEC_NS, ACTOR, "start", args.device if args.device else "can:" + args.interface,
                   "status" if args.status else "request" if args.request_bootloader else
+                  "query" if args.query and args.device is None else
                   os.path.realpath(os.path.expanduser(args.firmware)))
     try:
         done = run(args)
@@ -448,10 +587,7 @@ def main():
         logging.exception("Flash Tool Error")
         simfake.event(ACTOR, "exit", 1)
         return 1
-    if args.query:
-        say("CANBus UUID Query Complete")
-    else:
-        say(done)
+    say(done)
     simfake.event(ACTOR, "exit", 0)
     return 0
 
