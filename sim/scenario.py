@@ -169,10 +169,15 @@ def prepare(items, host):
                 raise simlib.SimError("line %d: register: KEY BOARD [method]" % n)
             path, _, _ = simlib.resolve_board(parts[1])
             p = simlib.board_props(path)
-            boards.append({"key": parts[0], "name": parts[0], "mcu": p["mcu"],
-                           "pattern": "usb-*_%s_%s-if*" % (p["mcu"], p["serial"]),
-                           "method": parts[2] if len(parts) > 2 else "default",
-                           "flashable": True})
+            b = {"key": parts[0], "name": parts[0], "mcu": p["mcu"],
+                 "method": parts[2] if len(parts) > 2 else "default",
+                 "flashable": True}
+            if p.get("transport") == "can":
+                b.update({"transport": "can", "canbus_uuid": simlib.canbus_uuid(p),
+                          "interface": p.get("interface", "can0")})
+            else:
+                b["pattern"] = "usb-*_%s_%s-if*" % (p["mcu"], p["serial"])
+            boards.append(b)
     if boards:
         host.write_registry(boards)
     for n, k, v in items:

@@ -198,7 +198,9 @@ static char *boards_needing(const struct kf_registry *reg, const char *tool, boo
 		const char *t = kf_make_flash_sudo_tool(b->mcu, NULL);
 		bool own = kf_board_method(b, &reg->settings) == KF_METHOD_MAKE_FLASH;
 
-		if (!b->flashable || !t || strcmp(t, tool) != 0 || !(own || reg->settings.fallback))
+		/* make flash reaches no CAN node */
+		if (!b->flashable || b->link == KF_LINK_CAN || !t || strcmp(t, tool) != 0 ||
+		    !(own || reg->settings.fallback))
 			continue;
 		*ret_own |= own;
 		kf_buf_addf(&keys, "%s%s", keys.len ? ", " : "", b->key);

@@ -300,6 +300,16 @@ static int flash_make(struct kf_flashing *fl, struct kf_job *j)
 	return r;
 }
 
+/* make flash reaches USB and serial devices only (not a CAN node) */
+static bool make_flash_reaches(const struct kf_job *j)
+{
+	char *node = j->tr->make_flash_device(&j->at);
+	bool yes = node != NULL;
+
+	free(node);
+	return yes;
+}
+
 void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
 {
 	struct kf_run *run = fl->run;
@@ -316,7 +326,7 @@ void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
 		j->method_used = "katapult";
 		r = flash_katapult(fl, j);
 		if (r < 0 && r != KF_EINTERRUPTED && r != KF_EREFUSED && fl->fallback &&
-		    !run->signal) {
+		    !run->signal && make_flash_reaches(j)) {
 			kf_out_error(run->ctx->out, &j->err);
 			kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: Katapult failed; "
 				     "trying make flash", j->b->key);
