@@ -307,7 +307,8 @@ def normalise(entries):
         seen.add(k)
         out.append((k, v))
     extra = model_values(name, fam, chip, off)
-    if name in ("stm32", "rp2040", "lpc176x", "atsamd"):
+    # a board built for CAN (CONFIG_CANBUS) talks no USB serial
+    if name in ("stm32", "rp2040", "lpc176x", "atsamd") and last.get("CONFIG_CANBUS") != "y":
         extra += USB_DEFAULTS
     if name == "avr":
         extra += AVR_DEFAULTS
