@@ -16,6 +16,9 @@ import sys
 
 import simlib
 
+sys.path.insert(0, os.path.join(simlib.FAKE, "lib"))
+import faults  # noqa: E402  the registry: only its faults are imitated
+
 FORMAT = 1
 KLIPPER_ID = ("1d50", "614e")
 KATAPULT_ID = ("1d50", "6177")
@@ -631,7 +634,16 @@ def infer_faults(calls, board_of_node):
                            "%s exited %s: \"%s\"" % (cmd, ex.get("code"), last)))
     found = _once(found, runs, missed)
     found += _boards_back(calls, runs, board_of_node, by_n)
-    return found, missed
+    # a fault the registry does not have would do nothing: say so
+    known = []
+    for f in found:
+        why = (faults.problem_state(f.name, f.word.split()) if f.kind == "state" else
+               faults.problem_board(f.name, f.word) if f.kind == "board" else None)
+        if why:
+            missed.append("%s: %s" % (f, why))
+        else:
+            known.append(f)
+    return known, missed
 
 
 # the fakes that read each state fault: a flashtool fault also hits the

@@ -333,6 +333,49 @@ else
 		"$WORK/rec-flash-board-never-returns.err" "$WORK/rec-flash-katapult-fallback.err"
 fi
 
+# the fallback's make flash edited into one that failed as flash_usb.py does
+# when dfu-util fails: the rerun's make flash fails the same way
+cp -r "$ROOT/fixtures/recordings/flash-katapult-fallback" "$WORK/mkflash-fails"
+"$PY" - "$WORK/mkflash-fails" <<'EOF'
+import json, sys
+d = sys.argv[1]
+lines = open(d + "/calls.jsonl").read().splitlines()
+out, pid = [lines[0]], None
+for line in lines[1:]:
+    c = json.loads(line)
+    if c["op"] == "spawn" and "FLASH_DEVICE=/dev/ttyACM0" in c["args"]["argv"]:
+        pid = c["ret"]["pid"]
+    elif c["op"] == "wait" and c["args"]["pid"] == pid:
+        c["ret"]["exit"]["code"] = 2
+        c["ret"]["lines"] = ["Failed to flash to /dev/ttyACM0: Error running dfu-util",
+                             "make: *** [Makefile:90: flash] Error 255"]
+    out.append(json.dumps(c))
+open(d + "/calls.jsonl", "w").write("\n".join(out) + "\n")
+meta = json.load(open(d + "/session.json"))
+meta["exit"] = 1
+json.dump(meta, open(d + "/session.json", "w"))
+EOF
+run mkflash --session "$WORK/mkflash-fails"
+if [ "$RC" -eq 1 ] &&
+	grep -q 'inferred from calls.jsonl: fault make-flash fail (calls [0-9]*, [0-9]*: make exited 2' "$WORK/mkflash.err" &&
+	grep -q ' flash_usb fault make-flash fail' "$STATE/events.log"; then
+	ok "a make flash that failed in the recording fails in the rerun (fault make-flash fail)"
+else
+	bad "a recorded make flash failure under --session (exit $RC)" "$WORK/mkflash.err"
+fi
+
+# a flash tool that failed in a way no fault of the simulator imitates: said
+cp -r "$ROOT/fixtures/recordings/flash-katapult-fallback" "$WORK/odd-failure"
+sed -i 's/Error sending command \[CONNECT\] to Device/the moon is in the wrong phase/g' \
+	"$WORK/odd-failure/calls.jsonl"
+run oddfail --session "$WORK/odd-failure" -- true
+if [ "$RC" -eq 0 ] && grep -q 'not imitated: calls 159, 162: flashtool.py exited 1 printing "FlashError: the moon is in the wrong phase": no fault' "$WORK/oddfail.err" &&
+	! grep -q 'inferred from' "$WORK/oddfail.err" && [ -z "$(ls "$STATE/state/fault")" ]; then
+	ok "a recorded failure no fault imitates is named on stderr with its calls, nothing injected"
+else
+	bad "a failure no fault imitates (exit $RC)" "$WORK/oddfail.err"
+fi
+
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
 # refused CASE FILE-IN-MESSAGE: the session at $WORK/CASE is refused
 refused() {
