@@ -632,6 +632,12 @@ def infer_faults(calls, board_of_node):
             continue
         found.append(Fault("state", name, word, [sp["n"], c["n"]],
                            "%s exited %s: \"%s\"" % (cmd, ex.get("code"), last)))
+    taken = {n for f in found if f.kind == "signal" for n in f.calls}
+    for c in calls:
+        sig = (c.get("ret") or {}).get("sig") if c["op"] == "take_signal" else 0
+        if sig and c["n"] not in taken:
+            missed.append("call %d: signal %d arrived while no flash tool or build "
+                          "ran: no event of the rerun says when to send it" % (c["n"], sig))
     found = _once(found, runs, missed)
     found += _boards_back(calls, runs, board_of_node, by_n)
     # a fault the registry does not have would do nothing: say so
