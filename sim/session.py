@@ -16,6 +16,9 @@ import sys
 
 import simlib
 
+sys.path.insert(0, os.path.join(simlib.FAKE, "lib"))
+import faults  # noqa: E402  the registry: only its faults are imitated
+
 FORMAT = 1
 KLIPPER_ID = ("1d50", "614e")
 KATAPULT_ID = ("1d50", "6177")
@@ -481,6 +484,249 @@ class Session:
         return ["kflash"] + out
 
 
+
+# ---- the world as it behaved --------------------------------------------------
+# A session records what kflash asked and what the world answered, not why the
+# world answered so. When a flash tool failed or hung, a board never came back
+# or a signal arrived, the rerun imitates it with the simulator's own faults
+# (sim/fake/lib/faults.py), inferred from the answers: state faults for the
+# fake tools, board keys for simhost, and a signal sent when the simulated run
+# reaches the point where the recorded one was interrupted.
+SIG_NAMES = {1: "HUP", 2: "INT", 3: "QUIT", 15: "TERM"}
+
+
+def _text(lines):
+    """A wait's captured lines as text ({"b64": ...} lines decoded)."""
+    out = []
+    for ln in lines or []:
+        if isinstance(ln, dict) and isinstance(ln.get("b64"), str):
+            ln = base64.b64decode(ln["b64"]).decode("utf-8", "replace")
+        if isinstance(ln, str):
+            out.append(ln)
+    return "\n".join(out)
+
+
+def _tool(argv):
+    """Which fake answers for a spawned ARGV: ("flashtool", "-f"|"-s"|"-r"|
+    None), ("make-flash", None), ("make-build", None) or None."""
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return None
+    if any(a.endswith("flashtool.py") for a in argv):
+        return "flashtool", next((a for a in argv if a in ("-f", "-s", "-r")), None)
+    if argv and os.path.basename(argv[0]) == "make":
+        rest = [a for a in argv[1:] if "=" not in a and not a.startswith("-")]
+        if "flash" in rest:
+            return "make-flash", None
+        if not set(rest) & {"olddefconfig", "menuconfig", "clean", "distclean"} \
+                and any(a.startswith("-j") for a in argv):
+            return "make-build", None
+    return None
+
+
+def _device_of(argv):
+    """The tty a flash tool was pointed at (-d DEV, FLASH_DEVICE=DEV)."""
+    for i, a in enumerate(argv):
+        if a == "-d" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("FLASH_DEVICE="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# what a failing flashtool printed -> the fault word that prints it
+FLASHTOOL_WORDS = (("pyserial python package was not found", "pyserial-missing"),
+                   ("Error sending command [CONNECT]", "fail"),
+                   ("Flash write failed", "fail"),
+                   ("Error sending command [SEND_BLOCK]", "fail"))
+
+
+class Fault:
+    """One inferred fault: KIND "state" (NAME WORD), "board" (BOARD's key
+    NAME=WORD) or "signal" (NAME sent when event WORD appears); CALLS the
+    call numbers it comes from, WHY what they say."""
+
+    def __init__(self, kind, name, word, calls, why, board=None):
+        self.kind, self.name, self.word = kind, name, word
+        self.calls, self.why, self.board = calls, why, board
+
+    def __str__(self):
+        what = {"state": "fault %s %s" % (self.name, self.word),
+                "board": "board %s %s=%s" % (self.board, self.name, self.word),
+                "signal": "signal %s when %s" % (self.name, self.word)}[self.kind]
+        return "%s (call%s %s: %s)" % (what, "s" if len(self.calls) > 1 else "",
+                                       ", ".join(str(n) for n in self.calls), self.why)
+
+
+def infer_faults(calls, board_of_node):
+    """The faults the recorded world showed, from CALLS; BOARD_OF_NODE maps a
+    tty (/dev/ttyACM0) to the name of the simulated board there. Returns
+    (faults, what could not be imitated: texts naming the calls)."""
+    spawns, found, missed = {}, [], []
+    runs = []          # (call n, tool, mode, device, exit) of each flash tool's end
+    by_n = {c["n"]: c for c in calls}
+    for c in calls:
+        a, ret = c.get("args") or {}, c.get("ret") or {}
+        if c["op"] == "spawn" and isinstance(ret.get("pid"), int) and ret.get("r", -1) >= 0:
+            spawns[ret["pid"]] = c
+        if c["op"] != "wait" or a.get("pid") not in spawns:
+            continue
+        sp = spawns[a["pid"]]
+        argv = sp["args"].get("argv")
+        tool = _tool(argv)
+        ex = ret.get("exit") or {}
+        if tool is None:
+            continue
+        name, mode = tool
+        text, cmd = _text(ret.get("lines")), os.path.basename(
+            next((x for x in argv if x.endswith(".py")), argv[0]))
+        if ex.get("kind") == "running" and ex.get("interrupted_by"):
+            sig = ex["interrupted_by"]
+            took = next((x for x in calls if x["n"] > c["n"] and x["op"] == "take_signal"
+                         and (x.get("ret") or {}).get("sig") == sig), None)
+            node = _device_of(argv)
+            board = board_of_node.get(node)
+            if name == "flashtool" and mode == "-f" and board and "Flashing" in text:
+                ev, at = "simboard %s write-start" % board, "the flash tool was writing"
+            elif name == "flashtool":
+                ev, at = "flashtool start", "flashtool had started"
+            elif name == "make-flash":
+                ev, at = "flash_usb start", "make flash had started"
+            else:
+                ev, at = "make build start", "the build had started"
+            found.append(Fault("signal", SIG_NAMES.get(sig, str(sig)), ev,
+                               [sp["n"], c["n"]] + ([took["n"]] if took else []),
+                               "signal %d arrived while %s (%s)" % (sig, at, cmd)))
+            continue
+        if ex.get("kind") == "running":
+            # the deadline passed and kflash stopped it: it hung
+            stop = next((x for x in calls if x["n"] > c["n"] and x["op"] in ("wait", "kill_group")
+                         and (x.get("args") or {}).get("pid") == a["pid"]), None)
+            if stop is None or stop["op"] != "kill_group":
+                continue
+            runs.append((c["n"], name, mode, _device_of(argv), "hang"))
+            found.append(Fault("state", name, "hang", [sp["n"], c["n"]],
+                               "%s was still running at its deadline and was killed" % cmd))
+            continue
+        if ex.get("kind") != "exited":
+            continue
+        if ex.get("code") == 0:
+            runs.append((c["n"], name, mode, _device_of(argv), "ok"))
+            if name == "flashtool" and "Device is not Katapult" in text:
+                found.append(Fault("state", "flashtool", "no-complete", [sp["n"], c["n"]],
+                                   "flashtool.py exited 0 after \"Device is not Katapult\""))
+            continue
+        runs.append((c["n"], name, mode, _device_of(argv), "failed"))
+        word = None
+        if name == "flashtool" or (name == "make-flash" and "Flash Tool Error" in text):
+            word = next((w for pat, w in FLASHTOOL_WORDS if pat in text), None)
+            name = "flashtool"
+        elif name == "make-flash" and ("Failed to flash to" in text or "dfu-util" in text):
+            word = "fail"
+        elif name == "make-build":
+            m = re.search(r"^(src/\S+?\.c):\d+", text, re.M)
+            word = "fail" + (" " + m.group(1) if m else "")
+        last = text.strip().split("\n")[-1][:100] if text.strip() else "nothing"
+        if word is None:
+            missed.append("calls %d, %d: %s exited %s printing \"%s\": no fault of the "
+                          "simulator prints that" % (sp["n"], c["n"], cmd, ex.get("code"), last))
+            continue
+        found.append(Fault("state", name, word, [sp["n"], c["n"]],
+                           "%s exited %s: \"%s\"" % (cmd, ex.get("code"), last)))
+    taken = {n for f in found if f.kind == "signal" for n in f.calls}
+    for c in calls:
+        sig = (c.get("ret") or {}).get("sig") if c["op"] == "take_signal" else 0
+        if sig and c["n"] not in taken:
+            missed.append("call %d: signal %d arrived while no flash tool or build "
+                          "ran: no event of the rerun says when to send it" % (c["n"], sig))
+    found = _once(found, runs, missed)
+    found += _boards_back(calls, runs, board_of_node, by_n)
+    # a fault the registry does not have would do nothing: say so
+    known = []
+    for f in found:
+        why = (faults.problem_state(f.name, f.word.split()) if f.kind == "state" else
+               faults.problem_board(f.name, f.word) if f.kind == "board" else None)
+        if why:
+            missed.append("%s: %s" % (f, why))
+        else:
+            known.append(f)
+    return known, missed
+
+
+# the fakes that read each state fault: a flashtool fault also hits the
+# flashtool make flash runs for a Katapult board
+READ_BY = {"flashtool": ("flashtool", "make-flash"), "make-flash": ("make-flash",),
+           "make-build": ("make-build",)}
+
+
+def _once(found, runs, missed):
+    """One state fault per fake: the first seen; `once` when a later run of
+    a fake that reads it worked (a fallback, a retry); one that an earlier
+    run of such a fake did not meet cannot be a state fault."""
+    out, seen = [], {}
+    for f in found:
+        if f.kind != "state":
+            out.append(f)
+            continue
+        if f.name in seen:
+            if seen[f.name].word != f.word:
+                missed.append("call %d: %s %s again, after %s: one fault word per tool; "
+                              "the first is imitated" % (f.calls[-1], f.name, f.word,
+                                                         seen[f.name].word))
+            continue
+        n = f.calls[-1]
+        tools = READ_BY.get(f.name, (f.name,))
+        if any(r[0] < n and r[1] in tools and r[4] == "ok" for r in runs):
+            missed.append("call %d: %s %s after an earlier %s worked: a state fault "
+                          "would hit that one first" % (n, f.name, f.word, f.name))
+            continue
+        if any(r[0] > n and r[1] in tools and r[4] == "ok" for r in runs):
+            f.word += " once"
+        seen[f.name] = f
+        out.append(f)
+    return out
+
+
+def _boards_back(calls, runs, board_of_node, by_n):
+    """After a flash that worked, whether the board came back: udev add
+    events while kflash waited for it (monitor_next with a deadline). None
+    before a deadline passed: after_complete=gone; back with the bootloader's
+    USB id: after_complete=katapult."""
+    out = []
+    for n, name, mode, node, result in runs:
+        if result != "ok" or (name, mode) not in (("flashtool", "-f"), ("make-flash", None)):
+            continue
+        board = board_of_node.get(node)
+        if board is None:
+            continue
+        nxt = min([r[0] for r in runs if r[0] > n and r[3] == node] + [1 << 62])
+        waited, back = [], None
+        for c in calls:
+            if c["n"] <= n or c["n"] >= nxt or c["op"] != "monitor_next":
+                continue
+            if not (c.get("args") or {}).get("deadline"):
+                continue
+            ret = c.get("ret") or {}
+            waited.append(c["n"])
+            ev = ret.get("ev") or {}
+            dev = ev.get("dev") or {}
+            if ret.get("r") == 1 and ev.get("action") == "add" and dev.get("devnode") == node:
+                back = c
+                break
+            if ret.get("r") == 0:
+                break
+        if back is None and waited and (by_n[waited[-1]].get("ret") or {}).get("r") == 0:
+            out.append(Fault("board", "after_complete", "gone", waited,
+                             "%s's flash worked, then the wait for its return ran out "
+                             "with no udev add of %s" % (board, node), board=board))
+        elif back is not None and ((back["ret"]["ev"]["dev"].get("vid") or "").lower(),
+                                   (back["ret"]["ev"]["dev"].get("pid") or "").lower()) \
+                == KATAPULT_ID:
+            out.append(Fault("board", "after_complete", "katapult", [back["n"]],
+                             "%s came back in Katapult mode after its flash" % board,
+                             board=board))
+    return out
+
+
 def sim_registry(doc, port, meta_settings=None):
     """The recorded registry DOC, its settings pointed at the simulated
     host: its checkouts, python and Moonraker. Returns (doc, service unit to
@@ -533,6 +779,66 @@ def registry_from_boards(metas, settings):
     return {"schema": 1, "settings": st, "boards": boards}
 
 
+# after the event, as scenarios do it (`signal: INT when ... after 0.02`):
+# the tool is inside what it had started
+SIGNAL_DELAY = 0.02
+
+
+def _kflash_pids(host):
+    """The kflash processes running in HOST (not its guardian)."""
+    exe = os.path.realpath(os.path.join(simlib.build_dir(), "kflash"))
+    mark = ("KFLASH_SIM_STATE=%s" % host.state).encode()
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.path.realpath("/proc/%s/exe" % pid) != exe:
+                continue
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if b"--guardian" in f.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        out.append(int(pid))
+    return out
+
+
+def send_when(host, event, sig):
+    """Sends signal SIG (INT, TERM ...) to HOST's kflash once an event line
+    whose "actor words" start with EVENT is in its event log, like a
+    scenario's `signal: SIG when EVENT`; a thread of this process, so it
+    ends with it."""
+    import signal
+    import threading
+    import time
+    num = getattr(signal, "SIG" + sig, None) or int(sig)
+
+    def watch():
+        while True:
+            try:
+                with open(host.events, errors="replace") as f:
+                    hit = any(line.split(" ", 1)[-1].startswith(event) for line in f)
+            except OSError:
+                hit = False
+            if hit:
+                break
+            time.sleep(0.02)
+        time.sleep(SIGNAL_DELAY)
+        pids = _kflash_pids(host)
+        with open(host.events, "a") as f:
+            f.write("%.3f session signal %s %s\n" % (time.monotonic(), sig,
+                                                      " ".join(map(str, pids)) or "none"))
+        for pid in pids:
+            try:
+                os.kill(pid, num)
+            except ProcessLookupError:
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def load_into(host, d):
     """Loads the session at D into HOST (a simlib.Host before setup()):
     its boards now; returns a function that writes the registry and the
@@ -544,13 +850,15 @@ def load_into(host, d):
                if isinstance(b, dict)}
     configs = ses.configs(config_dir)
     out_dir = os.path.join(host.dir, "boards")
-    metas, seen = [], set()
+    metas, seen, at_node = [], set(), {}
     for stem in ses.board_stems():
         key = os.path.basename(stem)
         path, meta, dev = load_board(stem, out_dir, entries.get(key), configs.get(key))
         host.boards.append(simlib.resolve_board(path))
         metas.append(meta)
         seen.update(filter(None, (dev.get("by_id"), dev.get("devnode"))))
+        if dev.get("devnode"):
+            at_node[dev["devnode"]] = (key, path)
     # a board kflash knew but udev did not show: registered, absent
     metas += ses.board_metas()
     # what else udev showed kflash (another board, a probe, a USB-serial
@@ -563,9 +871,21 @@ def load_into(host, d):
                       and by_id and fnmatch.fnmatchcase(by_id, e["pattern"])), None)
         name = (entry or {}).get("key") or "udev-" + os.path.basename(dev.get("devnode") or "dev")
         pairs = board_from_dev(dev, {}, name, entry, configs.get(name))
-        host.boards.append(simlib.resolve_board(
-            place_board(pairs, out_dir, "%s (udev's answer)" % ses.calls_path)))
+        path = place_board(pairs, out_dir, "%s (udev's answer)" % ses.calls_path)
+        host.boards.append(simlib.resolve_board(path))
         seen.update(filter(None, (dev.get("by_id"), dev.get("devnode"))))
+        if dev.get("devnode"):
+            at_node.setdefault(dev["devnode"], (name, path))
+
+    found, missed = infer_faults(ses.calls, {k: v[0] for k, v in at_node.items()})
+    for f in found:
+        if f.kind == "board":
+            with open(next(p for b, p in at_node.values() if b == f.board), "a") as bf:
+                bf.write("# inferred from %s\n%s=%s\n" % (ses.calls_path, f.name, f.word))
+    for f in found:
+        sys.stderr.write("sim/printer: inferred from calls.jsonl: %s\n" % f)
+    for m in missed:
+        sys.stderr.write("sim/printer: not imitated: %s\n" % m)
 
     def finish():
         reg = doc if doc is not None else registry_from_boards(
@@ -578,6 +898,11 @@ def load_into(host, d):
             host.set_service(u, "active")
         for u in ses.units_inactive():
             host.set_service(u, "inactive")
+        for f in found:
+            if f.kind == "state":
+                host.fault(f.name, f.word)
+            elif f.kind == "signal":
+                send_when(host, f.word, f.name)
         with open(os.path.join(host.config_dir, "devices.json"), "w") as f:
             json.dump(reg, f, indent=2)
         for key, text in configs.items():

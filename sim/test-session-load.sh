@@ -1,10 +1,10 @@
 #!/bin/bash
-# test-session-load.sh - checks that a recorded session loads into the simulator: `sim/printer --session DIR` builds the host from the recording (its boards in their recorded modes, its registry pointed at the simulator's fakes, its board configs) so the recorded command runs again live, `--board DIR/boards/NAME` loads one recorded board, and a bad session is refused with exit 2 naming the file.
+# test-session-load.sh - checks that a recorded session loads into the simulator: `sim/printer --session DIR` builds the host from the recording (its boards in their recorded modes, its registry pointed at the simulator's fakes, its board configs) so the recorded command runs again live, `--board DIR/boards/NAME` loads one recorded board, and a bad session is refused with exit 2 naming the file. Every recording in fixtures/recordings/ reruns under --session with its recorded exit code, the faults it met inferred from its calls.
 #
 # Usage: [KFLASH_BUILD=build] sim/test-session-load.sh
 # Uses fixtures/sessions-test/flash-two-boards (copied, never used in place):
 # an stm32f446xx and an rp2040, both in Klipper mode, written to
-# doc/sessions.md. Builds nothing. Exits 77 (skip) with "SKIP: reason" when
+# doc/sessions.md, and each of fixtures/recordings/ (copied too). Builds nothing. Exits 77 (skip) with "SKIP: reason" when
 # umockdev cannot run here. Ends with "test-session-load: N passed, N failed".
 set -u
 unset KFLASH_SIM_STATE KFLASH_SIM_CONTROL KFLASH_CONFIG_DIR
@@ -286,6 +286,94 @@ if [ "$RC" -eq 0 ] && boards_are "$WORK/noreg.out" octopus=klipper sb2040=klippe
 	ok "a session without a devices.json read: the boards' .json and the settings make the registry"
 else
 	bad "a session without a devices.json read (exit $RC)" "$WORK/noreg.why" "$WORK/noreg.out" "$WORK/noreg.err"
+fi
+
+# -- every recording reruns live with its recorded outcome ----------------------
+# kflash made each of fixtures/recordings/ in the simulator, some against a
+# misbehaving world (a flash tool that failed or hung, a board that never
+# came back, a Ctrl+C): --session infers those faults from calls.jsonl, so
+# the recorded command (none given) ends with the recorded exit code. Two at
+# a time: the machine may be shared.
+cp -r "$ROOT/fixtures/recordings" "$WORK/recordings"
+rerun() {
+	local name=$1
+	"$PRINTER" --session "$WORK/recordings/$name" >"$WORK/rec-$name.out" \
+		2>"$WORK/rec-$name.err" </dev/null
+	echo $? >"$WORK/rec-$name.rc"
+}
+set -- "$WORK"/recordings/*/
+i=0
+for d in "$@"; do
+	rerun "$(basename "$d")" &
+	i=$((i + 1))
+	[ $((i % 2)) -eq 0 ] && wait
+done
+wait
+for d in "$@"; do
+	name=$(basename "$d")
+	sed -n 's/^state dir: //p' "$WORK/rec-$name.err" >>"$STATES"
+	want=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["exit"])' \
+		"$d/session.json")
+	got=$(cat "$WORK/rec-$name.rc")
+	if [ "$got" = "$want" ] && grep -qx "exit $got; the recorded run's: $want" "$WORK/rec-$name.err"; then
+		ok "recording $name reruns under --session with its recorded exit code $want"
+	else
+		bad "recording $name: exit $got under --session, recorded $want" "$WORK/rec-$name.err"
+	fi
+done
+# what the rerun imitates is said, with the calls it comes from
+if grep -q 'after_complete=gone.*call' "$WORK/rec-flash-board-never-returns.err" &&
+	grep -q 'flashtool fail once.*call' "$WORK/rec-flash-katapult-fallback.err" &&
+	grep -q 'flashtool hang.*call' "$WORK/rec-flash-tool-timeout.err" &&
+	grep -q 'signal INT when .*call' "$WORK/rec-flash-ctrl-c-mid-flash.err" &&
+	! grep -q 'inferred' "$WORK/rec-flash-all-happy.err"; then
+	ok "--session says on stderr which faults it inferred and from which calls"
+else
+	bad "--session does not name the inferred faults" \
+		"$WORK/rec-flash-board-never-returns.err" "$WORK/rec-flash-katapult-fallback.err"
+fi
+
+# the fallback's make flash edited into one that failed as flash_usb.py does
+# when dfu-util fails: the rerun's make flash fails the same way
+cp -r "$ROOT/fixtures/recordings/flash-katapult-fallback" "$WORK/mkflash-fails"
+"$PY" - "$WORK/mkflash-fails" <<'EOF'
+import json, sys
+d = sys.argv[1]
+lines = open(d + "/calls.jsonl").read().splitlines()
+out, pid = [lines[0]], None
+for line in lines[1:]:
+    c = json.loads(line)
+    if c["op"] == "spawn" and "FLASH_DEVICE=/dev/ttyACM0" in c["args"]["argv"]:
+        pid = c["ret"]["pid"]
+    elif c["op"] == "wait" and c["args"]["pid"] == pid:
+        c["ret"]["exit"]["code"] = 2
+        c["ret"]["lines"] = ["Failed to flash to /dev/ttyACM0: Error running dfu-util",
+                             "make: *** [Makefile:90: flash] Error 255"]
+    out.append(json.dumps(c))
+open(d + "/calls.jsonl", "w").write("\n".join(out) + "\n")
+meta = json.load(open(d + "/session.json"))
+meta["exit"] = 1
+json.dump(meta, open(d + "/session.json", "w"))
+EOF
+run mkflash --session "$WORK/mkflash-fails"
+if [ "$RC" -eq 1 ] &&
+	grep -q 'inferred from calls.jsonl: fault make-flash fail (calls [0-9]*, [0-9]*: make exited 2' "$WORK/mkflash.err" &&
+	grep -q ' flash_usb fault make-flash fail' "$STATE/events.log"; then
+	ok "a make flash that failed in the recording fails in the rerun (fault make-flash fail)"
+else
+	bad "a recorded make flash failure under --session (exit $RC)" "$WORK/mkflash.err"
+fi
+
+# a flash tool that failed in a way no fault of the simulator imitates: said
+cp -r "$ROOT/fixtures/recordings/flash-katapult-fallback" "$WORK/odd-failure"
+sed -i 's/Error sending command \[CONNECT\] to Device/the moon is in the wrong phase/g' \
+	"$WORK/odd-failure/calls.jsonl"
+run oddfail --session "$WORK/odd-failure" -- true
+if [ "$RC" -eq 0 ] && grep -q 'not imitated: calls 159, 162: flashtool.py exited 1 printing "FlashError: the moon is in the wrong phase": no fault' "$WORK/oddfail.err" &&
+	! grep -q 'inferred from' "$WORK/oddfail.err" && [ -z "$(ls "$STATE/state/fault")" ]; then
+	ok "a recorded failure no fault imitates is named on stderr with its calls, nothing injected"
+else
+	bad "a failure no fault imitates (exit $RC)" "$WORK/oddfail.err"
 fi
 
 # -- bad sessions: exit 2, the file named, nothing left behind -----------------
