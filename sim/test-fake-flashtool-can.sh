@@ -11,6 +11,8 @@
 # Usage: [KATAPULT_DIR=~/katapult] [KFLASH_BUILD=build] sim/test-fake-flashtool-can.sh
 # Exits 77 (skip) without umockdev-wrapper or a built simhost; the real
 # tool's half is skipped, saying so, without a Katapult checkout.
+# The checks are eval'd strings, expanded when they run:
+# shellcheck disable=SC2016
 if [ -z "${BASH_VERSION:-}" ]; then
 	exec bash "$0" "$@"
 fi
@@ -35,7 +37,7 @@ if ! command -v umockdev-wrapper >/dev/null 2>&1 || [ ! -x "$SIMHOST" ] ||
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/test-fake-flashtool-can.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -145,6 +147,82 @@ sys.exit(0 if img[:len(fw)] == fw and len(img) % 64 == 0 and pad == b"\xff" * le
 	check "$who flashtool -q after the flash: the node is back as Klipper" \
 		eval 'rc_is "$d/q3" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/q3.out"'
 done
+
+# the fake's faults on CAN, one host: each step's fault file written just
+# before it, the tool's output and the host's event log checked after
+cat >"$WORK/faults.sh" <<'EOF'
+step() {
+	local name=$1 fault=$2
+	shift 2
+	if [ -n "$fault" ]; then
+		echo "$fault" >"$KFLASH_SIM_STATE/fault/flashtool"
+	else
+		rm -f "$KFLASH_SIM_STATE/fault/flashtool"
+	fi
+	local t0; t0=$(date +%s%N)
+	timeout "${LIMIT:-60}" "$PY" "$TOOL" "$@" >"$D/$name.out" 2>"$D/$name.err"
+	echo $? >"$D/$name.rc"
+	echo $((($(date +%s%N) - t0) / 1000000)) >"$D/$name.ms"
+	rm -f "$KFLASH_SIM_STATE/fault/flashtool"
+}
+# a python without pyserial: a serial package that is not there
+mkdir -p "$D/noserial/serial"
+echo 'raise ModuleNotFoundError("No module named serial", name="serial")' \
+	>"$D/noserial/serial/__init__.py"
+step nc no-complete -i can0 -u "$U" -f "$FW"
+step nc_q "" -i can0 -q
+step fail fail -i can0 -u "$U" -f "$FW"
+step fail_q "" -i can0 -q
+step nopy pyserial-missing -i can0 -q
+PYTHONPATH=$D/noserial step noser "" -i can0 -q
+[ -n "$REALTOOL" ] && TOOL=$REALTOOL PYTHONPATH=$D/noserial step real_noser "" -i can0 -q
+step slow "slow 1" -i can0 -q
+LIMIT=3 step hang hang -i can0 -q
+exit 0
+EOF
+d=$WORK/faults
+mkdir -p "$d"
+{
+	printf 'TOOL=%q\n' "$FAKE"
+	if [ -f "$REAL" ]; then printf 'REALTOOL=%q\n' "$REAL"; else echo REALTOOL=; fi
+	cat "$WORK/faults.sh"
+} >"$d/seq.sh"
+host faults "$d/seq.sh"
+SHOW="$d/nc.out $d/nc.err $d/nc_q.out $d/host.out"
+check "fault no-complete on CAN: the bridge comes back not Katapult, 'Bootloader Request Complete', exit 0, the node left in Klipper" \
+	eval 'rc_is "$d/nc" 0 && grep -qx "Device is not Katapult, exiting..." "$d/nc.out" &&
+	      [ "$(tail -1 "$d/nc.out")" = "Bootloader Request Complete" ] &&
+	      ! grep -q "Programming Complete" "$d/nc.out" &&
+	      grep -q " flashtool fault flashtool no-complete$" "$d/events" &&
+	      ! sed -n "/ flashtool fault flashtool no-complete$/,/ flashtool exit/p" "$d/events" |
+	        grep -q " ebb36-can bootloader-request" &&
+	      grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/nc_q.out"'
+SHOW="$d/fail.out $d/fail.err $d/fail_q.out"
+check "fault fail on CAN: 'Flash write failed, flash address 0x8002000', COMPLETE still sent, exit 1; the node back in Klipper" \
+	eval 'rc_is "$d/fail" 1 && grep -q "Flash write failed, flash address 0x8002000" "$d/fail.err" &&
+	      grep -q " flashtool complete$" "$d/events" &&
+	      grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/fail_q.out"'
+SHOW="$d/nopy.out $d/nopy.err $d/noser.err $d/real_noser.err"
+check "no pyserial (the fault, or none importable): CAN -q still works, as the real tool's does" \
+	eval 'rc_is "$d/nopy" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/nopy.out" &&
+	      rc_is "$d/noser" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/noser.out" &&
+	      { [ ! -f "$REAL" ] || { rc_is "$d/real_noser" 0 &&
+	        grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/real_noser.out"; }; }'
+SHOW="$d/slow.out $d/slow.err $d/slow.ms"
+check "fault slow 1 on CAN: the query a second later (over 3.5 s with its 0.5 s and 2 s waits), exit 0" \
+	eval 'rc_is "$d/slow" 0 && [ "$(cat "$d/slow.ms")" -ge 3500 ] &&
+	      grep -qx "CANBus UUID Query Complete" "$d/slow.out"'
+SHOW="$d/hang.err"
+check "fault hang on CAN: never ends (killed by timeout 3)" \
+	eval 'rc_is "$d/hang" 124 && grep -q " flashtool fault flashtool hang$" "$d/events"'
+SHOW="$WORK/fake/events"
+check "events: flashtool start can:can0 query|request|status|FIRMWARE, bootloader-request can:UUID can0, six exits 0" \
+	eval 'grep -q " flashtool start can:can0 query$" "$WORK/fake/events" &&
+	      grep -q " flashtool start can:can0 request$" "$WORK/fake/events" &&
+	      grep -q " flashtool start can:can0 status$" "$WORK/fake/events" &&
+	      grep -q " flashtool start can:can0 $FW$" "$WORK/fake/events" &&
+	      grep -q " flashtool bootloader-request can:$UUID can0$" "$WORK/fake/events" &&
+	      [ "$(grep -c " flashtool exit 0$" "$WORK/fake/events")" = 6 ]'
 
 # the fake prints what the real tool prints, step by step (the image path
 # and the progress bars aside, both tools flashed the same file)

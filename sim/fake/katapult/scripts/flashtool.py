@@ -485,7 +485,28 @@ def can_query(sock):
     return found
 
 
+def can_bridge_not_katapult(args, fault):
+    """no-complete on CAN: the real tool's USB-CAN bridge path when the
+    bridge comes back from the jump as something else. The jump is not
+    sent: the node is left as it was, as the serial variant leaves the
+    board."""
+    fault.fired(ACTOR)
+    out("Waiting for USB Reconnect.")
+    for _ in range(2):
+        time.sleep(0.5)
+        out(".")
+    say("done")
+    say("Detected new USB Device: 0483:df11 stmicroelectronics dfu in fs mode")
+    say("Device is not Katapult, exiting...")
+    simfake.event(ACTOR, "not-katapult", "0483:df11")
+    args.request_bootloader = True
+    return "Bootloader Request Complete"
+
+
 def run_can(args, fault):
+    # pyserial is not needed here: the real tool imports it guarded and
+    # only its serial path (and the USB-CAN bridge's) refuses without it,
+    # so HAS_SERIAL and the pyserial-missing fault change nothing on CAN
     flash_req = not (args.request_bootloader or args.status or args.query)
     uuid = None
     if not args.query:
@@ -505,6 +526,8 @@ def run_can(args, fault):
             raise FlashError("Unable to bind socket to %s" % args.interface)
         if flash_req or args.request_bootloader:
             say("Sending bootloader jump command...")
+            if fault is not None and fault.word == "no-complete":
+                return can_bridge_not_katapult(args, fault)
             can_send(sock, CANBUS_ID_ADMIN, bytes([KLIPPER_REBOOT_CMD]) + uuid_bytes(uuid))
             simfake.event(ACTOR, "bootloader-request", "can:%012x" % uuid, args.interface)
             time.sleep(1.0)
