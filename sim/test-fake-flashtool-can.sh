@@ -1,12 +1,14 @@
 #!/bin/bash
 # test-fake-flashtool-can.sh - the simulator's stand-in flashtool
 # (sim/fake/katapult/scripts/flashtool.py) on CAN, inside a simulated host
-# with a transport=can board (fixtures/boards/ebb36-can.board): -q lists
-# the node, -r turns the Klipper node into Katapult, -s prints its app start
-# and MCU, -f writes the image byte-exact and the node comes back as
-# Klipper. The same sequence with Katapult's real scripts/flashtool.py (when
-# a checkout is there) must print the same lines. Then the fake's faults on
-# CAN: fail, no-complete, pyserial-missing, slow, hang.
+# with two transport=can boards on can0 (fixtures/boards/ebb36-can.board,
+# the target, and sb2040-can.board beside it): -q lists both nodes, -r
+# turns the Klipper node into Katapult, -s prints its app start and MCU,
+# -f writes the image byte-exact and the node comes back as Klipper; the
+# other node is never touched. The same sequence with Katapult's real
+# scripts/flashtool.py (when a checkout is there) must print the same
+# lines. Then the fake's faults on CAN: fail, no-complete,
+# pyserial-missing (and no pyserial at all, real tool too), slow, hang.
 #
 # Usage: [KATAPULT_DIR=~/katapult] [KFLASH_BUILD=build] sim/test-fake-flashtool-can.sh
 # Exits 77 (skip) without umockdev-wrapper or a built simhost; the real
@@ -28,6 +30,7 @@ REAL=$KATAPULT_DIR/scripts/flashtool.py
 FAKE=$ROOT/sim/fake/katapult/scripts/flashtool.py
 PY=/usr/bin/python3
 BOARD=$ROOT/fixtures/boards/ebb36-can.board
+OTHER=$ROOT/fixtures/boards/sb2040-can.board   # a second node on can0, never the target
 UUID=91c5e4099ac9   # the one Klipper and Katapult derive from the board's chip id
 
 if ! command -v umockdev-wrapper >/dev/null 2>&1 || [ ! -x "$SIMHOST" ] ||
@@ -69,14 +72,14 @@ fi
 FW=$WORK/fw/klipper.bin
 
 # host NAME SCRIPT: run SCRIPT (bash) in a fresh simulated host with the
-# CAN board; its state, events and images under $WORK/NAME
+# two CAN boards; its state, events and images under $WORK/NAME
 host() {
 	local d=$WORK/$1
 	mkdir -p "$d/state/fault"
 	KFLASH_SIM_STATE=$d/state KFLASH_SIM_EVENTS=$d/events \
 		KFLASH_SIM_LIB=$ROOT/sim/fake/lib PATH=$ROOT/sim/fake/bin:$PATH \
 		timeout 120 umockdev-wrapper "$SIMHOST" \
-		--events "$d/events" --image-dir "$d/img" --board "$BOARD" \
+		--events "$d/events" --image-dir "$d/img" --board "$BOARD" --board "$OTHER" \
 		-- env D="$d" FW="$FW" U="$UUID" PY="$PY" bash "$2" >"$d/host.out" 2>&1
 }
 
@@ -116,14 +119,16 @@ for who in fake real; do
 	printf 'TOOL=%q\n' "$tool" | cat - "$WORK/sequence.sh" >"$d/seq.sh"
 	host "$who" "$d/seq.sh"
 	SHOW="$d/q1.out $d/q1.err $d/host.out"
-	check "$who flashtool -i can0 -q: the Klipper node, exit 0" \
+	check "$who flashtool -i can0 -q: both Klipper nodes, exit 0" \
 		eval 'rc_is "$d/q1" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/q1.out" &&
+		      [ "$(grep -c "^Detected UUID: [0-9a-f]\{12\}, Application: Klipper$" "$d/q1.out")" = 2 ] &&
 		      [ "$(tail -1 "$d/q1.out")" = "CANBus UUID Query Complete" ]'
 	SHOW="$d/r.out $d/r.err $d/q2.out"
-	check "$who flashtool -u UUID -r: bootloader jump, Bootloader Request Complete; -q then says Katapult" \
+	check "$who flashtool -u UUID -r: bootloader jump, Bootloader Request Complete; -q then says Katapult for it, Klipper for the other" \
 		eval 'rc_is "$d/r" 0 && grep -qx "Sending bootloader jump command..." "$d/r.out" &&
 		      [ "$(tail -1 "$d/r.out")" = "Bootloader Request Complete" ] &&
-		      grep -qx "Detected UUID: $UUID, Application: Katapult" "$d/q2.out"'
+		      grep -qx "Detected UUID: $UUID, Application: Katapult" "$d/q2.out" &&
+		      [ "$(grep -c "^Detected UUID: .*, Application: Klipper$" "$d/q2.out")" = 1 ]'
 	SHOW="$d/s.out $d/s.err"
 	check "$who flashtool -u UUID -s: Katapult Connected, Application Start: 0x8002000, MCU type: stm32g0b1xx" \
 		eval 'rc_is "$d/s" 0 && grep -qx "Katapult Connected" "$d/s.out" &&
@@ -144,8 +149,10 @@ sys.exit(0 if img[:len(fw)] == fw and len(img) % 64 == 0 and pad == b"\xff" * le
 	SHOW="$d/cmp.err"
 	check "$who flashtool -f: the emulated node holds the image byte-exact" [ $? = 0 ]
 	SHOW="$d/q3.out $d/q3.err"
-	check "$who flashtool -q after the flash: the node is back as Klipper" \
-		eval 'rc_is "$d/q3" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/q3.out"'
+	check "$who flashtool -q after the flash: the node is back as Klipper; the other node was never touched" \
+		eval 'rc_is "$d/q3" 0 && grep -qx "Detected UUID: $UUID, Application: Klipper" "$d/q3.out" &&
+		      [ "$(grep -c "^Detected UUID: .*, Application: Klipper$" "$d/q3.out")" = 2 ] &&
+		      ! grep -q " sb2040-can \(bootloader-request\|write-start\|disconnect\)" "$d/events"'
 done
 
 # the fake's faults on CAN, one host: each step's fault file written just
