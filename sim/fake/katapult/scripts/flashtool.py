@@ -344,6 +344,22 @@ def double_buffered(product):
     return product.startswith("stm32") and product[5:7] not in ("f2", "f4", "h7")
 
 
+def came_back_not_katapult(args):
+    """The no-complete fault's ending, over serial and CAN alike: the
+    board seems to come back from the bootloader request as a DFU device,
+    so the tool stops as if only the request had been asked for."""
+    out("Waiting for USB Reconnect.")
+    for _ in range(2):
+        time.sleep(0.5)
+        out(".")
+    say("done")
+    say("Detected new USB Device: 0483:df11 stmicroelectronics dfu in fs mode")
+    say("Device is not Katapult, exiting...")
+    simfake.event(ACTOR, "not-katapult", "0483:df11")
+    args.request_bootloader = True
+    return "Bootloader Request Complete"
+
+
 def run_serial(args, fault):
     flash_req = not (args.request_bootloader or args.status)
     if not HAS_SERIAL or (fault is not None and fault.word == "pyserial-missing"):
@@ -360,16 +376,7 @@ def run_serial(args, fault):
         fault.fired(ACTOR)
         say("Detected USB device running Klipper")
         say("Requesting USB bootloader for %s..." % device)
-        out("Waiting for USB Reconnect.")
-        for _ in range(2):
-            time.sleep(0.5)
-            out(".")
-        say("done")
-        say("Detected new USB Device: 0483:df11 stmicroelectronics dfu in fs mode")
-        say("Device is not Katapult, exiting...")
-        simfake.event(ACTOR, "not-katapult", "0483:df11")
-        args.request_bootloader = True
-        return "Bootloader Request Complete"
+        return came_back_not_katapult(args)
     usbdir = simfake.usb_dir_of(device)
     info = simfake.usb_info(usbdir)
     product = info["product"]
@@ -486,6 +493,9 @@ def can_query(sock):
 
 
 def run_can(args, fault):
+    # pyserial is not needed here: the real tool imports it guarded and
+    # only its serial path (and the USB-CAN bridge's) refuses without it,
+    # so HAS_SERIAL and the pyserial-missing fault change nothing on CAN
     flash_req = not (args.request_bootloader or args.status or args.query)
     uuid = None
     if not args.query:
@@ -505,6 +515,12 @@ def run_can(args, fault):
             raise FlashError("Unable to bind socket to %s" % args.interface)
         if flash_req or args.request_bootloader:
             say("Sending bootloader jump command...")
+            if fault is not None and fault.word == "no-complete":
+                # the real tool's USB-CAN bridge path, the bridge back from
+                # the jump as something else; the jump is not sent, the
+                # node is left as it was (as over serial)
+                fault.fired(ACTOR)
+                return came_back_not_katapult(args)
             can_send(sock, CANBUS_ID_ADMIN, bytes([KLIPPER_REBOOT_CMD]) + uuid_bytes(uuid))
             simfake.event(ACTOR, "bootloader-request", "can:%012x" % uuid, args.interface)
             time.sleep(1.0)
