@@ -10,7 +10,10 @@
  * Each frame a socket or a node sends goes to every other socket bound to
  * its interface (or to all) whose CAN_RAW_FILTER passes it, and to every
  * other node on that interface; an interface named by --down carries
- * nothing. Ends on SIGTERM or SIGINT. */
+ * nothing. A node with bridge=1 is a USB-to-CAN bridge board: its reboot
+ * request goes to kflash-simhost as "reboot NAME" on --control FD, which
+ * sends "down IFACE"/"up IFACE" as its USB side goes and comes back
+ * (fixtures/boards/README.md). Ends on SIGTERM or SIGINT. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
