@@ -97,7 +97,7 @@ run_with() {
 		--board "$BOARDS/octopus-bridge.board" --board "$BOARDS/sb2040-can.board" \
 		-- bash "$WORK/inside.sh" "$ft" "$O" "$BRIDGE" "$SB" "$WORK" >"$O/simhost.out" 2>&1
 	check "$tool: can0 exists, the net device of the bridge's USB interface" "$O/can0-parent" \
-		eval '[ -f "$O/can0-before" ] && grep -q "/sys/bus/usb/devices/1-1.3/1-1.3:1.0/net/can0" "$O/can0-parent"'
+		eval '[ -f "$O/can0-before" ] && grep -q "/sys/bus/usb/devices/1-1.4.8/1-1.4.8:1.0/net/can0" "$O/can0-parent"'
 	check "$tool: the bridge in Klipper mode has no tty" "$O/dev-before" \
 		eval '! grep -q "^tty" "$O/dev-before"'
 	check "$tool: -q lists the SB2040 ($SB) and the bridge's own node ($BRIDGE)" "$O/q1" \
@@ -106,7 +106,7 @@ run_with() {
 	check "$tool: the SB2040 flashes over CAN" "$O/sb" \
 		eval 'grep -qx "rc=0" "$O/sb" && grep -qx "Programming Complete" "$O/sb"'
 	check "$tool: the bridge: detected, Katapult on USB, flashed over serial" "$O/br" \
-		eval 'grep -qx "rc=0" "$O/br" && grep -q "^Canbus Bridge detected at .*/1-1.3$" "$O/br" &&
+		eval 'grep -qx "rc=0" "$O/br" && grep -q "^Canbus Bridge detected at .*/1-1.4.8$" "$O/br" &&
 		      grep -qx "Detected new USB Device: 1d50:6177 katapult stm32f446xx" "$O/br" &&
 		      grep -qx "Katapult detected at serial port /dev/ttyACM0" "$O/br" &&
 		      grep -qx "Programming Complete" "$O/br"'
