@@ -87,8 +87,9 @@ struct sim_can_node *sim_can_node_new(const struct sim_can_node_cfg *cfg,
 	if (cfg->assigned && cfg->board.mode == SIM_MODE_KLIPPER)
 		n->assigned_id = 0x100 + 2 * 4;
 	sim_image_stat(n, &n->image_st);
-	n->io.event(n->io.ctx, n->name, "enumerate %s",
-		    sim_mode_word(sim_board_mode(n->board)));
+	if (!cfg->bridge)
+		n->io.event(n->io.ctx, n->name, "enumerate %s",
+			    sim_mode_word(sim_board_mode(n->board)));
 	return n;
 }
 
@@ -103,6 +104,22 @@ void sim_can_node_free(struct sim_can_node *n)
 int sim_can_node_ifindex(const struct sim_can_node *n)
 {
 	return n->cfg.ifindex;
+}
+
+const char *sim_can_node_name(const struct sim_can_node *n)
+{
+	return n->name;
+}
+
+/* Back as the bridge: Klipper again, no node id yet. */
+void sim_can_node_link(struct sim_can_node *n, int up)
+{
+	if (!n->cfg.bridge)
+		return;
+	n->state = up ? SIM_NODE_UP : SIM_NODE_GONE;
+	n->assigned_id = 0;
+	if (up)
+		sim_board_set_mode(n->board, SIM_MODE_KLIPPER);
 }
 
 static void sim_send(struct sim_can_node *n, uint32_t id, const uint8_t *data,
@@ -187,6 +204,14 @@ static void sim_admin(struct sim_can_node *n, const struct can_frame *f,
 			return;
 		}
 		n->io.event(n->io.ctx, n->name, "bootloader-request");
+		if (n->cfg.bridge) {
+			/* off the bus: its USB side resets (kflash-simhost) */
+			n->state = SIM_NODE_GONE;
+			n->assigned_id = 0;
+			if (n->io.reboot)
+				n->io.reboot(n->io.ctx, n);
+			return;
+		}
 		sim_reset(n, SIM_MODE_KATAPULT, now);
 	}
 }

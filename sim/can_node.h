@@ -36,6 +36,9 @@ struct sim_can_node_cfg {
 				 * gave it: silent to queries (Klipper mode) */
 	int reboot_ms;		/* reset to back on the bus */
 	enum sim_can_after after;
+	int bridge;		/* the USB-to-CAN bridge itself: its reboot
+				 * is a USB re-enumeration (io.reboot), and
+				 * its USB side logs its events */
 	struct sim_board_cfg board;	/* board.mode is the starting mode */
 };
 
@@ -48,6 +51,8 @@ struct sim_can_node_io {
 	void (*event)(void *ctx, const char *name, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	sim_board_log_fn log;	/* the board's own log lines; may be NULL */
+	/* a bridge node was asked to reboot into its bootloader */
+	void (*reboot)(void *ctx, const struct sim_can_node *n);
 	void *ctx;
 };
 
@@ -63,6 +68,10 @@ int sim_can_node_ifindex(const struct sim_can_node *n);
 /* A frame seen on the node's interface. */
 void sim_can_node_frame(struct sim_can_node *n, const struct can_frame *f,
 			int64_t now_ms);
+
+/* A bridge node's USB side came back as the bridge (UP) or went. */
+void sim_can_node_link(struct sim_can_node *n, int up);
+const char *sim_can_node_name(const struct sim_can_node *n);
 
 /* Runs what is due at now_ms (a reboot's end); returns the next deadline in
  * ms, or -1 for none. */

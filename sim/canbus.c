@@ -10,7 +10,10 @@
  * Each frame a socket or a node sends goes to every other socket bound to
  * its interface (or to all) whose CAN_RAW_FILTER passes it, and to every
  * other node on that interface; an interface named by --down carries
- * nothing. Ends on SIGTERM or SIGINT. */
+ * nothing. A node with bridge=1 is a USB-to-CAN bridge board: its reboot
+ * request goes to kflash-simhost as "reboot NAME" on --control FD, which
+ * sends "down IFACE"/"up IFACE" as its USB side goes and comes back
+ * (fixtures/boards/README.md). Ends on SIGTERM or SIGINT. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -58,6 +61,9 @@ struct sim_bus {
 	struct sim_can_node *nodes[SIM_NODES_MAX];
 	size_t nnodes;
 	int down[SIM_CAN_IFACES_MAX];	/* by ifindex - base: link down */
+	int gone[SIM_CAN_IFACES_MAX];	/* by ifindex - base: a bridge's
+					 * interface that is not there */
+	int ctl_fd;			/* kflash-simhost's control socket, or -1 */
 	int64_t t0;
 };
 
@@ -187,7 +193,8 @@ static void sim_route(struct sim_bus *bus, const struct sim_client *from,
 	 * ENETDOWN; here the frame is lost, and the sender times out) */
 	if (ifindex >= SIM_CAN_IFINDEX_BASE &&
 	    ifindex < SIM_CAN_IFINDEX_BASE + SIM_CAN_IFACES_MAX &&
-	    bus->down[ifindex - SIM_CAN_IFINDEX_BASE])
+	    (bus->down[ifindex - SIM_CAN_IFINDEX_BASE] ||
+	     bus->gone[ifindex - SIM_CAN_IFINDEX_BASE]))
 		return;
 	for (size_t i = 0; i < SIM_CLIENTS_MAX; i++) {
 		struct sim_client *c = bus->clients[i];
@@ -214,6 +221,52 @@ static void sim_node_send(void *ctx, const struct sim_can_node *from,
 			  int ifindex, const struct can_frame *f)
 {
 	sim_route(ctx, NULL, from, ifindex, f);
+}
+
+/* A bridge node's reboot: kflash-simhost re-enumerates its USB side. */
+static void sim_node_reboot(void *ctx, const struct sim_can_node *n)
+{
+	struct sim_bus *bus = ctx;
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "reboot %s", sim_can_node_name(n));
+	if (bus->ctl_fd < 0 ||
+	    send(bus->ctl_fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		sim_say("%s: no kflash-simhost to reboot it", sim_can_node_name(n));
+}
+
+/* "up IFACE" / "down IFACE" from kflash-simhost: a bridge's interface came
+ * (its board runs Klipper on USB again) or went (it reset). */
+static void sim_ctl_read(struct sim_bus *bus)
+{
+	char msg[64];
+	ssize_t n;
+
+	while ((n = recv(bus->ctl_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0) {
+		int up, ifx;
+
+		msg[n] = '\0';
+		up = !strncmp(msg, "up ", 3);
+		if (!up && strncmp(msg, "down ", 5)) {
+			sim_say("control: '%s'?", msg);
+			continue;
+		}
+		ifx = sim_can_iface(msg + (up ? 3 : 5), 0, NULL);
+		if (!ifx) {
+			sim_say("control: '%s': no such interface", msg);
+			continue;
+		}
+		bus->gone[ifx - SIM_CAN_IFINDEX_BASE] = !up;
+		for (size_t i = 0; i < bus->nnodes; i++)
+			if (sim_can_node_ifindex(bus->nodes[i]) == ifx)
+				sim_can_node_link(bus->nodes[i], up);
+		if (bus->verbose)
+			sim_say("control: %s", msg);
+	}
+	if (n == 0) {
+		close(bus->ctl_fd);
+		bus->ctl_fd = -1;
+	}
 }
 
 /****************************************************************
@@ -364,6 +417,7 @@ struct sim_fx {
 	uint32_t app_start;
 	enum sim_fault fault;
 	enum sim_can_after after;
+	int bridge;
 };
 
 static int sim_set(char *dst, size_t cap, const char *v)
@@ -420,6 +474,12 @@ static int sim_fx_key(struct sim_fx *fx, const char *k, const char *v)
 		if (sim_parse_num(v, 0, 1, &n) < 0)
 			return -1;
 		fx->assigned = (int)n;
+		return 0;
+	}
+	if (!strcmp(k, "bridge")) {
+		if (sim_parse_num(v, 0, 1, &n) < 0)
+			return -1;
+		fx->bridge = (int)n;
 		return 0;
 	}
 	if (!strcmp(k, "reboot_ms")) {
@@ -557,7 +617,7 @@ static int sim_add_board(struct sim_bus *bus, const char *arg, const char *image
 	struct sim_can_node_cfg cfg;
 	struct sim_can_node_io io = {
 		.send = sim_node_send, .event = sim_event,
-		.log = sim_board_said, .ctx = bus,
+		.log = sim_board_said, .reboot = sim_node_reboot, .ctx = bus,
 	};
 	struct sim_fx fx;
 	char image[4096];
@@ -586,6 +646,9 @@ static int sim_add_board(struct sim_bus *bus, const char *arg, const char *image
 	cfg.assigned = fx.assigned;
 	cfg.reboot_ms = fx.reboot_ms;
 	cfg.after = fx.after;
+	cfg.bridge = fx.bridge;
+	if (fx.bridge)
+		fx.mode = SIM_MODE_KLIPPER;	/* on the bus only while it runs Klipper */
 	cfg.board.mcu = fx.mcu;
 	cfg.board.serial = fx.serial;
 	cfg.board.image_path = image;
@@ -619,7 +682,7 @@ static int sim_add_board(struct sim_bus *bus, const char *arg, const char *image
 static void sim_usage(FILE *to)
 {
 	fprintf(to, "usage: " SIM_PROG " [-v] [--socket PATH] [--events FILE] "
-		"[--image-dir DIR] [--down IFACE]...\n"
+		"[--image-dir DIR] [--down IFACE]... [--control FD]\n"
 		"       [--board FILE[:klipper|:katapult][,key=value...]]...\n"
 		"PATH defaults to $KFLASH_SIM_CANBUS; interfaces are "
 		"$KFLASH_SIM_CAN_IFACES (default can0)\n");
@@ -633,15 +696,16 @@ int main(int argc, char **argv)
 		{ "image-dir", required_argument, NULL, 'i' },
 		{ "board", required_argument, NULL, 'b' },
 		{ "down", required_argument, NULL, 'd' },
+		{ "control", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sim_bus bus = { .events_fd = -1 };
+	struct sim_bus bus = { .events_fd = -1, .ctl_fd = -1 };
 	const char *path = getenv("KFLASH_SIM_CANBUS"), *image_dir = ".";
 	const char *boards[SIM_NODES_MAX];
 	size_t nboards = 0;
-	struct pollfd pfd[2 + SIM_CLIENTS_MAX];
+	struct pollfd pfd[3 + SIM_CLIENTS_MAX];
 	size_t idx[SIM_CLIENTS_MAX];
 	sigset_t mask;
 	int lfd, sfd, c, ret = 0;
@@ -658,6 +722,17 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'i': image_dir = optarg; break;
+		case 'c': {
+			long fd;
+
+			if (sim_parse_num(optarg, 0, 1023, &fd) < 0) {
+				sim_say("--control %s: not a file descriptor", optarg);
+				return 2;
+			}
+			bus.ctl_fd = (int)fd;
+			(void)fcntl(bus.ctl_fd, F_SETFD, FD_CLOEXEC);
+			break;
+		}
 		case 'b':
 			if (nboards == SIM_NODES_MAX) {
 				sim_say("too many boards");
@@ -699,7 +774,7 @@ int main(int argc, char **argv)
 		return 1;
 	for (;;) {
 		int64_t now = sim_now_ms(), next = -1;
-		size_t n = 2;
+		size_t n = 3;
 		int timeout;
 
 		for (size_t i = 0; i < bus.nnodes; i++) {
@@ -711,12 +786,13 @@ int main(int argc, char **argv)
 		timeout = next < 0 ? -1 : (int)(next - now);
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		pfd[2] = (struct pollfd){ .fd = bus.ctl_fd, .events = POLLIN };
 		for (size_t i = 0; i < SIM_CLIENTS_MAX; i++) {
 			struct sim_client *cl = bus.clients[i];
 
 			if (!cl)
 				continue;
-			idx[n - 2] = i;
+			idx[n - 3] = i;
 			pfd[n++] = (struct pollfd){ .fd = cl->fd, .events = POLLIN |
 				(cl->qlen ? POLLOUT : 0) };
 		}
@@ -729,8 +805,8 @@ int main(int argc, char **argv)
 		}
 		if (pfd[0].revents)
 			break;
-		for (size_t k = 2; k < n; k++) {
-			size_t i = idx[k - 2];
+		for (size_t k = 3; k < n; k++) {
+			size_t i = idx[k - 3];
 
 			if (!bus.clients[i] || bus.clients[i]->fd != pfd[k].fd)
 				continue;
@@ -741,6 +817,8 @@ int main(int argc, char **argv)
 		}
 		if (pfd[1].revents & POLLIN)
 			sim_accept(&bus, lfd);
+		if (bus.ctl_fd >= 0 && pfd[2].revents)
+			sim_ctl_read(&bus);
 	}
 	(void)unlink(path);
 	for (size_t i = 0; i < SIM_CLIENTS_MAX; i++)

@@ -112,6 +112,11 @@ struct sim_fixture {
 	int can_bitrate;		/* bitrate= of that interface; 0: default */
 	int can_txqueuelen;		/* txqueuelen=; 0: default */
 	int can_down;			/* link=down: 1, up: 0, unset: -1 */
+	char *can_bridge;		/* can_bridge=IFACE: in Klipper mode a
+					 * USB-to-CAN bridge (1d50:606f, gs_usb,
+					 * no tty) whose USB interface holds the
+					 * net device IFACE, and a node on that
+					 * bus (host_can.c) */
 };
 
 /* ---- the host and its boards --------------------------------------- */
@@ -185,11 +190,16 @@ struct sim_host {
 		char name[16];
 		int bitrate, txqueuelen;
 		bool down;
+		int bridge;		/* 1 + the board whose USB device
+					 * holds it; 0: a standalone adapter */
 	} can_ifaces[8];
 	int ncan_ifaces;
 	char *events_path;
 	char *can_dir;			/* holds the bus's socket */
 	pid_t can_pid;
+	int can_ctl;			/* the bus's control socket: we send
+					 * "up IFACE"/"down IFACE", it sends
+					 * "reboot NAME" (a bridge); -1: none */
 };
 
 /* ---- the logs and the clock (host_log.c) --------------------------- */
@@ -228,12 +238,27 @@ int sim_can_add(struct sim_host *h, const char *spec, const struct sim_fixture *
 int sim_can_start(struct sim_host *h);
 /* Ends the bus; idempotent. */
 void sim_can_stop(struct sim_host *h);
+/* B, a can_bridge= board: registers its interface and its node. */
+int sim_can_add_bridge(struct sim_host *h, const char *spec, struct sim_hboard *b);
+/* B's USB device is (UP) or is no longer a bridge holding its interface:
+ * the fake ip's state and the bus's link follow. */
+void sim_can_bridge_link(struct sim_hboard *b, bool up);
+/* The net device NAME under the USB interface INTF (a /sys path), appended
+ * to D, a board's umockdev description; its sysfs path. */
+char *sim_can_bridge_netdev(struct sim_host *h, GString *d, const char *intf, const char *name);
+/* The bus said something on its control socket ("reboot NAME"). */
+void sim_can_ctl_read(struct sim_host *h);
+/* B enumerates in MODE as a USB-to-CAN bridge (net device, no tty). */
+bool sim_is_bridge(const struct sim_hboard *b, enum sim_mode mode);
 
 /* ---- the udev description (host_udev.c) ---------------------------- */
 
 /* The USB identity of one enumeration. */
 struct sim_ident {
 	const char *vid, *pid, *manufacturer, *product, *serial;
+	const char *driver, *device_class, *interface_class;
+	const char *net;		/* the net device under interface 0 (a
+					 * USB-to-CAN bridge) instead of a tty */
 };
 
 void sim_ident_of(const struct sim_hboard *b, enum sim_mode mode, struct sim_ident *id);

@@ -95,6 +95,7 @@ static int sim_fixture_set(struct sim_fixture *f, const char *k, const char *v)
 	else if (!strcmp(k, "model_db")) str = &f->model_db;
 	else if (!strcmp(k, "description")) return 0;
 	else if (!strcmp(k, "interface")) str = &f->can_iface;
+	else if (!strcmp(k, "can_bridge")) str = &f->can_bridge;
 	/* kflash-simcanbus's own keys (sim/canbus.c) */
 	else if (!strcmp(k, "canbus_uuid") || !strcmp(k, "assigned") ||
 		 !strcmp(k, "reboot_ms")) return 0;
@@ -161,7 +162,7 @@ void sim_fixture_release(struct sim_fixture *f)
 		&f->boot_manufacturer, &f->version, &f->klipper_version, &f->port,
 		&f->tty, &f->vid, &f->pid, &f->revision, &f->driver,
 		&f->device_class, &f->interface_class, &f->vendor_db, &f->model_db,
-		&f->can_iface,
+		&f->can_iface, &f->can_bridge,
 	};
 	size_t i;
 
@@ -397,6 +398,12 @@ int sim_host_add_board(struct sim_host *h, const char *spec)
 
 		sim_fixture_release(&b->fx);
 		return r;
+	}
+	if (b->fx.can_bridge && (b->fx.kind != SIM_KIND_KLIPPER || sim_can_add_bridge(h, spec, b) < 0)) {
+		if (b->fx.kind != SIM_KIND_KLIPPER)
+			sim_log("%s: can_bridge= needs kind=klipper", b->fx.name);
+		sim_fixture_release(&b->fx);
+		return -EINVAL;
 	}
 	if (mode >= 0) {
 		if (b->fx.kind == SIM_KIND_FIXED) {

@@ -105,53 +105,33 @@ static void sim_ioctl_alias(struct sim_host *h, const char *link, const char *tt
 	g_free(dir);
 }
 
-/* Enumerate board B in MODE. Returns 0 or -errno; on failure nothing of it is left.
- *
- * umockdev 0.17's add_from_string() sends the "add" uevents itself, parents
- * first, so everything a listener looks for when it hears of the tty (the
- * node, the by-id and by-path links, a working ioctl handler) is put in
- * place before the devices are added; udev too creates the links before it
- * passes the event on. */
-int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
+/* B's tty: the pty, its node, the .ptymap entry, udev's links and the
+ * ioctl handler. 0 or -errno, with the pty closed again. */
+static int sim_plug_tty(struct sim_hboard *b)
 {
 	struct sim_host *h = b->host;
-	struct sim_ident id;
-	char *desc, *node = NULL, *p;
+	char *node, *p;
 	char pts[64];
 	GError *err = NULL;
 	UMockdevIoctlBase *handler;
 	int r;
-
-	if (b->core)
-		sim_board_set_mode(b->core, mode);
-	b->mode = mode;
-	sim_ident_of(b, mode, &id);
-	/* a fresh address per enumeration, as the host controller hands out */
-	if (!b->devnum && b->fx.devnum) {
-		b->devnum = b->fx.devnum;
-		if (h->devnum_next[b->fx.busnum] <= b->devnum)
-			h->devnum_next[b->fx.busnum] = b->devnum + 1;
-	} else {
-		b->devnum = sim_next_devnum(h, b->fx.busnum);
-	}
-	sim_pick_tty(b);
-	desc = sim_udev_desc_board(b, &id);
-	sim_debug("%s: enumerating as %s:%s on %s%s%s", b->fx.name, id.vid, id.pid, b->tty,
-		  sim_verbose > 1 ? "\n" : "", sim_verbose > 1 ? desc : "");
 
 	/* the tty node: a pty of ours, see host.h */
 	b->master = sim_pump_open_master(pts, sizeof(pts));
 	if (b->master < 0) {
 		r = b->master;
 		sim_log("%s: cannot open a pty: %s", b->fx.name, strerror(-r));
-		goto out_forget;
+		return r;
 	}
 	node = g_build_filename(h->root, "dev", b->tty, NULL);
 	(void)unlink(node);
 	if (symlink(pts, node) < 0) {
 		r = -errno;
 		sim_log("%s: cannot create /dev/%s: %s", b->fx.name, b->tty, strerror(-r));
-		goto out_close;
+		close(b->master);
+		b->master = -1;
+		g_free(node);
+		return r;
 	}
 	/* the dev/.ptymap entry umockdev writes for the ptys it makes itself
 	 * (pts name -> emulated major:minor), so the preload treats ours alike */
@@ -204,6 +184,50 @@ int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
 	g_free(p);
 
 	sim_pump_reset(b);
+	g_free(node);
+	return 0;
+}
+
+/* Enumerate board B in MODE. Returns 0 or -errno; on failure nothing of it is left.
+ *
+ * umockdev 0.17's add_from_string() sends the "add" uevents itself, parents
+ * first, so everything a listener looks for when it hears of the tty (the
+ * node, the by-id and by-path links, a working ioctl handler) is put in
+ * place before the devices are added; udev too creates the links before it
+ * passes the event on. */
+int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
+{
+	struct sim_host *h = b->host;
+	struct sim_ident id;
+	char *desc;
+	GError *err = NULL;
+	int r;
+
+	if (b->core)
+		sim_board_set_mode(b->core, mode);
+	b->mode = mode;
+	sim_ident_of(b, mode, &id);
+	/* a fresh address per enumeration, as the host controller hands out */
+	if (!b->devnum && b->fx.devnum) {
+		b->devnum = b->fx.devnum;
+		if (h->devnum_next[b->fx.busnum] <= b->devnum)
+			h->devnum_next[b->fx.busnum] = b->devnum + 1;
+	} else {
+		b->devnum = sim_next_devnum(h, b->fx.busnum);
+	}
+	if (id.net)
+		b->tty[0] = '\0';	/* a bridge in Klipper mode has none */
+	else
+		sim_pick_tty(b);
+	desc = sim_udev_desc_board(b, &id);
+	sim_debug("%s: enumerating as %s:%s on %s%s%s", b->fx.name, id.vid, id.pid, b->tty,
+		  sim_verbose > 1 ? "\n" : "", sim_verbose > 1 ? desc : "");
+
+	if (!id.net) {
+		r = sim_plug_tty(b);
+		if (r < 0)
+			goto out_forget;
+	}
 
 	if (!umockdev_testbed_add_from_string(h->tb, desc, &err)) {
 		sim_log("%s: cannot add devices: %s", b->fx.name, err->message);
@@ -217,19 +241,17 @@ int sim_plug(struct sim_hboard *b, enum sim_mode mode, bool announce)
 	b->state = SIM_ST_PRESENT;
 	if (announce)
 		sim_event(h, b->fx.name, "enumerate %s", sim_mode_name(b, mode));
-	sim_debug("%s: /dev/%s -> %s (%s)", b->fx.name, b->tty, pts, b->links[0]);
+	if (id.net)
+		sim_can_bridge_link(b, true);
+	else
+		sim_debug("%s: /dev/%s (%s)", b->fx.name, b->tty, b->links[0]);
 	g_free(desc);
-	g_free(node);
 	return 0;
 
-out_close:
-	close(b->master);
-	b->master = -1;
 out_forget:
 	sim_forget_paths(b);
 	b->tty[0] = '\0';
 	g_free(desc);
-	g_free(node);
 	return r;
 }
 
@@ -283,6 +305,8 @@ void sim_unplug(struct sim_hboard *b)
 	struct sim_host *h = b->host;
 	char *p;
 
+	if (sim_is_bridge(b, b->mode))
+		sim_can_bridge_link(b, false);	/* gs_usb's can0 goes first */
 	sim_unplug_files(b);
 	/* the uevent sender reads the device from sysfs: send before removing */
 	for (int i = 0; i < b->nsyspaths; i++)

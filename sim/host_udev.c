@@ -67,18 +67,41 @@ static char *sim_path_tag(const char *path)
 	return t;
 }
 
+/* Klipper in USB-to-CAN bridge mode (src/generic/usb_canbus.c): a gs_usb
+ * device, vendor class interface, bound by the kernel's gs_usb driver. */
+#define SIM_BRIDGE_PID "606f"
+
+bool sim_is_bridge(const struct sim_hboard *b, enum sim_mode mode)
+{
+	return b->fx.can_bridge && b->fx.kind == SIM_KIND_KLIPPER && mode == SIM_MODE_KLIPPER;
+}
+
 void sim_ident_of(const struct sim_hboard *b, enum sim_mode mode, struct sim_ident *id)
 {
 	const struct sim_fixture *f = &b->fx;
 
 	if (f->kind == SIM_KIND_FIXED) {
-		*id = (struct sim_ident){ f->vid, f->pid, f->manufacturer, f->product, f->serial };
+		*id = (struct sim_ident){ .vid = f->vid, .pid = f->pid, .manufacturer = f->manufacturer,
+					  .product = f->product, .serial = f->serial };
+	} else if (sim_is_bridge(b, mode)) {
+		*id = (struct sim_ident){ .vid = "1d50", .pid = SIM_BRIDGE_PID,
+					  .manufacturer = f->manufacturer, .product = f->product,
+					  .serial = f->usb_serial ? f->usb_serial : f->serial,
+					  .driver = "gs_usb", .device_class = "00",
+					  .interface_class = "ff0000", .net = f->can_bridge };
+		return;
 	} else if (mode == SIM_MODE_KLIPPER) {
-		*id = (struct sim_ident){ "1d50", "614e", f->manufacturer, f->product,
-					  f->usb_serial ? f->usb_serial : f->serial };
+		*id = (struct sim_ident){ .vid = "1d50", .pid = "614e",
+					  .manufacturer = f->manufacturer, .product = f->product,
+					  .serial = f->usb_serial ? f->usb_serial : f->serial };
 	} else {
-		*id = (struct sim_ident){ "1d50", "6177", f->boot_manufacturer, f->mcu, f->serial };
+		*id = (struct sim_ident){ .vid = "1d50", .pid = "6177",
+					  .manufacturer = f->boot_manufacturer, .product = f->mcu,
+					  .serial = f->serial };
 	}
+	id->driver = f->driver;
+	id->device_class = f->device_class;
+	id->interface_class = f->interface_class;
 }
 
 bool sim_driver_is_acm(const char *driver)
@@ -167,7 +190,7 @@ static void sim_desc_ids(GString *d, const struct sim_hboard *b, const struct si
 	char *model_enc = id->product ? sim_udev_enc(id->product) : g_strdup(id->pid);
 	char *serial = id->serial ? sim_udev_safe(id->serial) : NULL;
 	char *tag = sim_path_tag(idpath);
-	const char *ic = b->fx.interface_class;
+	const char *ic = id->interface_class;
 
 	g_string_append_printf(d,
 		"E: ID_VENDOR=%s\nE: ID_VENDOR_ENC=%s\nE: ID_VENDOR_ID=%s\n"
@@ -180,7 +203,7 @@ static void sim_desc_ids(GString *d, const struct sim_hboard *b, const struct si
 	else
 		g_string_append_printf(d, "E: ID_SERIAL=%s_%s\n", vendor, model);
 	g_string_append_printf(d, "E: ID_BUS=usb\nE: ID_USB_INTERFACES=:%s:%s\n",
-			       ic, sim_driver_is_acm(b->fx.driver) ? "0a0000:" : "");
+			       ic, sim_driver_is_acm(id->driver) ? "0a0000:" : "");
 	if (b->fx.vendor_db)
 		g_string_append_printf(d, "E: ID_VENDOR_FROM_DATABASE=%s\n", b->fx.vendor_db);
 	if (b->fx.model_db)
@@ -228,12 +251,12 @@ char *sim_udev_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 	char *intf = g_strdup_printf("%s/%d-%s:1.0", usb, f->busnum, f->port);
 	char *usb_idpath = g_strdup_printf("%s-usb-0:%s", SIM_PATH_PREFIX, f->port);
 	char *tty_idpath = g_strdup_printf("%s-usb-0:%s:1.0", SIM_PATH_PREFIX, f->port);
-	bool acm = sim_driver_is_acm(f->driver);
-	int minor = atoi(b->tty + 6);
+	bool acm = sim_driver_is_acm(id->driver);
+	int minor = b->tty[0] ? atoi(b->tty + 6) : 0;
 	int major = acm ? 166 : 188;
-	unsigned dc = sim_hex(f->device_class, 0, 2);
-	unsigned ic = sim_hex(f->interface_class, 0, 2), isc = sim_hex(f->interface_class, 2, 2);
-	unsigned ip = sim_hex(f->interface_class, 4, 2);
+	unsigned dc = sim_hex(id->device_class, 0, 2);
+	unsigned ic = sim_hex(id->interface_class, 0, 2), isc = sim_hex(id->interface_class, 2, 2);
+	unsigned ip = sim_hex(id->interface_class, 4, 2);
 	unsigned rev = sim_hex(f->revision, 0, 4);
 	char *upper_vid = g_ascii_strup(id->vid, -1), *upper_pid = g_ascii_strup(id->pid, -1);
 	char *modalias;
@@ -263,7 +286,7 @@ char *sim_udev_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 		"A: authorized=1\nA: avoid_reset_quirk=0\nA: quirks=0x0\n"
 		"L: driver=../../../../../../../../../../bus/usb/drivers/usb\n",
 		id->vid, id->pid, f->revision, f->busnum, b->devnum, f->port,
-		(f->busnum - 1) * 128 + b->devnum - 1, f->device_class, acm ? 2 : 1);
+		(f->busnum - 1) * 128 + b->devnum - 1, id->device_class, acm ? 2 : 1);
 	if (id->manufacturer)
 		g_string_append_printf(d, "A: manufacturer=%s\n", id->manufacturer);
 	if (id->product)
@@ -281,9 +304,22 @@ char *sim_udev_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 		"A: bInterfaceClass=%02x\nA: bInterfaceSubClass=%02x\nA: bInterfaceProtocol=%02x\n"
 		"A: authorized=1\nA: supports_autosuspend=1\nA: modalias=%s\n"
 		"L: driver=../../../../../../../../../../../bus/usb/drivers/%s\n\n",
-		f->driver, sim_hex(id->vid, 0, 4), sim_hex(id->pid, 0, 4), rev, dc, ic, isc, ip,
-		modalias, acm ? "01" : "03", ic, isc, ip, modalias, f->driver);
+		id->driver, sim_hex(id->vid, 0, 4), sim_hex(id->pid, 0, 4), rev, dc, ic, isc, ip,
+		modalias, acm ? "01" : "03", ic, isc, ip, modalias, id->driver);
 
+	if (id->net) {
+		/* gs_usb's net device, the bridge's only child: no tty */
+		b->usb_syspath = usb;
+		b->nsyspaths = 0;
+		b->syspaths[b->nsyspaths++] = sim_can_bridge_netdev(b->host, d, intf, id->net);
+		b->syspaths[b->nsyspaths++] = intf;
+		g_free(usb_idpath);
+		g_free(tty_idpath);
+		g_free(upper_vid);
+		g_free(upper_pid);
+		g_free(modalias);
+		return g_string_free(d, FALSE);
+	}
 	if (acm) {
 		/* cdc_acm also binds the data interface; no tty below it. */
 		g_string_append_printf(d, "P: %s/%d-%s:1.1\n", usb + 4, f->busnum, f->port);
@@ -303,8 +339,8 @@ char *sim_udev_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 			"E: SUBSYSTEM=usb-serial\nE: DRIVER=%s\n"
 			"A: port_number=0\n"
 			"L: driver=../../../../../../../../../../../../bus/usb-serial/drivers/%s\n\n",
-			!strcmp(f->driver, "ch341") ? "ch341-uart" : f->driver,
-			!strcmp(f->driver, "ch341") ? "ch341-uart" : f->driver);
+			!strcmp(id->driver, "ch341") ? "ch341-uart" : id->driver,
+			!strcmp(id->driver, "ch341") ? "ch341-uart" : id->driver);
 		tty_parent = g_strdup_printf("%s/%s/tty", intf, b->tty);
 	}
 
@@ -326,7 +362,7 @@ char *sim_udev_desc_board(struct sim_hboard *b, const struct sim_ident *id)
 		 * interface, or usb-serial's port): Klipper's flash_usb.py
 		 * reads the USB device's ids and busnum/devnum beside it */
 		"L: device=../../../%s\n\n",
-		f->driver, (long long)sim_now_ms() * 1000, major, minor,
+		id->driver, (long long)sim_now_ms() * 1000, major, minor,
 		acm ? strrchr(intf, '/') + 1 : b->tty);
 
 	/* remember what to take away again, children first */

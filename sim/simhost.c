@@ -104,8 +104,8 @@ static int sim_serve(struct sim_host *h, int sfd, pid_t child)
 	int64_t kill_deadline = 0;
 
 	while (!child_done) {
-		struct pollfd pfd[SIM_MAX_BOARDS + 3];
-		struct sim_hboard *who[SIM_MAX_BOARDS + 3];
+		struct pollfd pfd[SIM_MAX_BOARDS + 4];
+		struct sim_hboard *who[SIM_MAX_BOARDS + 4];
 		int n = 0, timeout = -1, r, first_board;
 		int64_t now = sim_now_ms();
 
@@ -113,6 +113,8 @@ static int sim_serve(struct sim_host *h, int sfd, pid_t child)
 		pfd[n++] = (struct pollfd){ .fd = h->notify[0], .events = POLLIN };
 		/* fd -1 when there is no FIFO: poll() skips it */
 		pfd[n++] = (struct pollfd){ .fd = h->ctl_fd, .events = POLLIN };
+		/* the CAN bus: a bridge board asked to reboot (-1: no bus) */
+		pfd[n++] = (struct pollfd){ .fd = h->can_ctl, .events = POLLIN };
 		first_board = n;
 		n = sim_pump_poll_fds(h, pfd, who, n, now, &timeout);
 		if (stopping) {
@@ -166,6 +168,8 @@ static int sim_serve(struct sim_host *h, int sfd, pid_t child)
 		/* after the ttys: bytes already sent reach the board before it goes */
 		if (r > 0 && (pfd[2].revents & POLLIN))
 			sim_ctl_read(h);
+		if (r > 0 && pfd[3].revents && h->can_ctl == pfd[3].fd)
+			sim_can_ctl_read(h);
 
 		now = sim_now_ms();
 		for (int i = 0; i < h->nboards; i++) {
@@ -211,6 +215,7 @@ int main(int argc, char **argv)
 
 	h->events_fd = -1;
 	h->ctl_fd = -1;
+	h->can_ctl = -1;
 	h->notify[0] = h->notify[1] = -1;
 	for (int i = 0; i <= 32; i++)
 		h->devnum_next[i] = 2;

@@ -64,25 +64,14 @@ def board_props(path):
     return props
 
 
-def _mix(h):
-    h ^= h >> 23
-    h = (h * 0x2127599bf4325c37) & 0xFFFFFFFFFFFFFFFF
-    return h ^ (h >> 47)
-
-
 def canbus_uuid(props):
     """A CAN board file's canbus_uuid: its own key, else the one Klipper and
-    Katapult derive from the chip id (fasthash64, as sim/can_node.c)."""
+    Katapult derive from the chip id (simfake.canbus_uuid_of_serial)."""
     if props.get("canbus_uuid"):
         return props["canbus_uuid"].lower()
-    raw = bytes.fromhex(props["serial"])
-    m, mask = 0x880355f21e6d1965, 0xFFFFFFFFFFFFFFFF
-    h = 0xA16231A7 ^ ((len(raw) * m) & mask)
-    for i in range(0, len(raw), 8):
-        v = int.from_bytes(raw[i:i + 8], "little")
-        h = ((h ^ _mix(v)) * m) & mask
-    h = _mix(h)
-    return bytes((h >> (8 * i)) & 0xFF for i in range(6)).hex()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake", "lib"))
+    import simfake
+    return simfake.canbus_uuid_of_serial(props["serial"])
 
 
 def free_port():

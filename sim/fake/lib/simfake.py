@@ -233,6 +233,26 @@ def usb_info(usbdir):
     return info
 
 
+def _mix64(h):
+    h ^= h >> 23
+    h = (h * 0x2127599bf4325c37) & 0xFFFFFFFFFFFFFFFF
+    return h ^ (h >> 47)
+
+
+def canbus_uuid_of_serial(serial):
+    """The canbus_uuid Klipper and Katapult derive from a chip id (its hex
+    USB serial): fasthash64 of the bytes, its low 6 bytes first, as on the
+    wire (sim/can_node.c)."""
+    raw = bytes.fromhex(serial)
+    m, mask = 0x880355f21e6d1965, 0xFFFFFFFFFFFFFFFF
+    h = 0xA16231A7 ^ ((len(raw) * m) & mask)
+    for i in range(0, len(raw), 8):
+        v = int.from_bytes(raw[i:i + 8], "little")
+        h = ((h ^ _mix64(v)) * m) & mask
+    h = _mix64(h)
+    return bytes((h >> (8 * i)) & 0xFF for i in range(6)).hex()
+
+
 def tty_of_usb(usbdir):
     """/dev/ttyXXX of the USB device's interface, if exactly one exists."""
     base = os.path.basename(usbdir)

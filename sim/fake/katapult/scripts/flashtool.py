@@ -6,7 +6,7 @@
 #
 # Differences that matter to the simulator are listed in sim/fake/README.md
 # (CAN through whatever raw CAN socket the host gives, the simulator's
-# libkflash-simcan.so on a kernel without AF_CAN; no USB-CAN bridge path;
+# libkflash-simcan.so on a kernel without AF_CAN;
 # the serial device is opened through its resolved node;
 # $KFLASH_SIM_STATE/flashtool-retry-scale shrinks the retry waits).
 # Faults ($KFLASH_SIM_STATE/fault/flashtool): fail, hang, slow N,
@@ -54,6 +54,7 @@ except ModuleNotFoundError:
 ACTOR = "flashtool"
 KATAPULT_USB_ID = "1d50:6177"
 KLIPPER_USB_ID = "1d50:614e"
+GS_CAN_USB_ID = "1d50:606f"  # Klipper in USB-to-CAN bridge mode
 
 logging.basicConfig(level=logging.INFO)
 
@@ -492,16 +493,82 @@ def can_query(sock):
     return found
 
 
+def find_can_bridge(iface, uuid):
+    """The sysfs dir of the Klipper USB-to-CAN bridge that holds IFACE and
+    whose serial (its chip id) maps to UUID, or None."""
+    root = "/sys/bus/usb/devices"
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return None
+    for name in names:
+        usbdir = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(usbdir, "bDeviceClass")):
+            continue
+        info = simfake.usb_info(usbdir)
+        if info["usb_id"] != GS_CAN_USB_ID or info["manufacturer"] != "klipper":
+            continue
+        try:
+            ents = os.listdir(usbdir)
+        except OSError:
+            continue
+        if not any(os.path.exists(os.path.join(usbdir, e, "net", iface.lower()))
+                   for e in ents if e.startswith(name + ":")):
+            continue
+        logging.info("Found Klipper USB-CAN bridge on %s, serial %s", iface, info["serial"])
+        try:
+            got = int(simfake.canbus_uuid_of_serial(info["serial"]), 16)
+        except ValueError:
+            say("Failed to convert can bridge serial number %s to a uuid for device %s"
+                % (info["serial"], name))
+            continue
+        if got == uuid:
+            say("Canbus Bridge detected at %s" % usbdir)
+            return usbdir
+    return None
+
+
+def wait_can_bridge(usbdir, args):
+    """After the reboot request: the bridge's USB device back as Katapult;
+    its tty, or None (not Katapult, or it never came)."""
+    out("Waiting for USB Reconnect.")
+    for _ in range(8):
+        time.sleep(0.5)
+        out(".")
+        info = simfake.usb_info(usbdir)
+        if info["usb_id"] and info["usb_id"] != GS_CAN_USB_ID:
+            time.sleep(0.5)
+            say("done")
+            say("Detected new USB Device: %s %s %s" % (info["usb_id"], info["manufacturer"],
+                                                       info["product"]))
+            if info["manufacturer"] == "katapult" or info["usb_id"] == KATAPULT_USB_ID:
+                tty = simfake.tty_of_usb(usbdir)
+                if not tty:
+                    raise FlashError("Failed to locate serial tty path")
+                say("Katapult detected at serial port %s" % tty)
+                simfake.event(ACTOR, "reconnect", tty, info["usb_id"])
+                return tty
+            args.request_bootloader = True
+            say("Device is not Katapult, exiting...")
+            simfake.event(ACTOR, "not-katapult", info["usb_id"])
+            return None
+    say("timed out")
+    simfake.event(ACTOR, "reconnect", "timed-out")
+    # the real tool then looks for the tty under the device that is not there
+    raise FlashError("Failed to locate serial tty path")
+
+
 def run_can(args, fault):
     # pyserial is not needed here: the real tool imports it guarded and
     # only its serial path (and the USB-CAN bridge's) refuses without it,
     # so HAS_SERIAL and the pyserial-missing fault change nothing on CAN
     flash_req = not (args.request_bootloader or args.status or args.query)
-    uuid = None
+    uuid = bridge = None
     if not args.query:
         if args.uuid is None:
             raise FlashError("The 'uuid' option must be specified to flash a CAN device")
         uuid = int(args.uuid, 16)
+        bridge = find_can_bridge(args.interface, uuid)
         say("Connecting to CAN UUID %s on interface %s" % (args.uuid, args.interface))
     # no AF_CAN (and no simulated bus): the real tool's OSError, a traceback
     sock = socket.socket(socket.PF_CAN, socket.SOCK_RAW, socket.CAN_RAW)
@@ -523,6 +590,14 @@ def run_can(args, fault):
                 return came_back_not_katapult(args)
             can_send(sock, CANBUS_ID_ADMIN, bytes([KLIPPER_REBOOT_CMD]) + uuid_bytes(uuid))
             simfake.event(ACTOR, "bootloader-request", "can:%012x" % uuid, args.interface)
+            if bridge is not None:
+                # the bridge itself: it comes back on USB, flashed over serial
+                tty = wait_can_bridge(bridge, args)
+                if args.request_bootloader or tty is None:
+                    return "Bootloader Request Complete"
+                sock.close()
+                args.device = tty
+                return run_serial(args, fault)
             time.sleep(1.0)
             if args.request_bootloader:
                 return "Bootloader Request Complete"
