@@ -177,6 +177,10 @@ def prepare(items, host):
                           "interface": p.get("interface", "can0")})
             else:
                 b["pattern"] = "usb-*_%s_%s-if*" % (p["mcu"], p["serial"])
+            if p.get("can_bridge"):
+                # a USB board that is its bus's bridge, and a node on it
+                b.update({"transport": "bridge", "canbus_uuid": simlib.canbus_uuid(p),
+                          "interface": p["can_bridge"]})
             boards.append(b)
     if boards:
         host.write_registry(boards)

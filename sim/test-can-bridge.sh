@@ -84,7 +84,9 @@ echo "rc=$?" >>"$O/sb"
 w=$!
 timeout 60 /usr/bin/python3 "$FT" -i can0 -u "$BRIDGE" -f "$W/fw-octopus-f446/klipper.bin" >"$O/br" 2>&1
 echo "rc=$?" >>"$O/br"
-for _ in $(seq 50); do [ -e /sys/class/net/can0 ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ -e /sys/class/net/can0 ] && break; sleep 0.1; done
+# the watcher samples every 50 ms: let it see can0 back before it stops
+sleep 0.3
 kill $w
 [ -e /sys/class/net/can0 ] && echo yes >"$O/can0-after"
 timeout 30 /usr/bin/python3 "$FT" -i can0 -q >"$O/q2" 2>&1

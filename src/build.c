@@ -601,6 +601,40 @@ static int read_config(struct kf_ctx *ctx, const char *path, struct kf_error *er
 	return 0;
 }
 
+static bool yes(const struct kf_kconfig *cfg, const char *key)
+{
+	const char *v = kf_kconfig_get(cfg, key);
+
+	return v && strcmp(v, "y") == 0;
+}
+
+/* The firmware must talk over the link the board is reached by: USB
+ * firmware on a CAN node, or CAN firmware on a USB board, is a board that
+ * nothing reaches once it is flashed. */
+static int check_link(const struct kf_board *b, const struct kf_kconfig *cfg,
+		      const char *path, struct kf_error *err)
+{
+	bool can = yes(cfg, "CONFIG_CANBUS"), bridge = yes(cfg, "CONFIG_USBCANBUS");
+	const char *want = NULL, *has;
+
+	if (b->link == KF_LINK_CAN && (!can || bridge))
+		want = "CAN bus";
+	else if (b->link == KF_LINK_BRIDGE && !bridge)
+		want = "USB to CAN bus bridge";
+	else if (b->link == KF_LINK_USB && can)
+		want = "USB";
+	if (!want)
+		return 0;
+	has = bridge ? "a USB to CAN bus bridge" : can ? "a CAN bus node" : "USB or serial";
+	kf_error_set(err, KF_EREFUSED, "%s: %s builds firmware that talks %s, but %s is "
+		     "reached %s; flashed, nothing could reach it", b->key, path, has, b->key,
+		     b->link == KF_LINK_CAN ? "as a CAN node" : b->link == KF_LINK_BRIDGE
+		     ? "as the bridge of its CAN bus" : "over USB");
+	kf_error_step(err, "kflash config %s   (set \"Communication interface\" to %s)",
+		      b->key, want);
+	return KF_EREFUSED;
+}
+
 int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 			  const struct kf_kconfig *saved, const struct kf_kconfig *cfg,
 			  const char *path, const char *device_mcu, bool flashing,
@@ -612,6 +646,8 @@ int kf_build_check_config(struct kf_ctx *ctx, const struct kf_board *b,
 				     err);
 	char *seed, *syms;
 
+	if (r == 0)
+		return check_link(b, cfg, path, err);
 	if (r != KF_EREFUSED || !now || (was && strcmp(was, now) == 0))
 		return r;
 	/* olddefconfig chose the chip: the file as saved may look right */

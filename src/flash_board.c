@@ -147,6 +147,31 @@ static int flashtool(struct kf_run *run, struct kf_job *j, const char *firmware,
 	return r;
 }
 
+static int in_katapult(struct kf_job *j);
+
+/* The status request after a bootloader request failed: whether the board
+ * answers from Katapult at all says which error is the true one. */
+static int confirmed(struct kf_run *run, struct kf_job *j, int r)
+{
+	struct kf_error status = j->err;
+	int e;
+
+	memset(&j->err, 0, sizeof(j->err));
+	e = kf_select_relocate(run, j, true);
+	if (e == 0)
+		e = in_katapult(j);
+	if (e < 0) {
+		kf_error_release(&status);
+		free(status.note);
+		return e;
+	}
+	/* it is there, in Katapult: the status request's own failure */
+	kf_error_release(&j->err);
+	free(j->err.note);
+	j->err = status;
+	return r;
+}
+
 /* The bootloader must put the application where the firmware was linked;
  * a mismatch would leave a board that does not boot. */
 static int check_app_start(struct kf_run *run, struct kf_job *j)
@@ -163,6 +188,8 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 		     "application starts", j->b->key);
 	memset(&t, 0, sizeof(t));
 	r = flashtool(run, j, NULL, &t);
+	if (r < 0 && r != KF_EINTERRUPTED && j->tr->stable && j->tr->to_bootloader)
+		r = confirmed(run, j, r);
 	/* a device that did not say its MCU (a CAN node) says it here */
 	if (r == 0 && !j->at.mcu && (mcu = kf_flashtool_mcu(t.output.data)) &&
 	    strcmp(mcu, j->b->mcu) != 0) {
@@ -200,8 +227,11 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 		kf_recorder_board(run->ctx->rec, j->b, NULL, NULL, at);
 	}
 	/* status mode left the board in Katapult, under another name */
+	if (j->tr->stable)
+		return 0;
 	return kf_select_relocate(run, j, true) < 0 ? KF_EFAILED : 0;
 }
+
 
 /* Where the flash tool's status request does not send a board running
  * Klipper to its bootloader (CAN), the transport does it first, and the
@@ -225,9 +255,21 @@ static int enter_bootloader(struct kf_run *run, struct kf_job *j)
 	}
 	if (r < 0)
 		return r;
+	/* a node keeps its UUID: Katapult's status request, next, is what
+	 * hears it answer from there (confirmed() says why when it does not) */
+	if (j->tr->stable) {
+		j->at.mode = KF_MODE_KATAPULT;
+		return 0;
+	}
 	r = kf_select_relocate(run, j, true);
 	if (r < 0)
 		return r;
+	return in_katapult(j);
+}
+
+/* After the bootloader request: the board answers from Katapult. */
+static int in_katapult(struct kf_job *j)
+{
 	if (j->at.mode != KF_MODE_KATAPULT) {
 		kf_error_set(&j->err, KF_EFAILED, "%s answers as %s, not Katapult, after it "
 			     "was asked into its bootloader; nothing was written", j->b->key,

@@ -282,8 +282,8 @@ int kf_interface_check(const char *s, struct kf_error *err)
 	return 0;
 }
 
-/* canbus_uuid and interface: a CAN node needs its UUID; a bridge may have
- * one (it is a node on its own bus too); USB boards have neither */
+/* canbus_uuid and interface: a CAN node and a bridge (a node on its own
+ * bus too) need their UUID; USB boards have neither */
 static int parse_can(struct parse *p, json_t *jb, const char *where, struct kf_board *b)
 {
 	struct kf_error e = KF_ERROR_INIT;
@@ -295,7 +295,7 @@ static int parse_can(struct parse *p, json_t *jb, const char *where, struct kf_b
 		w = kf_asprintf("%s.transport", where);
 		r = shape_error(p, w, "\"can\" or \"bridge\" for a board with a "
 				"canbus_uuid or an interface");
-	} else if ((b->link == KF_LINK_CAN && !u) || (u && (!json_is_string(u) ||
+	} else if ((b->link != KF_LINK_USB && !u) || (u && (!json_is_string(u) ||
 		   kf_canbus_uuid_parse(json_string_value(u), &b->canbus_uuid, &e) < 0))) {
 		w = kf_asprintf("%s.canbus_uuid", where);
 		r = shape_error(p, w, "a CAN UUID of 12 hex digits");

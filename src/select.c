@@ -142,6 +142,8 @@ int kf_select_relocate(struct kf_run *run, struct kf_job *j, bool after_reset)
 	int r;
 
 	kf_error_release(&j->err);
+	if (j->tr->stable && j->at.node && !after_reset)
+		return 0;
 	r = j->tr->scan(run->ctx, run->reg, &scan, &j->err);
 	if (r < 0)
 		return r;

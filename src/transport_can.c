@@ -407,26 +407,40 @@ static int can_enroll(const struct kf_registry *reg, const void *scan,
 	return 0;
 }
 
-/* The bus is asked again for each return: there is no event to wait for */
+/* The bus is asked again for the returns (there is no event to wait for);
+ * one answer serves every board on that bus that flashed before it */
+struct can_watch {
+	struct can_bus last;	/* the newest answer */
+	size_t seq;		/* answers so far */
+};
+
 static int can_watch_open(struct kf_ctx *ctx, void **ret_watch, struct kf_error *err)
 {
 	(void)ctx;
 	(void)err;
-	*ret_watch = NULL;
+	*ret_watch = kf_xcalloc(1, sizeof(struct can_watch));
 	return 0;
 }
 
 static void can_watch_close(struct kf_ctx *ctx, void *watch)
 {
+	struct can_watch *w = watch;
+
 	(void)ctx;
-	(void)watch;
+	if (!w)
+		return;
+	free(w->last.iface);
+	free(w->last.why);
+	free(w->last.nodes);
+	free(w);
 }
 
 static size_t can_watch_mark(struct kf_ctx *ctx, void *watch)
 {
+	struct can_watch *w = watch;
+
 	(void)ctx;
-	(void)watch;
-	return 0;
+	return w ? w->seq : 0;
 }
 
 /* Asks the bus until b answers as Klipper (its new firmware started,
@@ -437,38 +451,44 @@ static int can_await_return(struct kf_ctx *ctx, struct kf_registry *reg,
 			    int64_t deadline, struct kf_where *at,
 			    enum kf_return *ret, struct kf_error *err)
 {
+	struct can_watch *w = watch;
 	bool katapult = false;
 
-	(void)watch;
-	(void)mark;
+	(void)err;
 	*ret = KF_RETURN_NONE;
-	while (kf_os_now(ctx->ops) < deadline) {
-		struct can_bus bus = { .iface = b->interface };
-		const struct kf_can_node *n;
+	for (;;) {
+		const struct kf_can_node *n = NULL;
 
-		ask_bus(ctx, &reg->settings, &bus);
-		if (bus.err == -EINTR) {
-			free(bus.why);
-			free(bus.nodes);
-			return -EINTR;
-		}
-		n = node_on(&bus, b->canbus_uuid);
+		/* an answer given after b was flashed counts */
+		if (w && w->seq > mark && w->last.iface && strcmp(w->last.iface, b->interface) == 0)
+			n = node_on(&w->last, b->canbus_uuid);
 		if (n && n->mode == KF_MODE_KLIPPER) {
 			where_node(at, b, KF_MODE_KLIPPER, false);
 			*ret = KF_RETURN_BACK;
+			return 0;
 		}
 		katapult |= n && n->mode == KF_MODE_KATAPULT;
-		free(bus.why);
-		free(bus.nodes);
-		if (*ret == KF_RETURN_BACK)
-			return 0;
-		/* the query listens 2 s itself; a missing bus comes back with its
-		 * bridge in about a second */
-		if (bus.st.state != KF_CAN_UP &&
-		    kf_os_sleep_until(ctx->ops, kf_os_now(ctx->ops) + 500) == -EINTR)
+		if (kf_os_now(ctx->ops) >= deadline)
+			break;
+		if (w) {
+			free(w->last.iface);
+			free(w->last.why);
+			free(w->last.nodes);
+			memset(&w->last, 0, sizeof(w->last));
+			w->last.iface = kf_xstrdup(b->interface);
+			ask_bus(ctx, &reg->settings, &w->last);
+			if (w->last.err == -EINTR)
+				return -EINTR;
+			w->seq++;
+			mark = mark < w->seq - 1 ? mark : w->seq - 1;
+		}
+		/* the query listens 2 s itself; a bus that is not there yet
+		 * comes back with its bridge: sysfs is looked at every 50 ms
+		 * (the kernel's netlink event is not in the ops table) */
+		if ((!w || w->last.st.state != KF_CAN_UP) &&
+		    kf_os_sleep_until(ctx->ops, kf_os_now(ctx->ops) + 50) == -EINTR)
 			return -EINTR;
 	}
-	(void)err;
 	if (katapult)
 		*ret = KF_RETURN_BOOTLOADER;
 	return 0;
@@ -509,6 +529,7 @@ static int can_to_bootloader(struct kf_ctx *ctx, struct kf_registry *reg,
 
 const struct kf_transport kf_transport_can = {
 	.name = "can",
+	.stable = true,
 	.scan_check = "the CAN interfaces the boards use answer Katapult's query",
 	.scan_fix = "kflash doctor (the interface, flashtool)",
 	.scan = can_scan,

@@ -144,7 +144,8 @@ static void can_printer(struct fake_world *w)
 		"\"ebb\", \"name\": \"EBB36\", \"mcu\": \"stm32g0b1xx\", \"transport\": "
 		"\"can\", \"canbus_uuid\": \"" UUID "\"}]}");
 	fake_put_file(w, "/home/pi/.config/kflash/configs/ebb/.config",
-		      "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n");
+		      "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n"
+		      "CONFIG_CANBUS=y\n");
 	fake_put_file(w, "/home/pi/klipper/Makefile", "");
 	fake_put_file(w, "/home/pi/klipper/src/Kconfig", "");
 	fake_put_file(w, "/sys/class/net/can0/operstate", "up\n");
@@ -265,6 +266,28 @@ static void can_flash__a_node_klipper_holds_is_found_through_its_config(void **s
 	fake_world_release(&w);
 }
 
+/* A config that builds USB firmware for a CAN node would leave a node
+ * nothing reaches: refused before anything is stopped. */
+static void can_flash__a_usb_config_on_a_can_node_is_refused(void **state)
+{
+	struct fake_world w;
+	char *err;
+
+	(void)state;
+	can_printer(&w);
+	fake_put_file(&w, "/home/pi/.config/kflash/configs/ebb/.config",
+		      "CONFIG_MCU=\"stm32g0b1xx\"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8002000\n"
+		      "CONFIG_USBSERIAL=y\n");
+	assert_int_equal(flash(&w, &err), 3);
+	if (!strstr(err, "reached as a CAN node"))
+		fail_msg("%s", err);
+	assert_non_null(strstr(err, "Communication interface"));
+	assert_false(fake_did(&w, "svc_stop klipper"));
+	assert_int_equal(node.flashed, 0);
+	free(err);
+	fake_world_release(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +297,7 @@ int main(void)
 		cmocka_unit_test(can_flash__asks_katapult_in_then_flashes_and_waits_for_klipper),
 		cmocka_unit_test(can_flash__a_node_that_does_not_answer_from_katapult_is_not_written),
 		cmocka_unit_test(can_flash__a_node_klipper_holds_is_found_through_its_config),
+		cmocka_unit_test(can_flash__a_usb_config_on_a_can_node_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

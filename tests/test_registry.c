@@ -102,7 +102,7 @@ static void roundtrip__can_nodes_and_bridges_load_back(void **state)
 		"\"transport\": \"can\", \"canbus_uuid\": \"AABBCCDDEEFF\"}, "
 		"{\"key\": \"oct\", \"name\": \"Octopus\", \"mcu\": \"stm32f446xx\", "
 		"\"pattern\": \"usb-*_stm32f446xx_3A00-if*\", \"transport\": \"bridge\", "
-		"\"interface\": \"can1\"}]}";
+		"\"canbus_uuid\": \"84d8fa5cebcd\", \"interface\": \"can1\"}]}";
 	struct kf_registry a = KF_REGISTRY_INIT, b = KF_REGISTRY_INIT;
 	struct kf_error e = KF_ERROR_INIT;
 	char *doc;
@@ -114,7 +114,7 @@ static void roundtrip__can_nodes_and_bridges_load_back(void **state)
 	assert_string_equal(a.boards[0].interface, "can0");
 	assert_string_equal(a.boards[0].pattern, "");
 	assert_int_equal(a.boards[1].link, KF_LINK_BRIDGE);
-	assert_null(a.boards[1].canbus_uuid);
+	assert_string_equal(a.boards[1].canbus_uuid, "84d8fa5cebcd");
 	assert_string_equal(a.boards[1].interface, "can1");
 	doc = kf_registry_dump(&a);
 	assert_int_equal(kf_registry_parse(REG, doc, strlen(doc), &b, &e), 0);
@@ -141,7 +141,7 @@ static void roundtrip__can_nodes_and_bridges_load_back(void **state)
 		   "\"mcu\": \"m\", \"pattern\": \"p\", \"transport\": \"i2c\"}]}",
 		   "boards[0].transport");
 	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
-		   "\"mcu\": \"m\", \"transport\": \"bridge\"}]}", "boards[0].pattern");
+		   "\"mcu\": \"m\", \"transport\": \"bridge\"}]}", "boards[0].canbus_uuid");
 }
 
 static void parse__corrupt_files_are_named_with_their_position(void **state)

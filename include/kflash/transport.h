@@ -74,6 +74,11 @@ void kf_seen_free(struct kf_seen *v, size_t n);
 
 struct kf_transport {
 	const char *name;	/* "usb" */
+	/* A board found stays where it is until it is reset (a CAN node keeps
+	 * its UUID and bus): looking for it again without a reset asks
+	 * nothing, and neither does Katapult's status request (a USB board
+	 * shows up under another name after it) */
+	bool stable;
 	/* kflash doctor's check that a scan works ("udev lists serial
 	 * devices") and the command to look at when it does not */
 	const char *scan_check;
