@@ -19,7 +19,7 @@ const struct kf_command kf_commands[] = {
 	  "firmware version), Klipper or Katapult devices not yet registered, and\n"
 	  "devices kflash will not flash (probes, USB-serial chips) with why.\n",
 	  kf_cmd_list },
-	{ "add", "[--name N] [--device DEV | --can-uuid U [--interface IF]] [--mcu MCU] "
+	{ "add", "[--name N] [--device DEV | --can-uuid U [--interface IF] [--bridge]] [--mcu MCU] "
 	  "[--method M] [--no-menuconfig]",
 	  "register a connected board",
 	  "  --name N          display name (its key is derived from it)\n"
@@ -27,6 +27,8 @@ const struct kf_command kf_commands[] = {
 	  "  --can-uuid U      a CAN node by its canbus_uuid (12 hex digits, as in\n"
 	  "                    printer.cfg); needs --mcu\n"
 	  "  --interface IF    the CAN interface of --can-uuid (default can0)\n"
+	  "  --bridge          with --can-uuid: the board is that bus's USB-to-CAN\n"
+	  "                    bridge (flashed last: its flash takes the bus down)\n"
 	  "  --mcu MCU         the board's MCU, e.g. stm32f446xx (default: from DEV)\n"
 	  "  --method M        katapult or make-flash (default: the setting)\n"
 	  "  --no-menuconfig   do not start menuconfig after adding\n"

@@ -264,6 +264,7 @@ out:
 struct add_opts {
 	const char *name, *device, *mcu, *method;
 	char *asked_mcu;	/* the wizard's answer for a device that does not say */
+	bool bridge;		/* --bridge: the node is its bus's USB-to-CAN bridge */
 	bool no_menuconfig;
 };
 
@@ -337,6 +338,8 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		goto out;
 	if (!b.mcu)
 		b.mcu = kf_xstrdup(a->mcu);
+	if (a->bridge)
+		b.link = KF_LINK_BRIDGE;
 	kf_registry_add(reg, &b);
 	{
 		char *done = kf_asprintf("%s was registered as '%s'", d->id, b.key);
@@ -350,7 +353,8 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 				      d->id, b.key, b.mcu, b.pattern);
 		else
 			kf_out_result(ctx->out, "Registered %s as '%s' (%s, CAN UUID %s on "
-				      "%s)", d->id, b.key, b.mcu, b.canbus_uuid, b.interface);
+				      "%s%s)", d->id, b.key, b.mcu, b.canbus_uuid, b.interface,
+				      b.link == KF_LINK_BRIDGE ? ", its USB-to-CAN bridge" : "");
 		if (note)
 			kf_out_warn(ctx->out, "%s", note);
 		if (!ctx->interactive || a->no_menuconfig)
@@ -483,6 +487,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		{ "no-menuconfig", no_argument, 0, 'N' },
 		{ "can-uuid", required_argument, 0, 'u' },
 		{ "interface", required_argument, 0, 'i' },
+		{ "bridge", no_argument, 0, 'B' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *can_uuid = NULL, *iface = NULL;
@@ -505,6 +510,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		case 'N': a.no_menuconfig = true; break;
 		case 'u': can_uuid = optarg; break;
 		case 'i': iface = optarg; break;
+		case 'B': a.bridge = true; break;
 		default: return c;
 		}
 	}
@@ -518,8 +524,8 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 			return kf_usage_error(ctx, "add", "--method must be katapult "
 					      "or make-flash, not '%s'", a.method);
 	}
-	if (iface && !can_uuid)
-		return kf_usage_error(ctx, "add", "--interface goes with --can-uuid");
+	if ((iface || a.bridge) && !can_uuid)
+		return kf_usage_error(ctx, "add", "--interface and --bridge go with --can-uuid");
 	if (can_uuid && a.device)
 		return kf_usage_error(ctx, "add", "--can-uuid or --device, not both");
 	if (can_uuid) {

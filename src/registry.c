@@ -335,7 +335,7 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 	if ((r = get_string(p, jb, "key", where, true, &b->key)) < 0 ||
 	    (r = get_string(p, jb, "name", where, true, &b->name)) < 0 ||
 	    (r = get_string(p, jb, "mcu", where, true, &b->mcu)) < 0 ||
-	    (r = get_string(p, jb, "pattern", where, b->link != KF_LINK_CAN,
+	    (r = get_string(p, jb, "pattern", where, b->link == KF_LINK_USB,
 			    &b->pattern)) < 0 ||
 	    (r = get_string(p, jb, "port", where, false, &b->port)) < 0 ||
 	    (r = get_string(p, jb, "katapult_serial", where, false,

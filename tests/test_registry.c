@@ -142,6 +142,8 @@ static void roundtrip__can_nodes_and_bridges_load_back(void **state)
 		   "boards[0].transport");
 	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
 		   "\"mcu\": \"m\", \"transport\": \"bridge\"}]}", "boards[0].canbus_uuid");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
+		   "\"mcu\": \"m\"}]}", "boards[0].pattern");
 }
 
 static void parse__corrupt_files_are_named_with_their_position(void **state)
