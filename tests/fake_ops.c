@@ -1,9 +1,12 @@
 /* fake_ops.c - the in-memory world behind unit tests (see fake_ops.h). */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fake_ops.h"
+#include "kflash/kflash.h"
 #include "kflash/proc.h"
 
 #define W(ctx) ((struct fake_world *)(ctx))
@@ -812,6 +815,10 @@ void fake_world_release(struct fake_world *w)
 {
 	size_t i;
 
+	for (i = 0; i < w->n_owned; i++)
+		free(w->owned[i]);
+	free(w->owned);
+
 	for (i = 0; i < w->n_files; i++) {
 		free(w->files[i].path);
 		free(w->files[i].data);
@@ -841,4 +848,64 @@ void fake_signal_at(struct fake_world *w, int64_t when, int sig)
 {
 	w->signal_at = when;
 	w->signal_num = sig;
+}
+
+void fake_printer_host(struct fake_world *w, const char *out)
+{
+	char *bin = kf_asprintf("%s/klipper.bin", out);
+
+	w->urls[w->n_urls].url = "http://mr/printer/objects/query?print_stats&virtual_sdcard";
+	w->urls[w->n_urls++].body = "{\"result\": {\"status\": {\"print_stats\": "
+		"{\"state\": \"standby\", \"filename\": \"\"}, \"virtual_sdcard\": "
+		"{\"progress\": 0}}}}";
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .run_ms = 50 });
+	/* the world outlives this call: its programs keep their strings */
+	w->owned = kf_xrealloc(w->owned, (w->n_owned + 1) * sizeof(*w->owned));
+	w->owned[w->n_owned++] = bin;
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " -j",
+		.run_ms = 20000, .writes = bin, .writes_data = "FW" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
+	fake_add_prog(w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc", .output = "gcc 12" });
+}
+
+static char *slurp(FILE *f)
+{
+	struct kf_buf b = KF_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+
+	rewind(f);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		kf_buf_add(&b, chunk, n);
+	fclose(f);
+	kf_buf_add(&b, "", 0);
+	return b.data;
+}
+
+struct fake_run fake_cli_run(const struct kf_cli_opts *opts)
+{
+	FILE *o = tmpfile(), *e = tmpfile();
+	int so = dup(1), se = dup(2);
+	struct fake_run r;
+
+	fflush(stdout);
+	fflush(stderr);
+	dup2(fileno(o), 1);
+	dup2(fileno(e), 2);
+	r.code = kf_cli_run(opts);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	r.out = slurp(o);
+	r.err = slurp(e);
+	return r;
+}
+
+void fake_run_free(struct fake_run *r)
+{
+	free(r->out);
+	free(r->err);
 }

@@ -101,9 +101,25 @@ struct fake_world {
 	size_t input_pos;
 	struct kf_buf transcript;	/* one line per effect */
 	const char *full;	/* writes below this dir fail with ENOSPC */
+	char **owned;		/* strings the world frees */
+	size_t n_owned;
 };
 
 void fake_world_init(struct fake_world *w);
+/* What a printer host runs, for a flow test: Moonraker at http://mr saying
+ * nothing prints, Klipper's make (olddefconfig quick, the build writing
+ * out/klipper.bin for out), git describe v0.13.0-1-gabc, the compiler. */
+void fake_printer_host(struct fake_world *w, const char *out);
+
+/* kf_cli_run with stdout and stderr captured (the output module writes to
+ * the process's own streams) */
+struct fake_run {
+	int code;
+	char *out, *err;
+};
+struct kf_cli_opts;
+struct fake_run fake_cli_run(const struct kf_cli_opts *opts);
+void fake_run_free(struct fake_run *r);
 void fake_world_release(struct fake_world *w);
 void fake_add_prog(struct fake_world *w, struct fake_prog prog);
 void fake_put_file(struct fake_world *w, const char *path, const char *data);

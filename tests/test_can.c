@@ -151,15 +151,7 @@ static void can_printer(struct fake_world *w)
 	fake_put_file(w, "/sys/class/net/can0/operstate", "up\n");
 	fake_put_file(w, "/sys/class/net/can0/tx_queue_len", "128\n");
 	fake_put_file(w, "/sys/class/net/can0/type", "280\n");
-	w->urls[w->n_urls].url = "http://mr/printer/objects/query?print_stats&virtual_sdcard";
-	w->urls[w->n_urls++].body = "{\"result\": {\"status\": {\"print_stats\": "
-		"{\"state\": \"standby\", \"filename\": \"\"}, \"virtual_sdcard\": "
-		"{\"progress\": 0}}}}";
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .run_ms = 50 });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " -j",
-		.run_ms = 20000, .writes = OUT "/klipper.bin", .writes_data = "FW" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc", .output = "gcc 12" });
+	fake_printer_host(w, OUT);
 	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .run = flashtool });
 	node.mode = KF_MODE_KLIPPER;
 	node.deaf = node.deaf_after_reset = false;
@@ -169,23 +161,12 @@ static void can_printer(struct fake_world *w)
 static int flash(struct fake_world *w, char **ret_err)
 {
 	char *argv[] = { "kflash", "flash", "ebb", "-s", NULL };
-	FILE *e = tmpfile();
-	int se = dup(2), code;
-	long n;
+	struct fake_run r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w->ops,
+		.argc = 4, .argv = argv });
 
-	fflush(stderr);
-	dup2(fileno(e), 2);
-	code = kf_cli_main(&w->ops, 4, argv);
-	fflush(stderr);
-	dup2(se, 2);
-	close(se);
-	n = ftell(e);
-	rewind(e);
-	*ret_err = calloc(1, (size_t)n + 1);
-	if (fread(*ret_err, 1, (size_t)n, e) != (size_t)n)
-		fail_msg("cannot read stderr back");
-	fclose(e);
-	return code;
+	free(r.out);
+	*ret_err = r.err;
+	return r.code;
 }
 
 static void can_flash__asks_katapult_in_then_flashes_and_waits_for_klipper(void **state)

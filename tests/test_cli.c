@@ -20,21 +20,6 @@ struct run {
 	char *err;
 };
 
-static char *slurp(FILE *f)
-{
-	struct kf_buf b = KF_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-
-	rewind(f);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		kf_buf_add(&b, chunk, n);
-	fclose(f);
-	if (!b.data)
-		kf_buf_add(&b, "", 0);
-	return b.data;
-}
-
 /* Runs kflash's CLI in the world w with stdout/stderr captured. The fake
  * world has no terminal unless the test says so, and stdin is what the
  * test typed (fake_type). */
@@ -43,24 +28,10 @@ static struct run cli_with(const struct kf_ops *ops, const char *a1, const char 
 {
 	char *argv[] = { "kflash", (char *)a1, (char *)a2, (char *)a3, NULL };
 	int argc = 1 + (a1 != NULL) + (a1 && a2) + (a1 && a2 && a3);
-	FILE *o = tmpfile(), *e = tmpfile();
-	int so = dup(1), se = dup(2);
-	struct run r;
+	struct fake_run f = fake_cli_run(&(struct kf_cli_opts){ .ops = ops,
+		.argc = argc, .argv = argv });
 
-	fflush(stdout);
-	fflush(stderr);
-	dup2(fileno(o), 1);
-	dup2(fileno(e), 2);
-	r.code = kf_cli_main(ops, argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	r.out = slurp(o);
-	r.err = slurp(e);
-	return r;
+	return (struct run){ f.code, f.out, f.err };
 }
 
 static struct run cli_in(struct fake_world *w, const char *a1, const char *a2,

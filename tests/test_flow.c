@@ -46,15 +46,7 @@ static void world(struct fake_world *w)
 	fake_put_file(w, "/klipper/src/Kconfig", "");
 	fake_add_tty(w, "/dev/ttyACM0", BYID, "1d50", "614e", "Klipper",
 		     "3A0039000851313433343333");
-	w->urls[w->n_urls].url = "http://mr/printer/objects/query?print_stats&virtual_sdcard";
-	w->urls[w->n_urls++].body = "{\"result\": {\"status\": {\"print_stats\": "
-		"{\"state\": \"standby\", \"filename\": \"\"}, \"virtual_sdcard\": "
-		"{\"progress\": 0}}}}";
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .run_ms = 50 });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " -j",
-		.run_ms = 20000, .writes = OUT "/klipper.bin", .writes_data = "FW" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc", .output = "gcc 12" });
+	fake_printer_host(w, OUT);
 	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -s",
 		.output = "Application Start: 0x8008000\nStatus Request Complete",
 		.run_ms = 1500 });

@@ -41,15 +41,7 @@ static void printer(struct fake_world *w)
 	fake_put_file(w, "/home/pi/katapult/scripts/flashtool.py", "");
 	fake_add_tty(w, "/dev/ttyACM0", BYID, "1d50", "614e", "Klipper",
 		     "3A0039000851313433343333");
-	w->urls[w->n_urls].url = "http://mr/printer/objects/query?print_stats&virtual_sdcard";
-	w->urls[w->n_urls++].body = "{\"result\": {\"status\": {\"print_stats\": "
-		"{\"state\": \"standby\", \"filename\": \"\"}, \"virtual_sdcard\": "
-		"{\"progress\": 0}}}}";
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .run_ms = 50 });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "make", .match = " -j",
-		.run_ms = 20000, .writes = OUT "/klipper.bin", .writes_data = "FW" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "git", .output = "v0.13.0-1-gabc" });
-	fake_add_prog(w, (struct fake_prog){ .argv0 = "arm-none-eabi-gcc", .output = "gcc 12" });
+	fake_printer_host(w, OUT);
 	fake_add_prog(w, (struct fake_prog){ .argv0 = "python3", .match = " -s",
 		.output = "Application Start: 0x8008000\nStatus Request Complete",
 		.run_ms = 1500 });
@@ -58,82 +50,34 @@ static void printer(struct fake_world *w)
 		.back = "/dev/ttyACM0" });
 }
 
-struct run {
-	int code;
-	char *out, *err;
-};
-
-static char *slurp(FILE *f)
-{
-	struct kf_buf b = KF_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-
-	rewind(f);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		kf_buf_add(&b, chunk, n);
-	fclose(f);
-	kf_buf_add(&b, "", 0);
-	return b.data;
-}
-
-/* kf_cli_run with stdout and stderr captured */
-static struct run run_cli(const struct kf_cli_opts *opts)
-{
-	FILE *o = tmpfile(), *e = tmpfile();
-	int so = dup(1), se = dup(2);
-	struct run r;
-
-	fflush(stdout);
-	fflush(stderr);
-	dup2(fileno(o), 1);
-	dup2(fileno(e), 2);
-	r.code = kf_cli_run(opts);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	r.out = slurp(o);
-	r.err = slurp(e);
-	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
 static char *argv_flash[] = { "kflash", "--record", "/home/pi/sess", "flash", "octopus",
 			      "-s", NULL };
 
 /* records `kflash flash octopus -s` and loads the session */
-static struct run record_flash(struct fake_world *w, struct kf_session *s)
+static struct fake_run record_flash(struct fake_world *w, struct kf_session *s)
 {
 	struct kf_error err = KF_ERROR_INIT;
-	struct run r;
+	struct fake_run r;
 
 	printer(w);
-	r = run_cli(&(struct kf_cli_opts){ .ops = &w->ops, .argc = 6, .argv = argv_flash });
+	r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w->ops, .argc = 6, .argv = argv_flash });
 	assert_int_equal(kf_session_load(&w->ops, "/home/pi/sess", s, &err), 0);
 	kf_error_release(&err);
 	return r;
 }
 
-static struct run replay(struct kf_session *s, bool *diverged, char **report)
+static struct fake_run replay(struct kf_session *s, bool *diverged, char **report)
 {
 	struct kf_replayer *rp = kf_replayer_new(s);
 	size_t i, n = json_array_size(json_object_get(s->info, "command"));
 	char **argv = calloc(n + 2, sizeof(*argv));
-	struct run r;
+	struct fake_run r;
 
 	argv[0] = "kflash";
 	for (i = 0; i < n; i++)
 		argv[i + 1] = (char *)json_string_value(
 			json_array_get(json_object_get(s->info, "command"), i));
-	r = run_cli(&(struct kf_cli_opts){ .ops = kf_replayer_ops(rp), .argc = (int)n + 1,
+	r = fake_cli_run(&(struct kf_cli_opts){ .ops = kf_replayer_ops(rp), .argc = (int)n + 1,
 		.argv = argv, .replaying = true, .tee = kf_replayer_write, .tee_data = rp });
 	*diverged = kf_replayer_end(rp, report);
 	kf_replayer_free(rp);
@@ -145,7 +89,7 @@ static void flash__replays_with_the_recorded_output_and_exit_code(void **state)
 {
 	struct fake_world w;
 	struct kf_session s;
-	struct run rec, rep;
+	struct fake_run rec, rep;
 	char *report = NULL;
 	bool diverged;
 
@@ -166,8 +110,8 @@ static void flash__replays_with_the_recorded_output_and_exit_code(void **state)
 	assert_non_null(strstr(rep.err, "~/.cache/kflash/build/octopus/klipper.bin"));
 	assert_null(strstr(rep.err, "/home/pi"));
 	assert_string_equal(rep.out, rec.out);
-	run_free(&rec);
-	run_free(&rep);
+	fake_run_free(&rec);
+	fake_run_free(&rep);
 	kf_session_release(&s);
 }
 
@@ -198,7 +142,7 @@ static void edited_exit_status__diverges_right_after_that_call(void **state)
 {
 	struct fake_world w;
 	struct kf_session s;
-	struct run rec, rep;
+	struct fake_run rec, rep;
 	char *report = NULL, want[128];
 	bool diverged;
 	size_t k;
@@ -219,8 +163,8 @@ static void edited_exit_status__diverges_right_after_that_call(void **state)
 	/* what went on after the divergence did not reach the screen */
 	assert_null(strstr(rep.err, "flashed via katapult"));
 	free(report);
-	run_free(&rec);
-	run_free(&rep);
+	fake_run_free(&rec);
+	fake_run_free(&rep);
 	kf_session_release(&s);
 }
 
@@ -228,7 +172,7 @@ static void recording__keeps_the_api_key_and_the_home_out(void **state)
 {
 	struct fake_world w;
 	struct kf_session s;
-	struct run rec;
+	struct fake_run rec;
 	const struct fake_file *f;
 
 	(void)state;
@@ -244,7 +188,7 @@ static void recording__keeps_the_api_key_and_the_home_out(void **state)
 	assert_non_null(fake_get_file(&w, "/home/pi/sess/boards/octopus.umockdev"));
 	assert_non_null(strstr(fake_get_file(&w, "/home/pi/sess/boards/octopus.json")->data,
 			       "\"mcu\": \"stm32f446xx\""));
-	run_free(&rec);
+	fake_run_free(&rec);
 	kf_session_release(&s);
 	fake_world_release(&w);
 }
@@ -252,12 +196,12 @@ static void recording__keeps_the_api_key_and_the_home_out(void **state)
 static void full_disk__warns_once_and_the_flash_goes_on(void **state)
 {
 	struct fake_world w;
-	struct run r;
+	struct fake_run r;
 
 	(void)state;
 	printer(&w);
 	w.full = "/home/pi/.local/state";
-	r = run_cli(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 4,
+	r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 4,
 		.argv = (char *[]){ "kflash", "flash", "octopus", "-s", NULL } });
 	assert_int_equal(r.code, 0);
 	assert_non_null(strstr(r.err, "[Flash] ok octopus flashed"));
@@ -265,14 +209,14 @@ static void full_disk__warns_once_and_the_flash_goes_on(void **state)
 	assert_non_null(strstr(r.err, "No space left on device; the run goes on"));
 	assert_null(strstr(strstr(r.err, "not recording") + 1, "not recording"));
 	assert_true(w.svc_active);
-	run_free(&r);
+	fake_run_free(&r);
 	fake_world_release(&w);
 }
 
 static void sessions__the_newest_keep_are_kept(void **state)
 {
 	struct fake_world w;
-	struct run r;
+	struct fake_run r;
 	char **names;
 	size_t n, i;
 
@@ -285,9 +229,9 @@ static void sessions__the_newest_keep_are_kept(void **state)
 	fake_put_file(&w, "/home/pi/.local/state/kflash/sessions/notes.txt", "mine");
 	fake_put_file(&w, "/home/pi/.config/kflash/devices.json",
 		      "{\"schema\": 1, \"settings\": {\"sessions\": {\"keep\": 2}}}");
-	r = run_cli(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 3,
+	r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 3,
 		.argv = (char *[]){ "kflash", "build", "--all", NULL } });
-	run_free(&r);
+	fake_run_free(&r);
 	assert_int_equal(w.ops.read_dir(w.ops.ctx, "/home/pi/.local/state/kflash/sessions",
 					&names, &n), 0);
 	/* the oldest went; the other one, the new one and a file not kflash's stay */
