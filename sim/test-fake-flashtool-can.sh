@@ -162,7 +162,8 @@ step() {
 	local name=$1 fault=$2
 	shift 2
 	if [ -n "$fault" ]; then
-		echo "$fault" >"$KFLASH_SIM_STATE/fault/flashtool"
+		# each step's words are checked where the steps name them below
+		printf '%s\n' "$fault" >"$KFLASH_SIM_STATE/fault/flashtool"
 	else
 		rm -f "$KFLASH_SIM_STATE/fault/flashtool"
 	fi
