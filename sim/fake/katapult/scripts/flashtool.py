@@ -12,7 +12,29 @@
 # Faults ($KFLASH_SIM_STATE/fault/flashtool): fail, hang, slow N,
 # no-complete, pyserial-missing.
 import time as _time
-_EXEC_NS = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)  # the tool's start, before imports
+_EXEC_NS = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)  # before imports
+
+
+def _started_ns():
+    """When this process started, on CLOCK_MONOTONIC: the tool's time
+    includes its interpreter's start-up, which is the tool's and not the
+    time kflash spends between tools. /proc/self/stat says it in clock
+    ticks since boot; rounded up a tick, so the tool is never credited with
+    time before it existed; the first line's time where /proc cannot say."""
+    try:
+        import os as _os
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        hz = _os.sysconf("SC_CLK_TCK")
+        boot = _time.clock_gettime_ns(_time.CLOCK_BOOTTIME)
+        mono = _time.clock_gettime_ns(_time.CLOCK_MONOTONIC)
+        start = (ticks + 1) * 1000000000 // hz - (boot - mono)
+        return start if 0 < start <= _EXEC_NS else _EXEC_NS
+    except (OSError, ValueError, IndexError):
+        return _EXEC_NS
+
+
+_EXEC_NS = _started_ns()  # the tool's start
 import argparse
 import hashlib
 import logging
