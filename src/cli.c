@@ -390,8 +390,10 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 		start_recording(&ctx, &g, cmd);
 	}
 	if (rec && !kf_recorder_dir(rec)) {
-		ctx.ops = ops;	/* nothing is kept: the calls go straight out */
+		/* nothing is kept: the calls and the output go straight out */
+		ctx.ops = ops;
 		ctx.rec = NULL;
+		kf_out_untee(&out);
 	}
 	r = cmd ? cmd->run(&ctx, n, rest) : kf_menu_run(&ctx);
 out:

@@ -822,6 +822,12 @@ int kf_recorder_open(struct kf_recorder *r, const char *dir)
 	return r->broken ? -EIO : 0;
 }
 
+/* 20261202T043000Z-flash: a session kflash made (other files are not its) */
+static bool is_session_name(const char *s)
+{
+	return strlen(s) > 17 && s[8] == 'T' && s[15] == 'Z' && s[16] == '-';
+}
+
 int kf_recorder_open_default(struct kf_recorder *r, const char *command, int keep)
 {
 	char *base = kf_sessions_dir(r->in), *dir = NULL, **names = NULL;
@@ -842,13 +848,11 @@ int kf_recorder_open_default(struct kf_recorder *r, const char *command, int kee
 	/* the oldest go first, so this one makes keep */
 	if (kf_os_read_dir(r->in, base, &names, &n) == 0) {
 		for (i = 0; i < n; i++)
-			if (strlen(names[i]) > 17 && names[i][8] == 'T' && names[i][15] == 'Z')
-				ours++;
+			ours += is_session_name(names[i]);
 		for (i = 0; i < n && ours >= (size_t)keep; i++) {
 			char *old;
 
-			if (!(strlen(names[i]) > 17 && names[i][8] == 'T' &&
-			      names[i][15] == 'Z'))
+			if (!is_session_name(names[i]))
 				continue;
 			old = kf_asprintf("%s/%s", base, names[i]);
 			(void)kf_os_remove_tree(r->in, old);

@@ -84,6 +84,14 @@ static void ask_bus(struct kf_ctx *ctx, const struct kf_settings *s, struct can_
 	kf_tool_run_release(&t);
 }
 
+static void bus_release(struct can_bus *b)
+{
+	free(b->iface);
+	free(b->why);
+	free(b->nodes);
+	memset(b, 0, sizeof(*b));
+}
+
 static void add_bus(struct can_scan *sc, const char *iface)
 {
 	if (bus_of(sc, iface))
@@ -100,11 +108,8 @@ static void can_scan_free(void *scan)
 
 	if (!sc)
 		return;
-	for (i = 0; i < sc->n; i++) {
-		free(sc->bus[i].iface);
-		free(sc->bus[i].why);
-		free(sc->bus[i].nodes);
-	}
+	for (i = 0; i < sc->n; i++)
+		bus_release(&sc->bus[i]);
 	if (sc->cache->asked)
 		kf_instances_release(&sc->cache->is);
 	free(sc->cache);
@@ -429,9 +434,7 @@ static void can_watch_close(struct kf_ctx *ctx, void *watch)
 	(void)ctx;
 	if (!w)
 		return;
-	free(w->last.iface);
-	free(w->last.why);
-	free(w->last.nodes);
+	bus_release(&w->last);
 	free(w);
 }
 
@@ -471,10 +474,7 @@ static int can_await_return(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (kf_os_now(ctx->ops) >= deadline)
 			break;
 		if (w) {
-			free(w->last.iface);
-			free(w->last.why);
-			free(w->last.nodes);
-			memset(&w->last, 0, sizeof(w->last));
+			bus_release(&w->last);
 			w->last.iface = kf_xstrdup(b->interface);
 			ask_bus(ctx, &reg->settings, &w->last);
 			if (w->last.err == -EINTR)

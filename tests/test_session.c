@@ -245,6 +245,52 @@ static void sessions__the_newest_keep_are_kept(void **state)
 	fake_world_release(&w);
 }
 
+/* --record into a directory that holds something: said, and the run goes
+ * on unrecorded; nothing there is touched */
+static void record_into_a_full_dir__warns_and_the_run_goes_on(void **state)
+{
+	struct fake_world w;
+	struct fake_run r;
+
+	(void)state;
+	printer(&w);
+	fake_put_file(&w, "/home/pi/sess/mine.txt", "keep me");
+	r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 6, .argv = argv_flash });
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.err, "not recording this session: /home/pi/sess is not empty"));
+	assert_null(fake_get_file(&w, "/home/pi/sess/calls.jsonl"));
+	assert_string_equal(fake_get_file(&w, "/home/pi/sess/mine.txt")->data, "keep me");
+	fake_run_free(&r);
+	fake_world_release(&w);
+}
+
+/* A kflash killed mid-run leaves a session without an exit: its replay
+ * says where the recording ends instead of inventing the rest. */
+static void killed_session__replay_says_where_the_recording_ends(void **state)
+{
+	struct fake_world w;
+	struct kf_session s;
+	struct fake_run rec, rep;
+	char *report = NULL;
+	bool diverged;
+	size_t i;
+
+	(void)state;
+	rec = record_flash(&w, &s);
+	fake_world_release(&w);
+	for (i = s.n_calls / 2; i < s.n_calls; i++)
+		json_decref(s.calls[i]);
+	s.n_calls /= 2;
+	s.exit_code = -1;
+	rep = replay(&s, &diverged, &report);
+	assert_true(diverged);
+	assert_non_null(strstr(report, "ends here (kflash was killed or the file was cut)"));
+	free(report);
+	fake_run_free(&rec);
+	fake_run_free(&rep);
+	kf_session_release(&s);
+}
+
 static void shorten__only_the_home_itself_becomes_a_tilde(void **state)
 {
 	char *s;
@@ -393,6 +439,8 @@ int main(void)
 		cmocka_unit_test(recording__keeps_the_api_key_and_the_home_out),
 		cmocka_unit_test(full_disk__warns_once_and_the_flash_goes_on),
 		cmocka_unit_test(sessions__the_newest_keep_are_kept),
+		cmocka_unit_test(record_into_a_full_dir__warns_and_the_run_goes_on),
+		cmocka_unit_test(killed_session__replay_says_where_the_recording_ends),
 		cmocka_unit_test(shorten__only_the_home_itself_becomes_a_tilde),
 		cmocka_unit_test(bytes_that_are_not_text__come_back_exactly),
 	};
