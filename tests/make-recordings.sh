@@ -44,7 +44,7 @@ printf '%s\n' "$RECORDINGS" | {
 		# the scenario's name is the recording's, so sim/scenario's lines say
 		# which; timing limits are left out (a shared machine, not the point)
 		sed -e "s|^run: kflash |run: kflash --record $work/rec/$name |" \
-			-e '/^expect-downtime:/d' -e '/^serial:/d' "$src" > "$work/$name.scenario"
+			-e '/^expect-downtime:/d' "$src" > "$work/$name.scenario"
 	done
 }
 [ $? -eq 0 ] || exit 2
