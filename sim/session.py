@@ -224,6 +224,33 @@ def board_from_dev(dev, meta, name, entry=None, config=None):
     return b
 
 
+def can_board_from_meta(meta, net, entry=None, config=None):
+    """A CAN node's or a bridge board's .json (kflash saw no tty of it, so
+    there is no .umockdev), its registry ENTRY, CONFIG's text and NET, the
+    USB device udev showed its interface on (enumerate_net; None when not
+    recorded) -> the key=value pairs of a simhost board file."""
+    entry = entry or {}
+    mcu = meta.get("mcu") or entry.get("mcu")
+    uuid = meta.get("serial") or entry.get("canbus_uuid")
+    iface = entry.get("interface") or meta.get("port") or "can0"
+    b = {"name": meta.get("key"), "port": None, "kind": "klipper",
+         "mode": "katapult" if meta.get("mode") == "katapult" else "klipper",
+         "mcu": mcu, "canbus_uuid": uuid}
+    app = app_start_of(meta, config, mcu)
+    if app:
+        b["app_start"] = app
+    if meta.get("transport") == "bridge":
+        # on USB it is the Klipper bridge udev showed under its interface
+        b["can_bridge"] = iface
+        # a net device's by_path is its USB device's name: 1-1.4.8
+        m = re.match(r"^\d+-([0-9.]+)$", (net or {}).get("by_path") or "")
+        b["port"] = m.group(1) if m else None
+        b["serial"] = (net or {}).get("serial") or uuid.upper()
+    else:
+        b.update({"transport": "can", "interface": iface, "serial": uuid.upper()})
+    return b
+
+
 def write_board_file(pairs, path, source):
     with open(path, "w") as f:
         f.write("# made by sim/printer from the recorded board %s\n" % source)
@@ -373,12 +400,12 @@ class Session:
                         out.append(m)
         return out
 
-    def udev(self):
-        """The devices of kflash's first successful udev enumeration, else
-        None."""
+    def udev(self, op="enumerate"):
+        """The devices of kflash's first successful udev enumeration (of
+        net devices: op enumerate_net), else None."""
         for c in self.calls:
             ret = c.get("ret") or {}
-            if c.get("op") == "enumerate" and isinstance(ret.get("r"), int) \
+            if c.get("op") == op and isinstance(ret.get("r"), int) \
                     and ret["r"] >= 0 and isinstance(ret.get("devs"), list):
                 return [d for d in ret["devs"] if isinstance(d, dict)]
         return None
@@ -859,8 +886,18 @@ def load_into(host, d):
         seen.update(filter(None, (dev.get("by_id"), dev.get("devnode"))))
         if dev.get("devnode"):
             at_node[dev["devnode"]] = (key, path)
-    # a board kflash knew but udev did not show: registered, absent
-    metas += ses.board_metas()
+    # a board kflash knew but udev did not show: registered, absent; a CAN
+    # node or a bridge board is on the bus, as the session saw it
+    nets = {d.get("iface"): d for d in ses.udev("enumerate_net") or []}
+    for m in ses.board_metas():
+        metas.append(m)
+        if m.get("transport") in ("can", "bridge") and m.get("serial"):
+            entry = entries.get(m.get("key"))
+            pairs = can_board_from_meta(m, nets.get((entry or {}).get("interface")
+                                                    or m.get("port")),
+                                        entry, configs.get(m.get("key")))
+            path = place_board(pairs, out_dir, "%s (its CAN node)" % m.get("key"))
+            host.boards.append(simlib.resolve_board(path))
     # what else udev showed kflash (another board, a probe, a USB-serial
     # chip) is plugged in too, so `kflash list` sees the same host
     for dev in ses.udev() or []:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -109,4 +110,46 @@ long kf_can_parse_bitrate(const char *ip_json)
 		v = (long)json_integer_value(bt);
 	json_decref(doc);
 	return v;
+}
+
+int kf_can_carrier(const struct kf_ops *o, const char *name, struct kf_ttydev *ret)
+{
+	struct kf_ttydev *devs = NULL;
+	size_t n = 0, i;
+	int r = kf_os_enumerate_net(o, &devs, &n);
+
+	memset(ret, 0, sizeof(*ret));
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++)
+		if (devs[i].iface && strcmp(devs[i].iface, name) == 0) {
+			*ret = devs[i];
+			memset(&devs[i], 0, sizeof(devs[i]));
+			break;
+		}
+	kf_ttydevs_free(devs, n);
+	return 0;
+}
+
+static bool is(const char *a, const char *b)
+{
+	return a && b && strcasecmp(a, b) == 0;
+}
+
+bool kf_can_is_klipper_bridge(const struct kf_ttydev *usb, const char *mcu)
+{
+	return usb->iface && is(usb->vid, "1d50") && is(usb->pid, "606f") &&
+	       is(usb->manufacturer, "Klipper") && (!mcu || is(usb->product, mcu));
+}
+
+char *kf_can_carrier_describe(const struct kf_ttydev *usb)
+{
+	if (kf_can_is_klipper_bridge(usb, NULL))
+		return kf_asprintf("Klipper's USB-to-CAN bridge (%s, USB %s:%s)",
+				   usb->product ? usb->product : "MCU not given", usb->vid,
+				   usb->pid);
+	return kf_asprintf("a USB-CAN adapter (%s%s%s, USB %s:%s)",
+			   usb->product ? usb->product : "", usb->product ? ", " : "",
+			   usb->driver ? usb->driver : "driver unknown",
+			   usb->vid ? usb->vid : "?", usb->pid ? usb->pid : "?");
 }

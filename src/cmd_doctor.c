@@ -336,6 +336,43 @@ static long config_bitrate(struct kf_ctx *ctx, const struct kf_board *b)
 
 /* Each interface a registered CAN node or bridge uses: there, up, a queue
  * Katapult can flash through, the bitrate the boards were built for. */
+/* What udev shows interface ifc is on, and that a board registered as
+ * its bridge is that bridge. */
+static void check_carrier(struct doctor *d, const struct kf_registry *reg, const char *ifc)
+{
+	struct kf_ttydev usb;
+	char *on, *what;
+	size_t i;
+	int r = kf_can_carrier(d->ctx->ops, ifc, &usb);
+
+	if (r < 0) {
+		report_or_warn(d, false, true, "udev tells what the CAN interfaces are on",
+			       "udevadm info /sys/class/net/%s   (udev could not be read: %s)",
+			       ifc, strerror(-r));
+		return;
+	}
+	on = usb.iface ? kf_can_carrier_describe(&usb) : kf_xstrdup("no USB device udev lists");
+	if (usb.iface) {
+		what = kf_asprintf("CAN interface %s is on %s", ifc, on);
+		report(d, true, what, NULL);
+		free(what);
+	}
+	for (i = 0; i < reg->n_boards; i++) {
+		const struct kf_board *b = &reg->boards[i];
+
+		if (b->link != KF_LINK_BRIDGE || !b->interface || strcmp(b->interface, ifc) != 0)
+			continue;
+		what = kf_asprintf("%s carries %s (a Klipper USB-to-CAN bridge of its MCU, %s)",
+				   b->key, ifc, b->mcu ? b->mcu : "not registered");
+		report(d, kf_can_is_klipper_bridge(&usb, b->mcu), what,
+		       "kflash list   (%s is on %s: is %s's interface right, and does it "
+		       "run Klipper's USB-to-CAN bridge firmware?)", ifc, on, b->key);
+		free(what);
+	}
+	free(on);
+	kf_ttydev_release(&usb);
+}
+
 static void check_can(struct doctor *d, const struct kf_registry *reg)
 {
 	size_t i, k;
@@ -373,6 +410,7 @@ static void check_can(struct doctor *d, const struct kf_registry *reg)
 		}
 		report(d, true, what, NULL);
 		free(what);
+		check_carrier(d, reg, ifc);
 		what = kf_asprintf("CAN interface %s has a txqueuelen of at least %d (it has "
 				   "%ld)", ifc, KF_CAN_MIN_TXQUEUELEN, st.txqueuelen);
 		report(d, st.txqueuelen >= KF_CAN_MIN_TXQUEUELEN, what,

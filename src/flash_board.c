@@ -241,7 +241,7 @@ static int enter_bootloader(struct kf_run *run, struct kf_job *j)
 	int r;
 
 	if (!j->tr->to_bootloader || j->at.mode == KF_MODE_KATAPULT ||
-	    j->b->link == KF_LINK_BRIDGE)
+	    (kf_flash_traits(j->tr, j->b) & KF_FLASH_TOOL_ENTERS))
 		return 0;
 	kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: asking it into Katapult",
 		     j->b->key);
@@ -288,9 +288,9 @@ static int flash_katapult(struct kf_flashing *fl, struct kf_job *j)
 	int r;
 
 	r = enter_bootloader(run, j);
-	/* a bridge board is in Katapult on USB, not on its bus: the flash
-	 * tool finds it there itself, and only while flashing */
-	if (r == 0 && j->b->link != KF_LINK_BRIDGE)
+	/* one the flash tool takes into Katapult (a bridge, on USB, not on
+	 * its bus) is found there by the tool itself, and only while flashing */
+	if (r == 0 && !(kf_flash_traits(j->tr, j->b) & KF_FLASH_TOOL_ENTERS))
 		r = check_app_start(run, j);
 	if (r < 0)
 		return r;
@@ -391,6 +391,22 @@ void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
 	j->state = KF_JOB_WRITTEN;
 	kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s written via %s", j->b->key,
 		  j->method_used);
+}
+
+void kf_flashing_flash_all(struct kf_flashing *fl)
+{
+	struct kf_run *run = fl->run;
+	size_t i;
+	int pass;
+
+	for (pass = 0; run && pass < 2; pass++)
+		for (i = 0; i < run->n && !run->signal; i++) {
+			struct kf_job *j = &run->jobs[i];
+			bool carries = kf_flash_traits(j->tr, j->b) & KF_FLASH_CARRIES_BUS;
+
+			if (j->state == KF_JOB_ACTIVE && carries == (pass == 1))
+				kf_flashing_flash(fl, j);
+		}
 }
 
 /* ---- the return ------------------------------------------------------------------ */

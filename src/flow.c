@@ -98,7 +98,7 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	struct kf_window win;
 	struct kf_run run;
 	size_t i;
-	int r, pass;
+	int r;
 
 	if (o->method && (kf_method_parse(o->method, &forced) < 0 ||
 			  forced == KF_METHOD_DEFAULT))
@@ -135,13 +135,8 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 		r = kf_window_open(&win, err);
 	if (r == 0 && kf_run_active(&run))
 		r = kf_flashing_begin(&fl, &run, fallback, err);
-	/* a bridge board takes its CAN bus down while it flashes: the nodes
-	 * behind it go first */
-	for (pass = 0; pass < 2; pass++)
-		for (i = 0; r == 0 && i < n && !run.signal; i++)
-			if (run.jobs[i].state == KF_JOB_ACTIVE &&
-			    (run.jobs[i].b->link == KF_LINK_BRIDGE) == (pass == 1))
-				kf_flashing_flash(&fl, &run.jobs[i]);
+	if (r == 0)
+		kf_flashing_flash_all(&fl);
 	if (r == 0)
 		kf_flashing_verify(&fl);
 	kf_flashing_end(&fl);

@@ -10,7 +10,7 @@ int kf_ops_check(const struct kf_ops *o)
 	/* every method, in the order of struct kf_ops: a member added
 	 * there and not here is a slot nobody checks */
 	const bool present[] = {
-		o->enumerate, o->monitor_open, o->monitor_next, o->monitor_close,
+		o->enumerate, o->enumerate_net, o->monitor_open, o->monitor_next, o->monitor_close,
 		o->spawn, o->wait, o->kill_group, o->in_group,
 		o->observe, o->feed, o->ready, o->attach,
 		o->read_file, o->write_atomic, o->append, o->unlink, o->remove_tree,

@@ -202,9 +202,33 @@ static bool read_ttydev(struct udev_device *dev, struct kf_ttydev *d)
 	return true;
 }
 
-static int linux_enumerate(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n)
+/* A net device on USB: its interface name and its USB device's identity
+ * (a gs_usb adapter, or a Klipper bridge: 1d50:606f "Klipper"). */
+static bool read_netdev(struct udev_device *dev, struct kf_ttydev *d)
 {
-	struct kf_linux *lx = ctx;
+	struct udev_device *usb, *intf;
+	const char *name = udev_device_get_sysname(dev);
+
+	memset(d, 0, sizeof(*d));
+	usb = udev_device_get_parent_with_subsystem_devtype(dev, "usb", "usb_device");
+	if (!name || !usb)
+		return false;
+	d->iface = kf_xstrdup(name);
+	d->vid = dup_or_null(udev_device_get_sysattr_value(usb, "idVendor"));
+	d->pid = dup_or_null(udev_device_get_sysattr_value(usb, "idProduct"));
+	d->manufacturer = dup_or_null(udev_device_get_sysattr_value(usb, "manufacturer"));
+	d->product = dup_or_null(udev_device_get_sysattr_value(usb, "product"));
+	d->serial = dup_or_null(udev_device_get_sysattr_value(usb, "serial"));
+	d->by_path = dup_or_null(udev_device_get_sysname(usb));
+	intf = udev_device_get_parent_with_subsystem_devtype(dev, "usb", "usb_interface");
+	d->driver = dup_or_null(intf ? udev_device_get_driver(intf) : NULL);
+	return true;
+}
+
+static int enumerate_with(struct kf_linux *lx, const char *subsystem,
+			  bool (*read)(struct udev_device *, struct kf_ttydev *),
+			  struct kf_ttydev **ret_devs, size_t *ret_n)
+{
 	struct udev_enumerate *en;
 	struct udev_list_entry *e;
 	struct kf_ttydev *devs = NULL;
@@ -213,7 +237,7 @@ static int linux_enumerate(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n
 	en = udev_enumerate_new(lx->udev);
 	if (!en)
 		return -ENOMEM;
-	udev_enumerate_add_match_subsystem(en, "tty");
+	udev_enumerate_add_match_subsystem(en, subsystem);
 	if (udev_enumerate_scan_devices(en) < 0) {
 		udev_enumerate_unref(en);
 		return -EIO;
@@ -225,7 +249,7 @@ static int linux_enumerate(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n
 		dev = udev_device_new_from_syspath(lx->udev, udev_list_entry_get_name(e));
 		if (!dev)
 			continue;	/* gone between scan and read */
-		if (read_ttydev(dev, &d)) {
+		if (read(dev, &d)) {
 			devs = kf_xrealloc(devs, (n + 1) * sizeof(*devs));
 			devs[n++] = d;
 		}
@@ -235,6 +259,16 @@ static int linux_enumerate(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n
 	*ret_devs = devs;
 	*ret_n = n;
 	return 0;
+}
+
+static int linux_enumerate(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n)
+{
+	return enumerate_with(ctx, "tty", read_ttydev, ret_devs, ret_n);
+}
+
+static int linux_enumerate_net(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n)
+{
+	return enumerate_with(ctx, "net", read_netdev, ret_devs, ret_n);
 }
 
 static int linux_monitor_open(void *ctx, struct kf_monitor **ret_mon)
@@ -1367,6 +1401,7 @@ static const struct kf_ops linux_ops = {
 	.version = KF_OPS_VERSION,
 	.name = "linux",
 	.enumerate = linux_enumerate,
+	.enumerate_net = linux_enumerate_net,
 	.monitor_open = linux_monitor_open,
 	.monitor_next = linux_monitor_next,
 	.monitor_close = linux_monitor_close,

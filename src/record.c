@@ -151,30 +151,43 @@ static json_t *S(struct kf_recorder *r, const char *s)
 
 /* ---- udev ------------------------------------------------------------------ */
 
-static int rec_enumerate(void *c, struct kf_ttydev **d, size_t *n)
+/* enumerate and enumerate_net: the devices, ~ shortened; the ttys are
+ * also what a board note is made from. */
+static int rec_devs(struct kf_recorder *r, bool net, struct kf_ttydev **d, size_t *n)
 {
-	struct kf_recorder *r = R(c);
 	long k = begin_blocking(r);
 	int64_t t0 = kf_os_now(r->in);
-	int rv = kf_os_enumerate(r->in, d, n);
+	int rv = net ? kf_os_enumerate_net(r->in, d, n) : kf_os_enumerate(r->in, d, n);
 	json_t *ret = ret_r(rv);
 
 	if (rv >= 0) {
-		json_t *a = json_array();
+		json_t *a;
 		size_t i;
 
-		for (i = 0; i < *n; i++)
-			json_array_append_new(a, kf_sj_dev(NULL, &(*d)[i]));
-		json_decref(r->seen);
-		r->seen = json_incref(a);
-		json_decref(a);
+		if (!net) {
+			a = json_array();
+			for (i = 0; i < *n; i++)
+				json_array_append_new(a, kf_sj_dev(NULL, &(*d)[i]));
+			json_decref(r->seen);
+			r->seen = a;
+		}
 		a = json_array();
 		for (i = 0; i < *n; i++)
 			json_array_append_new(a, kf_sj_dev(r->home, &(*d)[i]));
 		json_object_set_new(ret, "devs", a);
 	}
-	record(r, k, "enumerate", NULL, ret, t0);
+	record(r, k, net ? "enumerate_net" : "enumerate", NULL, ret, t0);
 	return rv;
+}
+
+static int rec_enumerate(void *c, struct kf_ttydev **d, size_t *n)
+{
+	return rec_devs(R(c), false, d, n);
+}
+
+static int rec_enumerate_net(void *c, struct kf_ttydev **d, size_t *n)
+{
+	return rec_devs(R(c), true, d, n);
 }
 
 static int mon_id(struct kf_recorder *r, struct kf_monitor *m)
@@ -664,6 +677,7 @@ static const struct kf_ops recording_ops = {
 	.version = KF_OPS_VERSION,
 	.name = "record",
 	.enumerate = rec_enumerate,
+	.enumerate_net = rec_enumerate_net,
 	.monitor_open = rec_monitor_open,
 	.monitor_next = rec_monitor_next,
 	.monitor_close = rec_monitor_close,

@@ -61,8 +61,8 @@ static int read_limited(const struct kf_ops *o, const char *path, long max, char
 }
 
 static const char *const known_ops[] = {
-	"enumerate", "monitor_open", "monitor_next", "monitor_close", "spawn", "wait",
-	"kill_group", "in_group", "observe", "feed", "ready", "attach", "read_file",
+	"enumerate", "enumerate_net", "monitor_open", "monitor_next", "monitor_close",
+	"spawn", "wait", "kill_group", "in_group", "observe", "feed", "ready", "attach", "read_file",
 	"write_atomic", "append", "unlink", "remove_tree", "read_dir", "mkdir_p",
 	"file_kind", "realpath", "lock", "unlock", "now", "realtime", "sleep_until",
 	"take_signal", "http_get", "getenv", "uid", "cpu_count", "isatty", "read_line",
@@ -433,9 +433,9 @@ static char *get(void *c, const json_t *v, size_t *ret_len, bool *ok)
 	return out;
 }
 
-static int rp_enumerate(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
+static int rp_devs(void *c, const char *op, struct kf_ttydev **ret_devs, size_t *ret_n)
 {
-	const json_t *ret = expect(RP(c), "enumerate", json_object()), *devs;
+	const json_t *ret = expect(RP(c), op, json_object()), *devs;
 	struct kf_ttydev *d;
 	size_t i, n;
 	int r;
@@ -454,6 +454,16 @@ static int rp_enumerate(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
 	*ret_devs = d;
 	*ret_n = n;
 	return r;
+}
+
+static int rp_enumerate(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
+{
+	return rp_devs(c, "enumerate", ret_devs, ret_n);
+}
+
+static int rp_enumerate_net(void *c, struct kf_ttydev **ret_devs, size_t *ret_n)
+{
+	return rp_devs(c, "enumerate_net", ret_devs, ret_n);
 }
 
 static int mon_id(struct kf_replayer *rp, struct kf_monitor *m)
@@ -845,6 +855,7 @@ static const struct kf_ops replaying_ops = {
 	.version = KF_OPS_VERSION,
 	.name = "replay",
 	.enumerate = rp_enumerate,
+	.enumerate_net = rp_enumerate_net,
 	.monitor_open = rp_monitor_open,
 	.monitor_next = rp_monitor_next,
 	.monitor_close = rp_monitor_close,

@@ -238,13 +238,13 @@ json_t *kf_sj_argv(const char *home, const char *const *argv)
 
 static const char *const dev_keys[] = {
 	"devnode", "by_id", "by_path", "vid", "pid", "manufacturer", "product",
-	"serial", "driver",
+	"serial", "driver", "iface",
 };
 
 static char **dev_field(struct kf_ttydev *d, size_t i)
 {
 	char **f[] = { &d->devnode, &d->by_id, &d->by_path, &d->vid, &d->pid,
-		       &d->manufacturer, &d->product, &d->serial, &d->driver };
+		       &d->manufacturer, &d->product, &d->serial, &d->driver, &d->iface };
 
 	return f[i];
 }
@@ -254,9 +254,11 @@ json_t *kf_sj_dev(const char *home, const struct kf_ttydev *d)
 	json_t *o = json_object();
 	size_t i;
 
+	/* a tty's record has no iface key, as before net devices were */
 	for (i = 0; i < sizeof(dev_keys) / sizeof(dev_keys[0]); i++)
-		json_object_set_new(o, dev_keys[i],
-				    kf_sj_str(home, *dev_field((struct kf_ttydev *)d, i)));
+		if (*dev_field((struct kf_ttydev *)d, i) || strcmp(dev_keys[i], "iface") != 0)
+			json_object_set_new(o, dev_keys[i],
+					    kf_sj_str(home, *dev_field((struct kf_ttydev *)d, i)));
 	return o;
 }
 
@@ -277,7 +279,7 @@ int kf_sj_get_dev(const json_t *v, struct kf_ttydev *ret_dev)
 			return -EINVAL;
 		}
 	}
-	if (!ret_dev->devnode) {
+	if (!ret_dev->devnode == !ret_dev->iface) {
 		kf_ttydev_release(ret_dev);
 		return -EINVAL;
 	}

@@ -21,6 +21,11 @@ const struct kf_transport *kf_transport_for(const struct kf_board *b)
 	return b->link == KF_LINK_USB ? &kf_transport_usb : &kf_transport_can;
 }
 
+unsigned kf_flash_traits(const struct kf_transport *tr, const struct kf_board *b)
+{
+	return tr->flash_traits ? tr->flash_traits(b) : 0;
+}
+
 const struct kf_transport *const kf_transports[] = {
 	&kf_transport_usb,
 	&kf_transport_can,

@@ -27,6 +27,7 @@ struct can_bus {
 	char *why;			/* the query's failure, for messages */
 	struct kf_can_node *nodes;
 	size_t n;
+	struct kf_ttydev usb;		/* the USB device it is on (iface NULL: none seen) */
 };
 
 /* what a later look learned (the Klipper configs that name UUIDs), kept
@@ -67,6 +68,8 @@ static void ask_bus(struct kf_ctx *ctx, const struct kf_settings *s, struct can_
 	b->err = kf_can_iface_read(ctx->ops, b->iface, &b->st);
 	if (b->err < 0 || b->st.state != KF_CAN_UP)
 		return;
+	/* what it is on only tells more: udev not answering changes nothing */
+	(void)kf_can_carrier(ctx->ops, b->iface, &b->usb);
 	r = kf_flashtool_cmd(ctx, s, args, &t);
 	if (r < 0) {
 		b->err = r;
@@ -89,6 +92,7 @@ static void bus_release(struct can_bus *b)
 	free(b->iface);
 	free(b->why);
 	free(b->nodes);
+	kf_ttydev_release(&b->usb);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -174,6 +178,13 @@ static void where_node(struct kf_where *at, const struct kf_board *b, enum kf_mo
 	at->held = held;
 }
 
+/* Bridge board b is what its interface is on, running Klipper: udev
+ * shows the interface under a Klipper USB-to-CAN bridge of b's MCU. */
+static bool bridge_here(const struct kf_board *b, const struct can_bus *bus)
+{
+	return b->link == KF_LINK_BRIDGE && bus && kf_can_is_klipper_bridge(&bus->usb, b->mcu);
+}
+
 /* Why the bus of b cannot be used now: 0, or KF_EFAILED with err. */
 static int bus_problem(const struct kf_board *b, const struct can_bus *bus,
 		       struct kf_error *err)
@@ -241,7 +252,8 @@ static int can_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 	 * it stays silent after Klipper stops too */
 	if (!after_reset && at->held && at->node && strcmp(at->node, b->canbus_uuid) == 0)
 		return 0;
-	if (!after_reset && held_by_klipper(ctx, reg, sc->cache, b->canbus_uuid)) {
+	if (!after_reset && (bridge_here(b, bus) ||
+			     held_by_klipper(ctx, reg, sc->cache, b->canbus_uuid))) {
 		where_node(at, b, KF_MODE_KLIPPER, true);
 		return 0;
 	}
@@ -287,6 +299,14 @@ static void can_sight(const struct kf_board *b, const void *scan, struct kf_sigh
 	memset(ret, 0, sizeof(*ret));
 	if (n) {
 		where_node(&ret->at, b, n->mode, false);
+		ret->matches = 1;
+	} else if (bridge_here(b, bus)) {
+		/* silent on its own bus while Klipper holds it; on USB it is
+		 * the bridge that carries the bus */
+		where_node(&ret->at, b, KF_MODE_KLIPPER, true);
+		free(ret->at.label);
+		ret->at.label = kf_asprintf("%s, the USB-to-CAN bridge of %s",
+					    b->canbus_uuid, b->interface);
 		ret->matches = 1;
 	} else if (bus && !bus->err && bus->st.state == KF_CAN_UP) {
 		ret->maybe_note = kf_asprintf("not heard on %s: a node answers only while "
@@ -527,6 +547,13 @@ static int can_to_bootloader(struct kf_ctx *ctx, struct kf_registry *reg,
 	return r;
 }
 
+/* A bridge board carries its bus, and flashtool's bridge path reboots it
+ * into Katapult on USB itself. */
+static unsigned can_flash_traits(const struct kf_board *b)
+{
+	return b->link == KF_LINK_BRIDGE ? KF_FLASH_CARRIES_BUS | KF_FLASH_TOOL_ENTERS : 0;
+}
+
 const struct kf_transport kf_transport_can = {
 	.name = "can",
 	.stable = true,
@@ -546,4 +573,5 @@ const struct kf_transport kf_transport_can = {
 	.watch_mark = can_watch_mark,
 	.await_return = can_await_return,
 	.to_bootloader = can_to_bootloader,
+	.flash_traits = can_flash_traits,
 };

@@ -7,6 +7,7 @@
 void kf_ttydev_release(struct kf_ttydev *d)
 {
 	free(d->devnode);
+	free(d->iface);
 	free(d->by_id);
 	free(d->by_path);
 	free(d->vid);

@@ -617,31 +617,57 @@ static void tty_copy(struct kf_ttydev *d, const struct kf_ttydev *s)
 	d->product = dup0(s->product);
 	d->serial = dup0(s->serial);
 	d->driver = dup0(s->driver);
+	d->iface = dup0(s->iface);
 }
 
 void fake_add_tty(struct fake_world *w, const char *devnode, const char *by_id,
 		  const char *vid, const char *pid, const char *manufacturer,
 		  const char *serial)
 {
-	struct kf_ttydev t = { (char *)devnode, (char *)by_id, NULL, (char *)vid,
-			       (char *)pid, (char *)manufacturer, NULL,
-			       (char *)serial, NULL };
+	struct kf_ttydev t = { .devnode = (char *)devnode, .by_id = (char *)by_id,
+			       .vid = (char *)vid, .pid = (char *)pid,
+			       .manufacturer = (char *)manufacturer,
+			       .serial = (char *)serial };
 
 	if (w->n_ttys == 8)
 		abort();
 	tty_copy(&w->ttys[w->n_ttys++], &t);
 }
 
-static int fake_enumerate(void *ctx, struct kf_ttydev **devs, size_t *n)
+void fake_add_net(struct fake_world *w, const char *iface, const char *vid,
+		  const char *pid, const char *manufacturer, const char *product,
+		  const char *serial, const char *driver)
 {
-	struct fake_world *w = W(ctx);
+	struct kf_ttydev t = { .iface = (char *)iface, .vid = (char *)vid,
+			       .pid = (char *)pid, .manufacturer = (char *)manufacturer,
+			       .product = (char *)product, .serial = (char *)serial,
+			       .driver = (char *)driver };
+
+	if (w->n_nets == 4)
+		abort();
+	tty_copy(&w->nets[w->n_nets++], &t);
+}
+
+static int copy_devs(const struct kf_ttydev *from, size_t n_from, struct kf_ttydev **devs,
+		     size_t *n)
+{
 	size_t i;
 
-	*devs = kf_xcalloc(w->n_ttys + 1, sizeof(**devs));
-	for (i = 0; i < w->n_ttys; i++)
-		tty_copy(&(*devs)[i], &w->ttys[i]);
-	*n = w->n_ttys;
+	*devs = kf_xcalloc(n_from + 1, sizeof(**devs));
+	for (i = 0; i < n_from; i++)
+		tty_copy(&(*devs)[i], &from[i]);
+	*n = n_from;
 	return 0;
+}
+
+static int fake_enumerate(void *ctx, struct kf_ttydev **devs, size_t *n)
+{
+	return copy_devs(W(ctx)->ttys, W(ctx)->n_ttys, devs, n);
+}
+
+static int fake_enumerate_net(void *ctx, struct kf_ttydev **devs, size_t *n)
+{
+	return copy_devs(W(ctx)->nets, W(ctx)->n_nets, devs, n);
 }
 
 static int fake_monitor_open(void *ctx, struct kf_monitor **m)
@@ -759,6 +785,7 @@ static const struct kf_ops fake_ops = {
 	.version = KF_OPS_VERSION,
 	.name = "fake",
 	.enumerate = fake_enumerate,
+	.enumerate_net = fake_enumerate_net,
 	.monitor_open = fake_monitor_open,
 	.monitor_next = fake_monitor_next,
 	.monitor_close = fake_monitor_close,
@@ -827,6 +854,8 @@ void fake_world_release(struct fake_world *w)
 		kf_ttydev_release(&w->ttys[i]);
 	for (i = 0; i < w->n_events; i++)
 		kf_ttydev_release(&w->events[i]);
+	for (i = 0; i < w->n_nets; i++)
+		kf_ttydev_release(&w->nets[i]);
 	for (i = 0; i < w->n_env; i++) {
 		free(w->env[i].name);
 		free(w->env[i].value);

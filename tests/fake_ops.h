@@ -85,6 +85,8 @@ struct fake_world {
 	size_t n_ttys;
 	struct kf_ttydev events[8];	/* "add" events monitor_next delivers */
 	size_t n_events;
+	struct kf_ttydev nets[4];	/* what enumerate_net reports */
+	size_t n_nets;
 	int64_t signal_at;	/* fake time a signal arrives, or -1 */
 	int signal_num;
 	int pending_signal;
@@ -128,6 +130,10 @@ const struct fake_file *fake_get_file(const struct fake_world *w, const char *pa
 void fake_add_tty(struct fake_world *w, const char *devnode, const char *by_id,
 		  const char *vid, const char *pid, const char *manufacturer,
 		  const char *serial);
+/* A network interface on USB (a gs_usb adapter's or a bridge board's can0). */
+void fake_add_net(struct fake_world *w, const char *iface, const char *vid,
+		  const char *pid, const char *manufacturer, const char *product,
+		  const char *serial, const char *driver);
 void fake_signal_at(struct fake_world *w, int64_t when, int sig);
 /* Sets (or with value NULL unsets) a variable of the fake environment. */
 void fake_setenv(struct fake_world *w, const char *name, const char *value);

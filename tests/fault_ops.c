@@ -42,6 +42,13 @@ static int f_enumerate(void *c, struct kf_ttydev **d, size_t *n)
 	return kf_os_enumerate(IN(c), d, n);
 }
 
+static int f_enumerate_net(void *c, struct kf_ttydev **d, size_t *n)
+{
+	if (fire(F(c), FAULT_UDEV))
+		return F(c)->err;
+	return kf_os_enumerate_net(IN(c), d, n);
+}
+
 static int f_monitor_open(void *c, struct kf_monitor **m)
 {
 	if (fire(F(c), FAULT_UDEV))
@@ -264,6 +271,7 @@ static const struct kf_ops fault_table = {
 	.version = KF_OPS_VERSION,
 	.name = "fault",
 	.enumerate = f_enumerate,
+	.enumerate_net = f_enumerate_net,
 	.monitor_open = f_monitor_open,
 	.monitor_next = f_monitor_next,
 	.monitor_close = f_monitor_close,

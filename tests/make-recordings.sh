@@ -23,6 +23,7 @@ flash-tool-timeout             flash-tool-hangs
 flash-ctrl-c-mid-flash         flash-sigint-during-flash
 flash-board-never-returns      flash-board-never-returns
 flash-mcu-mismatch             flash-mcu-mismatch
+can-flash-all-bridge           can-flash-all-with-bridge
 '
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kflash-recordings.XXXXXX") || exit 2

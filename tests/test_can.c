@@ -66,6 +66,40 @@ static void iface__sysfs_says_up_down_or_missing(void **state)
 	fake_world_release(&w);
 }
 
+static void carrier__a_klipper_bridge_is_told_from_a_candlelight_adapter(void **state)
+{
+	struct fake_world w;
+	struct kf_ttydev u;
+	char *s;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_add_net(&w, "can0", "1d50", "606f", "Klipper", "stm32h723xx", "2B0024", "gs_usb");
+	fake_add_net(&w, "can1", "1d50", "606f", "bytewerk", "candleLight USB to CAN adapter",
+		     "0042", "gs_usb");
+	assert_int_equal(kf_can_carrier(&w.ops, "can0", &u), 0);
+	assert_string_equal(u.iface, "can0");
+	assert_true(kf_can_is_klipper_bridge(&u, "stm32h723xx"));
+	assert_true(kf_can_is_klipper_bridge(&u, NULL));
+	assert_false(kf_can_is_klipper_bridge(&u, "stm32f446xx"));
+	s = kf_can_carrier_describe(&u);
+	assert_string_equal(s, "Klipper's USB-to-CAN bridge (stm32h723xx, USB 1d50:606f)");
+	free(s);
+	kf_ttydev_release(&u);
+	assert_int_equal(kf_can_carrier(&w.ops, "can1", &u), 0);
+	assert_false(kf_can_is_klipper_bridge(&u, NULL));
+	s = kf_can_carrier_describe(&u);
+	assert_string_equal(s, "a USB-CAN adapter (candleLight USB to CAN adapter, gs_usb, "
+			    "USB 1d50:606f)");
+	free(s);
+	kf_ttydev_release(&u);
+	/* an interface udev shows on no USB device (an SPI controller) */
+	assert_int_equal(kf_can_carrier(&w.ops, "can2", &u), 0);
+	assert_null(u.iface);
+	assert_false(kf_can_is_klipper_bridge(&u, NULL));
+	fake_world_release(&w);
+}
+
 static void bitrate__from_ip_details_json(void **state)
 {
 	(void)state;
@@ -274,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(query__each_node_once_with_its_application),
 		cmocka_unit_test(iface__sysfs_says_up_down_or_missing),
+		cmocka_unit_test(carrier__a_klipper_bridge_is_told_from_a_candlelight_adapter),
 		cmocka_unit_test(bitrate__from_ip_details_json),
 		cmocka_unit_test(can_flash__asks_katapult_in_then_flashes_and_waits_for_klipper),
 		cmocka_unit_test(can_flash__a_node_that_does_not_answer_from_katapult_is_not_written),

@@ -45,6 +45,23 @@ int kf_can_iface_read(const struct kf_ops *o, const char *name, struct kf_can_if
 /* The bitrate in `ip -details -json link show NAME` output, or -1. */
 long kf_can_parse_bitrate(const char *ip_json);
 
+/* What udev shows the interface is on (enumerate_net): its USB device,
+ * into *ret; ret->iface NULL when it is on none (an SPI controller, or a
+ * device udev does not list). 0, or the negative errno when udev cannot
+ * be read. */
+int kf_can_carrier(const struct kf_ops *o, const char *name, struct kf_ttydev *ret);
+
+/* usb is a board running Klipper in USB-to-CAN bridge mode
+ * (CONFIG_USBCANBUS: 1d50:606f, manufacturer "Klipper", product its
+ * CONFIG_MCU); a gs_usb adapter (candleLight) has the same ids under
+ * another manufacturer. mcu non-NULL: and it is that MCU. */
+bool kf_can_is_klipper_bridge(const struct kf_ttydev *usb, const char *mcu);
+
+/* usb for messages: "Klipper's USB-to-CAN bridge (stm32f446xx, USB
+ * 1d50:606f)", "a USB-CAN adapter (candleLight, gs_usb, USB 1d50:606f)".
+ * malloc'd. */
+char *kf_can_carrier_describe(const struct kf_ttydev *usb);
+
 /* Katapult's CAN flashing times out on a queue shorter than this. */
 #define KF_CAN_MIN_TXQUEUELEN 128
 

@@ -42,6 +42,10 @@ void kf_flashing_end(struct kf_flashing *fl);
 
 /* [Flash] j: written (KF_JOB_WRITTEN) or failed. */
 void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j);
+/* [Flash] every active job, one at a time, until a signal: a board that
+ * carries the others' bus (KF_FLASH_CARRIES_BUS) after all that do not;
+ * nothing when fl was never begun. */
+void kf_flashing_flash_all(struct kf_flashing *fl);
 
 /* [Verify] every written job: back running Klipper (KF_JOB_DONE), or
  * failed saying how it came back, or why kflash could not tell. */

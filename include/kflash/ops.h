@@ -31,13 +31,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 4
+#define KF_OPS_VERSION 5
 
 /* ---- udev ---------------------------------------------------------------- */
 
-/* One serial device as udev describes it (tty subsystem + USB parent). */
+/* One serial device as udev describes it (tty subsystem + USB parent);
+ * or, from enumerate_net, a network interface on USB (net subsystem +
+ * USB parent: a USB-CAN adapter's or a bridge board's can0), whose
+ * devnode and by_id are NULL and whose by_path is its USB device's name
+ * (1-1.4.8). */
 struct kf_ttydev {
-	char *devnode;		/* /dev/ttyACM0 */
+	char *devnode;		/* /dev/ttyACM0; NULL for a net device */
 	char *by_id;		/* /dev/serial/by-id/usb-Klipper_... or NULL */
 	char *by_path;		/* /dev/serial/by-path/... or NULL */
 	char *vid;		/* "1d50" (ID_VENDOR_ID / idVendor) */
@@ -45,7 +49,9 @@ struct kf_ttydev {
 	char *manufacturer;	/* USB parent attr, or NULL */
 	char *product;
 	char *serial;		/* USB parent attr "serial", or NULL */
-	char *driver;		/* ID_USB_DRIVER, e.g. cdc_acm */
+	char *driver;		/* ID_USB_DRIVER, e.g. cdc_acm; a net device's
+				 * USB interface driver, e.g. gs_usb */
+	char *iface;		/* a net device's interface name (can0), else NULL */
 };
 
 void kf_ttydev_release(struct kf_ttydev *d);
@@ -140,6 +146,8 @@ struct kf_ops {
 
 	/* udev */
 	int (*enumerate)(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n);
+	/* The network interfaces whose parent is a USB device, with it. */
+	int (*enumerate_net)(void *ctx, struct kf_ttydev **ret_devs, size_t *ret_n);
 	int (*monitor_open)(void *ctx, struct kf_monitor **ret_mon);
 	/* Waits for one tty uevent until deadline (clock ms). Returns 1 with
 	 * an event, 0 at the deadline, -EINTR when a signal is pending. */
@@ -255,6 +263,9 @@ int kf_ops_check(const struct kf_ops *o);
 /* Thin wrappers: code above the table calls these, never the world. */
 static inline int kf_os_enumerate(const struct kf_ops *o, struct kf_ttydev **d, size_t *n)
 { return o->enumerate(o->ctx, d, n); }
+static inline int kf_os_enumerate_net(const struct kf_ops *o, struct kf_ttydev **d,
+				      size_t *n)
+{ return o->enumerate_net(o->ctx, d, n); }
 static inline int kf_os_monitor_open(const struct kf_ops *o, struct kf_monitor **m)
 { return o->monitor_open(o->ctx, m); }
 static inline int kf_os_monitor_next(const struct kf_ops *o, struct kf_monitor *m,

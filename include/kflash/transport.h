@@ -154,7 +154,22 @@ struct kf_transport {
 	 * board again (after_reset) before it is used. */
 	int (*to_bootloader)(struct kf_ctx *ctx, struct kf_registry *reg,
 			     struct kf_board *b, struct kf_where *at, struct kf_error *err);
+	/* How flashing board b sits beside the others' flashes (KF_FLASH_*
+	 * bits); NULL: none of them. */
+	unsigned (*flash_traits)(const struct kf_board *b);
 };
+
+/* b carries a bus other boards are reached through (a USB-to-CAN
+ * bridge): flashing it takes them down, so it is flashed after every
+ * board that does not. */
+#define KF_FLASH_CARRIES_BUS 0x1u
+/* The flash tool itself takes b into Katapult, somewhere kflash cannot
+ * ask beforehand (a bridge reboots into Katapult on USB, its bus gone):
+ * neither to_bootloader nor Katapult's status request come first. */
+#define KF_FLASH_TOOL_ENTERS 0x2u
+
+/* tr's flash traits for b (0 when tr has none). */
+unsigned kf_flash_traits(const struct kf_transport *tr, const struct kf_board *b);
 
 /* What the transports see now, each scan read once; a command keeps it
  * for as long as it uses what was found. */
