@@ -105,6 +105,38 @@ def test_wizard_add():
     assert 'CONFIG_MCU="rp2040"' in cfg, cfg
 
 
+def add_first_as_octopus(t):
+    """The add wizard: the first device, named Octopus, the default method."""
+    t.expect(r"Board number.*: ")
+    t.send("1\n")
+    t.expect(r"Name for this board.*: ")
+    t.send("Octopus\n")
+    t.expect(r"Flash method.*: ")
+    t.send("\n")
+    t.expect(r"Registered .* as 'octopus'")
+
+
+def test_wizard_adopts_config():
+    """`kflash add` on a terminal offers the configs for the board's MCU that
+    KIAUH and Klipper left (not one for another chip); the one picked is
+    the board's config, no menuconfig."""
+    t = Term(["kflash", "add"])
+    add_first_as_octopus(t)
+    t.expect(r"Configs for stm32f446xx on this host:")
+    t.expect(r"1\) \S*/klipper-kconfigs/octopus.config")
+    t.expect(r"Start from config number.*: ")
+    t.send("2\n")                     # out of range: asked again
+    t.expect(r"please answer 1 to 1")
+    t.send("1\n")
+    t.expect(r"Adopted \S*/klipper-kconfigs/octopus.config as octopus's firmware config")
+    assert t.wait() == 0
+    assert "h723" not in t.seen, t.seen
+    assert "menuconfig for" not in t.seen, t.seen
+    cfg = open(os.path.join(os.environ["KFLASH_CONFIG_DIR"], "configs", "octopus",
+                            ".config")).read()
+    assert 'CONFIG_MCU="stm32f446xx"' in cfg, cfg
+
+
 def test_menu_add_flash_quit():
     """`kflash` alone: the menu. Add a board, flash it, quit."""
     t = Term(["kflash"])
@@ -115,13 +147,7 @@ def test_menu_add_flash_quit():
     t.expect(r"'x' is not one of the choices")
     t.expect(r"Choose: ")
     t.send("3\n")                     # add
-    t.expect(r"Board number \[1\]: ")
-    t.send("1\n")
-    t.expect(r"Name for this board.*: ")
-    t.send("Octopus\n")
-    t.expect(r"Flash method.*: ")
-    t.send("\n")
-    t.expect(r"Registered .* as 'octopus'")
+    add_first_as_octopus(t)
     t.expect(r"\[Config\] menuconfig for octopus")
     t.expect(r"octopus\s+stm32h723xx\s+klipper")   # the status panel
     t.expect(r"Choose: ")

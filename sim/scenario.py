@@ -6,6 +6,9 @@ A scenario is one readable file of `key: value` lines:
   board: octopus-f446                    boards in the simulated host
   register: octopus octopus-f446         registry entry KEY from a board fixture
   config: octopus = octopus-f446         fixtures/configs/X.config as KEY's config
+  home-config: klipper/.config = X       fixtures/configs/X.config at that path
+                                         under the simulated home (KIAUH's
+                                         klipper-kconfigs/NAME.config ...)
   setting: fallback false                a registry setting
   fault: flashtool fail                  state/fault/NAME (registered in
                                          sim/fake/lib/faults.py, see
@@ -60,7 +63,7 @@ KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker"
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
-         "expect-checkout-clean", "expect-downtime", "xfail", "timeout"}
+         "expect-checkout-clean", "expect-downtime", "xfail", "timeout", "home-config"}
 
 
 def parse(path):
@@ -188,14 +191,15 @@ def prepare(items, host):
     if boards:
         host.write_registry(boards)
     for n, k, v in items:
-        if k == "config":
+        if k in ("config", "home-config"):
             key, _, fx = [x.strip() for x in v.partition("=")]
             src = os.path.join(simlib.CONFIGS, fx + ".config")
             if not os.path.isfile(src):
                 raise simlib.SimError("line %d: no config fixture %s" % (n, src))
-            d = os.path.join(host.config_dir, "configs", key)
-            os.makedirs(d, exist_ok=True)
-            shutil.copy(src, os.path.join(d, ".config"))
+            dst = os.path.join(host.home, key) if k == "home-config" else \
+                os.path.join(host.config_dir, "configs", key, ".config")
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(src, dst)
         elif k == "setting":
             key, _, val = v.partition(" ")
             path = os.path.join(host.config_dir, "devices.json")

@@ -26,6 +26,13 @@ def menuconfig(host):
     shutil.copy(os.path.join(simlib.CONFIGS, "octopus-pro-h723.config"),
                 os.path.join(host.state, "menuconfig.config"))
 
+def kiauh_configs(host):
+    # what KIAUH left: one config for this board's chip, one for another
+    d = os.path.join(host.home, "klipper-kconfigs")
+    os.makedirs(d)
+    shutil.copy(os.path.join(simlib.CONFIGS, "octopus-f446.config"), d + "/octopus.config")
+    shutil.copy(os.path.join(simlib.CONFIGS, "octopus-pro-h723.config"), d + "/h723.config")
+
 def registered(host):
     host.write_registry([{"key": "octopus", "name": "Octopus", "mcu": "stm32f446xx",
                           "pattern": "usb-*_stm32f446xx_3A0039000851313433343333-if*"}])
@@ -38,6 +45,7 @@ def registered(host):
 ok = fail = 0
 for name, boards, prep in (
         ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
+        ("wizard_adopts_config", ["octopus-f446"], kiauh_configs),
         ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
         ("menu_ctrl_c_quits", ["octopus-f446"], None),
         ("ssh_drop_during_flash", ["octopus-f446"], registered)):

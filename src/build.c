@@ -697,6 +697,78 @@ static char *scratch_dir(const struct kf_ops *ops, const char *key)
 	return d;
 }
 
+int kf_config_adopt_read(struct kf_ctx *ctx, const char *file, const char *key,
+			 const char *mcu, struct kf_error *err, char **ret_text,
+			 size_t *ret_len)
+{
+	char *path = kf_expand_home(ctx->ops, file), *text = NULL;
+	struct kf_kconfig cfg = KF_KCONFIG_INIT;
+	const char *has;
+	size_t len = 0;
+	int r = kf_os_read_file(ctx->ops, path, &text, &len);
+
+	*ret_text = NULL;
+	if (r < 0) {
+		kf_error_set(err, KF_EINPUT, "--config %s cannot be read: %s", file,
+			     strerror(-r));
+		kf_error_errno(err, r);
+		kf_error_step(err, "ls ~/klipper/.config ~/klipper-kconfigs/   (the "
+			      "configs there)");
+		r = KF_EINPUT;
+		goto out;
+	}
+	kf_kconfig_parse(text, len, &cfg);
+	has = kf_kconfig_get(&cfg, "CONFIG_MCU");
+	if (!has && !kf_kconfig_get(&cfg, "CONFIG_BOARD_DIRECTORY")) {
+		r = kf_error_set(err, KF_EINPUT, "--config %s is not a Klipper config "
+				 "(it sets neither CONFIG_MCU nor CONFIG_BOARD_DIRECTORY); "
+				 "nothing was registered", file);
+		kf_error_step(err, "give the .config that make menuconfig saved in "
+			      "Klipper's directory, or leave --config out to choose the "
+			      "settings in menuconfig");
+		goto out;
+	}
+	if (!has || strcmp(has, mcu) != 0) {
+		r = kf_error_set(err, KF_EREFUSED, "--config %s is for %s, but %s is "
+				 "%s; nothing was registered", file,
+				 has ? has : "the Linux host MCU", key, mcu);
+		kf_error_cause(err, "a firmware built from it would not run on this "
+			       "board, or brick it until it is reflashed by hand");
+		kf_error_step(err, "give a config for %s, or leave --config out to choose "
+			      "the settings in menuconfig", mcu);
+		goto out;
+	}
+	*ret_text = text;
+	*ret_len = len;
+	text = NULL;
+out:
+	kf_kconfig_release(&cfg);
+	free(text);
+	free(path);
+	return r;
+}
+
+int kf_config_adopt_write(struct kf_ctx *ctx, const char *key, const char *text,
+			  size_t len, struct kf_error *err)
+{
+	char *path = kf_board_config_path(ctx->config_dir, key);
+	char *dir = kf_xstrdup(path);
+	int r;
+
+	*strrchr(dir, '/') = '\0';
+	r = kf_os_mkdir_p(ctx->ops, dir, 0755);
+	if (r == 0)
+		r = kf_os_write_atomic(ctx->ops, path, text, len, 0644);
+	if (r < 0) {
+		kf_error_set(err, KF_EFAILED, "cannot write %s: %s", path, strerror(-r));
+		kf_error_errno(err, r);
+		r = KF_EFAILED;
+	}
+	free(dir);
+	free(path);
+	return r;
+}
+
 int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 		      const struct kf_board *b, struct kf_error *err,
 		      struct kf_kconfig *ret_saved, struct kf_kconfig *ret_cfg)

@@ -20,7 +20,7 @@ const struct kf_command kf_commands[] = {
 	  "devices kflash will not flash (probes, USB-serial chips) with why.\n",
 	  kf_cmd_list },
 	{ "add", "[--name N] [--device DEV | --can-uuid U [--interface IF] [--bridge]] [--mcu MCU] "
-	  "[--method M] [--no-menuconfig]",
+	  "[--method M] [--no-menuconfig] [--config FILE]",
 	  "register a connected board",
 	  "  --name N          display name (its key is derived from it)\n"
 	  "  --device DEV      by-id name or path of the board's serial device\n"
@@ -32,6 +32,8 @@ const struct kf_command kf_commands[] = {
 	  "  --mcu MCU         the board's MCU, e.g. stm32f446xx (default: from DEV)\n"
 	  "  --method M        katapult or make-flash (default: the setting)\n"
 	  "  --no-menuconfig   do not start menuconfig after adding\n"
+	  "  --config FILE     adopt an existing config (~/klipper/.config, KIAUH's\n"
+	  "                    ~/klipper-kconfigs/*.config) for the board's MCU\n"
 	  "Without options on a terminal, a wizard asks for each.\n",
 	  kf_cmd_add },
 	{ "remove", "NAME [--purge]", "forget a board",

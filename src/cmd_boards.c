@@ -266,6 +266,9 @@ struct add_opts {
 	char *asked_mcu;	/* the wizard's answer for a device that does not say */
 	bool bridge;		/* --bridge: the node is its bus's USB-to-CAN bridge */
 	bool no_menuconfig;
+	const char *config;	/* --config FILE: an existing config to adopt */
+	char *config_text;	/* its text, once checked against the MCU */
+	size_t config_len;
 };
 
 /* The device --device names, among every transport's. When none has it,
@@ -297,7 +300,7 @@ static int find_device(struct kf_ctx *ctx, const struct kf_registry *reg,
 
 static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		     const struct seen *seen, const struct kf_seen *d,
-		     const struct add_opts *a)
+		     struct add_opts *a)
 {
 	struct kf_board b = { 0 };
 	char *note = NULL;
@@ -340,12 +343,26 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		b.mcu = kf_xstrdup(a->mcu);
 	if (a->bridge)
 		b.link = KF_LINK_BRIDGE;
+	/* an adopted config is checked before anything is saved */
+	if (a->config) {
+		r = kf_config_adopt_read(ctx, a->config, b.key, b.mcu, ctx->err,
+					 &a->config_text, &a->config_len);
+		if (r < 0)
+			goto out;
+	}
 	kf_registry_add(reg, &b);
 	{
 		char *done = kf_asprintf("%s was registered as '%s'", d->id, b.key);
 
 		r = kf_cmd_save(ctx, reg, done, ctx->err);
 		free(done);
+	}
+	if (r == 0 && a->config_text &&
+	    kf_config_adopt_write(ctx, b.key, a->config_text, a->config_len, ctx->err) < 0) {
+		kf_error_cause(ctx->err, "%s is registered, without a firmware config", b.key);
+		kf_error_step(ctx->err, "kflash config %s   (or kflash remove %s, then add "
+			      "it again with --config)", b.key, b.key);
+		r = KF_EFAILED;
 	}
 	if (r == 0) {
 		if (b.link == KF_LINK_USB)
@@ -357,7 +374,10 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 				      b.link == KF_LINK_BRIDGE ? ", its USB-to-CAN bridge" : "");
 		if (note)
 			kf_out_warn(ctx->out, "%s", note);
-		if (!ctx->interactive || a->no_menuconfig)
+		if (a->config_text)
+			kf_out_result(ctx->out, "Adopted %s as its firmware config (%s); "
+				      "next: kflash flash %s", a->config, b.mcu, b.key);
+		else if (!ctx->interactive || a->no_menuconfig)
 			kf_out_info(ctx->out, "Next: kflash config %s   (its firmware "
 				    "settings), then kflash flash %s", b.key, b.key);
 		if (ctx->out->json)
@@ -477,6 +497,92 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 	return r;
 }
 
+/* Configs for mcu on this host that a new board can start from: Klipper's
+ * own .config, KIAUH's ~/klipper-kconfigs/. malloc'd paths. */
+static size_t found_configs(struct kf_ctx *ctx, const struct kf_settings *s,
+			    const char *mcu, char ***ret)
+{
+	char *kdir = kf_expand_home(ctx->ops, s->klipper_dir);
+	char *kiauh = kf_expand_home(ctx->ops, "~/klipper-kconfigs");
+	char **names = NULL, **out = NULL;
+	size_t n_names = 0, n = 0, i;
+
+	if (kf_os_read_dir(ctx->ops, kiauh, &names, &n_names) < 0)
+		n_names = 0;
+	for (i = 0; i <= n_names; i++) {
+		char *path = i == 0 ? kf_asprintf("%s/.config", kdir)
+				    : kf_asprintf("%s/%s", kiauh, names[i - 1]);
+		char *text = NULL;
+		size_t len;
+		struct kf_error e = KF_ERROR_INIT;
+
+		if ((i == 0 || kf_endswith(path, ".config")) &&
+		    kf_config_adopt_read(ctx, path, "the board", mcu, &e, &text, &len) == 0) {
+			out = kf_xrealloc(out, (n + 1) * sizeof(*out));
+			out[n++] = path;
+			path = NULL;
+		}
+		kf_error_release(&e);
+		free(e.note);
+		free(text);
+		free(path);
+	}
+	kf_names_free(names, n_names);
+	free(kdir);
+	free(kiauh);
+	*ret = out;
+	return n;
+}
+
+/* The wizard: a new board starts from a config found for its MCU, or
+ * (Enter) from menuconfig. 1 when one was adopted, 0 when menuconfig is
+ * next, or kf_prompt's error. */
+static int offer_configs(struct kf_ctx *ctx, const struct kf_registry *reg,
+			 const struct kf_board *b)
+{
+	char **paths = NULL, *ans = NULL, *text = NULL;
+	size_t n = found_configs(ctx, &reg->settings, b->mcu, &paths), i, len;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	kf_out_say(ctx->out, "Configs for %s on this host:\n", b->mcu);
+	for (i = 0; i < n; i++)
+		kf_out_say(ctx->out, "  %zu) %s\n", i + 1, paths[i]);
+	for (;;) {
+		char *end;
+		unsigned long k;
+
+		r = kf_prompt(ctx, "Start from config number (Enter: choose in menuconfig)",
+			      "menuconfig", ctx->err, &ans);
+		if (r < 0 || strcmp(ans, "menuconfig") == 0)
+			break;
+		k = strtoul(ans, &end, 10);
+		if (*ans && !*end && k >= 1 && k <= n) {
+			r = kf_config_adopt_read(ctx, paths[k - 1], b->key, b->mcu, ctx->err,
+						 &text, &len);
+			if (r == 0)
+				r = kf_config_adopt_write(ctx, b->key, text, len, ctx->err);
+			if (r == 0) {
+				kf_out_result(ctx->out, "Adopted %s as %s's firmware config; "
+					      "next: kflash flash %s", paths[k - 1], b->key,
+					      b->key);
+				r = 1;
+			}
+			break;
+		}
+		kf_out_say(ctx->out, "  please answer 1 to %zu, or Enter for menuconfig\n", n);
+		free(ans);
+		ans = NULL;
+	}
+	free(ans);
+	free(text);
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	return r;
+}
+
 int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -488,6 +594,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		{ "can-uuid", required_argument, 0, 'u' },
 		{ "interface", required_argument, 0, 'i' },
 		{ "bridge", no_argument, 0, 'B' },
+		{ "config", required_argument, 0, 'c' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *can_uuid = NULL, *iface = NULL;
@@ -511,6 +618,7 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		case 'u': can_uuid = optarg; break;
 		case 'i': iface = optarg; break;
 		case 'B': a.bridge = true; break;
+		case 'c': a.config = optarg; break;
 		default: return c;
 		}
 	}
@@ -557,12 +665,22 @@ int kf_cmd_add(struct kf_ctx *ctx, int argc, char **argv)
 		d = &named;
 	}
 	r = add_board(ctx, &reg, &seen, d, &a);
-	if (r == 0 && ctx->interactive && !a.no_menuconfig && !ctx->out->json) {
+	if (r == 0 && ctx->interactive && !a.no_menuconfig && !a.config && !ctx->out->json) {
 		/* straight on to the board's firmware settings; the board is
 		 * registered whatever happens there */
 		struct kf_board *b = &reg.boards[reg.n_boards - 1];
 		struct kf_error e = KF_ERROR_INIT;
 
+		r = offer_configs(ctx, &reg, b);
+		if (r == -EPIPE)
+			r = kf_error_set(ctx->err, KF_EINPUT, "no answer: input ended; %s is "
+					 "registered without a firmware config: kflash config %s",
+					 b->key, b->key);
+		if (r != 0) {
+			/* adopted (1), or the question was not answered */
+			r = r == 1 ? 0 : r;
+			goto out;
+		}
 		r = kf_menuconfig(ctx, &reg.settings, b, &e);
 		if (r == KF_EINTERRUPTED) {
 			/* Ctrl+C in menuconfig ends add too, the board kept */
@@ -609,6 +727,7 @@ out:
 	free(wizard_name);
 	free(can_device);
 	free(a.asked_mcu);
+	free(a.config_text);
 	kf_seen_release(&named);
 	seen_release(&seen);
 	kf_registry_release(&reg);

@@ -75,6 +75,19 @@ int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
  * user's: Klipper's olddefconfig on a copy of the cached config in
  * $XDG_CACHE_HOME/kflash/dry-run/<key>/ (never the config itself, never
  * the checkout). ret_saved is the cached config, ret_cfg the completed one. */
+/* kflash add --config FILE: reads FILE (~ expanded) as an existing
+ * Klipper config (~/klipper/.config, KIAUH's ~/klipper-kconfigs/) for a
+ * board whose MCU is mcu. 0 with the text in *ret_text (malloc'd);
+ * KF_EINPUT when it cannot be read or is no Klipper config; KF_EREFUSED
+ * when it is for another MCU. Nothing is written. */
+int kf_config_adopt_read(struct kf_ctx *ctx, const char *file, const char *key,
+			 const char *mcu, struct kf_error *err, char **ret_text,
+			 size_t *ret_len);
+/* Writes text as board key's config (its directory made). 0, or
+ * KF_EFAILED with err. */
+int kf_config_adopt_write(struct kf_ctx *ctx, const char *key, const char *text,
+			  size_t len, struct kf_error *err);
+
 int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 		      const struct kf_board *b, struct kf_error *err,
 		      struct kf_kconfig *ret_saved, struct kf_kconfig *ret_cfg);
