@@ -352,6 +352,24 @@ static bool make_flash_reaches(const struct kf_job *j)
 	return yes;
 }
 
+/* Katapult's failure in one line: what failed, and the last line of its
+ * cause (flashtool's exception, not the traceback above it). malloc'd. */
+static char *katapult_why(const struct kf_error *e)
+{
+	const char *c = e->cause, *end, *p;
+
+	if (!c || !*c)
+		return kf_xstrdup(e->what ? e->what : "no reason given");
+	end = c + strlen(c);
+	while (end > c && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	for (p = end; p > c && p[-1] != '\n'; p--)
+		;
+	while (p < end && *p == ' ')
+		p++;
+	return kf_asprintf("%s: %.*s", e->what ? e->what : "failed", (int)(end - p), p);
+}
+
 void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
 {
 	struct kf_run *run = fl->run;
@@ -369,15 +387,21 @@ void kf_flashing_flash(struct kf_flashing *fl, struct kf_job *j)
 		r = flash_katapult(fl, j);
 		if (r < 0 && r != KF_EINTERRUPTED && r != KF_EREFUSED && fl->fallback &&
 		    !run->signal && make_flash_reaches(j)) {
-			kf_out_error(run->ctx->out, &j->err);
-			kf_out_phase(run->ctx->out, KF_PHASE_FLASH, "%s: Katapult failed; "
-				     "trying make flash", j->b->key);
+			/* what make flash then mends is a warning, with the
+			 * line that says why (a traceback's last) */
+			char *why = katapult_why(&j->err);
+
+			kf_out_warn(run->ctx->out, "%s: Katapult failed (%s); trying make flash",
+				    j->b->key, why);
 			/* it may sit in its bootloader now, under another name */
 			r = kf_select_relocate(run, j, true);
 			if (r == 0) {
 				j->method_used = "make-flash";
 				r = flash_make(fl, j);
 			}
+			if (r < 0 && !j->err.note)
+				j->err.note = kf_asprintf("Katapult had failed first: %s", why);
+			free(why);
 		}
 	} else {
 		j->method_used = "make-flash";
