@@ -6,9 +6,13 @@
 # one line naming the Debian package, and only for the targets that need it;
 # a printer host (pkg-config knowing only the product's libraries) builds
 # and installs kflash, stripped, with its units, and uninstalls it; the
-# product calls nothing Debian 11's glibc and libcurl lack; a kflash whose
-# checkout moved on says so; ci/deps says in one line what it installs and
-# keeps apt's output in a log.
+# product calls nothing Debian 11's glibc and libcurl lack; what the host's
+# other programs read: the kflash-outdated units as installed (systemd-analyze
+# verify; their command runs with the installed kflash and is the one the
+# outdated-timer scenarios run) and scripts/system-dependencies.json in
+# Moonraker's format with the README's packages; a kflash whose checkout
+# moved on says so; ci/deps says in one line what it installs and keeps
+# apt's output in a log.
 # Works on a copy of this tree made into a scratch git repository.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -107,6 +111,86 @@ check "... its service runs PREFIX's kflash (not DESTDIR's), nothing left to fil
 		"$units/kflash-outdated@.service" && ! grep -q "@[a-z]*@" "$units/kflash-outdated@.service"'
 mk PKG_CONFIG="$work/pkg-config-host" BUILD="$H" uninstall DESTDIR="$D"
 check "make uninstall removes every file make install put there" eval '[ $rc -eq 0 ] && none_there'
+
+# -- systemd: the units installed into a scratch prefix, so they name a
+# kflash that is there (this machine's systemd is not told to reload)
+P=$work/usr
+mk PKG_CONFIG="$work/pkg-config-host" BUILD="$H" PREFIX="$P" reload_systemd=: install
+units=$P/lib/systemd/system
+user=$(id -un)
+if command -v systemd-analyze > /dev/null 2>&1; then
+	# an instance for this user; Documentation=man:kflash(1) is looked up
+	# with man, in the installed pages
+	(cd "$work" && MANPATH=$P/share/man systemd-analyze verify \
+		"$units/kflash-outdated@$user.timer" "$units/kflash-outdated@$user.service") \
+		> "$work/make.out" 2>&1
+	rc=$?
+	check "systemd-analyze verify: the timer and its service, nothing to say" \
+		eval '[ $rc -eq 0 ] && [ ! -s "$work/make.out" ]'
+else
+	echo "ok - # SKIP systemd-analyze is not installed: the units are not verified"
+fi
+exec_start=$(sed -n 's/^ExecStart=//p' "$units/kflash-outdated@.service")
+args=${exec_start#"$P/bin/kflash "}
+echo "$exec_start" > "$work/make.out"
+check "the service runs the installed kflash: $args" \
+	eval '[ "$args" != "$exec_start" ] && [ -x "$P/bin/kflash" ]'
+for s in outdated-timer outdated-timer-while-printing; do
+	grep '^run:' "$K/fixtures/scenarios/$s.scenario" > "$work/make.out"
+	check "... the command scenario $s runs" \
+		eval '[ "$(sed -n "s/^run: kflash //p" "$K/fixtures/scenarios/$s.scenario")" = "$args" ]'
+done
+# the command as the unit runs it, with --dry-run, in a scratch home with
+# one board and a Klipper checkout: it parses and runs up to asking
+# Moonraker for the boards' versions (nothing listens there): exit 1,
+# never a usage error
+U=$work/user
+mkdir -p "$U/.config/kflash" "$U/klipper/src"
+touch "$U/klipper/Makefile" "$U/klipper/src/Kconfig"
+git -C "$U/klipper" init -q && git -C "$U/klipper" add -A && git -C "$U/klipper" commit -qm klipper
+cat > "$U/.config/kflash/devices.json" << 'EOF'
+{"schema": 1, "settings": {"moonraker_url": "http://127.0.0.1:9"},
+ "boards": [{"key": "octopus", "name": "Octopus", "mcu": "stm32f446xx",
+             "pattern": "usb-*_stm32f446xx_3A0039000851313433343333-if*"}]}
+EOF
+# shellcheck disable=SC2086 # the unit's arguments, split as systemd does
+(cd "$work" && env -i PATH="$PATH" HOME="$U" "$P/bin/kflash" $args --dry-run) > "$work/make.out" 2>&1
+rc=$?
+check "... which (with --dry-run) parses and runs until Moonraker is asked" \
+	eval '[ $rc -eq 1 ] && says "needs the MCU versions from Moonraker" &&
+	      ! says "unknown option\|usage"'
+
+# -- Moonraker's update manager reads system_dependencies: {"distro":
+# ["pkg", "pkg; distro_version >= '12'", ...]}; "debian" serves Raspberry
+# Pi OS and Debian alike
+if command -v python3 > /dev/null 2>&1; then
+	(cd "$K" && python3 - scripts/system-dependencies.json README.md ci/deps) \
+		> "$work/make.out" 2>&1 << 'EOF'
+import json, re, sys
+
+deps_path, readme_path, ci_path = sys.argv[1:]
+deps = json.load(open(deps_path))
+assert isinstance(deps, dict) and deps, "not an object of distributions"
+for distro, pkgs in deps.items():
+    assert isinstance(pkgs, list) and pkgs, "%s: not a list of packages" % distro
+    for p in pkgs:
+        assert isinstance(p, str) and p.split(";")[0].strip(), "%s: %r" % (distro, p)
+names = sorted(p.split(";")[0].strip() for p in deps["debian"])
+readme = open(readme_path).read()
+m = re.search(r"## Install on a printer host\n+```\nsudo apt-get install ([^\n]*)\n", readme)
+assert m, "no apt-get line under the README's 'Install on a printer host'"
+want = sorted(m.group(1).split())
+assert names == want, "debian %s, the README %s" % (names, want)
+ci = re.search(r'^PKGS="([^"]*)"', open(ci_path).read(), re.M).group(1).split()
+missing = [p for p in names if p not in ci]
+assert not missing, "ci/deps does not install %s" % missing
+EOF
+	rc=$?
+	check "scripts/system-dependencies.json: Moonraker's format, the README's packages" \
+		[ $rc -eq 0 ]
+else
+	echo "ok - # SKIP python3 is not installed: scripts/system-dependencies.json is not checked"
+fi
 
 # -- Debian 11: glibc 2.31 and libcurl 7.74. Every C library function the
 # product's objects call is in glibc 2.31, by the oldest version this
