@@ -9,6 +9,7 @@
 #include "kflash/commands.h"
 #include "kflash/kflash.h"
 #include "kflash/registry.h"
+#include "kflash/self.h"
 #include "kflash/service.h"
 #include "kflash/session.h"
 #include "kflash/util.h"
@@ -291,6 +292,20 @@ static void start_recording(struct kf_ctx *ctx, const struct globals *g,
 		(void)kf_recorder_open_default(ctx->rec, cmd->name, keep);
 }
 
+/* After a command (or --version): one warning when the checkout kflash was
+ * built from holds another commit now (a git pull, Moonraker's update
+ * manager) and it was not installed again. Outside the recording, with the
+ * real table; never in a replay, which has no checkout; doctor says it as
+ * one of its checks. */
+static void warn_if_stale(const struct kf_cli_opts *opts, const struct globals *g,
+			  const struct kf_command *cmd, struct kf_out *out)
+{
+	if (opts->replaying || kf_ops_check(opts->ops) < 0)
+		return;
+	if (g->version || (cmd && cmd->run != kf_cmd_doctor))
+		kf_self_warn_stale(opts->ops, kf_self_built(), out);
+}
+
 int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 {
 	return kf_cli_run(&(struct kf_cli_opts){ .ops = ops, .argc = argc, .argv = argv });
@@ -417,6 +432,7 @@ done:
 			kf_out_info(&out, "This run was recorded in %s; `kflash report` "
 				    "bundles it for a bug report.", recorded);
 	}
+	warn_if_stale(opts, &g, cmd, &out);
 	kf_out_release(&out);
 	kf_error_release(&err);
 	free(err.note);

@@ -15,6 +15,7 @@
 #include "kflash/moonraker.h"
 #include "kflash/proc.h"
 #include "kflash/registry.h"
+#include "kflash/self.h"
 #include "kflash/service.h"
 #include "kflash/transport.h"
 #include "kflash/util.h"
@@ -436,6 +437,30 @@ static void check_can(struct doctor *d, const struct kf_registry *reg)
 	}
 }
 
+/* This kflash against the checkout it was built from: after a git pull or
+ * Moonraker's update manager the installed one is stale until the checkout
+ * is built and installed again. Said only when git can describe it. */
+static void check_self(struct doctor *d)
+{
+	const struct kf_self *self = kf_self_built();
+	char *v, *what, *fix;
+	bool same;
+
+	if (!self->commit[0] ||
+	    kf_self_checkout_version(d->ctx->ops, self->source_dir, &v) < 0)
+		return;
+	same = strcmp(v, self->version) == 0;
+	what = same ? kf_asprintf("kflash %s is its checkout's version (%s)", self->version,
+				  self->source_dir)
+		    : kf_asprintf("kflash %s is its checkout's version (%s is at %s)",
+				  self->version, self->source_dir, v);
+	fix = kf_self_install_command(self->source_dir);
+	report_or_warn(d, same, true, what, "%s", fix);
+	free(fix);
+	free(what);
+	free(v);
+}
+
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 {
 	struct doctor d = { .ctx = ctx, .checks = json_array(), .utf8 = ctx->out->utf8 };
@@ -457,6 +482,7 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv)
 	s = &reg.settings;
 	tmo = s->timeout_service * 1000;
 	report(&d, true, "registry readable", NULL);
+	check_self(&d);
 
 	r = kf_klipper_dir(ctx, s, NULL, &kdir);
 	report(&d, r == 0, "klipper_dir holds a Klipper checkout",

@@ -119,6 +119,33 @@ static void exit_code__maps_classes_to_the_contract(void **state)
 	assert_false(kf_is_class(-EIO));
 }
 
+/* kflash names errnos itself (Debian 11's glibc has no strerrorname_np):
+ * as glibc does where it can tell, and "errno N" for the rest. */
+static void errno_name__is_glibcs_name_for_every_errno(void **state)
+{
+	char buf[32];
+	int i;
+
+	(void)state;
+	assert_string_equal(kf_errno_name(EIO, buf, sizeof(buf)), "EIO");
+	assert_string_equal(kf_errno_name(EWOULDBLOCK, buf, sizeof(buf)), "EAGAIN");
+	assert_string_equal(kf_errno_name(0, buf, sizeof(buf)), "errno 0");
+	assert_string_equal(kf_errno_name(-5, buf, sizeof(buf)), "errno -5");
+	assert_string_equal(kf_errno_name(4000, buf, sizeof(buf)), "errno 4000");
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+	for (i = 1; i < 4096; i++) {
+		const char *want = strerrorname_np(i);
+		char num[32];
+
+		snprintf(num, sizeof(num), "errno %d", i);
+		assert_string_equal(kf_errno_name(i, buf, sizeof(buf)), want ? want : num);
+	}
+#else
+	(void)i;
+	print_message("glibc before 2.32: only the names above are checked\n");
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +154,7 @@ int main(void)
 		cmocka_unit_test(note__survives_a_replaced_error),
 		cmocka_unit_test(render__names_the_errno_behind_the_failure),
 		cmocka_unit_test(exit_code__maps_classes_to_the_contract),
+		cmocka_unit_test(errno_name__is_glibcs_name_for_every_errno),
 	};
 
 	return cmocka_run_group_tests_name("error", tests, NULL, NULL);

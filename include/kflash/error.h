@@ -60,7 +60,7 @@ int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
 /* Records the errno behind the failure (r negative or positive); the
  * report names it ("errno: EIO (Input/output error)"). */
 void kf_error_errno(struct kf_error *e, int r);
-/* "EIO", or "errno 1234" for one the C library does not name. */
+/* "EIO", or "errno 1234" for one Linux does not name. */
 const char *kf_errno_name(int errnum, char *buf, size_t len);
 void kf_error_command(struct kf_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -8,8 +8,15 @@
 #include "kflash/ops.h"
 #include "kflash/output.h"
 
+/* build/version.h overrides these (see the Makefile and self.h) */
 #ifndef KFLASH_VERSION
 #define KFLASH_VERSION "0.1.0"
+#endif
+#ifndef KFLASH_COMMIT
+#define KFLASH_COMMIT ""
+#endif
+#ifndef KFLASH_SOURCE_DIR
+#define KFLASH_SOURCE_DIR ""
 #endif
 
 /* What a command needs: the door to the world, the user's screen, where to
