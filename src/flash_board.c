@@ -358,6 +358,8 @@ static char *katapult_why(const struct kf_error *e)
 {
 	const char *c = e->cause, *end, *p;
 
+	if (e->errnum)
+		return kf_asprintf("%s: %s", e->what ? e->what : "failed", strerror(e->errnum));
 	if (!c || !*c)
 		return kf_xstrdup(e->what ? e->what : "no reason given");
 	end = c + strlen(c);
