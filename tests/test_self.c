@@ -146,6 +146,20 @@ static const struct kf_self *checkout_at(struct fake_world *w, const char *head)
 	return self;
 }
 
+/* A host whose checkout moved on to commit B since this kflash was built;
+ * NULL (w released) when this build knows no checkout. */
+static const struct kf_self *updated_host(struct fake_world *w)
+{
+	const struct kf_self *self;
+
+	fake_world_init(w);
+	fake_setenv(w, "KFLASH_CONFIG_DIR", "/cfg");
+	self = checkout_at(w, B "\n");
+	if (!self)
+		fake_world_release(w);
+	return self;
+}
+
 static void cli__warns_once_after_an_update_that_was_not_installed(void **state)
 {
 	struct fake_world w;
@@ -154,12 +168,8 @@ static void cli__warns_once_after_an_update_that_was_not_installed(void **state)
 	char *want;
 
 	(void)state;
-	fake_world_init(&w);
-	fake_setenv(&w, "KFLASH_CONFIG_DIR", "/cfg");
-	if (!(self = checkout_at(&w, B "\n"))) {
-		fake_world_release(&w);
+	if (!(self = updated_host(&w)))
 		skip();
-	}
 	want = kf_asprintf("kflash %s is not what %s holds now (commit 222222222): "
 			   "cd %s && make && sudo make install", self->version,
 			   self->source_dir, self->source_dir);
@@ -197,12 +207,8 @@ static void doctor__compares_its_version_with_the_checkouts(void **state)
 	char *line;
 
 	(void)state;
-	fake_world_init(&w);
-	fake_setenv(&w, "KFLASH_CONFIG_DIR", "/cfg");
-	if (!(self = checkout_at(&w, B "\n"))) {
-		fake_world_release(&w);
+	if (!(self = updated_host(&w)))
 		skip();
-	}
 	fake_add_prog(&w, (struct fake_prog){ .argv0 = "git", .match = "describe",
 		.output = "v9.9.9-3-g2222222" });
 	r = cli(&w, false, "doctor", NULL);
