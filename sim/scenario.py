@@ -34,6 +34,13 @@ A scenario is one readable file of `key: value` lines:
   expect-service: klipper active
   expect-no-leftovers                    no process kflash started survives
   expect-checkout-clean                  git status of the fake Klipper is empty
+  expect-fixes-run                       every `fix:` line printed (kflash doctor)
+                                         is a shell command that parses and whose
+                                         programs the host has; each one that
+                                         needs no sudo is then run there, in
+                                         order, and must succeed, and in a rerun
+                                         of `run:` every check it was printed
+                                         for passes
   expect-downtime: 1.0                   Klipper is stopped once, the flash tools
                                          run inside that window, and it is started
                                          again; under `make bench` (timing=True)
@@ -63,7 +70,9 @@ KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker"
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
-         "expect-checkout-clean", "expect-downtime", "xfail", "timeout", "home-config"}
+         "expect-checkout-clean", "expect-downtime", "xfail", "timeout", "home-config",
+         "expect-fixes-run"}
+BARE = {"expect-no-leftovers", "expect-checkout-clean", "expect-fixes-run"}
 
 
 def parse(path):
@@ -73,7 +82,7 @@ def parse(path):
             s = line.strip()
             if not s or s.startswith("#"):
                 continue
-            if s == "expect-no-leftovers" or s == "expect-checkout-clean":
+            if s in BARE:
                 items.append((n, s, ""))
                 continue
             m = re.match(r"^([a-z-]+):\s*(.*)$", s)
@@ -361,7 +370,81 @@ def check(items, host, timing=False):
                                capture_output=True, text=True)
             if r.stdout.strip():
                 fails.append("%s: %s" % (where, r.stdout.strip()))
+        elif k == "expect-fixes-run":
+            fails += ["%s: %s" % (where, f) for f in check_fixes(items, host, out)]
     return fails, out, err
+
+
+# "    fix: COMMAND   # note" after a failed check "FAIL what" / "✗ what"
+FIX = re.compile(r"^\s+fix: (.*?)(?:   # .*)?$")
+CHECK = re.compile(r"^(?:ok|FAIL|warn|✓|✗|!) (.*)$")
+
+
+def printed_fixes(out):
+    """[(check, command)] in the order printed."""
+    fixes, check_ = [], None
+    for line in out.splitlines():
+        m = CHECK.match(line)
+        if m:
+            check_ = m.group(1)
+        m = FIX.match(line)
+        if m:
+            fixes.append((check_, m.group(1)))
+    return fixes
+
+
+def programs(cmd):
+    """The program of each simple command in cmd (after VAR=value words
+    and sudo's own)."""
+    lex = shlex.shlex(cmd, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    progs, first = [], True
+    for w in lex:
+        if w in ("&&", "||", "|", ";", "&"):
+            first = True
+        elif first and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w):
+            continue
+        elif first and w == "sudo":
+            progs.append(w)
+        elif first:
+            progs.append(w)
+            first = False
+    return progs
+
+
+def check_fixes(items, host, out):
+    fails, ran = [], []
+    env = host.env()
+    fixes = printed_fixes(out)
+    if not fixes:
+        return ["no fix: line was printed"]
+    for what, cmd in fixes:
+        if subprocess.run(["/bin/sh", "-n", "-c", cmd]).returncode != 0:
+            fails.append("fix for '%s' is no shell command: %s" % (what, cmd))
+            continue
+        for p in programs(cmd):
+            if not shutil.which(os.path.expanduser(p) if p.startswith("~") else p,
+                                path=env["PATH"]):
+                fails.append("fix for '%s' runs %s, which the host lacks: %s"
+                             % (what, p, cmd))
+        if "sudo" in programs(cmd):
+            continue    # changes the machine itself: parsed, not run
+        r = subprocess.run(["/bin/sh", "-c", cmd], env=env, cwd=host.home,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fails.append("fix for '%s' failed (exit %d): %s: %s"
+                         % (what, r.returncode, cmd, (r.stderr or r.stdout).strip()))
+        else:
+            ran.append(what)
+    run_cmd = next(v for _, k, v in items if k == "run")
+    again = os.path.join(host.state, "fixed.out")
+    host.session(["/bin/sh", "-c", "%s > %s 2>&1 < /dev/null" % (run_cmd, shlex.quote(again))],
+                 stdin=subprocess.DEVNULL)
+    passed = {m.group(1) for m in map(CHECK.match, open(again).read().splitlines())
+              if m and m.group(0).split(" ", 1)[0] in ("ok", "✓")}
+    fails += ["after its fix ran, '%s' still fails (see %s)" % (w, again)
+              for w in ran if w not in passed]
+    return fails
 
 
 def run(path, keep=False, verbose=False, timing=False):

@@ -443,8 +443,7 @@ int kf_klipper_version(struct kf_ctx *ctx, const char *kdir, char **ret)
 	return *ret ? 0 : err ? err : -ENOENT;
 }
 
-/* The compiler Klipper will use for this config. */
-static const char *cross_cc(const struct kf_kconfig *cfg)
+const char *kf_config_compiler(const struct kf_kconfig *cfg)
 {
 	const char *dir = kf_kconfig_get(cfg, "CONFIG_BOARD_DIRECTORY");
 
@@ -465,7 +464,7 @@ static char *make_stamp(struct kf_ctx *ctx, const char *kdir, const struct kf_kc
 	const char *head[] = { "git", "-C", kdir, "rev-parse", "HEAD", NULL };
 	const char *diff[] = { "git", "-C", kdir, "diff", "HEAD", NULL };
 	const char *untracked[] = { "git", "-C", kdir, "status", "--porcelain", NULL };
-	const char *cc_argv[] = { cross_cc(cfg), "--version", NULL };
+	const char *cc_argv[] = { kf_config_compiler(cfg), "--version", NULL };
 	char *norm = kf_kconfig_normalise(cfg), *h = capture_first_line(ctx, head, err);
 	char *cc = capture_first_line(ctx, cc_argv, err), *stamp;
 	uint64_t d = capture_hash(ctx, diff, err);

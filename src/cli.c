@@ -61,7 +61,7 @@ const struct kf_command kf_commands[] = {
 	  "  --dry-run         print every command it would run and check the\n"
 	  "                    configs as the real run does; change nothing\n",
 	  kf_cmd_flash },
-	{ "doctor", "", "check this host: paths, sudo, tools, Moonraker", "",
+	{ "doctor", "", "check this host: paths, sudo, compilers, configs, Moonraker", "",
 	  kf_cmd_doctor },
 	{ "settings", "[KEY [VALUE]]", "show or change settings",
 	  "Keys: klipper_dir katapult_dir python service (auto, or a unit)\n"

@@ -43,7 +43,7 @@ static int check_dir(struct kf_ctx *ctx, const char *key, const char *value)
 		kf_error_set(ctx->err, KF_EINPUT, "%s: %s is not %s (no %s in it)",
 			     key, dir, what, *need);
 		if (need[0] == katapult[0])
-			kf_error_step(ctx->err, "git clone <Katapult's repository> ~/katapult");
+			kf_error_step(ctx->err, "git clone https://github.com/Arksine/katapult ~/katapult");
 		kf_error_step(ctx->err, "kflash settings %s /path/to/the/checkout", key);
 		r = KF_EINPUT;
 		break;

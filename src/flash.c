@@ -395,6 +395,16 @@ int kf_make_flash_plan(struct kf_ctx *ctx, const char *kdir, const struct kf_kco
 	return 0;
 }
 
+char *kf_sudoers_add_command(const char *line)
+{
+	const char *echo[] = { "echo", line, NULL };
+	char *e = kf_argv_join(echo), *c;
+
+	c = kf_asprintf("%s | sudo EDITOR='tee -a' visudo -f /etc/sudoers.d/kflash", e);
+	free(e);
+	return c;
+}
+
 char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *kdir, const char *tool)
 {
 	const char *user = kf_os_getenv(ops, "USER");
@@ -430,7 +440,7 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 			    struct kf_error *e)
 {
 	struct kf_make_flash_plan p;
-	char *line;
+	char *line, *add;
 	int r;
 
 	r = kf_make_flash_plan(ctx, kdir, cfg, &p);
@@ -452,8 +462,9 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 		     "Klipper stopped", board, p.sudo_tool);
 	kf_error_cause(e, "this user may not run %s through sudo without a password",
 		       p.sudo_tool);
-	kf_error_step(e, "sudo visudo -f /etc/sudoers.d/kflash");
-	kf_error_step(e, "add: %s", line);
+	add = kf_sudoers_add_command(line);
+	kf_error_step(e, "%s", add);
+	free(add);
 	kf_error_step(e, "or run it as this user (NOSUDO=1), e.g. when a udev rule "
 		      "gives you the board's bootloader: kflash --force flash %s", board);
 	free(line);
@@ -646,7 +657,7 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 	const char *pkg = tool_package(tool);
 	const char *where = t->bootloader && t->cls != KF_FLASH_INTERRUPTED
 		? "; the board was asked into its bootloader and may still be there" : "";
-	char how[96], *line;
+	char how[96], *line, *add;
 
 	kf_exit_describe(&t->exit, how, sizeof(how));
 	switch (t->cls) {
@@ -669,7 +680,9 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 					    t->sudo_tool ? t->sudo_tool : tool);
 		kf_error_set(e, KF_EFAILED, "make flash of %s stopped at sudo, which wanted "
 			     "a password%s", board, where);
-		kf_error_step(e, "sudo visudo -f /etc/sudoers.d/kflash and add: %s", line);
+		add = kf_sudoers_add_command(line);
+		kf_error_step(e, "%s", add);
+		free(add);
 		free(line);
 		break;
 	case KF_FLASH_NO_PERMISSION:
@@ -678,9 +691,11 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 		if (t->nosudo) {
 			line = kf_sudoers_tool_line(ops, "~/klipper",
 						    t->sudo_tool ? t->sudo_tool : tool);
-			kf_error_step(e, "kflash ran make flash with NOSUDO=1 because sudo "
-				      "would have asked for a password; let it run %s: sudo "
-				      "visudo -f /etc/sudoers.d/kflash and add: %s", tool, line);
+			add = kf_sudoers_add_command(line);
+			kf_error_cause(e, "kflash ran make flash with NOSUDO=1: sudo would "
+				       "have asked for a password to run %s", tool);
+			kf_error_step(e, "%s", add);
+			free(add);
 			free(line);
 		}
 		break;

@@ -179,6 +179,22 @@ char *kf_argv_join(const char *const *argv)
 	return b.data;
 }
 
+char *kf_shell_path(const char *path)
+{
+	const char *rest[] = { path + 2, NULL };
+	char *q, *r;
+
+	if (strncmp(path, "~/", 2) != 0 || !path[2]) {
+		rest[0] = path;
+		return kf_argv_join(rest);
+	}
+	/* the tilde outside the quotes, so the shell still expands it */
+	q = kf_argv_join(rest);
+	r = kf_asprintf("~/%s", q);
+	free(q);
+	return r;
+}
+
 void kf_exit_describe(const struct kf_exit *e, char *buf, size_t len)
 {
 	switch (e->kind) {

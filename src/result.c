@@ -132,10 +132,19 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 		/* the summary names the I/O error behind the failures too */
 		if (errnum && !mixed)
 			kf_error_errno(err, errnum);
-		for (i = 0; i < t->n; i++)
-			if (t->rows[i].result == KF_RESULT_FAILED && t->rows[i].reason)
-				kf_error_step(err, "%s: %s", t->rows[i].job->b->key,
-					      t->rows[i].reason);
+		/* the summary says what failed; the steps what to do: each
+		 * board's own first step, or running it alone again */
+		for (i = 0; i < t->n; i++) {
+			const struct kf_job *j = t->rows[i].job;
+
+			if (t->rows[i].result != KF_RESULT_FAILED || t->rows[i].unfinished)
+				continue;
+			if (j->err.n_steps)
+				kf_error_step(err, "%s: %s", j->b->key, j->err.steps[0]);
+			else
+				kf_error_step(err, "kflash -v %s %s%s", t->build ? "build" :
+					      "flash", j->b->key, t->build ? "" : " -s");
+		}
 	} else if (total == 0) {
 		r = kf_error_set(err, KF_EFAILED, "no board could be %s",
 				 t->build ? "built" : "flashed");

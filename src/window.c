@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "kflash/flash.h"
 #include "kflash/moonraker.h"
 #include "kflash/prompt.h"
 #include "kflash/service.h"
@@ -250,6 +251,9 @@ int kf_window_print_guard(struct kf_window *w, struct kf_error *err)
 			return cannot_ask(err, r, "cannot ask systemd whether %s runs",
 					  u->name);
 		u->active = r == 1;
+		u->asked = true;
+		if (!u->stopped)
+			u->was_active = u->active;
 		if (!u->active)
 			continue;
 		if (!u->url) {
@@ -273,11 +277,19 @@ int kf_window_print_guard(struct kf_window *w, struct kf_error *err)
 		}
 		r = 0;
 		if (ps.verdict == KF_PRINT_BUSY) {
-			r = refuse(err, "the printer is %s %s (%.0f%% done); kflash will "
-				   "not stop %s now", ps.state, ps.filename ? ps.filename
-				   : "a file", ps.progress * 100.0, u->name);
-			kf_error_step(err, "wait for the print to finish or cancel it, "
-				      "then run kflash again");
+			bool paused = strcmp(ps.state, "paused") == 0;
+
+			if (paused)
+				r = refuse(err, "the print of %s is paused (%.0f%% done); "
+					   "kflash will not stop %s now", ps.filename ?
+					   ps.filename : "a file", ps.progress * 100.0, u->name);
+			else
+				r = refuse(err, "the printer is printing %s (%.0f%% done); "
+					   "kflash will not stop %s now", ps.filename ?
+					   ps.filename : "a file", ps.progress * 100.0, u->name);
+			kf_error_step(err, paused ? "resume the print and let it finish, or "
+				      "cancel it, then run kflash again" : "let the print "
+				      "finish (or cancel it), then run kflash again");
 		} else if (ps.verdict == KF_PRINT_UNKNOWN) {
 			w->moonraker = false;
 			r = unknown_print_state(w, u, &ps, err);
@@ -297,7 +309,7 @@ int kf_window_can_manage(struct kf_window *w, struct kf_error *err)
 
 	for (i = 0; i < w->n_units; i++) {
 		const char *unit = w->units[i].name;
-		char *line;
+		char *line, *add;
 
 		r = kf_service_can_manage(run->ctx->ops, unit, timeout_ms(w), &run->signal);
 		if (r == -EINTR && kf_run_signalled(run))
@@ -313,8 +325,9 @@ int kf_window_can_manage(struct kf_window *w, struct kf_error *err)
 		kf_error_cause(err, "this user may not run 'systemctl stop %s' and "
 			       "'systemctl start %s' through sudo without a password",
 			       unit, unit);
-		kf_error_step(err, "sudo visudo -f /etc/sudoers.d/kflash");
-		kf_error_step(err, "add: %s", line);
+		add = kf_sudoers_add_command(line);
+		kf_error_step(err, "%s", add);
+		free(add);
 		free(line);
 		return KF_EREFUSED;
 	}
@@ -415,6 +428,7 @@ void kf_window_close(struct kf_window *w)
 		} else {
 			kf_out_ok(run->ctx->out, KF_PHASE_SERVICE, "%s is running again",
 				  u->name);
+			u->restarted = true;
 		}
 		u->stopped = false;
 		(void)kf_run_signalled(run);
@@ -536,8 +550,9 @@ json_t *kf_window_json(const struct kf_window *w)
 		const struct kf_unit *u = &w->units[i];
 
 		json_array_append_new(services, json_pack(
-			"{s:s, s:b, s:b, s:s?}", "unit", u->name, "was_active", u->was_active,
-			"restarted", u->was_active && !u->restart_error,
+			"{s:s, s:o, s:b, s:s?}", "unit", u->name, "was_active",
+			u->asked ? json_boolean(u->was_active) : json_null(),
+			"restarted", u->restarted,
 			"restart_error", u->restart_error));
 	}
 	return services;

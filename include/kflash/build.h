@@ -88,6 +88,10 @@ int kf_config_adopt_read(struct kf_ctx *ctx, const char *file, const char *key,
 int kf_config_adopt_write(struct kf_ctx *ctx, const char *key, const char *text,
 			  size_t len, struct kf_error *err);
 
+/* The compiler Klipper builds cfg with: arm-none-eabi-gcc, avr-gcc or gcc
+ * (the Linux host MCU, the simulator, the PRU). */
+const char *kf_config_compiler(const struct kf_kconfig *cfg);
+
 int kf_config_preview(struct kf_ctx *ctx, const struct kf_settings *s,
 		      const struct kf_board *b, struct kf_error *err,
 		      struct kf_kconfig *ret_saved, struct kf_kconfig *ret_cfg);

@@ -155,6 +155,11 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *err,
  * else pi). */
 char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *klipper_dir,
 			   const char *tool);
+/* The one command that adds sudoers line to /etc/sudoers.d/kflash, to
+ * paste as it is: visudo checks the line before it installs the file
+ * ("echo 'LINE' | sudo EDITOR='tee -a' visudo -f /etc/sudoers.d/kflash").
+ * malloc'd. */
+char *kf_sudoers_add_command(const char *line);
 
 /* The argv kf_flashtool and kf_make_flash run, also for --dry-run
  * (NULL-terminated, each string malloc'd; free with kf_argv_free). */

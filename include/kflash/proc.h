@@ -47,6 +47,9 @@ void kf_proc_reap(const struct kf_ops *o, struct kf_proc *p, int *ret_sig);
 
 /* "make -C /x olddefconfig" for messages; shell-quoted where needed. */
 char *kf_argv_join(const char *const *argv);
+/* path as one shell word a user can paste: quoted where it needs to be,
+ * a leading ~/ left outside the quotes. malloc'd. */
+char *kf_shell_path(const char *path);
 /* Frees a NULL-terminated argv whose strings are malloc'd. */
 void kf_argv_free(char **argv);
 

@@ -26,8 +26,11 @@ struct kf_unit {
 	char *name;
 	char *url;		/* its Moonraker, or NULL */
 	bool active;		/* it ran at the last print check */
-	bool was_active;	/* it ran before kflash stopped it */
+	bool asked;		/* systemd was asked whether it runs */
+	bool was_active;	/* it ran before kflash stopped it (or, when the
+				 * run ended before the stop, at the last check) */
 	bool stopped;		/* kflash stopped it and owes a start */
+	bool restarted;		/* kflash stopped it and started it again */
 	char *restart_error;	/* starting it again failed: what to do */
 };
 

@@ -84,6 +84,10 @@ FAULTS = [
         W("fail", '`is-active` and `show`: "Failed to connect to bus: No such file or '
           'directory" exit 1'),
     ]),
+    Fault("cross-compiler", STATE, "arm-none-eabi-gcc", ["sim/fake/bin/arm-none-eabi-gcc", "sim/fake/bin/avr-gcc"], [
+        W("missing", "arm-none-eabi-gcc and avr-gcc say `sh: 1: NAME: not found` and exit "
+          "127, as on a host without the compiler"),
+    ]),
     Fault("make-build", STATE, "make", ["sim/fake/klipper/scripts/fake_build.py"], [
         W("fail", "compiling SRC (default `src/command.c`; a path or a base name) prints a gcc "
           "error and exits 1, make prints `make: *** [...] Error 1` and exits 2", "[SRC]"),
