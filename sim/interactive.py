@@ -186,6 +186,26 @@ def test_ssh_drop_during_flash():
     assert svc == "active", "klipper is %s after the hangup" % svc
 
 
+def test_build_live_progress():
+    """On a terminal a build shows one live line, rewritten in place: files
+    compiled, seconds, the file at hand."""
+    t = Term(["kflash", "build", "octopus"])
+    t.expect(r"\r\x1b\[K\[Build\] octopus: \d+ files?, 0 s \(\w+\.o\)", timeout=60)
+    t.expect(r"\r\x1b\[K\[Build\] octopus: \d+ files?, [1-9]\d* s", timeout=60)
+    t.expect(r"\[Build\] ok octopus built in", timeout=60)
+    assert t.wait() == 0
+
+
+def test_flash_live_progress():
+    """On a terminal flashing shows a live line: what the flash tool says it
+    does (writing, pages written, verifying) and the seconds."""
+    t = Term(["kflash", "flash", "octopus", "-s"])
+    t.expect(r"\r\x1b\[K\[Flash\] octopus: [a-z0-9 ]+, [1-9]\d* s", timeout=60)
+    t.expect(r"\r\x1b\[K\[Flash\] octopus: \d+ pages written, \d+ s", timeout=60)
+    t.expect(r"Flashed octopus via katapult", timeout=60)
+    assert t.wait() == 0
+
+
 def host_processes(mark):
     """Processes (other than this one) whose environment carries MARK: every
     process of a simulated host started with it."""

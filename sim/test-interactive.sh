@@ -42,13 +42,19 @@ def registered(host):
     # slow enough that the hangup lands while flashtool runs
     host.fault("flashtool", "slow 2")
 
+def slow_build(host):
+    registered(host)
+    host.fault("make-build", "slow 4")
+
 ok = fail = 0
 for name, boards, prep in (
         ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
         ("wizard_adopts_config", ["octopus-f446"], kiauh_configs),
         ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
         ("menu_ctrl_c_quits", ["octopus-f446"], None),
-        ("ssh_drop_during_flash", ["octopus-f446"], registered)):
+        ("ssh_drop_during_flash", ["octopus-f446"], registered),
+        ("build_live_progress", ["octopus-f446"], slow_build),
+        ("flash_live_progress", ["octopus-f446"], registered)):
     if run(name, boards, prep):
         ok += 1
     else:

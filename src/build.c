@@ -314,12 +314,43 @@ out:
 
 /* ---- the build ---------------------------------------------------------------- */
 
+/* How far a build is: on a terminal one live line (files compiled, seconds,
+ * the file at hand), elsewhere (the journal, Moonraker's shell, | tee) a
+ * line every KF_PROGRESS_EVERY_MS: "[Build] octopus: 41 files, 63 s". */
+#define KF_PROGRESS_EVERY_MS 15000
 struct progress {
 	struct kf_ctx *ctx;
 	const char *key;
 	const char *log_path;	/* streamed as it comes */
 	int compiled;
+	int64_t elapsed_ms;	/* at the last tick */
+	char file[64];		/* compiling now */
 };
+
+static void show_progress(struct progress *p)
+{
+	if (p->file[0])
+		kf_out_progress(p->ctx->out, "[Build] %s: %d file%s, %" PRId64 " s (%s)",
+				p->key, p->compiled, p->compiled == 1 ? "" : "s",
+				p->elapsed_ms / 1000, p->file);
+	else
+		kf_out_progress(p->ctx->out, "[Build] %s: %d file%s, %" PRId64 " s",
+				p->key, p->compiled, p->compiled == 1 ? "" : "s",
+				p->elapsed_ms / 1000);
+}
+
+static void on_build_tick(void *data, int64_t elapsed_ms)
+{
+	struct progress *p = data;
+
+	p->elapsed_ms = elapsed_ms;
+	if (p->ctx->out->progress_tty)
+		show_progress(p);
+	else
+		kf_out_phase(p->ctx->out, KF_PHASE_BUILD, "%s: %d file%s, %" PRId64 " s",
+			     p->key, p->compiled, p->compiled == 1 ? "" : "s",
+			     elapsed_ms / 1000);
+}
 
 static void log_line(struct progress *p, const char *line, size_t len)
 {
@@ -351,10 +382,11 @@ static void on_build_line(void *data, const char *line, size_t len)
 			n -= (size_t)(slash + 1 - f);
 			f = slash + 1;
 		}
-		kf_out_progress(p->ctx->out, "[Build] %s: %d files compiled (%.*s)",
-				p->key, p->compiled, (int)n, f);
+		snprintf(p->file, sizeof(p->file), "%.*s", (int)n, f);
+		show_progress(p);
 	} else if (len > 10 && memmem(line, len, "Linking ", 8)) {
-		kf_out_progress(p->ctx->out, "[Build] %s: linking", p->key);
+		snprintf(p->file, sizeof(p->file), "linking");
+		show_progress(p);
 	}
 }
 
@@ -372,6 +404,11 @@ static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
 	if (prog) {
 		opts.on_line = on_build_line;
 		opts.line_data = prog;
+		/* -q shows no progress; -v shows make's own lines */
+		if (ctx->out->verbosity == KF_NORMAL) {
+			opts.on_tick = on_build_tick;
+			opts.tick_ms = ctx->out->progress_tty ? 1000 : KF_PROGRESS_EVERY_MS;
+		}
 	}
 	r = make_argv_run(ctx, (const char *const *)argv, KF_STDIO_CAPTURE,
 			  timeout_s * 1000LL, &opts, &ex);
@@ -919,7 +956,7 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	char *out = kf_board_build_dir(ctx->ops, b->key), *jobs, *stamp_path, *stamp = NULL;
 	char *old_stamp = NULL, *building = NULL;
 	struct kf_buf log = KF_BUF_INIT;
-	struct progress prog = { ctx, b->key, NULL, 0 };
+	struct progress prog = { .ctx = ctx, .key = b->key };
 	struct kf_kconfig saved = KF_KCONFIG_INIT;
 	int64_t t0 = kf_os_now(ctx->ops);
 	int ncpu = kf_os_cpu_count(ctx->ops);

@@ -1,5 +1,6 @@
 /* flash.c - run flashtool.py and make flash, and tell their failures apart. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,25 +246,74 @@ static char **make_flash_argv(const char *kdir, const char *config, const char *
 	return argv;
 }
 
-static void on_tool_line(void *data, const char *line, size_t len)
-{
-	struct kf_ctx *ctx = data;
+/* A flash tool at work: what it last said it does (flashtool's "Flashing",
+ * "Write complete: N pages", "Verifying"; its # marks come without a
+ * newline and so only with the line they end) and for how long, as a live
+ * line on a terminal and a line every 15 s elsewhere. */
+struct tool_progress {
+	struct kf_ctx *ctx;
+	const char *board;
+	char doing[64];
+	int64_t elapsed_ms;
+};
 
-	kf_out_verbose(ctx->out, "  | %.*s", (int)len, line);
+static void tool_progress_show(struct tool_progress *p, bool tick)
+{
+	if (!p->board || p->ctx->out->verbosity != KF_NORMAL)
+		return;
+	if (p->ctx->out->progress_tty)
+		kf_out_progress(p->ctx->out, "[Flash] %s: %s, %" PRId64 " s", p->board,
+				p->doing, p->elapsed_ms / 1000);
+	else if (tick)
+		kf_out_phase(p->ctx->out, KF_PHASE_FLASH, "%s: %s, %" PRId64 " s", p->board,
+			     p->doing, p->elapsed_ms / 1000);
 }
 
-static int run_tool(struct kf_ctx *ctx, char **argv, int timeout_s, struct kf_tool_run *t)
+static void on_tool_tick(void *data, int64_t elapsed_ms)
+{
+	struct tool_progress *p = data;
+
+	p->elapsed_ms = elapsed_ms;
+	tool_progress_show(p, true);
+}
+
+static void on_tool_line(void *data, const char *line, size_t len)
+{
+	struct tool_progress *p = data;
+	unsigned pages;
+
+	kf_out_verbose(p->ctx->out, "  | %.*s", (int)len, line);
+	if (len >= 10 && strncmp(line, "Flashing '", 10) == 0)
+		snprintf(p->doing, sizeof(p->doing), "writing");
+	else if (sscanf(line, "Write complete: %u pages", &pages) == 1)
+		snprintf(p->doing, sizeof(p->doing), "%u pages written", pages);
+	else if (len >= 10 && strncmp(line, "Verifying ", 10) == 0)
+		snprintf(p->doing, sizeof(p->doing), "verifying");
+	else if (memmem(line, len, "Verification Complete", 21))
+		snprintf(p->doing, sizeof(p->doing), "verified");
+	else
+		return;
+	tool_progress_show(p, false);
+}
+
+static int run_tool(struct kf_ctx *ctx, char **argv, int timeout_s, const char *board,
+		    struct kf_tool_run *t)
 {
 	struct kf_spawn_req req = {
 		.argv = (const char *const *)argv, .in = KF_STDIO_NULL,
 		.out = KF_STDIO_CAPTURE,
 	};
+	struct tool_progress prog = { .ctx = ctx, .board = board, .doing = "starting" };
 	struct kf_run_opts opts = {
 		.timeout_ms = timeout_s * 1000LL, .capture = &t->output,
-		.on_line = on_tool_line, .line_data = ctx,
+		.on_line = on_tool_line, .line_data = &prog,
 	};
 	int r;
 
+	if (board && ctx->out->verbosity == KF_NORMAL) {
+		opts.on_tick = on_tool_tick;
+		opts.tick_ms = ctx->out->progress_tty ? 1000 : 15000;
+	}
 	t->command = kf_argv_join((const char *const *)argv);
 	kf_out_verbose(ctx->out, "$ %s", t->command);
 	r = kf_proc_run(ctx->ops, &req, &opts, &t->exit);
@@ -273,14 +323,14 @@ static int run_tool(struct kf_ctx *ctx, char **argv, int timeout_s, struct kf_to
 }
 
 int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
-		 const char *const *dev_args, const char *firmware,
+		 const char *const *dev_args, const char *firmware, const char *board,
 		 struct kf_tool_run *t)
 {
 	char **argv = kf_flashtool_argv(ctx->ops, s, dev_args, firmware);
 	int r;
 
 	memset(t, 0, sizeof(*t));
-	r = run_tool(ctx, argv, s->timeout_flash, t);
+	r = run_tool(ctx, argv, s->timeout_flash, board, t);
 	kf_argv_free(argv);
 	if (r < 0)
 		return r;
@@ -298,7 +348,7 @@ int kf_flashtool_cmd(struct kf_ctx *ctx, const struct kf_settings *s,
 	int r;
 
 	memset(t, 0, sizeof(*t));
-	r = run_tool(ctx, argv, s->timeout_flash, t);
+	r = run_tool(ctx, argv, s->timeout_flash, NULL, t);
 	kf_argv_free(argv);
 	if (r < 0)
 		return r;
@@ -621,7 +671,7 @@ void kf_make_flash_classify(const char *out, const struct kf_exit *ex, struct kf
 
 int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *kdir,
 		  const char *config, const struct kf_kconfig *cfg, const char *out,
-		  const char *node, struct kf_tool_run *t)
+		  const char *node, const char *board, struct kf_tool_run *t)
 {
 	struct kf_make_flash_plan p;
 	char **argv;
@@ -641,7 +691,7 @@ int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *k
 		kf_out_verbose(ctx->out, "sudo would not run %s without a password; "
 			       "make flash runs with NOSUDO=1", p.sudo_tool);
 	argv = make_flash_argv(kdir, config, out, node, p.nosudo);
-	r = run_tool(ctx, argv, s->timeout_flash, t);
+	r = run_tool(ctx, argv, s->timeout_flash, board, t);
 	kf_argv_free(argv);
 	if (r < 0)
 		return r;

@@ -124,7 +124,9 @@ static int flashtool(struct kf_run *run, struct kf_job *j, const char *firmware,
 		     struct kf_tool_run *t)
 {
 	char **args = j->tr->tool_args(&j->at);
-	int r = kf_flashtool(run->ctx, run->s, (const char *const *)args, firmware, t);
+	/* progress for a flash, not for a status query */
+	int r = kf_flashtool(run->ctx, run->s, (const char *const *)args, firmware,
+			     firmware ? j->b->key : NULL, t);
 
 	kf_argv_free(args);
 	if (r < 0) {
@@ -323,7 +325,7 @@ static int flash_make(struct kf_flashing *fl, struct kf_job *j)
 		     j->b->key, j->at.label);
 	/* never lets flash_usb.py's sudo ask for a password (flash.h) */
 	r = kf_make_flash(run->ctx, run->s, run->kdir, j->cfg_path, &j->cfg,
-			  j->build.build_dir, node, &t);
+			  j->build.build_dir, node, j->b->key, &t);
 	free(node);
 	if (r < 0) {
 		int e = r;

@@ -90,7 +90,7 @@ int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 {
 	static const struct kf_run_opts none;
 	struct kf_proc p;
-	int64_t deadline;
+	int64_t start, deadline, tick;
 	int r;
 
 	if (!opts)
@@ -104,12 +104,14 @@ int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 		ret_exit->err = -r;
 		return 0;
 	}
-	deadline = opts->timeout_ms > 0 ? kf_os_now(o) + opts->timeout_ms
-					: INT64_MAX;
+	start = opts->timeout_ms > 0 || opts->on_tick ? kf_os_now(o) : 0;
+	deadline = opts->timeout_ms > 0 ? start + opts->timeout_ms : INT64_MAX;
+	tick = opts->on_tick && opts->tick_ms > 0 ? start + opts->tick_ms : INT64_MAX;
 	for (;;) {
 		struct kf_exit ex;
+		int64_t until = tick < deadline ? tick : deadline;
 
-		r = kf_os_wait(o, &p, deadline, tee_line, (void *)opts, &ex);
+		r = kf_os_wait(o, &p, until, tee_line, (void *)opts, &ex);
 		if (r < 0) {
 			kf_proc_terminate(o, &p, KF_PROC_GRACE_MS, NULL);
 			return r;
@@ -119,6 +121,12 @@ int kf_proc_run(const struct kf_ops *o, const struct kf_spawn_req *req,
 			/* the leader is gone; its group may not be */
 			(void)kf_os_kill_group(o, &p, SIGKILL);
 			return 0;
+		}
+		if (!ex.interrupted_by && until == tick && tick < deadline) {
+			/* the tick, not the deadline */
+			opts->on_tick(opts->line_data, tick - start);
+			tick += opts->tick_ms;
+			continue;
 		}
 		if (ex.interrupted_by)
 			(void)kf_os_take_signal(o);

@@ -380,7 +380,7 @@ static int mfw_run(struct mfw *m, struct kf_tool_run *t)
 	struct kf_ctx ctx = { .ops = &m->w.ops, .out = &m->out, .err = &m->err };
 
 	return kf_make_flash(&ctx, &m->s, "/klipper", "/cfg/.config", &m->cfg, "/out",
-			     "/dev/ttyACM0", t);
+			     "/dev/ttyACM0", NULL, t);
 }
 
 static void make_flash__never_lets_sudo_prompt(void **state)

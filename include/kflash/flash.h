@@ -81,7 +81,7 @@ void kf_tool_run_release(struct kf_tool_run *t);
  * is NULL. dev_args name the device as its transport reaches it ("-d",
  * "/dev/ttyACM0"; NULL-terminated). */
 int kf_flashtool(struct kf_ctx *ctx, const struct kf_settings *s,
-		 const char *const *dev_args, const char *firmware,
+		 const char *const *dev_args, const char *firmware, const char *board,
 		 struct kf_tool_run *ret);
 
 /* flashtool.py with exactly args after the script (CAN: "-i can0 -q" to
@@ -139,7 +139,7 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *klipper_dir,
 int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s,
 		  const char *klipper_dir, const char *config,
 		  const struct kf_kconfig *cfg, const char *out, const char *node,
-		  struct kf_tool_run *ret);
+		  const char *board, struct kf_tool_run *ret);
 
 /* Classifies make flash's output into t (cls, cause, tool, bootloader). */
 void kf_make_flash_classify(const char *output, const struct kf_exit *ex,

@@ -26,6 +26,11 @@ struct kf_run_opts {
 	 * *deferred_signal instead. */
 	bool defer_signals;
 	int *deferred_signal;
+	/* Every tick_ms while the child runs (> 0), on_tick(line_data, ms
+	 * since it started): a progress line's clock, without a clock read
+	 * per output line. */
+	int64_t tick_ms;
+	void (*on_tick)(void *data, int64_t elapsed_ms);
 };
 
 /* Runs req to completion. Returns 0 with *ret_exit describing how it ended
