@@ -36,6 +36,25 @@ static void sim_run_mode(struct sim_hboard *b, const char *arg)
 			b->fx.name, arg);
 }
 
+/* "after NAME klipper|katapult|gone": what the board does after its next
+ * COMPLETE from now on, as its after_complete= key says (a firmware that
+ * does not come back, then one that does). */
+static void sim_run_after(struct sim_hboard *b, const char *arg)
+{
+	if (!strcmp(arg, "klipper"))
+		b->fx.after_complete = SIM_AFTER_KLIPPER;
+	else if (!strcmp(arg, "katapult"))
+		b->fx.after_complete = SIM_AFTER_KATAPULT;
+	else if (!strcmp(arg, "gone"))
+		b->fx.after_complete = SIM_AFTER_GONE;
+	else {
+		sim_log("control: after %s: unknown word '%s' (klipper, katapult or gone), "
+			"ignored", b->fx.name, arg);
+		return;
+	}
+	sim_event(b->host, b->fx.name, "after %s", arg);
+}
+
 /* The commands, as fixtures/boards/README.md and sim/fake/lib/faults.py
  * name them: NAME BOARD [ARG]. */
 static const struct {
@@ -46,6 +65,7 @@ static const struct {
 	{ "unplug", 2, sim_run_unplug },
 	{ "plug", 2, sim_run_plug },
 	{ "mode", 3, sim_run_mode },
+	{ "after", 3, sim_run_after },
 };
 
 static struct sim_hboard *sim_find_board(struct sim_host *h, const char *name)
@@ -77,7 +97,7 @@ static void sim_ctl_line(struct sim_host *h, char *line)
 			break;
 	if (c == G_N_ELEMENTS(sim_ctl_cmds) || argc != sim_ctl_cmds[c].words) {
 		sim_log("control: unknown command '%s%s%s%s%s' ignored (unplug NAME, plug NAME, "
-			"mode NAME klipper|katapult)", argv[0], argc > 1 ? " " : "",
+			"mode NAME klipper|katapult, after NAME klipper|katapult|gone)", argv[0], argc > 1 ? " " : "",
 			argc > 1 ? argv[1] : "", argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
 		return;
 	}

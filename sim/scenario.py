@@ -31,6 +31,8 @@ A scenario is one readable file of `key: value` lines:
   expect-within: 2.0 A -> B              B follows A within 2.0 s
   expect-image: BOARD = KEY              the board's flashed image equals the
                                          firmware kflash built for KEY
+  expect-image: BOARD = last-good KEY    ... equals the firmware kflash keeps
+                                         for KEY's rollback (its kept.json's)
   expect-service: klipper active
   expect-no-leftovers                    no process kflash started survives
   expect-checkout-clean                  git status of the fake Klipper is empty
@@ -335,6 +337,13 @@ def check(items, host, timing=False):
             board, _, key = [x.strip() for x in v.partition("=")]
             img = os.path.join(host.images, board + ".bin")
             fw = os.path.join(host.cache, "kflash", "build", key, "klipper.bin")
+            if key.startswith("last-good "):
+                top = os.path.join(host.config_dir, "last-good", key.split()[1])
+                try:
+                    with open(os.path.join(top, "kept.json")) as f:
+                        fw = os.path.join(top, json.load(f)["image"])
+                except (OSError, ValueError, KeyError) as e:
+                    fw = "%s (kept.json: %s)" % (top, e)
             if not os.path.exists(img) or not os.path.exists(fw):
                 fails.append("%s: %s or %s missing" % (where, img, fw))
             else:

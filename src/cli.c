@@ -38,7 +38,8 @@ const struct kf_command kf_commands[] = {
 	  "Without options on a terminal, a wizard asks for each.\n",
 	  kf_cmd_add },
 	{ "remove", "NAME [--purge]", "forget a board",
-	  "  --purge           also delete the board's cached config\n",
+	  "  --purge           also delete the board's cached config and the\n"
+	  "                    firmware kept for kflash rollback\n",
 	  kf_cmd_remove },
 	{ "exclude", "NAME", "never flash this board (kept registered)", "",
 	  kf_cmd_exclude },
@@ -61,6 +62,15 @@ const struct kf_command kf_commands[] = {
 	  "  --dry-run         print every command it would run and check the\n"
 	  "                    configs as the real run does; change nothing\n",
 	  kf_cmd_flash },
+	{ "rollback", "NAME [--dry-run]", "flash the board's last good firmware again",
+	  "Flashes the firmware kflash kept when the board last came back running\n"
+	  "after a flash (with the config and Klipper version it was built from),\n"
+	  "through the same checks, service window and restart as flash; nothing\n"
+	  "is built. When the host's Klipper is another version than the one it\n"
+	  "was built for, it asks first on a terminal and refuses elsewhere unless\n"
+	  "-y. kflash list shows what it would restore.\n"
+	  "  --dry-run         print every command it would run; change nothing\n",
+	  kf_cmd_rollback },
 	{ "doctor", "", "check this host: paths, sudo, compilers, configs, Moonraker", "",
 	  kf_cmd_doctor },
 	{ "settings", "[KEY [VALUE]]", "show or change settings",
@@ -247,7 +257,7 @@ static int take_globals(int argc, char **argv, struct globals *g, char **rest,
 static bool always_recorded(const struct kf_command *c)
 {
 	return c->run == kf_cmd_flash || c->run == kf_cmd_build || c->run == kf_cmd_add ||
-	       c->run == kf_cmd_config;
+	       c->run == kf_cmd_config || c->run == kf_cmd_rollback;
 }
 
 static const char *tee_to_recorder(void *data, int fd, const char *buf, size_t len,

@@ -7,6 +7,7 @@
 
 #include "kflash/build.h"
 #include "kflash/commands.h"
+#include "kflash/lastgood.h"
 #include "kflash/prompt.h"
 #include "kflash/registry.h"
 #include "kflash/transport.h"
@@ -108,7 +109,19 @@ static const char *board_version(const struct kf_board *b, const struct versions
 	return kf_board_version(b, v->mcus, v->n, &amb);
 }
 
-static json_t *list_json(struct kf_registry *reg, struct seen *seen,
+/* What kflash rollback would restore, or null. */
+static json_t *rollback_json(struct kf_ctx *ctx, const struct kf_board *b)
+{
+	struct kf_lastgood lg;
+	json_t *v = NULL;
+
+	if (kf_lastgood_load(ctx, b, NULL, &lg) == 0)
+		v = kf_lastgood_json(&lg);
+	kf_lastgood_release(&lg);
+	return v ? v : json_null();
+}
+
+static json_t *list_json(struct kf_ctx *ctx, struct kf_registry *reg, struct seen *seen,
 			 const struct versions *ver)
 {
 	json_t *boards = json_array(), *unreg = json_array(), *blocked = json_array();
@@ -137,6 +150,7 @@ static json_t *list_json(struct kf_registry *reg, struct seen *seen,
 						   : json_null(),
 			"matches", (int)si.matches,
 			"port_match", si.maybe);
+		json_object_set_new(row, "rollback", rollback_json(ctx, b));
 		/* a CAN node or bridge: how it is reached (USB rows stay as they were) */
 		if (b->link != KF_LINK_USB)
 			json_object_update_new(row, json_pack("{s:s, s:s?, s:s, s:s?}",
@@ -173,6 +187,7 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 	for (i = 0; i < reg->n_boards; i++) {
 		const struct kf_board *b = &reg->boards[i];
 		const char *v = board_version(b, ver);
+		struct kf_lastgood lg;
 		struct kf_sighting si;
 		char state[64];
 
@@ -196,6 +211,11 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 			      ? "  (behind the host: kflash flash --all --outdated)" : "");
 		if (si.maybe_note)
 			kf_out_result(o, "  %-16s %s", "", si.maybe_note);
+		if (kf_lastgood_load(ctx, b, NULL, &lg) == 0)
+			kf_out_result(o, "  %-16s rollback: Klipper %s, kept %.10s", "",
+				      kf_lastgood_klipper(&lg) ? kf_lastgood_klipper(&lg)
+				      : "unknown", lg.kept);
+		kf_lastgood_release(&lg);
 		kf_sighting_release(&si);
 	}
 	for (i = 0; i < seen->n; i++) {
@@ -248,7 +268,7 @@ int kf_cmd_list(struct kf_ctx *ctx, int argc, char **argv)
 
 		versions_load(ctx, &reg, &ver);
 		if (ctx->out->json)
-			kf_out_set_json(ctx->out, list_json(&reg, &seen, &ver));
+			kf_out_set_json(ctx->out, list_json(ctx, &reg, &seen, &ver));
 		else
 			list_human(ctx, &reg, &seen, &ver);
 		versions_release(&ver);
@@ -780,20 +800,30 @@ int kf_cmd_remove(struct kf_ctx *ctx, int argc, char **argv)
 	kf_out_result(ctx->out, "Removed %s", key);
 	if (purge) {
 		char *cfg = kf_asprintf("%s/configs/%s/.config", ctx->config_dir, key);
-		int u = kf_os_unlink(ctx->ops, cfg);
+		char *kept = kf_lastgood_dir(ctx->config_dir, key);
+		int u = kf_os_unlink(ctx->ops, cfg), k = 0;
+		enum kf_file_kind kind = KF_FILE_NONE;
 
 		if (u == 0)
 			kf_out_result(ctx->out, "Deleted its cached config %s", cfg);
 		else if (u != -ENOENT)
 			kf_out_warn(ctx->out, "could not delete %s: %s", cfg, strerror(-u));
+		/* the firmware kflash rollback would restore goes with it */
+		if ((k = kf_os_file_kind(ctx->ops, kept, &kind, NULL)) == 0 &&
+		    kind != KF_FILE_NONE && (k = kf_os_remove_tree(ctx->ops, kept)) == 0)
+			kf_out_result(ctx->out, "Deleted its kept firmware %s", kept);
+		if (k < 0)
+			kf_out_warn(ctx->out, "could not delete %s: %s", kept, strerror(-k));
 		free(done);
 		done = kf_asprintf("%s was removed and its cached config %s", key,
 				   u == 0 || u == -ENOENT ? "deleted" : "kept");
 		r = kf_cmd_signalled(ctx, done, ctx->err);
+		free(kept);
 		free(cfg);
 	} else {
 		kf_out_info(ctx->out, "Its cached config is kept in %s/configs/%s/ "
-			    "(remove --purge deletes it)", ctx->config_dir, key);
+			    "(remove --purge deletes it, and its kept firmware)",
+			    ctx->config_dir, key);
 	}
 out:
 	free(done);

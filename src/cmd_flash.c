@@ -1,9 +1,11 @@
-/* cmd_flash.c - kflash flash: choose the boards, then run the flow. */
+/* cmd_flash.c - kflash flash and kflash rollback: choose the boards, then
+ * run the flow. */
 #include <getopt.h>
 #include <string.h>
 
 #include "kflash/commands.h"
 #include "kflash/flow.h"
+#include "kflash/lastgood.h"
 #include "kflash/versions.h"
 #include "kflash/registry.h"
 #include "kflash/select.h"
@@ -63,6 +65,58 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 	r = kf_flow_flash(ctx, &reg, boards, n, &fo, ctx->err);
 out:
 	free(boards);
+	kf_registry_release(&reg);
+	return r;
+}
+
+/* Before the flow: the board is one rollback can restore, and something
+ * is kept for it. */
+static int can_roll_back(struct kf_ctx *ctx, const struct kf_registry *reg,
+			 const struct kf_board *b)
+{
+	struct kf_lastgood lg;
+	int r;
+
+	if (kf_board_method(b, &reg->settings) == KF_METHOD_MAKE_FLASH) {
+		kf_error_set(ctx->err, KF_EINPUT, "%s is flashed with make flash; kflash "
+			     "rollback restores the kept firmware through Katapult only",
+			     b->key);
+		kf_error_cause(ctx->err, "make flash builds the Klipper checkout's "
+			       "firmware, not a kept one, so nothing is kept for a "
+			       "board flashed that way");
+		kf_error_step(ctx->err, "kflash flash %s -s   (build and flash the "
+			      "checkout's firmware)", b->key);
+		return KF_EINPUT;
+	}
+	r = kf_lastgood_load(ctx, b, ctx->err, &lg);
+	kf_lastgood_release(&lg);
+	return r;
+}
+
+int kf_cmd_rollback(struct kf_ctx *ctx, int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "dry-run", no_argument, 0, 'D' },
+		{ 0, 0, 0, 0 },
+	};
+	struct kf_flash_opts fo = { .rollback = true, .skip_menuconfig = true };
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_board *b = NULL;
+	int c, r;
+
+	kf_opt_reset();
+	while ((c = kf_opt_next(ctx, "rollback", argc, argv, ":", o)) != -1) {
+		if (c < 0)
+			return c;
+		fo.dry_run = c == 'D';
+	}
+	if (argc - optind != 1)
+		return kf_usage_error(ctx, "rollback", "rollback needs one board name");
+	r = kf_load_board(ctx, argv[optind], &reg, &b);
+	if (r == 0)
+		r = can_roll_back(ctx, &reg, b);
+	if (r == 0)
+		r = kf_flow_flash(ctx, &reg, &b, 1, &fo, ctx->err);
 	kf_registry_release(&reg);
 	return r;
 }

@@ -4,6 +4,7 @@
 
 #include "kflash/flash.h"
 #include "kflash/flash_board.h"
+#include "kflash/lastgood.h"
 #include "kflash/lock.h"
 #include "kflash/proc.h"
 #include "kflash/select.h"
@@ -439,6 +440,20 @@ void kf_flashing_flash_all(struct kf_flashing *fl)
 
 /* ---- the return ------------------------------------------------------------------ */
 
+/* For a board that did not come back running what was flashed: the
+ * firmware that last did, when one is kept and it is not what failed. */
+static void step_rollback(struct kf_run *run, struct kf_job *j)
+{
+	struct kf_lastgood lg;
+
+	if (kf_lastgood_load(run->ctx, j->b, NULL, &lg) == 0 &&
+	    (!j->build.firmware || strcmp(lg.image, j->build.firmware) != 0))
+		kf_error_step(&j->err, "kflash rollback %s   (flash the firmware that last "
+			      "came back, Klipper %s)", j->b->key, kf_lastgood_klipper(&lg)
+			      ? kf_lastgood_klipper(&lg) : "unknown");
+	kf_lastgood_release(&lg);
+}
+
 static int verify(struct kf_flashing *fl, struct kf_job *j)
 {
 	struct kf_run *run = fl->run;
@@ -478,6 +493,7 @@ static int verify(struct kf_flashing *fl, struct kf_job *j)
 			      j->b->key);
 		kf_error_step(&j->err, "kflash flash %s -s   (the board is still in "
 			      "Katapult)", j->b->key);
+		step_rollback(run, j);
 		return KF_EFAILED;
 	case KF_RETURN_NONE:
 		break;
@@ -488,6 +504,7 @@ static int verify(struct kf_flashing *fl, struct kf_job *j)
 		       "a power cycle");
 	kf_error_step(&j->err, "power-cycle the printer's electronics, then kflash list");
 	kf_error_step(&j->err, "if it shows in Katapult: kflash flash %s -s", j->b->key);
+	step_rollback(run, j);
 	return KF_EFAILED;
 }
 
@@ -526,6 +543,46 @@ void kf_flashing_verify(struct kf_flashing *fl)
 	}
 }
 
+/* ---- what came back is kept ------------------------------------------------------ */
+
+size_t kf_flash_keep_good(struct kf_run *run)
+{
+	struct kf_ctx *ctx = run->ctx;
+	size_t i, tried = 0;
+
+	for (i = 0; i < run->n; i++) {
+		struct kf_job *j = &run->jobs[i];
+		struct kf_lastgood_src src = { j->build.firmware, j->cfg_path,
+					       j->build.build_dir, j->build.version };
+		struct kf_error e = KF_ERROR_INIT;
+		struct kf_lastgood lg;
+
+		if (j->state != KF_JOB_DONE || j->method != KF_METHOD_KATAPULT ||
+		    !j->build.firmware || !j->cfg_path)
+			continue;
+		if (j->reported < 0) {
+			kf_out_warn(ctx->out, "%s: its firmware is not kept for kflash "
+				    "rollback, as the board reports another version",
+				    j->b->key);
+			continue;
+		}
+		tried++;
+		if (kf_lastgood_keep(ctx, j->b, &src, &e, &lg) < 0) {
+			kf_out_warn(ctx->out, "%s: its firmware is not kept for kflash "
+				    "rollback (%s); what was kept before stays", j->b->key,
+				    e.what);
+		} else {
+			kf_out_ok(ctx->out, KF_PHASE_VERIFY, "%s: its firmware (Klipper %s) "
+				  "is kept for kflash rollback", j->b->key,
+				  kf_lastgood_klipper(&lg) ? kf_lastgood_klipper(&lg) : "unknown");
+			kf_lastgood_release(&lg);
+		}
+		kf_error_release(&e);
+		free(e.note);
+	}
+	return tried;
+}
+
 /* ---- --dry-run ------------------------------------------------------------------- */
 
 static void print_argv(struct kf_run *run, char **argv)
@@ -540,7 +597,9 @@ static void print_argv(struct kf_run *run, char **argv)
 void kf_flash_board_dry_run(struct kf_run *run, struct kf_job *j, bool fallback)
 {
 	char *out = kf_board_build_dir(run->ctx->ops, j->b->key);
-	char *fw = kf_asprintf("%s/klipper.bin", out);
+	/* what a rollback flashes is there already; a build's is made first */
+	char *fw = j->build.firmware ? kf_xstrdup(j->build.firmware)
+		   : kf_asprintf("%s/klipper.bin", out);
 
 	if (j->method == KF_METHOD_KATAPULT) {
 		char **args = j->tr->tool_args(&j->at);

@@ -36,7 +36,7 @@ static int preflight(struct kf_run *run, struct kf_window *win, struct kf_error 
 	return r;
 }
 
-static void dry_run(struct kf_run *run, struct kf_window *win, bool fallback)
+static void dry_run(struct kf_run *run, struct kf_window *win, bool fallback, bool kept)
 {
 	size_t i;
 
@@ -50,6 +50,11 @@ static void dry_run(struct kf_run *run, struct kf_window *win, bool fallback)
 
 		if (j->state != KF_JOB_ACTIVE)
 			continue;
+		if (kept) {
+			kf_out_result(run->ctx->out, "  (nothing is built: %s flashes its kept "
+				      "firmware %s)", j->b->key, j->build.firmware);
+			continue;
+		}
 		out = kf_board_build_dir(run->ctx->ops, j->b->key);
 		argv = kf_make_argv(run->kdir, j->cfg_path, out, "olddefconfig", NULL);
 		cmd = kf_argv_join((const char *const *)argv);
@@ -88,10 +93,11 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 		  size_t n, const struct kf_flash_opts *o, struct kf_error *err)
 {
 	struct kf_prepare_opts po = {
-		.menuconfig = !o->skip_menuconfig, .dry_run = o->dry_run,
-		.rebuild = o->rebuild, .flashing = true,
+		.menuconfig = !o->skip_menuconfig && !o->rollback, .dry_run = o->dry_run,
+		.rebuild = o->rebuild, .flashing = true, .kept = o->rollback,
 	};
-	bool fallback = reg->settings.fallback && !o->no_fallback;
+	/* make flash builds the checkout: a rollback is Katapult's alone */
+	bool fallback = reg->settings.fallback && !o->no_fallback && !o->rollback;
 	enum kf_method forced = KF_METHOD_DEFAULT;
 	struct kf_flashing fl = { .n = 0 };
 	struct kf_results table;
@@ -116,7 +122,7 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	if (r == 0 && kf_run_active(&run))
 		kf_window_plan(&win);
 	if (r == 0 && o->dry_run) {
-		dry_run(&run, &win, fallback);
+		dry_run(&run, &win, fallback, o->rollback);
 		goto out;
 	}
 	if (r == 0 && kf_run_active(&run))
@@ -146,11 +152,16 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 	 * service to start again (which would have taken it), is the run's
 	 * too: the user asked kflash to stop, and 128+N says it heard */
 	(void)kf_run_signalled(&run);
+	if (r == 0 && !run.signal)
+		kf_window_check_versions(&win);
+	/* what came back is the firmware to roll back to (a rollback's is
+	 * kept already), kept under the locks; a signal before cancels it,
+	 * one during it is the run's */
+	if (!o->rollback && !run.signal && kf_flash_keep_good(&run) > 0)
+		(void)kf_run_signalled(&run);
 	kf_lock_give(ctx, &run.lock_fd);
 	for (i = 0; i < n; i++)
 		kf_lock_give(ctx, &run.jobs[i].lock_fd);
-	if (r == 0 && !run.signal)
-		kf_window_check_versions(&win);
 out:
 	kf_results_of(&table, &run, false);
 	r = kf_results_outcome(&table, &run, r, o->dry_run, err);

@@ -799,7 +799,6 @@ int kf_recorder_open(struct kf_recorder *r, const char *dir)
 {
 	char **names = NULL;
 	size_t n = 0;
-	char stamp[24];
 	int e;
 
 	if (r->writing || r->broken)
@@ -821,14 +820,9 @@ int kf_recorder_open(struct kf_recorder *r, const char *dir)
 	r->calls_path = kf_asprintf("%s/calls.jsonl", dir);
 	r->writing = true;
 	{
-		int64_t ms = kf_os_realtime(r->in);
-
-		kf_session_stamp(ms, stamp);
-		/* 20261202T043000Z -> 2026-12-02T04:30:00Z */
 		char iso[24];
 
-		snprintf(iso, sizeof(iso), "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", stamp,
-			 stamp + 4, stamp + 6, stamp + 9, stamp + 11, stamp + 13);
+		kf_utc_iso(kf_os_realtime(r->in), iso);
 		json_object_set_new(r->info, "started", json_string(iso));
 	}
 	write_info(r);

@@ -346,6 +346,16 @@ void kf_session_stamp(int64_t epoch_ms, char ret_stamp[24])
 		 (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60));
 }
 
+void kf_utc_iso(int64_t epoch_ms, char ret_iso[24])
+{
+	char stamp[24];
+
+	kf_session_stamp(epoch_ms, stamp);
+	/* 20261202T043000Z -> 2026-12-02T04:30:00Z */
+	snprintf(ret_iso, 24, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ", stamp, stamp + 4,
+		 stamp + 6, stamp + 9, stamp + 11, stamp + 13);
+}
+
 char *kf_sessions_dir(const struct kf_ops *o)
 {
 	const char *state = kf_os_getenv(o, "XDG_STATE_HOME");

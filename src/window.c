@@ -503,6 +503,7 @@ static void check_unit_versions(struct kf_window *w, int unit)
 			seen = true;
 			match |= mcus[k].version && strcmp(mcus[k].version, want) == 0;
 		}
+		j->reported = match ? 1 : seen ? -1 : 0;
 		if (match)
 			kf_out_ok(run->ctx->out, KF_PHASE_VERIFY, "%s runs %s", j->b->key, want);
 		else if (seen)

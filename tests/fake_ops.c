@@ -406,13 +406,19 @@ const struct fake_file *fake_get_file(const struct fake_world *w, const char *pa
 static void put(struct fake_world *w, const char *path, const void *data, size_t len)
 {
 	struct fake_file *f = find_file(w, path);
+	size_t i;
 
+	/* a removed file's slot is taken again */
+	for (i = 0; !f && i < w->n_files; i++)
+		if (!w->files[i].path)
+			f = &w->files[i];
 	if (!f) {
 		if (w->n_files == FAKE_MAX_FILES)
 			abort();
 		f = &w->files[w->n_files++];
-		f->path = kf_xstrdup(path);
 	}
+	if (!f->path)
+		f->path = kf_xstrdup(path);
 	free(f->data);
 	f->data = kf_xstrndup(data, len);
 	f->len = len;

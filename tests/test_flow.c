@@ -17,6 +17,7 @@
 #include "kflash/commands.h"
 #include "kflash/flow.h"
 #include "kflash/registry.h"
+#include "kflash/sha256.h"
 
 #define OUT "/cache/kflash/build/octopus"
 #define BYID "/dev/serial/by-id/usb-Klipper_stm32f446xx_3A0039000851313433343333-if00"
@@ -400,6 +401,127 @@ static void flash__verify_sees_the_board_come_back_by_udev_event(void **state)
 			 (long long)(t->w.now - by_event));
 }
 
+/* ---- kflash rollback -------------------------------------------------------------- */
+
+#define KEPT "/cfg/last-good/octopus"
+
+/* octopus came back running "OLD", built from Klipper describe, once */
+static void kept_for(struct fake_world *w, const char *describe)
+{
+	char hex[KF_SHA256_HEX], *path, *meta;
+
+	kf_sha256_hex("OLD", 3, hex);
+	path = kf_asprintf(KEPT "/%.16s/klipper.bin", hex);
+	fake_put_file(w, path, "OLD");
+	free(path);
+	path = kf_asprintf(KEPT "/%.16s/.config", hex);
+	fake_put_file(w, path, "CONFIG_MCU=\"stm32f446xx\"\n"
+		      "CONFIG_FLASH_APPLICATION_ADDRESS=0x8008000\n");
+	free(path);
+	meta = kf_asprintf("{\"format\": 1, \"board\": \"octopus\", \"mcu\": "
+			   "\"stm32f446xx\", \"image\": \"%.16s/klipper.bin\", \"size\": 3, "
+			   "\"sha256\": \"%s\", \"version\": null, \"describe\": \"%s\", "
+			   "\"kept\": \"2026-12-01T10:00:00Z\"}", hex, hex, describe);
+	fake_put_file(w, KEPT "/kept.json", meta);
+	free(meta);
+}
+
+static int rollback(struct t *t, const struct kf_ops *ops, bool interactive, bool yes)
+{
+	char *argv[] = { "rollback", "octopus", NULL };
+	struct kf_ctx ctx = { .ops = ops, .out = &t->out, .err = &t->err,
+			      .config_dir = "/cfg", .force = true,
+			      .interactive = interactive, .yes = yes };
+
+	kf_error_release(&t->err);
+	return kf_cmd_rollback(&ctx, 2, argv);
+}
+
+static void flash__keeps_what_came_back_and_rollback_flashes_it_unbuilt(void **state)
+{
+	struct t *t = *state;
+	const struct fake_file *meta;
+	const char *after;
+	size_t mark;
+
+	assert_int_equal(flash(t, &t->w.ops), 0);
+	meta = fake_get_file(&t->w, KEPT "/kept.json");
+	assert_non_null(meta);
+	assert_non_null(strstr(meta->data, "\"describe\": \"v0.13.0-1-gabc\""));
+	/* kept after the restart: no longer for the printer to wait */
+	assert_true(at(&t->w, "svc_start klipper") < at(&t->w, "write " KEPT "/kept.json"));
+	mark = t->w.transcript.len;
+	assert_int_equal(rollback(t, &t->w.ops, false, false), 0);
+	after = t->w.transcript.data + mark;
+	assert_null(strstr(after, "spawn make"));
+	assert_non_null(strstr(after, "svc_stop klipper"));
+	assert_non_null(strstr(after, "spawn python3 /katapult/scripts/flashtool.py -d "
+			       "/dev/ttyACM0 -f " KEPT "/"));
+	assert_true(strstr(after, "-f " KEPT "/") < strstr(after, "svc_start klipper"));
+	/* what it restored stays what is kept */
+	assert_null(strstr(after, "write " KEPT));
+	assert_true(t->w.svc_active);
+}
+
+static void rollback__for_another_klipper_asks_and_refuses_before_anything_stops(void **state)
+{
+	struct t *t = *state;
+
+	kept_for(&t->w, "v0.12.0-9-gold");
+	/* off a terminal: refused */
+	assert_int_equal(rollback(t, &t->w.ops, false, false), KF_EREFUSED);
+	assert_non_null(strstr(t->err.what, "octopus was not rolled back"));
+	assert_non_null(strstr(t->err.what, "v0.12.0-9-gold"));
+	/* on one, the answer no */
+	fake_type(&t->w, "n\n");
+	assert_int_equal(rollback(t, &t->w.ops, true, false), KF_EREFUSED);
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+	assert_false(at(&t->w, "spawn python3") >= 0);
+	/* and -y: flashed */
+	assert_int_equal(rollback(t, &t->w.ops, false, true), 0);
+	assert_true(fake_did(&t->w, "svc_stop klipper"));
+	assert_true(t->w.svc_active);
+}
+
+static void rollback__nothing_kept_or_a_make_flash_board_is_refused(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(rollback(t, &t->w.ops, false, false), KF_EINPUT);
+	assert_string_equal(t->err.what, "octopus has no kept firmware to roll back to");
+	kept_for(&t->w, "v0.13.0-1-gabc");
+	fake_put_file(&t->w, "/cfg/devices.json",
+		"{\"schema\": 1, \"settings\": {\"klipper_dir\": \"/klipper\", "
+		"\"default_method\": \"make-flash\"}, \"boards\": [{\"key\": \"octopus\", "
+		"\"name\": \"Octopus\", \"mcu\": \"stm32f446xx\", \"pattern\": "
+		"\"usb-*_stm32f446xx_3A0039000851313433343333-if*\"}]}");
+	assert_int_equal(rollback(t, &t->w.ops, false, false), KF_EINPUT);
+	assert_non_null(strstr(t->err.what, "through Katapult only"));
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+}
+
+static void rollback__a_damaged_image_or_another_mcu_is_never_flashed(void **state)
+{
+	struct t *t = *state;
+	char hex[KF_SHA256_HEX], *path;
+
+	kept_for(&t->w, "v0.13.0-1-gabc");
+	kf_sha256_hex("OLD", 3, hex);
+	path = kf_asprintf(KEPT "/%.16s/klipper.bin", hex);
+	fake_put_file(&t->w, path, "BAD");
+	assert_int_equal(rollback(t, &t->w.ops, false, false), KF_EINPUT);
+	assert_non_null(strstr(t->err.what, "is damaged"));
+	fake_put_file(&t->w, path, "OLD");
+	free(path);
+	path = kf_asprintf(KEPT "/%.16s/.config", hex);
+	fake_put_file(&t->w, path, "CONFIG_MCU=\"stm32f103xe\"\n");
+	free(path);
+	assert_int_equal(rollback(t, &t->w.ops, false, false), KF_EREFUSED);
+	assert_non_null(strstr(t->err.what, "stm32f103xe"));
+	assert_false(fake_did(&t->w, "svc_stop klipper"));
+	assert_false(at(&t->w, "spawn python3") >= 0);
+}
+
 /* ---- the fault loop over every flow ---------------------------------------- */
 
 #define EBB_BYID "/dev/serial/by-id/usb-Klipper_stm32g0b1xx_1234567890ABCDEF12345678-if00"
@@ -505,6 +627,18 @@ static void excluded_world(struct fake_world *w)
 		"-if*\", \"flashable\": false}]}");
 }
 
+static void rollback_world(struct fake_world *w)
+{
+	kept_for(w, "v0.13.0-1-gabc");
+}
+
+static int rollback_run(struct t *t, const struct kf_ops *ops)
+{
+	char *argv[] = { "rollback", "octopus", NULL };
+
+	return cmd(t, ops, false, kf_cmd_rollback, 2, argv);
+}
+
 static int one_run(struct t *t, const struct kf_ops *ops)
 {
 	return flash(t, ops);
@@ -593,6 +727,9 @@ static const struct flow flows[] = {
 	{ "remove --purge", one_world, remove_run, "unlink /cfg/configs/octopus/.config" },
 	{ "exclude", one_world, exclude_run, "write /cfg/devices.json" },
 	{ "include", excluded_world, include_run, "write /cfg/devices.json" },
+	{ "rollback", rollback_world, rollback_run, "uevent add /dev/ttyACM0" },
+	{ "remove --purge, firmware kept", rollback_world, remove_run,
+	  "remove_tree /cfg/last-good/octopus" },
 };
 
 static int absorbed;	/* faults after which the run still succeeded */
@@ -614,6 +751,19 @@ struct seen {
 	struct cfg_files before, after;
 };
 
+/* The wall-clock time a file records (kept.json's "kept") says when, not
+ * what, a run did: blanked before files are compared. */
+static void blank_clock(char *data)
+{
+	static const char key[] = "\"kept\": \"";
+	char *p = data;
+
+	while (p && (p = strstr(p, key))) {
+		for (p += sizeof(key) - 1; *p && *p != '"'; p++)
+			*p = 'T';
+	}
+}
+
 static void cfg_files_of(const struct fake_world *w, struct cfg_files *c)
 {
 	size_t i;
@@ -627,6 +777,7 @@ static void cfg_files_of(const struct fake_world *w, struct cfg_files *c)
 		assert_true(c->n < CFG_MAX);
 		c->f[c->n].path = kf_xstrdup(f->path);
 		c->f[c->n].data = kf_xstrndup(f->data, f->len);
+		blank_clock(c->f[c->n].data);
 		c->f[c->n++].len = f->len;
 	}
 }
@@ -702,6 +853,7 @@ static char *world_files(const struct fake_world *w)
 		kf_buf_add(&b, "\n", 1);
 	}
 	kf_buf_add(&b, "", 1);
+	blank_clock(b.data);
 	return b.data;
 }
 
@@ -961,6 +1113,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__a_failing_terminal_at_the_print_question_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(build__one_failing_board_fails_alone_and_the_table_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__verify_sees_the_board_come_back_by_udev_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__keeps_what_came_back_and_rollback_flashes_it_unbuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(rollback__for_another_klipper_asks_and_refuses_before_anything_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(rollback__nothing_kept_or_a_make_flash_board_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(rollback__a_damaged_image_or_another_mcu_is_never_flashed, setup, teardown),
 		cmocka_unit_test_setup_teardown(fault_loop__every_flow_keeps_the_promise, setup, teardown),
 	};
 

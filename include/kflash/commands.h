@@ -27,6 +27,7 @@ int kf_cmd_include(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_config(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv);
+int kf_cmd_rollback(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_replay(struct kf_ctx *ctx, int argc, char **argv);

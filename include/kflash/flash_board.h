@@ -51,6 +51,13 @@ void kf_flashing_flash_all(struct kf_flashing *fl);
  * failed saying how it came back, or why kflash could not tell. */
 void kf_flashing_verify(struct kf_flashing *fl);
 
+/* After the restart: each board that came back running its new firmware
+ * (and, where Moonraker was asked, reported its version) through Katapult,
+ * the one way kflash rollback flashes, keeps that firmware as its last
+ * good one (lastgood.h). A keep that fails is a warning, never the run's
+ * failure: the firmware kept before stays. Returns how many it tried. */
+size_t kf_flash_keep_good(struct kf_run *run);
+
 /* The commands kflash would run for j (--dry-run), each printed as a
  * result line. */
 void kf_flash_board_dry_run(struct kf_run *run, struct kf_job *j, bool fallback);

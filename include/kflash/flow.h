@@ -14,7 +14,12 @@
  *               fails
  *   [Verify]    each board back running Klipper             flash_board.h
  *   [Service]   start Klipper again - on every path        window.h
+ *   kept        what came back, as the last good firmware   flash_board.h
  *   the result  exit code, summary and JSON from one table  result.h
+ *
+ * kflash rollback is the same flow with the kept firmware (lastgood.h) in
+ * place of [Config] and [Build], no make flash fallback (make would build
+ * the checkout), and nothing kept anew.
  */
 #ifndef KFLASH_FLOW_H
 #define KFLASH_FLOW_H
@@ -32,6 +37,8 @@ struct kf_flash_opts {
 	bool rebuild;
 	bool dry_run;
 	const char *method;	/* --method, or NULL */
+	bool rollback;		/* kflash rollback: each board's kept firmware
+				 * (lastgood.h), through Katapult, nothing built */
 };
 
 /* Flashes boards (pointers into reg). Returns 0 when every board was

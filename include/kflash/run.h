@@ -47,6 +47,9 @@ struct kf_job {
 	int64_t ms;		/* its own time: flashing and its return */
 	size_t mark;		/* the transport's watch mark before its flash */
 	int unit;		/* the window's unit that drives it, or -1 */
+	/* after the restart, through Moonraker: 1 it reports the version just
+	 * flashed, -1 another one, 0 not known */
+	int reported;
 	int lock_fd;		/* its board lock, or -1 */
 };
 

@@ -62,6 +62,8 @@ char *kf_sj_shorten(const char *home, const char *s);
 char *kf_sj_expand(const char *home, const char *s, size_t len, size_t *ret_len);
 /* the session directory's name for this moment: 20261202T043000Z */
 void kf_session_stamp(int64_t epoch_ms, char ret_stamp[24]);
+/* the same moment in ISO 8601, UTC: 2026-12-02T04:30:00Z */
+void kf_utc_iso(int64_t epoch_ms, char ret_iso[24]);
 /* the default place: $XDG_STATE_HOME/kflash/sessions, else
  * ~/.local/state/kflash/sessions; NULL without HOME. malloc'd */
 char *kf_sessions_dir(const struct kf_ops *o);

@@ -157,6 +157,14 @@ FAULTS = [
         W("katapult", "resets into the bootloader now (a double-tap of reset); wakes a "
           "hung board"),
     ]),
+    Fault("after", CONTROL, "simboard", ["sim/host_control.c"], [
+        W("klipper", "from the next COMPLETE on, the new firmware boots (as "
+          "`after_complete=klipper`)"),
+        W("katapult", "from the next COMPLETE on, back in Katapult (as "
+          "`after_complete=katapult`)"),
+        W("gone", "from the next COMPLETE on, the board leaves and stays away until a "
+          "`plug` (as `after_complete=gone`): a flash that never comes back"),
+    ]),
 ]
 
 BY_NAME = {(f.how, f.name): f for f in FAULTS}
