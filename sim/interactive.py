@@ -162,6 +162,35 @@ def test_menu_add_flash_quit():
     assert t.wait() == 0
 
 
+def test_menu_settings_and_config_flag():
+    """The menu's status line flags a board whose config is for another MCU;
+    7) changes a setting, checked and saved as `kflash settings KEY VALUE`."""
+    t = Term(["kflash"])
+    t.expect(r"octopus\s+stm32f446xx\s+\S+\s+.*\[config is for stm32h723xx: menuconfig\]")
+    t.expect(r"Choose: ")
+    t.send("7\n")
+    t.expect(r"fallback\s+true")
+    t.expect(r"Setting to change \(Enter: none\)")
+    t.send("fallback\n")
+    t.expect(r"New value: ")
+    t.send("maybe\n")                  # refused as on the command line
+    t.expect(r"fallback")
+    t.expect(r"Choose: ")
+    t.send("7\n")
+    t.expect(r"Setting to change")
+    t.send("fallback\n")
+    t.expect(r"New value: ")
+    t.send("false\n")
+    t.expect(r"fallback = false")
+    t.expect(r"Choose: ")
+    t.send("q\n")
+    t.expect(r"bye")
+    assert t.wait() == 0
+    s = Term(["kflash", "settings", "fallback"])
+    s.expect(r"false")
+    assert s.wait() == 0
+
+
 def test_menu_ctrl_c_quits():
     t = Term(["kflash"])
     t.expect(r"Choose: ")

@@ -42,6 +42,11 @@ def registered(host):
     # slow enough that the hangup lands while flashtool runs
     host.fault("flashtool", "slow 2")
 
+def wrong_config(host):
+    registered(host)
+    shutil.copy(os.path.join(simlib.CONFIGS, "octopus-pro-h723.config"),
+                os.path.join(host.config_dir, "configs", "octopus", ".config"))
+
 def slow_build(host):
     registered(host)
     host.fault("make-build", "slow 4")
@@ -52,6 +57,7 @@ for name, boards, prep in (
         ("wizard_adopts_config", ["octopus-f446"], kiauh_configs),
         ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
         ("menu_ctrl_c_quits", ["octopus-f446"], None),
+        ("menu_settings_and_config_flag", ["octopus-f446"], wrong_config),
         ("ssh_drop_during_flash", ["octopus-f446"], registered),
         ("build_live_progress", ["octopus-f446"], slow_build),
         ("flash_live_progress", ["octopus-f446"], registered)):

@@ -12,6 +12,26 @@
 #include "kflash/util.h"
 #include "kflash/versions.h"
 
+/* What is wrong with b's cached config at a glance, or NULL: missing, or
+ * for another MCU than the board's (a minimal config that names none is
+ * left to the build, which completes it). malloc'd. */
+static char *config_flag(struct kf_ctx *ctx, const struct kf_board *b)
+{
+	struct kf_kconfig cfg = KF_KCONFIG_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+	const char *mcu;
+	char *path = NULL, *flag = NULL;
+
+	if (kf_board_config_load(ctx, b, &e, &cfg, &path) < 0)
+		flag = kf_xstrdup("[no config: menuconfig]");
+	else if ((mcu = kf_kconfig_get(&cfg, "CONFIG_MCU")) && b->mcu && strcmp(mcu, b->mcu) != 0)
+		flag = kf_asprintf("[config is for %s: menuconfig]", mcu);
+	kf_kconfig_release(&cfg);
+	kf_error_release(&e);
+	free(path);
+	return flag;
+}
+
 static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 {
 	struct kf_scans sc = KF_SCANS_INIT;
@@ -39,6 +59,7 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 		struct kf_board *b = &reg->boards[i];
 		struct kf_sighting si = { .matches = 0 };
 		const char *v;
+		char *flag;
 		bool amb, here;
 		void *scan = kf_scans_find(&sc, kf_transport_for(b));
 
@@ -46,10 +67,12 @@ static void status_panel(struct kf_ctx *ctx, struct kf_registry *reg)
 			kf_transport_for(b)->sight(b, scan, &si);
 		here = si.at.node != NULL;
 		v = kf_board_version(b, m, nm, &amb);
-		kf_out_say(ctx->out, "  %s %-16s %-12s %-10s %s%s\n",
+		flag = b->flashable ? config_flag(ctx, b) : NULL;
+		kf_out_say(ctx->out, "  %s %-16s %-12s %-10s %s%s%s%s\n",
 			   here ? (utf8 ? "●" : "*") : (utf8 ? "○" : "-"), b->key, b->mcu,
 			   here ? kf_mode_name(si.at.mode) : "absent", v ? v : "version unknown",
-			   b->flashable ? "" : " [excluded]");
+			   b->flashable ? "" : " [excluded]", flag ? " " : "", flag ? flag : "");
+		free(flag);
 		kf_sighting_release(&si);
 	}
 	kf_mcu_versions_free(m, nm);
@@ -108,12 +131,28 @@ static int run_cmd(struct kf_ctx *ctx, int (*fn)(struct kf_ctx *, int, char **),
 	return r;
 }
 
+/* The settings, then one to change: its name (Enter: none) and its new
+ * value, which kflash settings checks and saves as on the command line. */
+static void change_setting(struct kf_ctx *ctx)
+{
+	char *key = NULL, *value = NULL;
+
+	run_cmd(ctx, kf_cmd_settings, "settings", NULL, NULL);
+	if (kf_prompt(ctx, "Setting to change (Enter: none)", "", ctx->err, &key) == 0 &&
+	    *key && kf_prompt(ctx, "New value", NULL, ctx->err, &value) == 0)
+		run_cmd(ctx, kf_cmd_settings, "settings", key, value);
+	kf_error_release(ctx->err);
+	free(key);
+	free(value);
+}
+
 int kf_menu_run(struct kf_ctx *ctx)
 {
 	static const char actions[] =
 		"  1) flash a board      2) flash all boards   3) add a board\n"
 		"  4) remove a board     5) menuconfig         6) exclude/include\n"
-		"  7) settings           8) doctor             q) quit\n";
+		"  7) settings           8) doctor             9) roll back a board\n"
+		"  q) quit\n";
 	int r;
 
 	for (;;) {
@@ -133,14 +172,14 @@ int kf_menu_run(struct kf_ctx *ctx)
 			kf_out_say(ctx->out, "bye\n");
 			return 0;	/* Ctrl+C, end of input or q: leave cleanly */
 		}
-		if (strlen(ans) != 1 || ans[0] < '1' || ans[0] > '8') {
+		if (strlen(ans) != 1 || ans[0] < '1' || ans[0] > '9') {
 			kf_out_say(ctx->out, "  '%s' is not one of the choices\n", ans);
 		} else if (ans[0] == '2') {
 			run_cmd(ctx, kf_cmd_flash, "flash", "--all", NULL);
 		} else if (ans[0] == '3') {
 			run_cmd(ctx, kf_cmd_add, "add", NULL, NULL);
 		} else if (ans[0] == '7') {
-			run_cmd(ctx, kf_cmd_settings, "settings", NULL, NULL);
+			change_setting(ctx);
 		} else if (ans[0] == '8') {
 			run_cmd(ctx, kf_cmd_doctor, "doctor", NULL, NULL);
 		} else if (pick_board(ctx, &reg, &key) == 0) {
@@ -152,6 +191,8 @@ int kf_menu_run(struct kf_ctx *ctx)
 				run_cmd(ctx, kf_cmd_remove, "remove", key, NULL);
 			else if (ans[0] == '5')
 				run_cmd(ctx, kf_cmd_config, "config", key, NULL);
+			else if (ans[0] == '9')
+				run_cmd(ctx, kf_cmd_rollback, "rollback", key, NULL);
 			else if (ans[0] == '6')
 				run_cmd(ctx, b && b->flashable ? kf_cmd_exclude : kf_cmd_include,
 					b && b->flashable ? "exclude" : "include", key, NULL);
