@@ -26,7 +26,8 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 	struct kf_flash_opts fo = { 0 };
 	struct kf_registry reg = KF_REGISTRY_INIT;
 	struct kf_board **boards = NULL;
-	size_t n = 0;
+	size_t n = 0, i;
+	char **skip = NULL;
 	int c, r;
 
 	kf_opt_reset();
@@ -58,12 +59,17 @@ int kf_cmd_flash(struct kf_ctx *ctx, int argc, char **argv)
 	if (r < 0)
 		goto out;
 	if (fo.outdated) {
-		r = kf_select_outdated(ctx, &reg, boards, &n, ctx->err);
-		if (r < 0 || n == 0)
+		skip = kf_xcalloc(n ? n : 1, sizeof(*skip));
+		r = kf_select_outdated(ctx, &reg, boards, n, skip, ctx->err);
+		if (r < 0)
 			goto out;
+		fo.skip = (const char *const *)skip;
 	}
 	r = kf_flow_flash(ctx, &reg, boards, n, &fo, ctx->err);
 out:
+	for (i = 0; skip && i < n; i++)
+		free(skip[i]);
+	free(skip);
 	free(boards);
 	kf_registry_release(&reg);
 	return r;

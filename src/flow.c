@@ -112,6 +112,9 @@ int kf_flow_flash(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_board *
 				      "make-flash, not '%s'", o->method);
 	kf_run_init(&run, ctx, reg, boards, n, forced);
 	kf_window_init(&win, &run);
+	for (i = 0; o->skip && i < n; i++)
+		if (o->skip[i])
+			kf_job_skip_needless(&run.jobs[i], o->skip[i]);
 
 	r = kf_prepare_checkout(&run, err);
 	if (r == 0)

@@ -85,7 +85,7 @@ static int take_error(struct kf_job *j, struct kf_error *err)
 int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry_run,
 		       struct kf_error *err)
 {
-	size_t i, failed = 0, refused = 0, total = 0;
+	size_t i, failed = 0, refused = 0, total = 0, needless = 0;
 	struct kf_job *only = NULL, *own = NULL;
 	const char *what = t->build ? "builds" : "boards";
 	int errnum = 0;		/* the failed boards' errno, when they agree */
@@ -95,8 +95,10 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 		struct kf_result_row *row = &t->rows[i];
 		struct kf_job *j = &run->jobs[i];
 
-		if (row->result == KF_RESULT_SKIPPED)
+		if (row->result == KF_RESULT_SKIPPED) {
+			needless += j->needless;
 			continue;
+		}
 		total++;
 		if (row->result != KF_RESULT_FAILED)
 			continue;
@@ -145,7 +147,7 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 				kf_error_step(err, "kflash -v %s %s%s", t->build ? "build" :
 					      "flash", j->b->key, t->build ? "" : " -s");
 		}
-	} else if (total == 0) {
+	} else if (total == 0 && needless < t->n) {
 		r = kf_error_set(err, KF_EFAILED, "no board could be %s",
 				 t->build ? "built" : "flashed");
 		kf_error_step(err, "kflash list");

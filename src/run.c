@@ -88,3 +88,9 @@ void kf_job_skip(struct kf_job *j, const char *reason)
 	j->skip_reason = reason;
 	kf_error_release(&j->err);
 }
+
+void kf_job_skip_needless(struct kf_job *j, const char *reason)
+{
+	kf_job_skip(j, reason);
+	j->needless = true;
+}

@@ -27,7 +27,8 @@ const char *kf_board_version(const struct kf_board *b, const struct kf_mcu_versi
 }
 
 int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_board **boards, size_t *n, struct kf_error *err)
+		       struct kf_board **boards, size_t n, char **ret_skip,
+		       struct kf_error *err)
 {
 	struct kf_mcu_version *m = NULL;
 	char *kdir = NULL, *host = NULL;
@@ -66,24 +67,25 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 		free(host);
 		return KF_EFAILED;
 	}
-	for (i = 0; i < *n; i++) {
+	for (i = 0; i < n; i++) {
 		bool amb;
 		const char *v = kf_board_version(boards[i], m, nm, &amb);
 
+		ret_skip[i] = NULL;
 		if (v && !amb && strcmp(v, host) == 0) {
 			kf_out_info(ctx->out, "%s runs %s like the host: skipped",
 				    boards[i]->key, v);
+			ret_skip[i] = kf_asprintf("runs %s like the host", v);
 			continue;
 		}
 		kf_out_info(ctx->out, "%s runs %s; the host has %s", boards[i]->key,
 			    v ? v : "an unknown version", host);
-		boards[k++] = boards[i];
+		k++;
 	}
-	*n = k;
 	if (k == 0)
 		kf_out_result(ctx->out, "Every board runs %s like the host; nothing to "
 			      "flash.", host);
 	kf_mcu_versions_free(m, nm);
 	free(host);
-	return 0;
+	return (int)k;
 }

@@ -39,6 +39,9 @@ struct kf_flash_opts {
 	const char *method;	/* --method, or NULL */
 	bool rollback;		/* kflash rollback: each board's kept firmware
 				 * (lastgood.h), through Katapult, nothing built */
+	/* per board, NULL or why it needs nothing (--outdated: it runs the
+	 * host's version): skipped, and no failure when all are */
+	const char *const *skip;
 };
 
 /* Flashes boards (pointers into reg). Returns 0 when every board was

@@ -37,6 +37,7 @@ struct kf_job {
 	const struct kf_transport *tr;
 	enum kf_job_state state;
 	const char *skip_reason;
+	bool needless;		/* skipped as nothing needs doing (up to date) */
 	struct kf_where at;	/* where its device is; at.node NULL until found */
 	char *cfg_path;
 	struct kf_kconfig cfg;	/* the config as built (after olddefconfig) */
@@ -82,5 +83,6 @@ void kf_run_heard(struct kf_run *run, int sig);
  * it does not). A KF_EINTERRUPTED records its signal for the run. */
 void kf_job_fail(struct kf_run *run, struct kf_job *j, int r);
 void kf_job_skip(struct kf_job *j, const char *reason);
+void kf_job_skip_needless(struct kf_job *j, const char *reason);
 
 #endif

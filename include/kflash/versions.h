@@ -14,9 +14,12 @@
 const char *kf_board_version(const struct kf_board *b, const struct kf_mcu_version *m,
 			     size_t n, bool *ret_ambiguous);
 
-/* Keeps in boards[0..*n) only those whose version differs from the host's
- * (or is unknown); err says why when neither version can be learned. */
+/* For each of boards[0..n) whose version is the host's, ret_skip[i] says
+ * so ("runs v0.13.0-1-g... like the host", malloc'd; NULL for a board to
+ * flash: its version differs or is unknown). Returns how many are to be
+ * flashed, or the error when neither version can be learned. */
 int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
-		       struct kf_board **boards, size_t *n, struct kf_error *err);
+		       struct kf_board **boards, size_t n, char **ret_skip,
+		       struct kf_error *err);
 
 #endif
