@@ -42,13 +42,18 @@ def registered(host):
     # slow enough that the hangup lands while flashtool runs
     host.fault("flashtool", "slow 2")
 
+def sudo_asks(host):
+    registered(host)
+    host.fault("sudo", "password")
+
 ok = fail = 0
 for name, boards, prep in (
         ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
         ("wizard_adopts_config", ["octopus-f446"], kiauh_configs),
         ("menu_add_flash_quit", ["octopus-pro-h723"], menuconfig),
         ("menu_ctrl_c_quits", ["octopus-f446"], None),
-        ("ssh_drop_during_flash", ["octopus-f446"], registered)):
+        ("ssh_drop_during_flash", ["octopus-f446"], registered),
+        ("error_wraps_to_the_terminal", ["octopus-f446"], sudo_asks)):
     if run(name, boards, prep):
         ok += 1
     else:

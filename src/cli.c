@@ -151,9 +151,9 @@ int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	kf_error_set(ctx->err, KF_EUSAGE, "%s", msg);
 	if (cmd)
-		kf_error_step(ctx->err, "kflash %s --help", cmd);
+		kf_error_step(ctx->err, KF_CMD("kflash %s --help"), cmd);
 	else
-		kf_error_step(ctx->err, "kflash --help");
+		kf_error_step(ctx->err, KF_CMD("kflash --help"));
 	free(msg);
 	return KF_EUSAGE;
 }
@@ -355,7 +355,8 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 				 "(version %d; this kflash needs version %d with every "
 				 "method): %s", ops->name ? ops->name : "unnamed",
 				 ops->version, KF_OPS_VERSION, strerror(-r));
-		kf_error_step(&err, "build kflash and that table from one checkout: make");
+		kf_error_step(&err, "build kflash and that table from one checkout: "
+			      KF_CMD("make"));
 		goto out;
 	}
 	terminal = kf_os_isatty(ctx.ops, STDIN_FILENO) == 1 &&
@@ -399,7 +400,7 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	ctx.interactive = terminal;
 	if (!ctx.config_dir) {
 		r = kf_error_set(&err, KF_EINPUT, "cannot find a config dir: HOME is not set");
-		kf_error_step(&err, "kflash --config-dir DIR ...");
+		kf_error_step(&err, KF_CMD("kflash --config-dir DIR ..."));
 		goto out;
 	}
 	if (cmd && (always_recorded(cmd) || g.record)) {

@@ -309,14 +309,14 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (!d->mcu && !a->mcu) {
 		kf_error_set(ctx->err, KF_EINPUT, "%s does not say its MCU", d->label);
 		kf_error_cause(ctx->err, "a CAN node tells only its UUID");
-		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu MCU   "
-			      "(e.g. stm32g0b1xx, rp2040)", d->id, a->name);
+		kf_error_step(ctx->err, KF_CMD("kflash add --device %s --name \"%s\" --mcu MCU")
+			      "   (e.g. stm32g0b1xx, rp2040)", d->id, a->name);
 		return KF_EINPUT;
 	}
 	if (a->mcu && d->mcu && strcmp(a->mcu, d->mcu) != 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
 			     "which reports %s", a->mcu, d->mcu);
-		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu %s",
+		kf_error_step(ctx->err, KF_CMD("kflash add --device %s --name \"%s\" --mcu %s"),
 			      d->id, a->name, d->mcu);
 		return KF_EINPUT;
 	}
@@ -360,8 +360,9 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (r == 0 && a->config_text &&
 	    kf_config_adopt_write(ctx, b.key, a->config_text, a->config_len, ctx->err) < 0) {
 		kf_error_cause(ctx->err, "%s is registered, without a firmware config", b.key);
-		kf_error_step(ctx->err, "kflash config %s   (or kflash remove %s, then add "
-			      "it again with --config)", b.key, b.key);
+		kf_error_step(ctx->err, KF_CMD("kflash config %s") "   (or "
+			      KF_CMD("kflash remove %s") ", then add it again with "
+			      "--config)", b.key, b.key);
 		r = KF_EFAILED;
 	}
 	if (r == 0) {
@@ -416,9 +417,9 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		kf_error_cause(ctx->err, "every connected board is registered, or the "
 			       "board is not connected by USB; a CAN node answers only "
 			       "while no Klipper holds it");
-		kf_error_step(ctx->err, "kflash list");
-		kf_error_step(ctx->err, "kflash add --can-uuid UUID --name NAME --mcu MCU   "
-			      "(a CAN node, by the canbus_uuid in printer.cfg)");
+		kf_error_step(ctx->err, KF_CMD("kflash list"));
+		kf_error_step(ctx->err, KF_CMD("kflash add --can-uuid UUID --name NAME --mcu MCU")
+			      "   (a CAN node, by the canbus_uuid in printer.cfg)");
 		return KF_EINPUT;
 	}
 	kf_out_say(ctx->out, "Unregistered boards:\n");

@@ -139,7 +139,7 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 	} else if (total == 0) {
 		r = kf_error_set(err, KF_EFAILED, "no board could be %s",
 				 t->build ? "built" : "flashed");
-		kf_error_step(err, "kflash list");
+		kf_error_step(err, KF_CMD("kflash list"));
 	}
 	/* what the boards the run stopped before show: why */
 	for (i = 0; i < t->n; i++) {
