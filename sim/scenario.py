@@ -30,9 +30,11 @@ A scenario is one readable file of `key: value` lines:
   expect-stdout-line: TEXT               one line of stdout holds TEXT whole: a
   expect-stderr-line: TEXT               command or path that must not be broken
   expect-stdout-width: 80                every line of stdout is at most 80 columns,
-  expect-stderr-width: 80                but for a line holding an expect-*-line
-                                         TEXT of the same stream or a single word
-                                         (a path, an id: never broken)
+  expect-stderr-width: 80                but for a single word (a path, an id: never
+                                         broken) and a line that starts, after its
+                                         indent and a step's number ("2. "), with
+                                         an expect-*-line TEXT of the same stream
+                                         (a command shown whole)
   expect-event: TEXT                     an event line has TEXT (expect-no-event)
   expect-order: A < B < C                first A before first B after it ...
   expect-within: 2.0 A -> B              B follows A within 2.0 s
@@ -323,8 +325,9 @@ def check(items, host, timing=False):
             s = k[7:13]
             for line in streams[s].split("\n"):
                 line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line)
+                lead = re.sub(r"^\s*([0-9]+\. )?", "", line)
                 if len(line) <= int(v) or len(line.split()) == 1 or \
-                        any(w in line for w in whole[s]):
+                        any(lead.startswith(w) for w in whole[s]):
                     continue
                 fails.append("%s: a %s line is %d columns: %s" % (where, s, len(line), line))
                 break

@@ -156,6 +156,42 @@ static json_t *list_json(struct kf_registry *reg, struct seen *seen,
 			 "unregistered", unreg, "blocked", blocked);
 }
 
+/* A device not registered goes by what --device takes: its by-id name
+ * (its label is that name's path), a CAN node's IF:UUID. */
+static void list_id(struct kf_out *o, const struct kf_seen *d)
+{
+	kf_out_result(o, "  %s", d->id);
+}
+
+/* whether d's label says more than its id: not a by-id path of it */
+static bool seen_says(const struct kf_seen *d)
+{
+	return !strstr(d->label, d->id);
+}
+
+/* The list fits 80 columns, on a terminal or in a log: a board's details
+ * wrap under it; a path or id is never broken (a serial: line in
+ * printer.cfg is copied from it) and stands on a line of its own. */
+#define LIST_WIDTH 80
+
+static void list_line(struct kf_out *o, const char *indent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void list_line(struct kf_out *o, const char *indent, const char *fmt, ...)
+{
+	struct kf_buf b = KF_BUF_INIT;
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_wrap(&b, indent, indent, text, LIST_WIDTH);
+	b.data[b.len - 1] = '\0';	/* kf_out_result ends the line */
+	kf_out_result(o, "%s", b.data);
+	kf_buf_release(&b);
+	free(text);
+}
+
 static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		       struct seen *seen, const struct versions *ver)
 {
@@ -186,16 +222,22 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		else
 			snprintf(state, sizeof(state), "connected (%s)",
 				 kf_mode_name(si.at.mode));
-		kf_out_result(o, "  %-16s %-13s %-22s %s%s", b->key, b->mcu, state,
-			      b->flashable ? "" : "[excluded] ",
-			      si.at.node ? si.at.label : "");
-		kf_out_result(o, "  %-16s \"%s\" via %s, firmware %s%s", "", b->name,
-			      kf_method_name(kf_board_method(b, &reg->settings)),
-			      v ? v : "unknown",
-			      v && ver->host && strcmp(v, ver->host) != 0
-			      ? "  (behind the host: kflash flash --all --outdated)" : "");
+		/* a key too long for its column has the line to itself */
+		if (strlen(b->key) > 16 && 2 + strlen(b->key) + 38 > LIST_WIDTH)
+			kf_out_result(o, "  %s\n  %-16s %-13s %s%s", b->key, "", b->mcu, state,
+				      b->flashable ? "" : " [excluded]");
+		else
+			kf_out_result(o, "  %-16s %-13s %s%s", b->key, b->mcu, state,
+				      b->flashable ? "" : " [excluded]");
+		if (si.at.node)
+			list_line(o, "    ", "%s", si.at.label);
+		list_line(o, "    ", "'%s' via %s, firmware %s%s", b->name,
+			  kf_method_name(kf_board_method(b, &reg->settings)),
+			  v ? v : "unknown",
+			  v && ver->host && strcmp(v, ver->host) != 0
+			  ? " (behind the host: " KF_CMD("kflash flash --all --outdated") ")" : "");
 		if (si.maybe_note)
-			kf_out_result(o, "  %-16s %s", "", si.maybe_note);
+			list_line(o, "    ", "%s", si.maybe_note);
 		kf_sighting_release(&si);
 	}
 	for (i = 0; i < seen->n; i++) {
@@ -204,11 +246,13 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (d->blocked)
 			continue;
 		if (!any)
-			kf_out_result(o, "\nConnected, not registered:");
+			kf_out_result(o, "\nConnected, not registered (add one: "
+				      "kflash add --device ID --name NAME):");
 		any = true;
-		kf_out_result(o, "  %s  (%s, in %s)", d->label, d->mcu ? d->mcu : "MCU not said",
-			      mode_title(d->mode));
-		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->id);
+		list_id(o, d);
+		list_line(o, "      ", "%s%s%s, in %s", seen_says(d) ? d->label : "",
+			  seen_says(d) ? ", " : "", d->mcu ? d->mcu : "MCU not said",
+			  mode_title(d->mode));
 	}
 	any = false;
 	for (i = 0; i < seen->n; i++) {
@@ -219,8 +263,10 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (!any)
 			kf_out_result(o, "\nNot flashable by kflash:");
 		any = true;
-		kf_out_result(o, "  %s", d->label);
-		kf_out_result(o, "      %s", d->blocked);
+		list_id(o, d);
+		if (seen_says(d))
+			list_line(o, "      ", "%s", d->label);
+		list_line(o, "      ", "%s", d->blocked);
 	}
 }
 
