@@ -675,10 +675,10 @@ int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
 	if (!kf_kconfig_no_bootloader(cfg))
 		return 0;
 	kf_error_set(err, KF_EREFUSED, "%s: the config links the firmware at %s, "
-		     "where the chip boots (\"No bootloader\"); Katapult starts the "
+		     "where the chip boots ('No bootloader'); Katapult starts the "
 		     "application after itself, so the board would not boot", b->key,
 		     kf_kconfig_get(cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"));
-	kf_error_cause(err, "the \"Bootloader offset\" in %s (as Klipper's "
+	kf_error_cause(err, "the 'Bootloader offset' in %s (as Klipper's "
 		       "olddefconfig completes it) is not Katapult's", path);
 	kf_error_step(err, KF_CMD("kflash config %s") "   (set the bootloader offset "
 		      "to Katapult's size)", b->key);
@@ -1037,8 +1037,11 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	if (!opts->rebuild && res->firmware && old_stamp && strcmp(old_stamp, stamp) == 0 &&
 	    check_dict(ctx, b, out, res->version, res->host_mcu, NULL) == 0) {
 		res->up_to_date = true;
-		kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s is up to date (%s, %lld bytes); "
-			  "nothing to build", b->key, res->firmware, (long long)res->size);
+		/* kflash build says it as its result, on stdout: once */
+		if (opts->flashing || ctx->out->json)
+			kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s is up to date (%s, %lld "
+				  "bytes); nothing to build", b->key, res->firmware,
+				  (long long)res->size);
 		goto out;
 	}
 	if (old_stamp && res->firmware) {
@@ -1125,8 +1128,10 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 			    "next build of %s starts again", b->key, stamp_path,
 			    strerror(-w), b->key);
 	res->ms = kf_os_now(ctx->ops) - t0;
-	kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)", b->key,
-		  (double)res->ms / 1000.0, res->firmware, (long long)res->size);
+	if (opts->flashing || ctx->out->json)
+		kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)",
+			  b->key, (double)res->ms / 1000.0, res->firmware,
+			  (long long)res->size);
 	goto out;
 fail:
 	if (!streaming)

@@ -283,7 +283,7 @@ static void boards_connected(struct doctor *d, struct kf_registry *reg)
 							 &e) == 0;
 			what = kf_asprintf("board %s is connected", b->key);
 			if (r < 0)
-				report(d, !b->flashable, what, "cannot tell: see \"%s\"",
+				report(d, !b->flashable, what, "cannot tell: see '%s'",
 				       (*tr)->scan_check);
 			else
 				report(d, found || !b->flashable, what, "%s%s%s",

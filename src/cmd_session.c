@@ -181,7 +181,7 @@ int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv)
 		kf_out_info(ctx->out, "holds %s: session.json (the command, settings, exit "
 			    "%d), calls.jsonl (%zu calls)%s; the Moonraker API key is redacted, "
 			    "what sudo -l lists is left out, your home is written as ~. "
-			    "Attach it to the bug report; `kflash replay` reruns it.", name,
+			    "Attach it to the bug report; 'kflash replay' reruns it.", name,
 			    s.exit_code, s.n_calls, nb ? ", boards/ (how udev saw each board)"
 			    : "");
 		if (ctx->out->json)

@@ -147,8 +147,8 @@ int kf_flash_error(struct kf_error *e, enum kf_flash_class c, const char *board,
 			      "Katapult and can be flashed again)", board);
 		break;
 	case KF_FLASH_NO_COMPLETE:
-		kf_error_set(e, KF_EFAILED, "flashtool ended without \"Programming "
-			     "Complete\" for %s; nothing was written", board);
+		kf_error_set(e, KF_EFAILED, "flashtool ended without 'Programming "
+			     "Complete' for %s; nothing was written", board);
 		kf_error_cause(e, "%s", t);
 		kf_error_step(e, KF_CMD("kflash flash %s -s --method make-flash"), board);
 		break;

@@ -211,7 +211,7 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 		kf_error_set(&j->err, KF_EREFUSED, "%s: the firmware is built for "
 			     "0x%x but Katapult starts the application at 0x%x; it "
 			     "would not boot, so nothing was written", j->b->key, want, got);
-		kf_error_cause(&j->err, "the config's \"Bootloader offset\" does not "
+		kf_error_cause(&j->err, "the config's 'Bootloader offset' does not "
 			       "match the Katapult on this board");
 		kf_error_step(&j->err, KF_CMD("kflash config %s") "   (set the "
 			      "bootloader offset to match 0x%x)", j->b->key, got);
@@ -523,8 +523,11 @@ void kf_flashing_verify(struct kf_flashing *fl)
 			continue;
 		}
 		j->state = KF_JOB_DONE;
-		kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs",
-			  j->b->key, j->method_used, (double)j->ms / 1000.0);
+		/* the result, which stdout says once (result.c); on stderr
+		 * only when stdout holds the JSON document */
+		if (run->ctx->out->json)
+			kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in "
+				  "%.1fs", j->b->key, j->method_used, (double)j->ms / 1000.0);
 	}
 }
 

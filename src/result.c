@@ -163,11 +163,15 @@ void kf_results_print(const struct kf_results *t, struct kf_out *out)
 			const struct kf_result_row *row = &t->rows[i];
 			const struct kf_job *j = row->job;
 
+			/* the one place a build's result is said */
 			if (row->result == KF_RESULT_BUILT)
-				kf_out_result(out, "%s: built %s", j->b->key, j->build.firmware);
+				kf_out_result(out, "%s: built in %.1fs: %s (%lld bytes)",
+					      j->b->key, (double)j->build.ms / 1000.0,
+					      j->build.firmware, (long long)j->build.size);
 			else if (row->result == KF_RESULT_UP_TO_DATE)
-				kf_out_result(out, "%s: up to date %s", j->b->key,
-					      j->build.firmware);
+				kf_out_result(out, "%s: up to date, nothing to build: %s "
+					      "(%lld bytes)", j->b->key, j->build.firmware,
+					      (long long)j->build.size);
 			else if (row->result == KF_RESULT_SKIPPED)
 				kf_out_result(out, "%s: skipped (%s)", j->b->key, row->reason);
 		}
