@@ -188,6 +188,7 @@ unit: $(TEST_BIN)
 
 door:
 	@ci/check-door
+	@ci/check-quotes
 
 sim-tests: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-sim-tests

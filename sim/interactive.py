@@ -4,14 +4,17 @@ type an answer. Run by sim/test-interactive.sh.
 
 The printer_* tests run outside any simulated host: they start sim/printer
 itself on a pseudo-terminal, as a person does from their shell."""
+import fcntl
 import os
 import pty
 import re
 import select
 import shutil
 import signal
+import struct
 import sys
 import tempfile
+import termios
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,13 +24,16 @@ LOG = os.path.join(os.environ.get("KFLASH_SIM_STATE") or tempfile.mkdtemp(prefix
 
 
 class Term:
-    def __init__(self, argv):
+    def __init__(self, argv, columns=80):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
+            # the window's size, as an SSH client sets it
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
             os.environ["TERM"] = "xterm"
             os.environ["LANG"] = "C.UTF-8"
             os.execvp(argv[0], argv)
         self.seen = ""
+        self.all = ""                 # everything it showed
         self.log = open(LOG, "a")
 
     def expect(self, pattern, timeout=30):
@@ -53,6 +59,7 @@ class Term:
                 self.log.write(data)
                 self.log.flush()
                 self.seen += data
+                self.all += data
 
     def send(self, text):
         self.log.write("<<%s>>" % text.replace("\n", "\\n"))
@@ -69,6 +76,7 @@ class Term:
                         if not d:
                             break
                         self.seen += d
+                        self.all += d
                         self.log.write(d)
                 except OSError:
                     pass
@@ -197,6 +205,35 @@ def test_menu_ctrl_c_quits():
     os.kill(t.pid, signal.SIGINT)
     t.expect(r"bye")
     assert t.wait() == 0
+
+
+SUDOERS = ("pi ALL=(root) NOPASSWD: /usr/bin/systemctl stop klipper, "
+           "/usr/bin/systemctl start klipper")
+
+
+def test_error_wraps_to_the_terminal():
+    """On a terminal 60 columns wide an error's prose wraps at 60 (TIOCGWINSZ)
+    and its commands stay whole; on one 132 wide the same error takes the
+    width it has."""
+    for columns in (60, 132):
+        t = Term(["kflash", "--no-color", "flash", "octopus", "-s"], columns=columns)
+        t.expect(r"to fix:", timeout=60)
+        assert t.wait() == 3
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", t.all)
+        lines = text.split("\n")
+        assert any(SUDOERS in line for line in lines), text
+        assert any("sudo visudo -f /etc/sudoers.d/kflash" in line for line in lines), text
+        report = [line for line in lines if line.startswith(("error:", "  ", "    "))]
+        for line in report:
+            assert len(line) <= columns or SUDOERS in line, \
+                "%d columns on a %d-column terminal: %r" % (len(line), columns, line)
+        if columns == 132:
+            # what failed fits one line of a wide terminal
+            assert any(line.startswith("error: sudo would ask") and
+                       line.endswith("with Klipper stopped") for line in lines), text
+        else:
+            assert not any(line.endswith("with Klipper stopped") and
+                           line.startswith("error:") for line in lines), text
 
 
 def test_ssh_drop_during_flash():

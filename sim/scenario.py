@@ -24,8 +24,17 @@ A scenario is one readable file of `key: value` lines:
   signal: INT when flashtool start       send a signal once an event appears
   when: make build start => CMD          run a shell command once an event appears
   expect-exit: 0
-  expect-stdout: TEXT                    stdout has TEXT (expect-no-stdout)
+  expect-stdout: TEXT                    stdout has TEXT (expect-no-stdout); line
+                                         breaks and runs of spaces count as one space
   expect-stderr: TEXT                    stderr has TEXT (expect-no-stderr)
+  expect-stdout-line: TEXT               one line of stdout holds TEXT whole: a
+  expect-stderr-line: TEXT               command or path that must not be broken
+  expect-stdout-width: 80                every line of stdout is at most 80 columns,
+  expect-stderr-width: 80                but for a single word (a path, an id: never
+                                         broken) and a line that starts, after its
+                                         indent and a step's number ("2. "), with
+                                         an expect-*-line TEXT of the same stream
+                                         (a command shown whole)
   expect-event: TEXT                     an event line has TEXT (expect-no-event)
   expect-order: A < B < C                first A before first B after it ...
   expect-within: 2.0 A -> B              B follows A within 2.0 s
@@ -70,6 +79,8 @@ KNOWN = {"title", "board", "register", "config", "setting", "fault", "moonraker"
          "moonraker-instance",
          "mcu-version", "service", "step", "run", "signal", "when", "expect-exit",
          "expect-stdout", "expect-no-stdout", "expect-stderr", "expect-no-stderr",
+         "expect-stdout-line", "expect-stderr-line", "expect-stdout-width",
+         "expect-stderr-width",
          "expect-event", "expect-no-event", "expect-order", "expect-within",
          "expect-image", "expect-service", "expect-no-leftovers",
          "expect-checkout-clean", "expect-downtime", "xfail", "timeout", "home-config",
@@ -301,6 +312,9 @@ def check(items, host, timing=False):
     fold = lambda t: re.sub(r"\s+", " ", t)
     fout, ferr = fold(out), fold(err)
     rc = read(os.path.join(st, "run.rc")).strip()
+    streams = {"stdout": out, "stderr": err}
+    # what an expect-*-line names may be wider than an expect-*-width
+    whole = {s: [v for _, k, v in items if k == "expect-%s-line" % s] for s in streams}
     events = host.read_events()
     has_event = lambda pat: first(events, pat) is not None
     for n, k, v in items:
@@ -315,6 +329,19 @@ def check(items, host, timing=False):
             fails.append("%s: not in stderr" % where)
         elif k == "expect-no-stderr" and fold(v) in ferr:
             fails.append("%s: found in stderr" % where)
+        elif k in ("expect-stdout-line", "expect-stderr-line"):
+            if not any(v in line for line in streams[k[7:13]].split("\n")):
+                fails.append("%s: no %s line holds it whole" % (where, k[7:13]))
+        elif k in ("expect-stdout-width", "expect-stderr-width"):
+            s = k[7:13]
+            for line in streams[s].split("\n"):
+                line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line)
+                lead = re.sub(r"^\s*([0-9]+\. )?", "", line)
+                if len(line) <= int(v) or len(line.split()) == 1 or \
+                        any(lead.startswith(w) for w in whole[s]):
+                    continue
+                fails.append("%s: a %s line is %d columns: %s" % (where, s, len(line), line))
+                break
         elif k == "expect-event" and not has_event(v):
             fails.append("%s: no such event" % where)
         elif k == "expect-no-event" and has_event(v):

@@ -51,6 +51,10 @@ def slow_build(host):
     registered(host)
     host.fault("make-build", "slow 4")
 
+def sudo_asks(host):
+    registered(host)
+    host.fault("sudo", "password")
+
 ok = fail = 0
 for name, boards, prep in (
         ("wizard_add", ["octopus-f446", "sb2040", "beacon"], None),
@@ -60,7 +64,8 @@ for name, boards, prep in (
         ("menu_settings_and_config_flag", ["octopus-f446"], wrong_config),
         ("ssh_drop_during_flash", ["octopus-f446"], registered),
         ("build_live_progress", ["octopus-f446"], slow_build),
-        ("flash_live_progress", ["octopus-f446"], registered)):
+        ("flash_live_progress", ["octopus-f446"], registered),
+        ("error_wraps_to_the_terminal", ["octopus-f446"], sudo_asks)):
     if run(name, boards, prep):
         ok += 1
     else:

@@ -88,17 +88,17 @@ int kf_klipper_dir(struct kf_ctx *ctx, const struct kf_settings *s,
 		kf_error_set(err, KF_EFAILED, "cannot check klipper_dir %s: reading %s "
 			     "failed: %s", dir, bad, strerror(-r));
 		kf_error_errno(err, r);
-		kf_error_step(err, "ls -l %s", bad);
-		kf_error_step(err, "dmesg | tail   (an I/O error is the disk's or the "
-			      "SD card's)");
+		kf_error_step(err, KF_CMD("ls -l %s"), bad);
+		kf_error_step(err, KF_CMD("dmesg | tail") "   (an I/O error is the "
+			      "disk's or the SD card's)");
 		r = KF_EFAILED;
 	} else {
 		kf_error_set(err, KF_EINPUT, "klipper_dir %s is not a Klipper checkout "
 			     "(it needs a Makefile and src/Kconfig)", dir);
 		kf_error_cause(err, "Klipper (or Kalico) is installed elsewhere, or "
 			       "not at all");
-		kf_error_step(err, "kflash settings klipper_dir /path/to/klipper");
-		kf_error_step(err, "kflash doctor");
+		kf_error_step(err, KF_CMD("kflash settings klipper_dir /path/to/klipper"));
+		kf_error_step(err, KF_CMD("kflash doctor"));
 		r = KF_EINPUT;
 	}
 	free(mk);
@@ -123,8 +123,8 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 		kf_error_cause(err, "menuconfig was never saved for this board; "
 			       "without a config Klipper would build a default AVR "
 			       "firmware");
-		kf_error_step(err, "kflash config %s   (on a terminal; choose the "
-			      "board's settings and save)", b->key);
+		kf_error_step(err, KF_CMD("kflash config %s") "   (on a terminal; "
+			      "choose the board's settings and save)", b->key);
 		free(path);
 		return KF_EFAILED;
 	}
@@ -177,14 +177,15 @@ static int child_failed(const struct kf_exit *ex, const char *const *argv,
 	if (ex->kind == KF_EXIT_TIMED_OUT) {
 		kf_error_set(err, KF_EFAILED, "%s timed out after %d s and was "
 			     "stopped", what, timeout_s);
-		kf_error_step(err, "raise the limit: kflash settings timeout.build %d",
+		kf_error_step(err, "raise the limit: "
+			      KF_CMD("kflash settings timeout.build %d"),
 			      timeout_s * 2);
 	} else {
 		kf_exit_describe(ex, how, sizeof(how));
 		kf_error_set(err, KF_EFAILED, "%s failed: %s %s", what, argv[0], how);
 		if (ex->kind == KF_EXIT_EXEC_FAILED) {
 			kf_error_errno(err, ex->err);
-			kf_error_step(err, "sudo apt-get install build-essential");
+			kf_error_step(err, KF_CMD("sudo apt-get install build-essential"));
 		}
 	}
 	kf_error_command(err, "%s", cmd);
@@ -239,7 +240,8 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 			     b->key);
 		kf_error_cause(err, "kflash is not running on a terminal (a "
 			       "script, a pipe or cron)");
-		kf_error_step(err, "run kflash config %s in an SSH session", b->key);
+		kf_error_step(err, "run " KF_CMD("kflash config %s") " in an SSH "
+			      "session", b->key);
 		return KF_EFAILED;
 	}
 	r = kf_klipper_dir(ctx, s, err, &kdir);
@@ -666,7 +668,8 @@ static int check_link(const struct kf_board *b, const struct kf_kconfig *cfg,
 		     "reached %s; flashed, nothing could reach it", b->key, path, has, b->key,
 		     b->link == KF_LINK_CAN ? "as a CAN node" : b->link == KF_LINK_BRIDGE
 		     ? "as the bridge of its CAN bus" : "over USB");
-	kf_error_step(err, "kflash config %s   (set \"Communication interface\" to %s)",
+	kf_error_step(err, KF_CMD("kflash config %s") "   (set 'Communication "
+		      "interface' to %s)",
 		      b->key, want);
 	return KF_EREFUSED;
 }
@@ -708,15 +711,15 @@ int kf_build_check_offset(struct kf_ctx *ctx, const struct kf_board *b,
 	if (!kf_kconfig_no_bootloader(cfg))
 		return 0;
 	kf_error_set(err, KF_EREFUSED, "%s: the config links the firmware at %s, "
-		     "where the chip boots (\"No bootloader\"); Katapult starts the "
+		     "where the chip boots ('No bootloader'); Katapult starts the "
 		     "application after itself, so the board would not boot", b->key,
 		     kf_kconfig_get(cfg, "CONFIG_FLASH_APPLICATION_ADDRESS"));
-	kf_error_cause(err, "the \"Bootloader offset\" in %s (as Klipper's "
+	kf_error_cause(err, "the 'Bootloader offset' in %s (as Klipper's "
 		       "olddefconfig completes it) is not Katapult's", path);
-	kf_error_step(err, "kflash config %s   (set the bootloader offset to "
-		      "Katapult's size)", b->key);
-	kf_error_step(err, "or flash without Katapult: kflash flash %s "
-		      "--method make-flash", b->key);
+	kf_error_step(err, KF_CMD("kflash config %s") "   (set the bootloader offset "
+		      "to Katapult's size)", b->key);
+	kf_error_step(err, "or flash without Katapult: "
+		      KF_CMD("kflash flash %s --method make-flash"), b->key);
 	return KF_EREFUSED;
 }
 
@@ -748,8 +751,8 @@ int kf_config_adopt_read(struct kf_ctx *ctx, const char *file, const char *key,
 		kf_error_set(err, KF_EINPUT, "--config %s cannot be read: %s", file,
 			     strerror(-r));
 		kf_error_errno(err, r);
-		kf_error_step(err, "ls ~/klipper/.config ~/klipper-kconfigs/   (the "
-			      "configs there)");
+		kf_error_step(err, KF_CMD("ls ~/klipper/.config ~/klipper-kconfigs/")
+			      "   (the configs there)");
 		r = KF_EINPUT;
 		goto out;
 	}
@@ -905,14 +908,14 @@ static int check_dict(struct kf_ctx *ctx, const struct kf_board *b, const char *
 	if (!mcu || !ver) {
 		r = kf_error_set(err, KF_EFAILED, "%s is not a Klipper data dictionary "
 				 "(no config.MCU or version)", path);
-		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		kf_error_step(err, KF_CMD("kflash build %s --rebuild"), b->key);
 		goto out;
 	}
 	if (!host_mcu && strcmp(mcu, b->mcu) != 0) {
 		r = kf_error_set(err, KF_EREFUSED, "the firmware built for %s is for %s, "
 				 "but the board is %s (%s says so)", b->key, mcu, b->mcu, path);
-		kf_error_step(err, "kflash config %s   (choose %s)", b->key, b->mcu);
-		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		kf_error_step(err, KF_CMD("kflash config %s") "   (choose %s)", b->key, b->mcu);
+		kf_error_step(err, KF_CMD("kflash build %s --rebuild"), b->key);
 		goto out;
 	}
 	if (version && !same_version(ver, version)) {
@@ -920,7 +923,7 @@ static int check_dict(struct kf_ctx *ctx, const struct kf_board *b, const char *
 				 "Klipper %s, not the checkout's %s (%s)", b->key, ver,
 				 version, path);
 		kf_error_cause(err, "make kept objects from an older build");
-		kf_error_step(err, "kflash build %s --rebuild", b->key);
+		kf_error_step(err, KF_CMD("kflash build %s --rebuild"), b->key);
 		goto out;
 	}
 	r = 0;
@@ -1070,8 +1073,11 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	if (!opts->rebuild && res->firmware && old_stamp && strcmp(old_stamp, stamp) == 0 &&
 	    check_dict(ctx, b, out, res->version, res->host_mcu, NULL) == 0) {
 		res->up_to_date = true;
-		kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s is up to date (%s, %lld bytes); "
-			  "nothing to build", b->key, res->firmware, (long long)res->size);
+		/* kflash build says it as its result, on stdout: once */
+		if (opts->flashing || ctx->out->json)
+			kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s is up to date (%s, %lld "
+				  "bytes); nothing to build", b->key, res->firmware,
+				  (long long)res->size);
 		goto out;
 	}
 	if (old_stamp && res->firmware) {
@@ -1158,8 +1164,10 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 			    "next build of %s starts again", b->key, stamp_path,
 			    strerror(-w), b->key);
 	res->ms = kf_os_now(ctx->ops) - t0;
-	kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)", b->key,
-		  (double)res->ms / 1000.0, res->firmware, (long long)res->size);
+	if (opts->flashing || ctx->out->json)
+		kf_out_ok(ctx->out, KF_PHASE_BUILD, "%s built in %.1fs: %s (%lld bytes)",
+			  b->key, (double)res->ms / 1000.0, res->firmware,
+			  (long long)res->size);
 	goto out;
 fail:
 	if (!streaming)
@@ -1167,8 +1175,9 @@ fail:
 					 log.len, 0644);
 	if (r != KF_EINTERRUPTED) {
 		show_log_tail(ctx, &log, res->log_path);
-		kf_error_step(err, "read the whole log: less %s", res->log_path);
-		kf_error_step(err, "check the board's settings: kflash config %s",
+		kf_error_step(err, "read the whole log: " KF_CMD("less %s"), res->log_path);
+		kf_error_step(err, "check the board's settings: "
+			      KF_CMD("kflash config %s"),
 			      b->key);
 	}
 out:

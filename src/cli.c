@@ -83,12 +83,15 @@ const struct kf_command kf_commands[] = {
 	  "Runs the recorded command with every call answered from the recording\n"
 	  "(nothing on this machine is touched): the same output and exit code, or\n"
 	  "a report of the first call that differs and exit 1. Sessions are in\n"
-	  "~/.local/state/kflash/sessions (see `kflash --record`).\n",
+	  "~/.local/state/kflash/sessions (see 'kflash --record').\n",
 	  kf_cmd_replay },
 	{ "report", "[SESSION]", "bundle a session for a bug report",
 	  "Writes ~/kflash-report-SESSION.tar.gz from SESSION (default: the newest\n"
 	  "one that failed) and prints its path. Nothing secret is in it.\n",
 	  kf_cmd_report },
+	{ "help", "[COMMAND]", "show the help of kflash or of a command",
+	  "The same as kflash COMMAND --help; without a COMMAND, kflash --help.\n",
+	  kf_cmd_help },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -105,8 +108,10 @@ static const char global_help[] =
 	"  --record [DIR]    record this run into DIR, or with the sessions kept in\n"
 	"                    ~/.local/state/kflash/sessions (flash, build, add and\n"
 	"                    config always are)\n"
-	"  -h, --help        this help; kflash COMMAND --help for a command\n"
-	"  --version         print the version\n";
+	"  -h, --help        this help; a command's: kflash help COMMAND\n"
+	"  --version         print the version\n"
+	"An option's value follows it as --opt VALUE or --opt=VALUE; one that\n"
+	"starts with '-' only as --opt=VALUE.\n";
 
 const struct kf_command *kf_command_find(const char *name)
 {
@@ -116,6 +121,23 @@ const struct kf_command *kf_command_find(const char *name)
 		if (strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
+}
+
+/* "unknown command 'flsh'; did you mean 'flash'?": the error and one step,
+ * never the whole usage */
+static int unknown_command(struct kf_ctx *ctx, const char *name)
+{
+	const char *names[sizeof(kf_commands) / sizeof(kf_commands[0])];
+	const char *near;
+	size_t n = 0;
+
+	for (n = 0; kf_commands[n].name; n++)
+		names[n] = kf_commands[n].name;
+	near = kf_near_miss(name, names, n);
+	if (near)
+		return kf_usage_error(ctx, NULL, "unknown command '%s'; did you mean "
+				      "'%s'?", name, near);
+	return kf_usage_error(ctx, NULL, "unknown command '%s'", name);
 }
 
 /* to stdout for --help, to stderr beside a usage error */
@@ -151,6 +173,24 @@ static void print_command_help(struct kf_out *o, const struct kf_command *c)
 	kf_buf_release(&b);
 }
 
+/* kflash help [COMMAND]: what --help prints, on stdout */
+int kf_cmd_help(struct kf_ctx *ctx, int argc, char **argv)
+{
+	const struct kf_command *c;
+
+	if (argc > 2)
+		return kf_usage_error(ctx, "help", "help takes one command at most");
+	if (argc < 2) {
+		print_usage(ctx->out, false);
+		return 0;
+	}
+	c = kf_command_find(argv[1]);
+	if (!c)
+		return unknown_command(ctx, argv[1]);
+	print_command_help(ctx->out, c);
+	return 0;
+}
+
 int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
@@ -161,9 +201,9 @@ int kf_usage_error(struct kf_ctx *ctx, const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	kf_error_set(ctx->err, KF_EUSAGE, "%s", msg);
 	if (cmd)
-		kf_error_step(ctx->err, "kflash %s --help", cmd);
+		kf_error_step(ctx->err, KF_CMD("kflash %s --help"), cmd);
 	else
-		kf_error_step(ctx->err, "kflash --help");
+		kf_error_step(ctx->err, KF_CMD("kflash --help"));
 	free(msg);
 	return KF_EUSAGE;
 }
@@ -185,6 +225,29 @@ char *kf_config_dir_resolve(const struct kf_ops *ops, const char *option)
 	return NULL;
 }
 
+static const char *const global_options[] = {
+	"--config-dir", "--json", "--no-color", "--quiet", "--verbose", "--yes", "--force",
+	"--record", "--help", "--version",
+};
+
+/* an option before the command that is none of the global ones */
+static int unknown_global(struct kf_ctx *ctx, const char *arg)
+{
+	size_t len = strcspn(arg, "=");
+	char *name = kf_xstrndup(arg, len);
+	const char *near = kf_near_miss(name, global_options, sizeof(global_options) /
+					sizeof(global_options[0]));
+	int r;
+
+	if (near)
+		r = kf_usage_error(ctx, NULL, "unknown option '%s'; did you mean '%s'?",
+				   arg, near);
+	else
+		r = kf_usage_error(ctx, NULL, "unknown option '%s'", arg);
+	free(name);
+	return r;
+}
+
 struct globals {
 	const char *config_dir;
 	const char *record_dir;	/* --record=DIR / --record DIR */
@@ -196,7 +259,7 @@ struct globals {
 /* Global options may stand before or after the command; everything else is
  * left, in order, for the command. Returns the new argc or KF_EUSAGE. */
 static int take_globals(int argc, char **argv, struct globals *g, char **rest,
-			const char **bad)
+			const char **bad, const char **bad_value)
 {
 	int i, n = 0;
 	bool dashdash = false;
@@ -228,8 +291,10 @@ static int take_globals(int argc, char **argv, struct globals *g, char **rest,
 		} else if (strcmp(a, "--version") == 0) {
 			g->version = true;
 		} else if (strcmp(a, "--config-dir") == 0) {
-			if (i + 1 >= argc) {
+			/* a value that looks like an option is one forgotten */
+			if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1])) {
 				*bad = a;
+				*bad_value = i + 1 < argc ? argv[i + 1] : NULL;
 				return KF_EUSAGE;
 			}
 			g->config_dir = argv[++i];
@@ -333,7 +398,7 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	const struct kf_command *cmd = NULL;
 	struct kf_recorder *rec = NULL;
 	char **rest, *recorded = NULL;
-	const char *bad = NULL;
+	const char *bad = NULL, *bad_value = NULL;
 	bool terminal = false;
 	int n, r = 0, code;
 
@@ -342,7 +407,7 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	if (argc > 1 && strcmp(argv[1], KF_GUARDIAN_ARG) == 0 && kf_ops_check(ops) == 0)
 		return kf_guardian_main(ops, argc - 2, argv + 2);
 	rest = kf_xcalloc((size_t)argc + 1, sizeof(*rest));
-	n = take_globals(argc, argv, &g, rest, &bad);
+	n = take_globals(argc, argv, &g, rest, &bad, &bad_value);
 	r = kf_ops_check(ops);
 	/* everything from here on may be recorded: what is kept is decided
 	 * once the command is known */
@@ -365,13 +430,19 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 				 "(version %d; this kflash needs version %d with every "
 				 "method): %s", ops->name ? ops->name : "unnamed",
 				 ops->version, KF_OPS_VERSION, strerror(-r));
-		kf_error_step(&err, "build kflash and that table from one checkout: make");
+		kf_error_step(&err, "build kflash and that table from one checkout: "
+			      KF_CMD("make"));
 		goto out;
 	}
 	terminal = kf_os_isatty(ctx.ops, STDIN_FILENO) == 1 &&
 		   kf_os_isatty(ctx.ops, STDERR_FILENO) == 1;
+	if (n < 0 && bad_value) {
+		r = kf_usage_error(&ctx, NULL, "%s needs a value; '%s' looks like an "
+				   "option", bad, bad_value);
+		goto out;
+	}
 	if (n < 0) {
-		r = kf_usage_error(&ctx, NULL, "option %s needs a value", bad);
+		r = kf_usage_error(&ctx, NULL, "%s needs a value", bad);
 		goto out;
 	}
 	if (g.version) {
@@ -391,16 +462,21 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 		goto done;
 	}
 	if (n > 0 && rest[0][0] == '-') {
-		r = kf_usage_error(&ctx, NULL, "unknown option %s", rest[0]);
+		r = unknown_global(&ctx, rest[0]);
 		goto out;
 	}
 	cmd = n > 0 ? kf_command_find(rest[0]) : NULL;
 	if (n > 0 && !cmd) {
-		r = kf_usage_error(&ctx, NULL, "unknown command '%s'", rest[0]);
+		r = unknown_command(&ctx, rest[0]);
 		goto out;
 	}
 	if (cmd && g.help) {
 		print_command_help(&out, cmd);
+		goto out;
+	}
+	/* help needs no config dir, no registry, no recording */
+	if (cmd && cmd->run == kf_cmd_help) {
+		r = cmd->run(&ctx, n, rest);
 		goto out;
 	}
 	ctx.config_dir = kf_config_dir_resolve(ctx.ops, g.config_dir);
@@ -409,7 +485,7 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	ctx.interactive = terminal;
 	if (!ctx.config_dir) {
 		r = kf_error_set(&err, KF_EINPUT, "cannot find a config dir: HOME is not set");
-		kf_error_step(&err, "kflash --config-dir DIR ...");
+		kf_error_step(&err, KF_CMD("kflash --config-dir DIR ..."));
 		goto out;
 	}
 	if (cmd && (always_recorded(cmd) || g.record)) {
@@ -425,11 +501,8 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	r = cmd ? cmd->run(&ctx, n, rest) : kf_menu_run(&ctx);
 out:
 	code = r >= 0 && ctx.exit_code ? ctx.exit_code : kf_exit_code(r, &err);
-	if (r < 0 || err.note) {
+	if (r < 0 || err.note)
 		kf_out_error(&out, &err);
-		if (r == KF_EUSAGE && !cmd)
-			print_usage(&out, true);
-	}
 	kf_out_finish(&out, code, r < 0 ? &err : NULL);
 done:
 	if (rec) {
@@ -439,7 +512,7 @@ done:
 		kf_out_untee(&out);
 		kf_recorder_finish(rec, code);
 		if (recorded && code != 0)
-			kf_out_info(&out, "This run was recorded in %s; `kflash report` "
+			kf_out_info(&out, "This run was recorded in %s; 'kflash report' "
 				    "bundles it for a bug report.", recorded);
 	}
 	warn_if_stale(opts, &g, cmd, &out);

@@ -170,6 +170,42 @@ static json_t *list_json(struct kf_ctx *ctx, struct kf_registry *reg, struct see
 			 "unregistered", unreg, "blocked", blocked);
 }
 
+/* A device not registered goes by what --device takes: its by-id name
+ * (its label is that name's path), a CAN node's IF:UUID. */
+static void list_id(struct kf_out *o, const struct kf_seen *d)
+{
+	kf_out_result(o, "  %s", d->id);
+}
+
+/* whether d's label says more than its id: not a by-id path of it */
+static bool seen_says(const struct kf_seen *d)
+{
+	return !strstr(d->label, d->id);
+}
+
+/* The list fits 80 columns, on a terminal or in a log: a board's details
+ * wrap under it; a path or id is never broken (a serial: line in
+ * printer.cfg is copied from it) and stands on a line of its own. */
+#define LIST_WIDTH 80
+
+static void list_line(struct kf_out *o, const char *indent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void list_line(struct kf_out *o, const char *indent, const char *fmt, ...)
+{
+	struct kf_buf b = KF_BUF_INIT;
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = kf_vasprintf(fmt, ap);
+	va_end(ap);
+	kf_wrap(&b, indent, indent, text, LIST_WIDTH);
+	b.data[b.len - 1] = '\0';	/* kf_out_result ends the line */
+	kf_out_result(o, "%s", b.data);
+	kf_buf_release(&b);
+	free(text);
+}
+
 static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		       struct seen *seen, const struct versions *ver)
 {
@@ -201,20 +237,26 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		else
 			snprintf(state, sizeof(state), "connected (%s)",
 				 kf_mode_name(si.at.mode));
-		kf_out_result(o, "  %-16s %-13s %-22s %s%s", b->key, b->mcu, state,
-			      b->flashable ? "" : "[excluded] ",
-			      si.at.node ? si.at.label : "");
-		kf_out_result(o, "  %-16s \"%s\" via %s, firmware %s%s", "", b->name,
-			      kf_method_name(kf_board_method(b, &reg->settings)),
-			      v ? v : "unknown",
-			      v && ver->host && strcmp(v, ver->host) != 0
-			      ? "  (behind the host: kflash flash --all --outdated)" : "");
+		/* a key too long for its column has the line to itself */
+		if (strlen(b->key) > 16 && 2 + strlen(b->key) + 38 > LIST_WIDTH)
+			kf_out_result(o, "  %s\n  %-16s %-13s %s%s", b->key, "", b->mcu, state,
+				      b->flashable ? "" : " [excluded]");
+		else
+			kf_out_result(o, "  %-16s %-13s %s%s", b->key, b->mcu, state,
+				      b->flashable ? "" : " [excluded]");
+		if (si.at.node)
+			list_line(o, "    ", "%s", si.at.label);
+		list_line(o, "    ", "'%s' via %s, firmware %s%s", b->name,
+			  kf_method_name(kf_board_method(b, &reg->settings)),
+			  v ? v : "unknown",
+			  v && ver->host && strcmp(v, ver->host) != 0
+			  ? " (behind the host: " KF_CMD("kflash flash --all --outdated") ")" : "");
 		if (si.maybe_note)
-			kf_out_result(o, "  %-16s %s", "", si.maybe_note);
+			list_line(o, "    ", "%s", si.maybe_note);
 		if (kf_lastgood_load(ctx, b, NULL, &lg) == 0)
-			kf_out_result(o, "  %-16s rollback: Klipper %s, kept %.10s", "",
-				      kf_lastgood_klipper(&lg) ? kf_lastgood_klipper(&lg)
-				      : "unknown", lg.kept);
+			list_line(o, "    ", "rollback: Klipper %s, kept %.10s",
+				  kf_lastgood_klipper(&lg) ? kf_lastgood_klipper(&lg) : "unknown",
+				  lg.kept);
 		kf_lastgood_release(&lg);
 		kf_sighting_release(&si);
 	}
@@ -224,11 +266,13 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (d->blocked)
 			continue;
 		if (!any)
-			kf_out_result(o, "\nConnected, not registered:");
+			kf_out_result(o, "\nConnected, not registered (add one: "
+				      "kflash add --device ID --name NAME):");
 		any = true;
-		kf_out_result(o, "  %s  (%s, in %s)", d->label, d->mcu ? d->mcu : "MCU not said",
-			      mode_title(d->mode));
-		kf_out_result(o, "      add it: kflash add --device %s --name NAME", d->id);
+		list_id(o, d);
+		list_line(o, "      ", "%s%s%s, in %s", seen_says(d) ? d->label : "",
+			  seen_says(d) ? ", " : "", d->mcu ? d->mcu : "MCU not said",
+			  mode_title(d->mode));
 	}
 	any = false;
 	for (i = 0; i < seen->n; i++) {
@@ -239,8 +283,10 @@ static void list_human(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (!any)
 			kf_out_result(o, "\nNot flashable by kflash:");
 		any = true;
-		kf_out_result(o, "  %s", d->label);
-		kf_out_result(o, "      %s", d->blocked);
+		list_id(o, d);
+		if (seen_says(d))
+			list_line(o, "      ", "%s", d->label);
+		list_line(o, "      ", "%s", d->blocked);
 	}
 }
 
@@ -329,14 +375,14 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (!d->mcu && !a->mcu) {
 		kf_error_set(ctx->err, KF_EINPUT, "%s does not say its MCU", d->label);
 		kf_error_cause(ctx->err, "a CAN node tells only its UUID");
-		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu MCU   "
-			      "(e.g. stm32g0b1xx, rp2040)", d->id, a->name);
+		kf_error_step(ctx->err, KF_CMD("kflash add --device %s --name \"%s\" --mcu MCU")
+			      "   (e.g. stm32g0b1xx, rp2040)", d->id, a->name);
 		return KF_EINPUT;
 	}
 	if (a->mcu && d->mcu && strcmp(a->mcu, d->mcu) != 0) {
 		kf_error_set(ctx->err, KF_EINPUT, "--mcu %s does not match the device, "
 			     "which reports %s", a->mcu, d->mcu);
-		kf_error_step(ctx->err, "kflash add --device %s --name \"%s\" --mcu %s",
+		kf_error_step(ctx->err, KF_CMD("kflash add --device %s --name \"%s\" --mcu %s"),
 			      d->id, a->name, d->mcu);
 		return KF_EINPUT;
 	}
@@ -380,8 +426,9 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 	if (r == 0 && a->config_text &&
 	    kf_config_adopt_write(ctx, b.key, a->config_text, a->config_len, ctx->err) < 0) {
 		kf_error_cause(ctx->err, "%s is registered, without a firmware config", b.key);
-		kf_error_step(ctx->err, "kflash config %s   (or kflash remove %s, then add "
-			      "it again with --config)", b.key, b.key);
+		kf_error_step(ctx->err, KF_CMD("kflash config %s") "   (or "
+			      KF_CMD("kflash remove %s") ", then add it again with "
+			      "--config)", b.key, b.key);
 		r = KF_EFAILED;
 	}
 	if (r == 0) {
@@ -436,9 +483,9 @@ static int add_wizard(struct kf_ctx *ctx, struct kf_registry *reg,
 		kf_error_cause(ctx->err, "every connected board is registered, or the "
 			       "board is not connected by USB; a CAN node answers only "
 			       "while no Klipper holds it");
-		kf_error_step(ctx->err, "kflash list");
-		kf_error_step(ctx->err, "kflash add --can-uuid UUID --name NAME --mcu MCU   "
-			      "(a CAN node, by the canbus_uuid in printer.cfg)");
+		kf_error_step(ctx->err, KF_CMD("kflash list"));
+		kf_error_step(ctx->err, KF_CMD("kflash add --can-uuid UUID --name NAME --mcu MCU")
+			      "   (a CAN node, by the canbus_uuid in printer.cfg)");
 		return KF_EINPUT;
 	}
 	kf_out_say(ctx->out, "Unregistered boards:\n");

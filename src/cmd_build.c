@@ -116,7 +116,7 @@ int kf_cmd_build(struct kf_ctx *ctx, int argc, char **argv)
 			kf_job_skip(&run.jobs[i], "excluded");
 	if (!kf_run_active(&run)) {
 		r = kf_error_set(ctx->err, KF_EINPUT, "no included boards to build");
-		kf_error_step(ctx->err, "kflash list");
+		kf_error_step(ctx->err, KF_CMD("kflash list"));
 	}
 	if (r == 0)
 		r = kf_prepare_checkout(&run, ctx->err);

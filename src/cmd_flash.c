@@ -90,7 +90,7 @@ static int can_roll_back(struct kf_ctx *ctx, const struct kf_registry *reg,
 		kf_error_cause(ctx->err, "make flash builds the Klipper checkout's "
 			       "firmware, not a kept one, so nothing is kept for a "
 			       "board flashed that way");
-		kf_error_step(ctx->err, "kflash flash %s -s   (build and flash the "
+		kf_error_step(ctx->err, KF_CMD("kflash flash %s -s") "   (build and flash the "
 			      "checkout's firmware)", b->key);
 		return KF_EINPUT;
 	}

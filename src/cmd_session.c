@@ -61,8 +61,8 @@ int kf_cmd_replay(struct kf_ctx *ctx, int argc, char **argv)
 				 "recording", dir);
 		kf_error_cause(ctx->err, "this kflash does something else with the same "
 			       "answers: another version, or an edited recording");
-		kf_error_step(ctx->err, "kflash --version   (the recording names the kflash "
-			      "that made it)");
+		kf_error_step(ctx->err, KF_CMD("kflash --version") "   (the recording "
+			      "names the kflash that made it)");
 	} else if (s.exit_code >= 0 && code != s.exit_code) {
 		r = kf_error_set(ctx->err, KF_EFAILED, "the replay of %s exited %d; the "
 				 "recorded run exited %d", dir, code, s.exit_code);
@@ -128,7 +128,8 @@ int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv)
 		if (!dir) {
 			r = kf_error_set(ctx->err, KF_EINPUT, "no failed session in %s",
 					 base ? base : "~/.local/state/kflash/sessions");
-			kf_error_step(ctx->err, "kflash report SESSION-DIR   (one of: ls %s)",
+			kf_error_step(ctx->err, KF_CMD("kflash report SESSION-DIR")
+				      "   (one of: " KF_CMD("ls %s") ")",
 				      base ? base : "~/.local/state/kflash/sessions");
 			goto out;
 		}
@@ -170,7 +171,7 @@ int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv)
 			kf_error_command(ctx->err, "%s", line);
 			free(line);
 		}
-		kf_error_step(ctx->err, "df -h %s   (is there room?)", home ? home : ".");
+		kf_error_step(ctx->err, KF_CMD("df -h %s") "   (is there room?)", home ? home : ".");
 	} else if (r < 0) {
 		r = kf_error_set(ctx->err, KF_EFAILED, "could not run tar for %s: %s", out,
 				 strerror(-r));
@@ -180,7 +181,7 @@ int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv)
 		kf_out_info(ctx->out, "holds %s: session.json (the command, settings, exit "
 			    "%d), calls.jsonl (%zu calls)%s; the Moonraker API key is redacted, "
 			    "what sudo -l lists is left out, your home is written as ~. "
-			    "Attach it to the bug report; `kflash replay` reruns it.", name,
+			    "Attach it to the bug report; 'kflash replay' reruns it.", name,
 			    s.exit_code, s.n_calls, nb ? ", boards/ (how udev saw each board)"
 			    : "");
 		if (ctx->out->json)

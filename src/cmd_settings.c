@@ -28,7 +28,7 @@ static int check_dir(struct kf_ctx *ctx, const char *key, const char *value)
 
 	if (kf_os_file_kind(ctx->ops, dir, &k, NULL) < 0 || k != KF_FILE_DIR) {
 		kf_error_set(ctx->err, KF_EINPUT, "%s: %s is not a directory", key, dir);
-		kf_error_step(ctx->err, "kflash settings %s /path/to/%s", key,
+		kf_error_step(ctx->err, KF_CMD("kflash settings %s /path/to/%s"), key,
 			      need == klipper ? "klipper" : "katapult");
 		r = KF_EINPUT;
 		goto out;
@@ -43,8 +43,8 @@ static int check_dir(struct kf_ctx *ctx, const char *key, const char *value)
 		kf_error_set(ctx->err, KF_EINPUT, "%s: %s is not %s (no %s in it)",
 			     key, dir, what, *need);
 		if (need[0] == katapult[0])
-			kf_error_step(ctx->err, "git clone https://github.com/Arksine/katapult ~/katapult");
-		kf_error_step(ctx->err, "kflash settings %s /path/to/the/checkout", key);
+			kf_error_step(ctx->err, KF_CMD("git clone https://github.com/Arksine/katapult ~/katapult"));
+		kf_error_step(ctx->err, KF_CMD("kflash settings %s /path/to/the/checkout"), key);
 		r = KF_EINPUT;
 		break;
 	}

@@ -298,7 +298,7 @@ int kf_discover(const struct kf_ops *o, struct kf_devlist *ret, struct kf_error 
 		if (r == -ENOENT || r == -EACCES)
 			kf_error_cause(err, "udev is not running or /run/udev is not "
 				       "readable");
-		kf_error_step(err, "systemctl status systemd-udevd");
+		kf_error_step(err, KF_CMD("systemctl status systemd-udevd"));
 		return r;
 	}
 	ret->devs = kf_xcalloc(n + 1, sizeof(*ret->devs));

@@ -7,10 +7,26 @@
 #include "kflash/error.h"
 #include "kflash/util.h"
 
+/* what, cause, command and note are text: a stray KF_CMD mark is dropped */
 static void set_str(char **dst, const char *fmt, va_list ap)
 {
+	char *s = kf_vasprintf(fmt, ap);
+
 	free(*dst);
-	*dst = kf_vasprintf(fmt, ap);
+	*dst = kf_unmark(s);
+	free(s);
+}
+
+char *kf_unmark(const char *text)
+{
+	char *s = kf_xstrdup(text), *d = s;
+	const char *p;
+
+	for (p = text; *p; p++)
+		if (*p != KF_CMD_BEGIN && *p != KF_CMD_END)
+			*d++ = *p;
+	*d = '\0';
+	return s;
 }
 
 int kf_error_set(struct kf_error *e, int code, const char *fmt, ...)
@@ -123,8 +139,10 @@ void kf_error_step(struct kf_error *e, const char *fmt, ...)
 	if (!e || e->n_steps == KF_ERROR_MAX_STEPS)
 		return;
 	va_start(ap, fmt);
-	e->steps[e->n_steps++] = kf_vasprintf(fmt, ap);
+	e->marked[e->n_steps] = kf_vasprintf(fmt, ap);
 	va_end(ap);
+	e->steps[e->n_steps] = kf_unmark(e->marked[e->n_steps]);
+	e->n_steps++;
 }
 
 void kf_error_note(struct kf_error *e, const char *fmt, ...)
@@ -145,8 +163,10 @@ void kf_error_release(struct kf_error *e)
 	free(e->what);
 	free(e->command);
 	free(e->cause);
-	for (i = 0; i < e->n_steps; i++)
+	for (i = 0; i < e->n_steps; i++) {
 		free(e->steps[i]);
+		free(e->marked[i]);
+	}
 	/* the note survives a replaced error: it is a separate failure */
 	{
 		char *note = e->note;
@@ -176,36 +196,89 @@ int kf_exit_code(int r, const struct kf_error *e)
 	}
 }
 
+/* Columns a run of UTF-8 takes (one a character; marks take none). */
+static int columns(const char *s, size_t n)
+{
+	int c = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80 && s[i] != KF_CMD_BEGIN &&
+		    s[i] != KF_CMD_END)
+			c++;
+	return c;
+}
+
+/* The end of the word at p: up to a space or a newline outside KF_CMD
+ * marks (inside them spaces do not end it) or the end of the line. */
+static const char *word_end(const char *p)
+{
+	bool cmd = false;
+
+	for (; *p && *p != '\n'; p++) {
+		if (*p == KF_CMD_BEGIN)
+			cmd = true;
+		else if (*p == KF_CMD_END)
+			cmd = false;
+		else if (*p == ' ' && !cmd)
+			break;
+	}
+	return p;
+}
+
+static void add_unmarked(struct kf_buf *b, const char *s, size_t n)
+{
+	size_t i, from = 0;
+
+	for (i = 0; i <= n; i++)
+		if (i == n || s[i] == KF_CMD_BEGIN || s[i] == KF_CMD_END) {
+			if (i > from)
+				kf_buf_add(b, s + from, i - from);
+			from = i + 1;
+		}
+}
+
 void kf_wrap(struct kf_buf *b, const char *first, const char *indent,
 	     const char *text, int width)
 {
 	const char *p = text;
 	const char *prefix = first;
-	int avail;
 
 	if (width < 40)
 		width = 40;
 	do {
-		size_t plen = strlen(prefix);
-		size_t n = strcspn(p, "\n");
-		size_t cut = n;
+		int col = columns(prefix, strlen(prefix));
+		int avail = width - col < 20 ? 20 : width - col;
+		bool empty = true;
 
-		avail = width - (int)plen;
-		if (avail < 20)
-			avail = 20;
-		if (n > (size_t)avail) {
-			/* break at the last space that fits; a long word
-			 * (a path, a command) is kept whole on its own line */
-			cut = (size_t)avail;
-			while (cut > 0 && p[cut] != ' ')
-				cut--;
-			if (cut == 0) {
-				cut = strcspn(p, " \n");
+		/* one line of text: words while they fit, at least one */
+		kf_buf_addf(b, "%s", prefix);
+		while (*p && *p != '\n') {
+			const char *w = p, *end;
+			int gap, len;
+
+			while (*w == ' ')
+				w++;
+			if (!*w || *w == '\n') {
+				p = w;
+				break;
 			}
+			end = word_end(w);
+			gap = empty ? 0 : (int)(w - p);
+			len = columns(w, (size_t)(end - w));
+			if (!empty && gap + len > avail)
+				break;
+			if (gap)
+				kf_buf_add(b, p, (size_t)gap);
+			add_unmarked(b, w, (size_t)(end - w));
+			avail -= gap + len;
+			empty = false;
+			p = end;
 		}
-		kf_buf_addf(b, "%s%.*s\n", prefix, (int)cut, p);
-		p += cut;
-		if (*p == ' ' || *p == '\n')
+		kf_buf_add(b, "\n", 1);
+		while (*p == ' ')
+			p++;
+		if (*p == '\n')
 			p++;
 		prefix = indent;
 	} while (*p);
@@ -233,8 +306,13 @@ void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
 		kf_wrap(b, "  errno:   ", "           ", line, width);
 		free(line);
 	}
-	if (e->command)
-		kf_wrap(b, "  command: ", "           ", e->command, width);
+	if (e->command) {
+		/* one command, whole */
+		char *cmd = kf_asprintf(KF_CMD("%s"), e->command);
+
+		kf_wrap(b, "  command: ", "           ", cmd, width);
+		free(cmd);
+	}
 	if (e->cause)
 		kf_wrap(b, "  cause:   ", "           ", e->cause, width);
 	if (e->n_steps) {
@@ -243,7 +321,7 @@ void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
 			char num[32];
 
 			snprintf(num, sizeof(num), "    %zu. ", i + 1);
-			kf_wrap(b, num, "       ", e->steps[i], width);
+			kf_wrap(b, num, "       ", e->marked[i], width);
 		}
 	}
 	if (e->note) {

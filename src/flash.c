@@ -105,74 +105,78 @@ int kf_flash_error(struct kf_error *e, enum kf_flash_class c, const char *board,
 	case KF_FLASH_NO_PYSERIAL:
 		kf_error_set(e, KF_EFAILED, "Katapult's flashtool needs pyserial, which "
 			     "%s does not have", s->python);
-		kf_error_step(e, "sudo apt-get install python3-serial");
-		kf_error_step(e, "or point kflash at a python that has it: kflash "
-			      "settings python /usr/bin/python3");
+		kf_error_step(e, KF_CMD("sudo apt-get install python3-serial"));
+		kf_error_step(e, "or point kflash at a python that has it: "
+			      KF_CMD("kflash settings python /usr/bin/python3"));
 		break;
 	case KF_FLASH_IN_USE:
 		kf_error_set(e, KF_EFAILED, "the serial port of %s is in use by another "
 			     "program", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "stop that program (Klipper: sudo systemctl stop %s), "
-			      "then kflash flash %s -s", s->service, board);
+		kf_error_step(e, "stop that program (Klipper: "
+			      KF_CMD("sudo systemctl stop %s") "), then "
+			      KF_CMD("kflash flash %s -s"), s->service, board);
 		break;
 	case KF_FLASH_NOT_KATAPULT:
 		kf_error_set(e, KF_EFAILED, "%s did not come back as Katapult when asked "
 			     "for its bootloader; nothing was written", board);
 		kf_error_cause(e, "the board has no Katapult bootloader (it may have a "
 			       "stock/DFU bootloader)");
-		kf_error_step(e, "flash it with make flash: kflash flash %s -s --method "
-			      "make-flash", board);
+		kf_error_step(e, "flash it with make flash: "
+			      KF_CMD("kflash flash %s -s --method make-flash"), board);
 		kf_error_step(e, "or install Katapult on it once by its own instructions");
 		break;
 	case KF_FLASH_NO_ANSWER:
 		kf_error_set(e, KF_EFAILED, "the bootloader of %s did not answer", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "double-tap the board's reset button to enter Katapult, "
-			      "then kflash flash %s -s", board);
-		kf_error_step(e, "check the USB cable and kflash list");
+		kf_error_step(e, "double-tap the board's reset button to enter "
+			      "Katapult, then " KF_CMD("kflash flash %s -s"), board);
+		kf_error_step(e, "check the USB cable and " KF_CMD("kflash list"));
 		break;
 	case KF_FLASH_MCU_MISMATCH:
 		kf_error_set(e, KF_EREFUSED, "the firmware built for %s is for another "
 			     "MCU than the one Katapult reports", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "kflash config %s   (choose the MCU Katapult reports)", board);
+		kf_error_step(e, KF_CMD("kflash config %s") "   (choose the MCU "
+			      "Katapult reports)", board);
 		break;
 	case KF_FLASH_WRITE_ERROR:
 		kf_error_set(e, KF_EFAILED, "writing or verifying the firmware of %s "
 			     "failed", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "kflash flash %s -s   (the board is in Katapult and can "
-			      "be flashed again)", board);
+		kf_error_step(e, KF_CMD("kflash flash %s -s") "   (the board is in "
+			      "Katapult and can be flashed again)", board);
 		break;
 	case KF_FLASH_NO_COMPLETE:
-		kf_error_set(e, KF_EFAILED, "flashtool ended without \"Programming "
-			     "Complete\" for %s; nothing was written", board);
+		kf_error_set(e, KF_EFAILED, "flashtool ended without 'Programming "
+			     "Complete' for %s; nothing was written", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "kflash flash %s -s --method make-flash", board);
+		kf_error_step(e, KF_CMD("kflash flash %s -s --method make-flash"), board);
 		break;
 	case KF_FLASH_TIMED_OUT:
 		kf_error_set(e, KF_EFAILED, "flashing %s timed out after %d s and was "
 			     "stopped", board, s->timeout_flash);
-		kf_error_step(e, "kflash flash %s -s   (the board stays in Katapult)", board);
-		kf_error_step(e, "kflash settings timeout.flash %d", s->timeout_flash * 2);
+		kf_error_step(e, KF_CMD("kflash flash %s -s") "   (the board stays in "
+			      "Katapult)", board);
+		kf_error_step(e, KF_CMD("kflash settings timeout.flash %d"), s->timeout_flash * 2);
 		break;
 	case KF_FLASH_NOT_STARTED:
 		kf_error_set(e, KF_EFAILED, "the flash tool for %s could not be started",
 			     board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "kflash doctor");
-		kf_error_step(e, "kflash settings katapult_dir /path/to/katapult");
+		kf_error_step(e, KF_CMD("kflash doctor"));
+		kf_error_step(e, KF_CMD("kflash settings katapult_dir /path/to/katapult"));
 		break;
 	case KF_FLASH_INTERRUPTED:
 		kf_error_set(e, KF_EINTERRUPTED, "flashing %s was interrupted; the board "
 			     "is left in Katapult and needs flashing again", board);
-		kf_error_step(e, "kflash flash %s -s", board);
+		kf_error_step(e, KF_CMD("kflash flash %s -s"), board);
 		break;
 	default:
 		kf_error_set(e, KF_EFAILED, "flashing %s failed", board);
 		kf_error_cause(e, "%s", t);
-		kf_error_step(e, "kflash -v flash %s -s   (shows the tool's output)", board);
+		kf_error_step(e, KF_CMD("kflash -v flash %s -s") "   (shows the tool's "
+			      "output)", board);
 		break;
 	}
 	if (command)
@@ -513,10 +517,11 @@ int kf_make_flash_preflight(struct kf_ctx *ctx, const char *kdir,
 	kf_error_cause(e, "this user may not run %s through sudo without a password",
 		       p.sudo_tool);
 	add = kf_sudoers_add_command(line);
-	kf_error_step(e, "%s", add);
+	kf_error_step(e, KF_CMD("%s"), add);
 	free(add);
 	kf_error_step(e, "or run it as this user (NOSUDO=1), e.g. when a udev rule "
-		      "gives you the board's bootloader: kflash --force flash %s", board);
+		      "gives you the board's bootloader: "
+		      KF_CMD("kflash --force flash %s"), board);
 	free(line);
 	return KF_EREFUSED;
 }
@@ -715,15 +720,15 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 		kf_error_set(e, KF_EFAILED, "make flash of %s failed: %s is not installed%s",
 			     board, tool, where);
 		if (pkg)
-			kf_error_step(e, "sudo apt-get install %s", pkg);
+			kf_error_step(e, KF_CMD("sudo apt-get install %s"), pkg);
 		else
-			kf_error_step(e, "install %s (kflash doctor lists what make flash "
-				      "needs)", tool);
+			kf_error_step(e, "install %s (" KF_CMD("kflash doctor")
+				      " lists what make flash needs)", tool);
 		break;
 	case KF_FLASH_NEEDS_LIBUSB:
 		kf_error_set(e, KF_EFAILED, "make flash of %s could not build %s: the "
 			     "libusb headers are missing%s", board, tool, where);
-		kf_error_step(e, "sudo apt-get install libusb-1.0-0-dev pkg-config");
+		kf_error_step(e, KF_CMD("sudo apt-get install libusb-1.0-0-dev pkg-config"));
 		break;
 	case KF_FLASH_SUDO_PASSWORD:
 		line = kf_sudoers_tool_line(ops, "~/klipper",
@@ -731,7 +736,7 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 		kf_error_set(e, KF_EFAILED, "make flash of %s stopped at sudo, which wanted "
 			     "a password%s", board, where);
 		add = kf_sudoers_add_command(line);
-		kf_error_step(e, "%s", add);
+		kf_error_step(e, KF_CMD("%s"), add);
 		free(add);
 		free(line);
 		break;
@@ -744,7 +749,7 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 			add = kf_sudoers_add_command(line);
 			kf_error_cause(e, "kflash ran make flash with NOSUDO=1: sudo would "
 				       "have asked for a password to run %s", tool);
-			kf_error_step(e, "%s", add);
+			kf_error_step(e, KF_CMD("%s"), add);
 			free(add);
 			free(line);
 		}
@@ -752,19 +757,20 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 	case KF_FLASH_NO_DEVICE:
 		kf_error_set(e, KF_EFAILED, "make flash of %s found no board in its "
 			     "bootloader; nothing was written", board);
-		kf_error_step(e, "check that the board entered its bootloader (kflash "
-			      "list; lsusb), or press its boot button and reset");
+		kf_error_step(e, "check that the board entered its bootloader ("
+			      KF_CMD("kflash list") "; " KF_CMD("lsusb") "), or press "
+			      "its boot button and reset");
 		break;
 	case KF_FLASH_UNSUPPORTED:
 		kf_error_set(e, KF_EFAILED, "make flash cannot flash the MCU of %s over "
 			     "USB", board);
-		kf_error_step(e, "flash it with Katapult: kflash flash %s -s --method "
-			      "katapult", board);
+		kf_error_step(e, "flash it with Katapult: "
+			      KF_CMD("kflash flash %s -s --method katapult"), board);
 		break;
 	case KF_FLASH_TIMED_OUT:
 		kf_error_set(e, KF_EFAILED, "make flash of %s timed out after %d s and was "
 			     "stopped%s", board, s->timeout_flash, where);
-		kf_error_step(e, "kflash settings timeout.flash %d", s->timeout_flash * 2);
+		kf_error_step(e, KF_CMD("kflash settings timeout.flash %d"), s->timeout_flash * 2);
 		break;
 	case KF_FLASH_INTERRUPTED:
 		kf_error_set(e, KF_EINTERRUPTED, "make flash of %s was interrupted; the "
@@ -772,7 +778,7 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 		break;
 	case KF_FLASH_NOT_STARTED:
 		kf_error_set(e, KF_EFAILED, "make flash of %s could not be started", board);
-		kf_error_step(e, "sudo apt-get install make");
+		kf_error_step(e, KF_CMD("sudo apt-get install make"));
 		break;
 	case KF_FLASH_IN_USE: case KF_FLASH_NO_ANSWER: case KF_FLASH_WRITE_ERROR:
 	case KF_FLASH_MCU_MISMATCH: case KF_FLASH_NO_PYSERIAL: case KF_FLASH_NOT_KATAPULT:
@@ -790,10 +796,11 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 		kf_error_cause(e, "%s", t->cause);
 	if (t->bootloader && t->cls != KF_FLASH_INTERRUPTED)
 		kf_error_step(e, "until it is flashed, power-cycle the board (or press "
-			      "reset) so it runs Klipper again; kflash list shows it");
-	kf_error_step(e, "kflash flash %s -s --method make-flash", board);
-	kf_error_step(e, "kflash -v flash %s -s --method make-flash   (shows make's "
-		      "whole output)", board);
+			      "reset) so it runs Klipper again; " KF_CMD("kflash list")
+			      " shows it");
+	kf_error_step(e, KF_CMD("kflash flash %s -s --method make-flash"), board);
+	kf_error_step(e, KF_CMD("kflash -v flash %s -s --method make-flash")
+		      "   (shows make's whole output)", board);
 	if (t->command)
 		kf_error_command(e, "%s", t->command);
 	return e->code;

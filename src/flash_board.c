@@ -44,7 +44,8 @@ int kf_flash_preflight(struct kf_run *run, struct kf_job *j)
 	if (r < 0) {
 		kf_error_set(&j->err, r, "%s disappeared during the build; nothing "
 			     "was stopped", j->b->key);
-		kf_error_step(&j->err, "reconnect it, then kflash flash %s -s", j->b->key);
+		kf_error_step(&j->err, "reconnect it, then "
+			      KF_CMD("kflash flash %s -s"), j->b->key);
 		kf_job_fail(run, j, r);
 		return 0;
 	}
@@ -200,7 +201,7 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 			     "registered %s; nothing was written", j->b->key, mcu, j->b->mcu);
 		kf_error_cause(&j->err, "another board answers as %s, or it was registered "
 			       "with the wrong --mcu", j->at.label);
-		kf_error_step(&j->err, "kflash list");
+		kf_error_step(&j->err, KF_CMD("kflash list"));
 		r = KF_EREFUSED;
 	}
 	free(mcu);
@@ -213,10 +214,10 @@ static int check_app_start(struct kf_run *run, struct kf_job *j)
 		kf_error_set(&j->err, KF_EREFUSED, "%s: the firmware is built for "
 			     "0x%x but Katapult starts the application at 0x%x; it "
 			     "would not boot, so nothing was written", j->b->key, want, got);
-		kf_error_cause(&j->err, "the config's \"Bootloader offset\" does not "
+		kf_error_cause(&j->err, "the config's 'Bootloader offset' does not "
 			       "match the Katapult on this board");
-		kf_error_step(&j->err, "kflash config %s   (set the bootloader offset "
-			      "to match 0x%x)", j->b->key, got);
+		kf_error_step(&j->err, KF_CMD("kflash config %s") "   (set the "
+			      "bootloader offset to match 0x%x)", j->b->key, got);
 		kf_error_step(&j->err, "the board waits in Katapult; flash it again or "
 			      "power-cycle it");
 		return KF_EREFUSED;
@@ -448,7 +449,7 @@ static void step_rollback(struct kf_run *run, struct kf_job *j)
 
 	if (kf_lastgood_load(run->ctx, j->b, NULL, &lg) == 0 &&
 	    (!j->build.firmware || strcmp(lg.image, j->build.firmware) != 0))
-		kf_error_step(&j->err, "kflash rollback %s   (flash the firmware that last "
+		kf_error_step(&j->err, KF_CMD("kflash rollback %s") "   (flash the firmware that last "
 			      "came back, Klipper %s)", j->b->key, kf_lastgood_klipper(&lg)
 			      ? kf_lastgood_klipper(&lg) : "unknown");
 	kf_lastgood_release(&lg);
@@ -475,7 +476,8 @@ static int verify(struct kf_flashing *fl, struct kf_job *j)
 	if (r < 0) {
 		/* the transport could not look: that says nothing of the board */
 		kf_error_context(&j->err, "cannot tell whether %s came back", j->b->key);
-		kf_error_step(&j->err, "kflash list   (whether %s runs Klipper)", j->b->key);
+		kf_error_step(&j->err, KF_CMD("kflash list") "   (whether %s runs "
+			      "Klipper)", j->b->key);
 		return KF_EFAILED;
 	}
 	switch (back) {
@@ -489,10 +491,11 @@ static int verify(struct kf_flashing *fl, struct kf_job *j)
 			     "running Klipper", j->b->key);
 		kf_error_cause(&j->err, "the new firmware did not start: wrong "
 			       "bootloader offset or clock settings in its config");
-		kf_error_step(&j->err, "kflash config %s   (check \"Bootloader offset\")",
+		kf_error_step(&j->err, KF_CMD("kflash config %s") "   (check "
+			      "'Bootloader offset')",
 			      j->b->key);
-		kf_error_step(&j->err, "kflash flash %s -s   (the board is still in "
-			      "Katapult)", j->b->key);
+		kf_error_step(&j->err, KF_CMD("kflash flash %s -s") "   (the board is "
+			      "still in Katapult)", j->b->key);
 		step_rollback(run, j);
 		return KF_EFAILED;
 	case KF_RETURN_NONE:
@@ -502,8 +505,9 @@ static int verify(struct kf_flashing *fl, struct kf_job *j)
 		     j->b->key, run->s->timeout_reconnect);
 	kf_error_cause(&j->err, "the board did not re-enumerate on USB; it may need "
 		       "a power cycle");
-	kf_error_step(&j->err, "power-cycle the printer's electronics, then kflash list");
-	kf_error_step(&j->err, "if it shows in Katapult: kflash flash %s -s", j->b->key);
+	kf_error_step(&j->err, "power-cycle the printer's electronics, then "
+		      KF_CMD("kflash list"));
+	kf_error_step(&j->err, "if it shows in Katapult: " KF_CMD("kflash flash %s -s"), j->b->key);
 	step_rollback(run, j);
 	return KF_EFAILED;
 }
@@ -524,7 +528,7 @@ void kf_flashing_verify(struct kf_flashing *fl)
 			kf_error_set(&j->err, KF_EINTERRUPTED, "%s was written; kflash "
 				     "stopped before seeing it come back", j->b->key);
 			j->err.signal = run->signal;
-			kf_error_step(&j->err, "kflash list");
+			kf_error_step(&j->err, KF_CMD("kflash list"));
 			kf_job_fail(run, j, KF_EINTERRUPTED);
 			continue;
 		}
@@ -538,8 +542,11 @@ void kf_flashing_verify(struct kf_flashing *fl)
 			continue;
 		}
 		j->state = KF_JOB_DONE;
-		kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in %.1fs",
-			  j->b->key, j->method_used, (double)j->ms / 1000.0);
+		/* the result, which stdout says once (result.c); on stderr
+		 * only when stdout holds the JSON document */
+		if (run->ctx->out->json)
+			kf_out_ok(run->ctx->out, KF_PHASE_FLASH, "%s flashed via %s in "
+				  "%.1fs", j->b->key, j->method_used, (double)j->ms / 1000.0);
 	}
 }
 

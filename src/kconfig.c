@@ -141,16 +141,17 @@ int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *key,
 			     "MCU, which is not flashed over USB", key);
 		kf_error_cause(err, "%s has CONFIG_BOARD_DIRECTORY=\"linux\"", path);
 		kf_error_step(err, "build and install the host MCU with Klipper's own "
-			      "instructions (make; sudo make flash) and its klipper-mcu "
-			      "service");
-		kf_error_step(err, "or choose the board's real MCU: kflash config %s", key);
+			      "instructions (" KF_CMD("make") "; "
+			      KF_CMD("sudo make flash") ") and its klipper-mcu service");
+		kf_error_step(err, "or choose the board's real MCU: "
+			      KF_CMD("kflash config %s"), key);
 		return KF_EREFUSED;
 	}
 	if (!mcu) {
 		kf_error_set(err, KF_EREFUSED, "the config of %s names no MCU "
 			     "(no CONFIG_MCU in %s)", key, path);
-		kf_error_step(err, "kflash config %s   (choose the micro-controller "
-			      "and save)", key);
+		kf_error_step(err, KF_CMD("kflash config %s") "   (choose the "
+			      "micro-controller and save)", key);
 		return KF_EREFUSED;
 	}
 	if (strcmp(mcu, registered) != 0) {
@@ -159,9 +160,9 @@ int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *key,
 			     registered);
 		kf_error_cause(err, "the wrong micro-controller was chosen in "
 			       "menuconfig, or the config belongs to another board");
-		kf_error_step(err, "kflash config %s   (choose %s)", key, registered);
-		kf_error_step(err, "or, if the registry is wrong: kflash remove %s && "
-			      "kflash add", key);
+		kf_error_step(err, KF_CMD("kflash config %s") "   (choose %s)", key, registered);
+		kf_error_step(err, "or, if the registry is wrong: "
+			      KF_CMD("kflash remove %s && kflash add"), key);
 		return KF_EREFUSED;
 	}
 	if (device && strcmp(mcu, device) != 0) {
@@ -170,9 +171,10 @@ int kf_kconfig_check_mcu(const struct kf_kconfig *c, const char *key,
 			     device);
 		kf_error_cause(err, "the board's pattern finds a different board, or "
 			       "the board was replaced");
-		kf_error_step(err, "kflash list   (check which device %s finds)", key);
-		kf_error_step(err, "kflash remove %s && kflash add   (register the "
-			      "board anew)", key);
+		kf_error_step(err, KF_CMD("kflash list") "   (check which device %s "
+			      "finds)", key);
+		kf_error_step(err, KF_CMD("kflash remove %s && kflash add")
+			      "   (register the board anew)", key);
 		return KF_EREFUSED;
 	}
 	return 0;

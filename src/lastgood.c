@@ -293,7 +293,7 @@ int kf_lastgood_load(struct kf_ctx *ctx, const struct kf_board *b,
 		kf_error_cause(err, "kflash keeps a board's firmware once a flash came "
 			       "back running it (through Katapult); %s has had none since "
 			       "(%s is missing)", b->key, path);
-		kf_error_step(err, "kflash flash %s   (build and flash the checkout's "
+		kf_error_step(err, KF_CMD("kflash flash %s") "   (build and flash the checkout's "
 			      "firmware; once it runs, it is kept)", b->key);
 		r = KF_EINPUT;
 	} else if (r < 0) {
@@ -301,7 +301,7 @@ int kf_lastgood_load(struct kf_ctx *ctx, const struct kf_board *b,
 		kf_error_errno(err, r);
 		r = KF_EINPUT;
 	} else if ((r = kf_lastgood_parse(path, text, len, dir, ret, err)) < 0) {
-		kf_error_step(err, "kflash flash %s   (a flash that comes back keeps its "
+		kf_error_step(err, KF_CMD("kflash flash %s") "   (a flash that comes back keeps its "
 			      "firmware anew)", b->key);
 	}
 	free(text);
@@ -321,7 +321,7 @@ int kf_lastgood_check(struct kf_ctx *ctx, const struct kf_lastgood *lg, const ch
 		kf_error_set(err, KF_EINPUT, "cannot read the kept firmware of %s, %s: %s",
 			     key, lg->image, strerror(-r));
 		kf_error_errno(err, r);
-		kf_error_step(err, "kflash flash %s   (build and flash the checkout's "
+		kf_error_step(err, KF_CMD("kflash flash %s") "   (build and flash the checkout's "
 			      "firmware instead)", key);
 		return KF_EINPUT;
 	}
@@ -333,7 +333,7 @@ int kf_lastgood_check(struct kf_ctx *ctx, const struct kf_lastgood *lg, const ch
 		     "bytes with SHA-256 %.16s..., not the %lld bytes with %.16s... "
 		     "that were kept; nothing was flashed", key, lg->image, len, hex,
 		     (long long)lg->size, lg->sha256);
-	kf_error_step(err, "kflash flash %s   (build and flash the checkout's firmware "
+	kf_error_step(err, KF_CMD("kflash flash %s") "   (build and flash the checkout's firmware "
 		      "instead)", key);
 	return KF_EINPUT;
 }

@@ -47,7 +47,7 @@ int kf_lock_take_at(struct kf_ctx *ctx, const char *path, const char *what,
 		kf_error_set(err, KF_EFAILED, "cannot take the lock %s: %s", path,
 			     strerror(-r));
 		kf_error_errno(err, r);
-		kf_error_step(err, "ls -l %s", path);
+		kf_error_step(err, KF_CMD("ls -l %s"), path);
 		r = KF_EFAILED;
 	}
 	if (r < 0)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/random.h>
@@ -1336,6 +1337,16 @@ static int linux_isatty(void *ctx, int fd)
 	return isatty(fd) == 1;
 }
 
+static int linux_term_width(void *ctx, int fd)
+{
+	struct winsize ws;
+
+	(void)ctx;
+	if (fd < 0 || ioctl(fd, TIOCGWINSZ, &ws) < 0)
+		return 0;
+	return ws.ws_col;
+}
+
 /* One byte at a time: a buffered read would take what the user typed
  * ahead for menuconfig. The wait is a poll on stdin and the signal
  * self-pipe, so Ctrl+C ends it at once (SA_RESTART would otherwise keep
@@ -1433,6 +1444,7 @@ static const struct kf_ops linux_ops = {
 	.uid = linux_uid,
 	.cpu_count = linux_cpu_count,
 	.isatty = linux_isatty,
+	.term_width = linux_term_width,
 	.read_line = linux_read_line,
 };
 

@@ -116,6 +116,8 @@ static bool wants_colour(const struct kf_ops *ops, FILE *f,
 void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *err,
 		 const struct kf_out_opts *opts)
 {
+	bool err_tty;
+
 	memset(o, 0, sizeof(*o));
 	o->out = out;
 	o->err = err;
@@ -123,8 +125,17 @@ void kf_out_init(struct kf_out *o, const struct kf_ops *ops, FILE *out, FILE *er
 	o->verbosity = opts->verbosity;
 	o->colour = wants_colour(ops, err, opts);
 	o->out_colour = wants_colour(ops, out, opts);
-	o->progress_tty = is_tty(ops, err) && opts->verbosity == KF_NORMAL;
+	err_tty = is_tty(ops, err);
+	o->progress_tty = err_tty && opts->verbosity == KF_NORMAL;
 	o->width = 80;
+	/* errors wrap to the terminal they are read on; asked only of a
+	 * terminal, so a session recorded off one has no such call */
+	if (err_tty) {
+		int w = kf_os_term_width(ops, fileno(err));
+
+		if (w > 0)
+			o->width = w;
+	}
 	o->utf8 = utf8_locale(ops);
 	if (opts->tee) {
 		o->out = tee_open(&o->tees[0], out, 1, opts);

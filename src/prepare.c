@@ -61,7 +61,7 @@ static int kept(struct kf_run *run, struct kf_job *j)
 		r = kf_error_set(&j->err, KF_EREFUSED, "the kept firmware of %s is for "
 				 "%s, but the board is registered as %s; nothing was "
 				 "flashed", j->b->key, lg.mcu, j->b->mcu);
-		kf_error_step(&j->err, "kflash flash %s   (build and flash its config "
+		kf_error_step(&j->err, KF_CMD("kflash flash %s") "   (build and flash its config "
 			      "instead)", j->b->key);
 	}
 	if (r == 0 && (r = kf_os_read_file(ctx->ops, lg.config, &text, &len)) < 0) {
@@ -142,8 +142,8 @@ static int kept_for_host(struct kf_run *run, struct kf_job *j, const char *host,
 			       strerror(-host_err));
 		kf_error_errno(&j->err, host_err);
 	}
-	kf_error_step(&j->err, "kflash rollback %s --yes   (flash it anyway)", j->b->key);
-	kf_error_step(&j->err, "kflash flash %s -s   (build the host's Klipper for it "
+	kf_error_step(&j->err, KF_CMD("kflash rollback %s --yes") "   (flash it anyway)", j->b->key);
+	kf_error_step(&j->err, KF_CMD("kflash flash %s -s") "   (build the host's Klipper for it "
 		      "instead)", j->b->key);
 	return KF_EREFUSED;
 }

@@ -659,6 +659,16 @@ static int rec_isatty(void *c, int fd)
 	return rv;
 }
 
+static int rec_term_width(void *c, int fd)
+{
+	struct kf_recorder *r = R(c);
+	long k = begin(r);
+	int rv = kf_os_term_width(r->in, fd);
+
+	record(r, k, "term_width", json_pack("{s:i}", "fd", fd), ret_r(rv), -1);
+	return rv;
+}
+
 static int rec_read_line(void *c, char **line)
 {
 	struct kf_recorder *r = R(c);
@@ -709,6 +719,7 @@ static const struct kf_ops recording_ops = {
 	.uid = rec_uid,
 	.cpu_count = rec_cpu_count,
 	.isatty = rec_isatty,
+	.term_width = rec_term_width,
 	.read_line = rec_read_line,
 };
 

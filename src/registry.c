@@ -123,8 +123,8 @@ static int shape_error(struct parse *p, const char *where, const char *want)
 	kf_error_cause(p->err, "the file was edited by hand or written by "
 		       "another program");
 	kf_error_step(p->err, "fix %s in %s with a text editor", where, p->path);
-	kf_error_step(p->err, "or move the file away and register the boards "
-		      "again: mv %s %s.broken", p->path, p->path);
+	kf_error_step(p->err, "or move the file away and register the boards again: "
+		      KF_CMD("mv %s %s.broken"), p->path, p->path);
 	return KF_EINPUT;
 }
 
@@ -257,7 +257,7 @@ int kf_canbus_uuid_parse(const char *s, char **ret, struct kf_error *err)
 	if (n != 12 || i != n) {
 		kf_error_set(err, KF_EINPUT, "'%s' is not a CAN UUID: it has 12 hex digits, "
 			     "as flashtool.py -q and canbus_query.py print it", s);
-		kf_error_step(err, "~/katapult/scripts/flashtool.py -i can0 -q");
+		kf_error_step(err, KF_CMD("~/katapult/scripts/flashtool.py -i can0 -q"));
 		return KF_EINPUT;
 	}
 	u = kf_xstrdup(s);
@@ -276,7 +276,8 @@ int kf_interface_check(const char *s, struct kf_error *err)
 	if (n == 0 || n > 15 || i != n || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
 		kf_error_set(err, KF_EINPUT, "'%s' is not a network interface name "
 			     "(1 to 15 letters, digits, _ . -)", s);
-		kf_error_step(err, "ip -brief link show   (lists them; CAN ones are can0, can1 ...)");
+		kf_error_step(err, KF_CMD("ip -brief link show") "   (lists them; CAN "
+			      "ones are can0, can1 ...)");
 		return KF_EINPUT;
 	}
 	return 0;
@@ -403,7 +404,7 @@ int kf_registry_parse(const char *path, const char *data, size_t len,
 			       "will not overwrite it");
 		kf_error_step(err, "fix line %d of %s with a text editor", jerr.line, path);
 		kf_error_step(err, "or move it away and register the boards again: "
-			      "mv %s %s.broken", path, path);
+			      KF_CMD("mv %s %s.broken"), path, path);
 		return KF_EINPUT;
 	}
 	if (!json_is_object(doc)) {
@@ -419,7 +420,8 @@ int kf_registry_parse(const char *path, const char *data, size_t len,
 		kf_error_set(err, KF_EINPUT, "%s was written by a newer kflash "
 			     "(schema %lld; this kflash reads schema %d)", path,
 			     (long long)json_integer_value(v), KF_REGISTRY_SCHEMA);
-		kf_error_step(err, "update kflash (git pull && make && sudo make install)");
+		kf_error_step(err, "update kflash ("
+			      KF_CMD("git pull && make && sudo make install") ")");
 		r = KF_EINPUT;
 		goto out;
 	}
@@ -471,7 +473,7 @@ int kf_registry_load(const struct kf_ops *o, const char *config_dir,
 	}
 	if (r < 0) {
 		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
-		kf_error_step(err, "ls -l %s", path);
+		kf_error_step(err, KF_CMD("ls -l %s"), path);
 		free(path);
 		return KF_EFAILED;
 	}
@@ -653,8 +655,8 @@ int kf_name_check(const char *name, struct kf_error *err)
 	}
 	return 0;
 steps:
-	kf_error_step(err, "use letters, digits, spaces, '-', '_' or '.', "
-		      "e.g. --name \"Octopus Pro\"");
+	kf_error_step(err, "use letters, digits, spaces, '-', '_' or '.', e.g. "
+		      KF_CMD("--name \"Octopus Pro\""));
 	return KF_EINPUT;
 }
 
@@ -731,7 +733,7 @@ static int bad_value(struct kf_error *err, const char *key, const char *value,
 {
 	kf_error_set(err, KF_EINPUT, "'%s' is not a valid %s: it must be %s",
 		     value, key, want);
-	kf_error_step(err, "kflash settings %s VALUE", key);
+	kf_error_step(err, KF_CMD("kflash settings %s VALUE"), key);
 	return KF_EINPUT;
 }
 
@@ -831,6 +833,6 @@ int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
 	}
 	kf_error_set(err, KF_EINPUT, "unknown setting '%s'", key);
 	kf_error_cause(err, "settings are: " KF_SETTINGS_KEYS);
-	kf_error_step(err, "kflash settings   (lists them with their values)");
+	kf_error_step(err, KF_CMD("kflash settings") "   (lists them with their values)");
 	return KF_EINPUT;
 }

@@ -65,7 +65,8 @@ static const char *const known_ops[] = {
 	"spawn", "wait", "kill_group", "in_group", "observe", "feed", "ready", "attach", "read_file",
 	"write_atomic", "append", "unlink", "remove_tree", "read_dir", "mkdir_p",
 	"file_kind", "realpath", "lock", "unlock", "now", "realtime", "sleep_until",
-	"take_signal", "http_get", "getenv", "uid", "cpu_count", "isatty", "read_line",
+	"take_signal", "http_get", "getenv", "uid", "cpu_count", "isatty", "term_width",
+	"read_line",
 	"write", NULL,
 };
 
@@ -226,7 +227,7 @@ int kf_session_load(const struct kf_ops *o, const char *dir, struct kf_session *
 		bad(err, dir, 0, r < 0 ? "cannot be read" : "is not a session directory");
 		if (r < 0)
 			kf_error_errno(err, r);
-		kf_error_step(err, "ls ~/.local/state/kflash/sessions");
+		kf_error_step(err, KF_CMD("ls ~/.local/state/kflash/sessions"));
 		kf_session_release(ret);
 		return KF_EINPUT;
 	}
@@ -834,6 +835,22 @@ static int rp_isatty(void *c, int fd)
 	return ret ? ret_int(ret, "r") : 0;
 }
 
+/* A session recorded before term_width was in the table has no such call
+ * (it wrapped at 80 then): the answer is 0, "not known", and the call is
+ * not taken from the recording. */
+static int rp_term_width(void *c, int fd)
+{
+	struct kf_replayer *rp = RP(c);
+	const json_t *next = !rp->diverged && !rp->out_off && rp->next < rp->s->n_calls ?
+			     rp->s->calls[rp->next] : NULL;
+	const json_t *ret;
+
+	if (next && strcmp(json_string_value(json_object_get(next, "op")), "term_width") != 0)
+		return 0;
+	ret = expect(rp, "term_width", json_pack("{s:i}", "fd", fd));
+	return ret ? ret_int(ret, "r") : 0;
+}
+
 static int rp_read_line(void *c, char **line)
 {
 	const json_t *ret = expect(RP(c), "read_line", json_object());
@@ -887,6 +904,7 @@ static const struct kf_ops replaying_ops = {
 	.uid = rp_uid,
 	.cpu_count = rp_cpu_count,
 	.isatty = rp_isatty,
+	.term_width = rp_term_width,
 	.read_line = rp_read_line,
 };
 

@@ -142,15 +142,15 @@ int kf_results_outcome(struct kf_results *t, struct kf_run *run, int r, bool dry
 			if (t->rows[i].result != KF_RESULT_FAILED || t->rows[i].unfinished)
 				continue;
 			if (j->err.n_steps)
-				kf_error_step(err, "%s: %s", j->b->key, j->err.steps[0]);
+				kf_error_step(err, "%s: %s", j->b->key, j->err.marked[0]);
 			else
-				kf_error_step(err, "kflash -v %s %s%s", t->build ? "build" :
+				kf_error_step(err, KF_CMD("kflash -v %s %s%s"), t->build ? "build" :
 					      "flash", j->b->key, t->build ? "" : " -s");
 		}
 	} else if (total == 0 && needless < t->n) {
 		r = kf_error_set(err, KF_EFAILED, "no board could be %s",
 				 t->build ? "built" : "flashed");
-		kf_error_step(err, "kflash list");
+		kf_error_step(err, KF_CMD("kflash list"));
 	}
 	/* what the boards the run stopped before show: why */
 	for (i = 0; i < t->n; i++) {
@@ -174,11 +174,15 @@ void kf_results_print(const struct kf_results *t, struct kf_out *out)
 			const struct kf_result_row *row = &t->rows[i];
 			const struct kf_job *j = row->job;
 
+			/* the one place a build's result is said */
 			if (row->result == KF_RESULT_BUILT)
-				kf_out_result(out, "%s: built %s", j->b->key, j->build.firmware);
+				kf_out_result(out, "%s: built in %.1fs: %s (%lld bytes)",
+					      j->b->key, (double)j->build.ms / 1000.0,
+					      j->build.firmware, (long long)j->build.size);
 			else if (row->result == KF_RESULT_UP_TO_DATE)
-				kf_out_result(out, "%s: up to date %s", j->b->key,
-					      j->build.firmware);
+				kf_out_result(out, "%s: up to date, nothing to build: %s "
+					      "(%lld bytes)", j->b->key, j->build.firmware,
+					      (long long)j->build.size);
 			else if (row->result == KF_RESULT_SKIPPED)
 				kf_out_result(out, "%s: skipped (%s)", j->b->key, row->reason);
 		}

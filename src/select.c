@@ -18,8 +18,8 @@ int kf_select_unknown(const struct kf_registry *reg, const char *name,
 		kf_error_cause(err, "registered boards: %s", known.data);
 	else
 		kf_error_cause(err, "no boards are registered yet");
-	kf_error_step(err, "kflash list");
-	kf_error_step(err, "kflash add   (to register a connected board)");
+	kf_error_step(err, KF_CMD("kflash list"));
+	kf_error_step(err, KF_CMD("kflash add") "   (to register a connected board)");
 	kf_buf_release(&known);
 	return KF_EINPUT;
 }
@@ -39,7 +39,7 @@ int kf_select_boards(struct kf_registry *reg, char *const *names, size_t n, bool
 		if (count == 0) {
 			free(v);
 			kf_error_set(err, KF_EINPUT, "no boards are registered");
-			kf_error_step(err, "kflash add");
+			kf_error_step(err, KF_CMD("kflash add"));
 			return KF_EINPUT;
 		}
 	}
@@ -81,7 +81,7 @@ int kf_select_locate(struct kf_run *run, bool all, struct kf_error *err)
 			}
 			kf_error_set(&j->err, KF_EINPUT, "%s is excluded from flashing",
 				     j->b->key);
-			kf_error_step(&j->err, "kflash include %s", j->b->key);
+			kf_error_step(&j->err, KF_CMD("kflash include %s"), j->b->key);
 			kf_job_fail(run, j, KF_EINPUT);
 			continue;
 		}

@@ -195,14 +195,15 @@ static int bus_problem(const struct kf_board *b, const struct can_bus *bus,
 				     "exist", b->key, b->interface);
 			kf_error_cause(err, "the USB-CAN adapter or the bridge board is not "
 				       "plugged in, or not running");
-			kf_error_step(err, "ip -brief link show");
+			kf_error_step(err, KF_CMD("ip -brief link show"));
 			return KF_EFAILED;
 		}
 		if (bus && bus->st.state == KF_CAN_DOWN) {
 			kf_error_set(err, KF_EFAILED, "%s: its CAN interface %s is down",
 				     b->key, b->interface);
-			kf_error_step(err, "sudo ip link set %s up type can bitrate 1000000   "
-				      "(the bitrate of your boards' configs)", b->interface);
+			kf_error_step(err, KF_CMD("sudo ip link set %s up type can bitrate "
+					      "1000000") "   (the bitrate of your boards' configs)",
+				      b->interface);
 			return KF_EFAILED;
 		}
 		return 0;
@@ -210,7 +211,8 @@ static int bus_problem(const struct kf_board *b, const struct can_bus *bus,
 	kf_error_set(err, KF_EFAILED, "%s: cannot ask %s for its nodes: %s", b->key,
 		     b->interface, bus->why ? bus->why : strerror(-bus->err));
 	kf_error_errno(err, bus->err);
-	kf_error_step(err, "kflash doctor   (checks the interface and flashtool)");
+	kf_error_step(err, KF_CMD("kflash doctor") "   (checks the interface and "
+		      "flashtool)");
 	return KF_EFAILED;
 }
 
@@ -266,8 +268,10 @@ static int can_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 	else
 		kf_error_cause(err, "a node answers only while no Klipper holds it, and "
 			       "no Klipper config here names this UUID");
-	kf_error_step(err, "kflash doctor   (the interface's txqueuelen and bitrate)");
-	kf_error_step(err, "%s %s/scripts/flashtool.py -i %s -q   (the nodes that answer)",
+	kf_error_step(err, KF_CMD("kflash doctor") "   (the interface's txqueuelen and "
+		      "bitrate)");
+	kf_error_step(err, KF_CMD("%s %s/scripts/flashtool.py -i %s -q")
+		      "   (the nodes that answer)",
 		      reg->settings.python, reg->settings.katapult_dir, b->interface);
 	return KF_EFAILED;
 }
@@ -389,7 +393,7 @@ static int can_find(struct kf_ctx *ctx, const struct kf_registry *reg, const voi
 	if (board_with_uuid(reg, uuid)) {
 		kf_error_set(err, KF_EINPUT, "CAN UUID %s is registered already (as '%s')",
 			     uuid, board_with_uuid(reg, uuid)->key);
-		kf_error_step(err, "kflash list");
+		kf_error_step(err, KF_CMD("kflash list"));
 		r = KF_EINPUT;
 		goto out;
 	}

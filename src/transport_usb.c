@@ -149,9 +149,9 @@ static int usb_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 		kf_error_set(err, KF_EREFUSED, "%zu connected devices match %s "
 			     "(pattern %s); kflash will not guess", count, b->key,
 			     b->pattern);
-		kf_error_step(err, "kflash list");
-		kf_error_step(err, "kflash remove %s && kflash add   (to register "
-			      "it with a precise pattern)", b->key);
+		kf_error_step(err, KF_CMD("kflash list"));
+		kf_error_step(err, KF_CMD("kflash remove %s && kflash add")
+			      "   (to register it with a precise pattern)", b->key);
 		return KF_EREFUSED;
 	}
 	if (!found && n_arrived == 1)
@@ -166,8 +166,8 @@ static int usb_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 		kf_error_cause(err, "its firmware sets its own USB serial, so in "
 			       "Katapult it shows its chip id, and kflash has not yet "
 			       "seen %s go into Katapult", b->key);
-		kf_error_step(err, "power-cycle the board so it starts Klipper, "
-			      "then kflash flash %s (kflash then follows it into "
+		kf_error_step(err, "power-cycle the board so it starts Klipper, then "
+			      KF_CMD("kflash flash %s") " (kflash then follows it into "
 			      "Katapult and remembers it)", b->key);
 		free(port);
 		return KF_EREFUSED;
@@ -181,7 +181,7 @@ static int usb_locate(struct kf_ctx *ctx, struct kf_registry *reg, struct kf_boa
 			     "matches %s", b->key, b->pattern);
 		kf_error_cause(err, "connected: %s", seen.len ? seen.data : "none");
 		kf_error_step(err, "check the board's USB cable and power, then "
-			      "kflash list");
+			      KF_CMD("kflash list"));
 		kf_buf_release(&seen);
 		return KF_EFAILED;
 	}
@@ -329,9 +329,8 @@ static int no_such_device(const struct kf_devlist *l, const char *arg,
 		any = !l->devs[i].blocked;
 	kf_error_cause(err, any ? "connected Klipper/Katapult devices are listed by "
 		       "kflash list" : "no Klipper or Katapult board is connected by USB");
-	kf_error_step(err, "kflash list");
-	kf_error_step(err, "kflash add --device usb-Klipper_<mcu>_<serial>-if00 "
-		      "--name NAME");
+	kf_error_step(err, KF_CMD("kflash list"));
+	kf_error_step(err, KF_CMD("kflash add --device usb-Klipper_<mcu>_<serial>-if00 --name NAME"));
 	return -ENOENT;
 }
 
@@ -354,10 +353,10 @@ static int add_refused(const struct kf_registry *reg, const struct kf_device *d,
 			     o->key, port);
 		kf_error_cause(err, "its firmware sets its own USB serial, so in "
 			       "Katapult it shows its chip id instead");
-		kf_error_step(err, "if it is %s: power-cycle it so it starts "
-			      "Klipper, then kflash flash %s", o->key, o->key);
-		kf_error_step(err, "if it is another board: kflash remove %s, "
-			      "then add both while they run Klipper", o->key);
+		kf_error_step(err, "if it is %s: power-cycle it so it starts Klipper, "
+			      "then " KF_CMD("kflash flash %s"), o->key, o->key);
+		kf_error_step(err, "if it is another board: " KF_CMD("kflash remove %s")
+			      ", then add both while they run Klipper", o->key);
 		free(port);
 		return KF_EINPUT;
 	}
@@ -402,9 +401,9 @@ static int add_ambiguous(const struct kf_devlist *devs, const struct kf_device *
 		     "serial %s; kflash cannot tell them apart", n, d->mcu, d->serial);
 	kf_error_cause(err, "their firmware sets the same USB serial number "
 		       "instead of the chip id");
-	kf_error_step(err, "give each its own: in make menuconfig, \"Enable "
-		      "extra low-level configuration options\", then USB ids: \"USB "
-		      "serial number from CHIPID\"; flash it, then kflash add");
+	kf_error_step(err, "give each its own: in make menuconfig, 'Enable extra "
+		      "low-level configuration options', then USB ids: 'USB serial "
+		      "number from CHIPID'; flash it, then " KF_CMD("kflash add"));
 	return KF_EINPUT;
 }
 
@@ -448,7 +447,8 @@ static int usb_enroll(const struct kf_registry *reg, const void *scan,
 		    kf_patterns_overlap(o->pattern, pattern)) {
 			kf_error_set(err, KF_EINPUT, "%s is already registered "
 				     "as '%s' (pattern %s)", d->name, o->name, o->pattern);
-			kf_error_step(err, "kflash remove %s   (to register it anew)",
+			kf_error_step(err, KF_CMD("kflash remove %s") "   (to register "
+				      "it anew)",
 				      o->key);
 			free(pattern);
 			return KF_EINPUT;

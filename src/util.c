@@ -6,6 +6,9 @@
 #include "kflash/output.h"
 #include "kflash/util.h"
 
+/* names longer than this are never a near miss (kf_near_miss) */
+#define KF_NEAR_MAX 64
+
 static void oom(void)
 {
 	kf_out_oom();
@@ -82,6 +85,53 @@ bool kf_endswith(const char *s, const char *suffix)
 	size_t n = strlen(s), m = strlen(suffix);
 
 	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+/* Edits between a and b (optimal string alignment: a swap of neighbours
+ * is one edit), or more than max when it is surely more. */
+static size_t edits(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t d[KF_NEAR_MAX + 1][KF_NEAR_MAX + 1];
+
+	if (la > KF_NEAR_MAX || lb > KF_NEAR_MAX || (la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+const char *kf_near_miss(const char *word, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	size_t i, least = 3;
+
+	for (i = 0; i < n; i++) {
+		size_t e = edits(word, names[i], 2);
+
+		if (e == 0)
+			return NULL;
+		if (e < least && e < strlen(word)) {
+			least = e;
+			best = names[i];
+		}
+	}
+	return best;
 }
 
 void kf_buf_add(struct kf_buf *b, const void *data, size_t len)

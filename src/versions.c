@@ -63,7 +63,7 @@ int kf_select_outdated(struct kf_ctx *ctx, struct kf_registry *reg,
 				     reg->settings.moonraker_url, strerror(-r));
 		kf_error_errno(err, r);
 		kf_error_step(err, "start Klipper and Moonraker, or name the boards: "
-			      "kflash flash NAME...");
+			      KF_CMD("kflash flash NAME..."));
 		free(host);
 		return KF_EFAILED;
 	}

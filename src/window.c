@@ -113,9 +113,10 @@ void kf_window_plan(struct kf_window *w)
 			kf_error_cause(&j->err, "no Klipper config listed by the "
 				       "Moonrakers at %s names %s, and one of them did "
 				       "not list its MCUs", urls, j->at.label);
-			kf_error_step(&j->err, "kflash settings service klipper-N   (the "
-				      "unit of the printer that uses %s)", j->b->key);
-			kf_error_step(&j->err, "kflash doctor   (lists the printers it found)");
+			kf_error_step(&j->err, KF_CMD("kflash settings service klipper-N")
+				      "   (the unit of the printer that uses %s)", j->b->key);
+			kf_error_step(&j->err, KF_CMD("kflash doctor") "   (lists the "
+				      "printers it found)");
 			free(urls);
 			kf_job_fail(run, j, KF_EREFUSED);
 		}
@@ -168,9 +169,10 @@ static int refuse_unit_missing(struct kf_window *w, const struct kf_unit *u,
 		kf_error_cause(err, "Moonraker did not name the unit of this "
 			       "printer (is it running?), and there is no unit %s",
 			       u->name);
-	kf_error_step(err, "systemctl list-units 'klipper*'   (the printers' units)");
-	kf_error_step(err, "kflash settings service UNIT   (or auto, to learn it "
-		      "from Moonraker)");
+	kf_error_step(err, KF_CMD("systemctl list-units 'klipper*'")
+		      "   (the printers' units)");
+	kf_error_step(err, KF_CMD("kflash settings service UNIT") "   (or auto, to "
+		      "learn it from Moonraker)");
 	return KF_EREFUSED;
 }
 
@@ -212,20 +214,21 @@ static int unknown_print_state(struct kf_window *w, const struct kf_unit *u,
 	       "that nothing is printing on %s", u->url, ps->said, u->name);
 	if (ps->auth) {
 		kf_error_cause(err, "this Moonraker requires a login");
-		kf_error_step(err, "kflash settings moonraker_api_key KEY   (the key: "
-			      "~/moonraker/scripts/fetch-apikey.sh, or Mainsail/"
-			      "Fluidd's API key in the settings)");
+		kf_error_step(err, KF_CMD("kflash settings moonraker_api_key KEY")
+			      "   (the key: "
+			      KF_CMD("~/moonraker/scripts/fetch-apikey.sh")
+			      ", or Mainsail/Fluidd's API key in the settings)");
 	} else if (!ps->reachable) {
-		kf_error_step(err, "sudo systemctl start moonraker");
-		kf_error_step(err, "kflash settings moonraker_url URL   (if it runs "
-			      "elsewhere)");
+		kf_error_step(err, KF_CMD("sudo systemctl start moonraker"));
+		kf_error_step(err, KF_CMD("kflash settings moonraker_url URL")
+			      "   (if it runs elsewhere)");
 	} else {
-		kf_error_step(err, "curl -s '%s/printer/objects/query?print_stats'"
+		kf_error_step(err, KF_CMD("curl -s '%s/printer/objects/query?print_stats'")
 			      "   (what Moonraker answers)", u->url);
-		kf_error_step(err, "sudo systemctl restart moonraker");
+		kf_error_step(err, KF_CMD("sudo systemctl restart moonraker"));
 	}
 	kf_error_step(err, "or, when you are sure the printer is idle: "
-		      "kflash --force flash ...");
+		      KF_CMD("kflash --force flash ..."));
 	return KF_EREFUSED;
 }
 
@@ -326,7 +329,7 @@ int kf_window_can_manage(struct kf_window *w, struct kf_error *err)
 			       "'systemctl start %s' through sudo without a password",
 			       unit, unit);
 		add = kf_sudoers_add_command(line);
-		kf_error_step(err, "%s", add);
+		kf_error_step(err, KF_CMD("%s"), add);
 		free(add);
 		free(line);
 		return KF_EREFUSED;
@@ -385,7 +388,7 @@ int kf_window_open(struct kf_window *w, struct kf_error *err)
 			if (e != -ETIMEDOUT)
 				kf_error_errno(err, e);
 			kf_error_command(err, "sudo -n systemctl stop %s", u->name);
-			kf_error_step(err, "systemctl status %s", u->name);
+			kf_error_step(err, KF_CMD("systemctl status %s"), u->name);
 			goto out;
 		}
 		if (kf_run_signalled(run)) {

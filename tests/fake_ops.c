@@ -758,6 +758,11 @@ static int fake_isatty(void *ctx, int fd)
 	return fd >= 0 && fd < FAKE_MAX_FD && W(ctx)->tty[fd];
 }
 
+static int fake_term_width(void *ctx, int fd)
+{
+	return fake_isatty(ctx, fd) ? W(ctx)->columns : 0;
+}
+
 void fake_type(struct fake_world *w, const char *text)
 {
 	kf_buf_add(&w->input, text, strlen(text));
@@ -823,6 +828,7 @@ static const struct kf_ops fake_ops = {
 	.uid = fake_uid,
 	.cpu_count = fake_cpu_count,
 	.isatty = fake_isatty,
+	.term_width = fake_term_width,
 	.read_line = fake_read_line,
 };
 

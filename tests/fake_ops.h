@@ -99,6 +99,7 @@ struct fake_world {
 	/* the terminal: which of fds 0..7 are terminals (none to start),
 	 * and what the user types, read by read_line */
 	bool tty[FAKE_MAX_FD];
+	int columns;		/* a terminal's width (TIOCGWINSZ); 0: not said */
 	struct kf_buf input;
 	size_t input_pos;
 	struct kf_buf transcript;	/* one line per effect */

@@ -259,6 +259,12 @@ static int f_isatty(void *c, int fd)
 	return kf_os_isatty(IN(c), fd);
 }
 
+/* never fails: a terminal that does not say its size is 0 columns */
+static int f_term_width(void *c, int fd)
+{
+	return kf_os_term_width(IN(c), fd);
+}
+
 static int f_read_line(void *c, char **ret_line)
 {
 	*ret_line = NULL;
@@ -303,6 +309,7 @@ static const struct kf_ops fault_table = {
 	.uid = f_uid,
 	.cpu_count = f_cpu_count,
 	.isatty = f_isatty,
+	.term_width = f_term_width,
 	.read_line = f_read_line,
 };
 

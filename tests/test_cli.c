@@ -60,7 +60,7 @@ static void run_free(struct run *r)
 static void help__lists_every_command_of_the_contract(void **state)
 {
 	static const char *const contract[] = { "list", "add", "remove", "exclude",
-		"include", "config", "build", "flash", "doctor", "settings" };
+		"include", "config", "build", "flash", "doctor", "settings", "help" };
 	struct run r = cli("--help", NULL, NULL);
 	size_t i;
 
@@ -77,29 +77,122 @@ static void help__lists_every_command_of_the_contract(void **state)
 	run_free(&r);
 }
 
-static void unknown_command__prints_usage_and_exits_2(void **state)
+/* A usage error says what was wrong and where to look, in a few lines:
+ * never the whole usage after it. A near miss names the command it was
+ * probably meant to be. */
+static void unknown_command__exits_2_with_a_hint_not_the_usage(void **state)
 {
-	struct run r = cli("frobnicate", NULL, NULL);
+	static const char *const misses[][2] = {
+		{ "flsh", "flash" }, { "lsit", "list" }, { "remvoe", "remove" },
+		{ "bulid", "build" }, { "settings", NULL }, { "frobnicate", NULL },
+		{ "x", NULL },
+	};
+	size_t i;
 
 	(void)state;
+	for (i = 0; i < sizeof(misses) / sizeof(misses[0]); i++) {
+		const char *const *m = misses[i];
+		struct run r = cli(m[0], m[1] ? NULL : "--frob", NULL);
+		char want[96];
+
+		assert_int_equal(r.code, 2);
+		assert_null(strstr(r.err, "usage: kflash"));
+		assert_null(strstr(r.err, "Global options"));
+		assert_string_equal(r.out, "");
+		if (m[1]) {
+			snprintf(want, sizeof(want), "unknown command '%s'; did you mean "
+				 "'%s'?", m[0], m[1]);
+			assert_non_null(strstr(r.err, want));
+		} else {
+			assert_null(strstr(r.err, "did you mean"));
+		}
+		run_free(&r);
+	}
+}
+
+/* kflash help COMMAND is kflash COMMAND --help; kflash help is --help */
+static void help__is_the_help_option(void **state)
+{
+	const struct kf_command *c;
+
+	(void)state;
+	for (c = kf_commands; c->name; c++) {
+		struct run a = cli("help", c->name, NULL), b = cli(c->name, "--help", NULL);
+
+		assert_int_equal(a.code, 0);
+		assert_string_equal(a.out, b.out);
+		assert_string_equal(a.err, "");
+		run_free(&a);
+		run_free(&b);
+	}
+	{
+		struct run a = cli("help", NULL, NULL), b = cli("--help", NULL, NULL);
+
+		assert_int_equal(a.code, 0);
+		assert_string_equal(a.out, b.out);
+		run_free(&a);
+		run_free(&b);
+		a = cli("help", "flsh", NULL);
+		assert_int_equal(a.code, 2);
+		assert_non_null(strstr(a.err, "did you mean 'flash'?"));
+		run_free(&a);
+	}
+}
+
+/* kflash a1 a2 a3 in w is a usage error (exit 2) that says want */
+static void usage_says(struct fake_world *w, const char *a1, const char *a2,
+		       const char *a3, const char *want)
+{
+	struct run r = cli_in(w, a1, a2, a3);
+
 	assert_int_equal(r.code, 2);
-	assert_non_null(strstr(r.err, "unknown command 'frobnicate'"));
-	assert_non_null(strstr(r.err, "usage: kflash"));
-	assert_string_equal(r.out, "");
+	if (!strstr(r.err, want))
+		fail_msg("wanted '%s' in:\n%s", want, r.err);
 	run_free(&r);
 }
 
 static void unknown_option__exits_2_naming_it(void **state)
 {
-	struct run r = cli("flash", "--frobnicate", "octopus");
+	struct fake_world w;
 
 	(void)state;
-	assert_int_equal(r.code, 2);
-	assert_non_null(strstr(r.err, "--frobnicate"));
-	run_free(&r);
-	r = cli("--bogus", NULL, NULL);
-	assert_int_equal(r.code, 2);
-	run_free(&r);
+	fake_world_init(&w);
+	usage_says(&w, "flash", "--frobnicate", "octopus",
+		   "flash: unknown option '--frobnicate'");
+	usage_says(&w, "--bogus", NULL, NULL, "unknown option '--bogus'");
+	/* named as typed, wherever it stands, not the word before it */
+	usage_says(&w, "remove", "-rf", "octopus", "remove: unknown option '-rf'");
+	usage_says(&w, "remove", "octopus", "-rf", "remove: unknown option '-rf'");
+	usage_says(&w, "flash", "octopus", "-sx", "flash: unknown option '-x' (in '-sx')");
+	usage_says(&w, "flash", "--dryrun", "octopus",
+		   "unknown option '--dryrun'; did you mean '--dry-run'?");
+	usage_says(&w, "build", "--all=yes", NULL, "build: --all takes no value");
+	usage_says(&w, "--jsno", "list", NULL, "unknown option '--jsno'; did you mean '--json'?");
+	fake_world_release(&w);
+}
+
+/* A value that starts with a dash is an option the user forgot the value
+ * of (add --name -rf): refused, nothing changed. Given as --name=-rf it is
+ * meant. */
+static void option_value__that_looks_like_an_option_is_refused(void **state)
+{
+	struct fake_world w;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_setenv(&w, "HOME", "/home/pi");
+	usage_says(&w, "add", "--name", "-rf",
+		   "add: --name needs a value; '-rf' looks like an option");
+	usage_says(&w, "flash", "--method", "-s",
+		   "flash: --method needs a value; '-s' looks like an option");
+	usage_says(&w, "--config-dir", "--json", "list",
+		   "--config-dir needs a value; '--json' looks like an option");
+	usage_says(&w, "add", "--name", NULL, "add: --name needs a value");
+	/* --opt=VALUE: the value is what follows '=', whatever it is */
+	usage_says(&w, "flash", "--method=bogus", "octopus",
+		   "--method must be katapult or make-flash, not 'bogus'");
+	assert_null(fake_get_file(&w, "/home/pi/.config/kflash/devices.json"));
+	fake_world_release(&w);
 }
 
 static void command_help__shows_its_options(void **state)
@@ -320,7 +413,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(help__lists_every_command_of_the_contract),
-		cmocka_unit_test(unknown_command__prints_usage_and_exits_2),
+		cmocka_unit_test(unknown_command__exits_2_with_a_hint_not_the_usage),
+		cmocka_unit_test(help__is_the_help_option),
+		cmocka_unit_test(option_value__that_looks_like_an_option_is_refused),
 		cmocka_unit_test(unknown_option__exits_2_naming_it),
 		cmocka_unit_test(command_help__shows_its_options),
 		cmocka_unit_test(version__prints_the_version),

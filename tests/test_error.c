@@ -11,12 +11,22 @@
 #include "kflash/error.h"
 #include "kflash/util.h"
 
-static char *render(const struct kf_error *e, bool colour)
+static char *render_width(const struct kf_error *e, int width, bool colour)
 {
 	struct kf_buf b = KF_BUF_INIT;
 
-	kf_error_render(e, &b, 80, colour);
+	kf_error_render(e, &b, width, colour);
 	return b.data ? b.data : kf_xstrdup("");
+}
+
+static char *render(const struct kf_error *e, bool colour)
+{
+	return render_width(e, 80, colour);
+}
+
+static char *render_at(const struct kf_error *e, int width)
+{
+	return render_width(e, width, false);
 }
 
 static void render__fits_80_columns_and_numbers_steps(void **state)
@@ -101,6 +111,114 @@ static void render__names_the_errno_behind_the_failure(void **state)
 	kf_error_release(&e);
 }
 
+/* the line of s holding text whole, or NULL */
+static const char *line_with(const char *s, const char *text)
+{
+	const char *p = strstr(s, text);
+
+	if (!p)
+		return NULL;
+	return memchr(p, '\n', strlen(text)) ? NULL : p;
+}
+
+#define SUDOERS "pi ALL=(root) NOPASSWD: /usr/bin/systemctl stop klipper, " \
+		"/usr/bin/systemctl start klipper"
+
+/* A command in a step is pasted as it is shown: a sudoers line broken in
+ * two is a syntax error in visudo. It is never broken, at any width, even
+ * when it is longer than the line; the prose around it still wraps. */
+static void render__never_breaks_a_command(void **state)
+{
+	static const int widths[] = { 40, 60, 80, 100 };
+	static const char *const cmds[] = {
+		SUDOERS, "sudo visudo -f /etc/sudoers.d/kflash", "kflash config octopus",
+		"kflash flash octopus-pro-toolhead -s --force",
+	};
+	struct kf_error e = KF_ERROR_INIT;
+	size_t i;
+
+	(void)state;
+	kf_error_set(&e, KF_EREFUSED, "sudo would ask for a password to stop and start "
+		     "klipper; kflash never waits at a password prompt with Klipper stopped");
+	kf_error_step(&e, KF_CMD("sudo visudo -f /etc/sudoers.d/kflash"));
+	kf_error_step(&e, "add: " KF_CMD("%s"), SUDOERS);
+	kf_error_step(&e, KF_CMD("kflash config %s") "   (set the bootloader offset to "
+		      "the one Katapult was built with, usually 8KiB or 32KiB)", "octopus");
+	kf_error_step(&e, "or, when you are sure the printer is idle: "
+		      KF_CMD("kflash flash %s -s --force"), "octopus-pro-toolhead");
+	/* what a step says is its text alone: JSON and doctor show it */
+	assert_string_equal(e.steps[1], "add: " SUDOERS);
+	assert_null(strchr(e.steps[2], '\001'));
+	assert_null(strchr(e.steps[2], '\002'));
+	for (i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+		char *s = render_at(&e, widths[i]), *copy = kf_xstrdup(s), *line;
+
+		size_t j;
+
+		for (j = 0; j < sizeof(cmds) / sizeof(cmds[0]); j++)
+			assert_non_null(line_with(s, cmds[j]));
+		assert_null(strchr(s, '\001'));
+		assert_null(strchr(s, '\002'));
+		/* the steps' prose wrapped: every line but a command's fits */
+		for (line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+			bool cmd = false;
+
+			for (j = 0; j < sizeof(cmds) / sizeof(cmds[0]); j++)
+				cmd |= strstr(line, cmds[j]) != NULL;
+			if (!cmd)
+				assert_true((int)strlen(line) <= widths[i]);
+		}
+		free(copy);
+		free(s);
+	}
+	kf_error_release(&e);
+}
+
+/* The command that ran is a command too: shown whole, on its line. */
+static void render__shows_the_command_that_ran_whole(void **state)
+{
+	static const char cmd[] = "make -C ~/klipper KCONFIG_CONFIG=~/.config/kflash/configs/"
+				  "octopus/.config OUT=~/.cache/kflash/build/octopus/ -j4";
+	struct kf_error e = KF_ERROR_INIT;
+	char *s;
+
+	(void)state;
+	kf_error_set(&e, KF_EFAILED, "the build of octopus failed");
+	kf_error_command(&e, "%s", cmd);
+	s = render_at(&e, 60);
+	assert_non_null(line_with(s, cmd));
+	assert_non_null(strstr(s, "  command: make -C"));
+	free(s);
+	kf_error_release(&e);
+}
+
+/* Prose wraps to the width it is given (the terminal's), keeping the
+ * spaces it has inside a line and none at a break. */
+static void render__wraps_prose_to_the_width(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	char *s, *line;
+	int lines = 0;
+
+	(void)state;
+	kf_error_set(&e, KF_EFAILED, "the board octopus did not come back in Klipper mode "
+		     "within 30 seconds after it was flashed; it may still be in Katapult");
+	kf_error_cause(&e, "the firmware's bootloader offset does not match the one "
+		       "Katapult was built with, or the board needs a power cycle");
+	s = render_at(&e, 200);
+	for (line = strtok(s, "\n"); line; line = strtok(NULL, "\n"))
+		lines++;
+	assert_int_equal(lines, 2);	/* a wide terminal: one line each */
+	free(s);
+	s = render_at(&e, 50);
+	for (line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+		assert_true(strlen(line) <= 50);
+		assert_true(line[strlen(line) - 1] != ' ');
+	}
+	free(s);
+	kf_error_release(&e);
+}
+
 static void exit_code__maps_classes_to_the_contract(void **state)
 {
 	struct kf_error e = KF_ERROR_INIT;
@@ -153,6 +271,9 @@ int main(void)
 		cmocka_unit_test(render__has_no_escape_codes_without_colour),
 		cmocka_unit_test(note__survives_a_replaced_error),
 		cmocka_unit_test(render__names_the_errno_behind_the_failure),
+		cmocka_unit_test(render__never_breaks_a_command),
+		cmocka_unit_test(render__shows_the_command_that_ran_whole),
+		cmocka_unit_test(render__wraps_prose_to_the_width),
 		cmocka_unit_test(exit_code__maps_classes_to_the_contract),
 		cmocka_unit_test(errno_name__is_glibcs_name_for_every_errno),
 	};

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -463,6 +465,34 @@ static void host__environment_uid_and_cpus_are_the_processes(void **state)
 	assert_int_equal(kf_ops_check(&ops), 0);
 }
 
+/* term_width is the size the terminal was given (what an SSH client says
+ * when its window changes); 0 for what is no terminal. */
+static void term_width__is_the_terminals_columns(void **state)
+{
+	struct winsize ws = { .ws_row = 24, .ws_col = 97 };
+	int master, slave, p[2];
+
+	(void)state;
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+		print_message("no pseudo-terminal here (%s): skipped\n", strerror(errno));
+		if (master >= 0)
+			close(master);
+		skip();
+	}
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	assert_true(slave >= 0);
+	assert_int_equal(ioctl(master, TIOCSWINSZ, &ws), 0);
+	assert_int_equal(kf_os_term_width(&ops, slave), 97);
+	close(slave);
+	close(master);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(kf_os_term_width(&ops, p[1]), 0);
+	assert_int_equal(kf_os_term_width(&ops, -1), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +513,7 @@ int main(void)
 		cmocka_unit_test(read_line__takes_one_line_and_nothing_after_it),
 		cmocka_unit_test(read_line__a_signal_ends_the_wait),
 		cmocka_unit_test(host__environment_uid_and_cpus_are_the_processes),
+		cmocka_unit_test(term_width__is_the_terminals_columns),
 	};
 
 	return cmocka_run_group_tests_name("ops_linux", tests, setup, teardown);

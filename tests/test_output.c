@@ -107,6 +107,30 @@ static void colour__only_on_a_terminal_and_never_with_no_color(void **state)
 	fake_world_release(&w);
 }
 
+/* Errors wrap to the terminal's width when stderr is one (as the table
+ * says), to 80 columns everywhere else: a pipe, a log, a terminal that
+ * does not say. */
+static void width__is_the_terminals_or_80(void **state)
+{
+	struct fake_world w;
+	struct kf_out o;
+
+	(void)state;
+	fake_world_init(&w);
+	w.columns = 132;
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_int_equal(o.width, 80);	/* stderr is not a terminal */
+	w.tty[2] = true;
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_int_equal(o.width, 132);
+	w.columns = 0;			/* a serial console */
+	kf_out_init(&o, &w.ops, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_int_equal(o.width, 80);
+	kf_out_init(&o, NULL, stdout, stderr, &(struct kf_out_opts){ 0 });
+	assert_int_equal(o.width, 80);
+	fake_world_release(&w);
+}
+
 /* Marks like ✓ and ● only in a UTF-8 locale; the first of LC_ALL,
  * LC_CTYPE, LANG that is set decides. */
 static void utf8__follows_the_locale_variables(void **state)
@@ -196,6 +220,7 @@ int main(void)
 		cmocka_unit_test(phase__labels_go_to_stderr_results_to_stdout),
 		cmocka_unit_test(quiet__drops_progress_but_keeps_warnings),
 		cmocka_unit_test(colour__only_on_a_terminal_and_never_with_no_color),
+		cmocka_unit_test(width__is_the_terminals_or_80),
 		cmocka_unit_test(utf8__follows_the_locale_variables),
 		cmocka_unit_test(say__is_shown_with_quiet),
 		cmocka_unit_test(json__stdout_holds_exactly_one_document),

@@ -96,7 +96,7 @@ static void flash__replays_with_the_recorded_output_and_exit_code(void **state)
 	(void)state;
 	rec = record_flash(&w, &s);
 	assert_int_equal(rec.code, 0);
-	assert_non_null(strstr(rec.err, "[Flash] ok octopus flashed"));
+	assert_non_null(strstr(rec.out, "Flashed octopus via katapult"));
 	assert_int_equal(s.exit_code, 0);
 	/* nothing of the machine is asked again: the world is gone */
 	fake_world_release(&w);
@@ -106,7 +106,7 @@ static void flash__replays_with_the_recorded_output_and_exit_code(void **state)
 	assert_null(report);
 	assert_int_equal(rep.code, 0);
 	/* the same words; paths under the home read ~ */
-	assert_non_null(strstr(rep.err, "[Flash] ok octopus flashed"));
+	assert_non_null(strstr(rep.out, "Flashed octopus via katapult"));
 	assert_non_null(strstr(rep.err, "~/.cache/kflash/build/octopus/klipper.bin"));
 	assert_null(strstr(rep.err, "/home/pi"));
 	assert_string_equal(rep.out, rec.out);
@@ -161,7 +161,7 @@ static void edited_exit_status__diverges_right_after_that_call(void **state)
 	if (!strstr(report, want))
 		fail_msg("wanted '%s' in:\n%s", want, report);
 	/* what went on after the divergence did not reach the screen */
-	assert_null(strstr(rep.err, "flashed via katapult"));
+	assert_null(strstr(rep.out, "Flashed octopus"));
 	free(report);
 	fake_run_free(&rec);
 	fake_run_free(&rep);
@@ -204,7 +204,7 @@ static void full_disk__warns_once_and_the_flash_goes_on(void **state)
 	r = fake_cli_run(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 4,
 		.argv = (char *[]){ "kflash", "flash", "octopus", "-s", NULL } });
 	assert_int_equal(r.code, 0);
-	assert_non_null(strstr(r.err, "[Flash] ok octopus flashed"));
+	assert_non_null(strstr(r.out, "Flashed octopus via katapult"));
 	assert_non_null(strstr(r.err, "not recording this session"));
 	assert_non_null(strstr(r.err, "No space left on device; the run goes on"));
 	assert_null(strstr(strstr(r.err, "not recording") + 1, "not recording"));
@@ -288,6 +288,56 @@ static void killed_session__replay_says_where_the_recording_ends(void **state)
 	free(report);
 	fake_run_free(&rec);
 	fake_run_free(&rep);
+	kf_session_release(&s);
+}
+
+/* A run on a terminal asks how wide it is, and the replay answers from the
+ * recording; a session from before kflash asked (no term_width call after
+ * the terminal's isatty) still replays: the answer is "not said". */
+static void terminal_width__is_replayed_and_may_be_missing(void **state)
+{
+	struct kf_error err = KF_ERROR_INIT;
+	struct fake_world w;
+	struct kf_session s;
+	struct fake_run rec, rep;
+	char *report = NULL;
+	bool diverged, asked = false;
+	size_t i;
+
+	(void)state;
+	printer(&w);
+	w.tty[2] = true;
+	w.columns = 61;
+	rec = fake_cli_run(&(struct kf_cli_opts){ .ops = &w.ops, .argc = 6, .argv = argv_flash });
+	assert_int_equal(rec.code, 0);
+	assert_int_equal(kf_session_load(&w.ops, "/home/pi/sess", &s, &err), 0);
+	fake_world_release(&w);
+	for (i = 0; i < s.n_calls; i++) {
+		const json_t *c = s.calls[i];
+
+		if (strcmp(json_string_value(json_object_get(c, "op")), "term_width") != 0)
+			continue;
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "ret"),
+								    "r")), 61);
+		asked = true;
+		break;
+	}
+	assert_true(asked);
+	rep = replay(&s, &diverged, &report);
+	if (diverged)
+		fail_msg("%s", report);
+	fake_run_free(&rep);
+	/* the same session as a kflash before term_width wrote it */
+	json_decref(s.calls[i]);
+	memmove(&s.calls[i], &s.calls[i + 1], (s.n_calls - i - 1) * sizeof(*s.calls));
+	s.n_calls--;
+	rep = replay(&s, &diverged, &report);
+	if (diverged)
+		fail_msg("%s", report);
+	assert_int_equal(rep.code, 0);
+	fake_run_free(&rec);
+	fake_run_free(&rep);
+	kf_error_release(&err);
 	kf_session_release(&s);
 }
 
@@ -441,6 +491,7 @@ int main(void)
 		cmocka_unit_test(sessions__the_newest_keep_are_kept),
 		cmocka_unit_test(record_into_a_full_dir__warns_and_the_run_goes_on),
 		cmocka_unit_test(killed_session__replay_says_where_the_recording_ends),
+		cmocka_unit_test(terminal_width__is_replayed_and_may_be_missing),
 		cmocka_unit_test(shorten__only_the_home_itself_becomes_a_tilde),
 		cmocka_unit_test(bytes_that_are_not_text__come_back_exactly),
 	};

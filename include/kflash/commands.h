@@ -32,6 +32,8 @@ int kf_cmd_doctor(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_settings(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_replay(struct kf_ctx *ctx, int argc, char **argv);
 int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv);
+/* kflash help [COMMAND]: the usage, or a command's, as --help prints it */
+int kf_cmd_help(struct kf_ctx *ctx, int argc, char **argv);
 /* the interactive menu (kflash with no command, on a terminal) */
 int kf_menu_run(struct kf_ctx *ctx);
 

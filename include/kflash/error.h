@@ -4,6 +4,15 @@
  * The caller that decides a failure is final fills a struct kf_error: what
  * failed, the command that ran, the likely cause and numbered recovery steps
  * a user can copy and paste. Library code never prints; the CLI renders it.
+ *
+ * Prose wraps to the terminal's width; commands never do (a sudoers line
+ * broken in two is a syntax error in visudo). A step marks each command in
+ * it with KF_CMD, explicitly:
+ *
+ *	kf_error_step(err, KF_CMD("kflash config %s") "   (choose %s)", key, mcu);
+ *	kf_error_step(err, "add: " KF_CMD("%s"), sudoers_line);
+ *
+ * The command that ran (kf_error_command) is one command, whole.
  */
 #ifndef KFLASH_ERROR_H
 #define KFLASH_ERROR_H
@@ -38,6 +47,14 @@ static inline bool kf_is_class(int r)
 
 #define KF_ERROR_MAX_STEPS 8
 
+/* Marks a command inside a step's format string. The marks are not part
+ * of the step's text; the renderer keeps what they enclose on one line,
+ * on a line of its own when it does not fit beside the prose, however
+ * long it is. */
+#define KF_CMD_BEGIN '\001'
+#define KF_CMD_END '\002'
+#define KF_CMD(s) "\001" s "\002"
+
 struct kf_error {
 	int code;		/* a kf_errclass, 0 when unset */
 	int signal;		/* KF_EINTERRUPTED: which signal */
@@ -46,7 +63,8 @@ struct kf_error {
 	char *what;		/* "Build of octopus failed" */
 	char *command;		/* the command that ran, or NULL */
 	char *cause;		/* likely cause, or NULL */
-	char *steps[KF_ERROR_MAX_STEPS];
+	char *steps[KF_ERROR_MAX_STEPS];	/* as text: what JSON and doctor show */
+	char *marked[KF_ERROR_MAX_STEPS];	/* the same with their KF_CMD marks */
 	size_t n_steps;
 	char *note;		/* a second, separate failure (e.g. restart) */
 };
@@ -93,8 +111,13 @@ struct kf_buf;
 void kf_error_render(const struct kf_error *e, struct kf_buf *b, int width,
 		     bool colour);
 
-/* Word-wraps text into b: first line prefixed by first, others by indent. */
+/* Word-wraps text into b to width columns: the first line prefixed by
+ * first, the others by indent. A newline in text starts a line; what
+ * KF_CMD marks in it, and a word longer than a line (a path), is never
+ * broken. */
 void kf_wrap(struct kf_buf *b, const char *first, const char *indent,
 	     const char *text, int width);
+/* text without its KF_CMD marks, malloc'd */
+char *kf_unmark(const char *text);
 
 #endif

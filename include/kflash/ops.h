@@ -4,8 +4,9 @@
  * kf_ops: udev, child processes, user files, the clock, HTTP, and what it
  * reads of the host: environment variables, its uid, the
  * CPU count, whether a descriptor is a terminal, and lines typed at the
- * terminal. The real table (ops_linux.c) is the only code that calls
- * libudev, fork/exec, kill, clock_gettime, libcurl, getenv, isatty, getuid,
+ * terminal, and how wide it is. The real table (ops_linux.c) is the only
+ * code that calls libudev, fork/exec, kill, clock_gettime, libcurl, getenv,
+ * isatty, ioctl(TIOCGWINSZ), getuid,
  * sysconf, reads stdin or opens user files; ci/check-door enforces that.
  * Tests and the fault injector supply their own tables that wrap another
  * one and override what they need, like SQLite's test VFSes. What is
@@ -31,7 +32,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 5
+#define KF_OPS_VERSION 6
 
 /* ---- udev ---------------------------------------------------------------- */
 
@@ -245,6 +246,10 @@ struct kf_ops {
 	/* the terminal */
 	/* 1 when fd is a terminal, 0 when not (or not open). */
 	int (*isatty)(void *ctx, int fd);
+	/* The columns of the terminal on fd (TIOCGWINSZ), or 0 when fd is
+	 * not a terminal or the terminal does not say (a serial console
+	 * reports 0). Prose in errors wraps to it. */
+	int (*term_width)(void *ctx, int fd);
 	/* Reads one line from stdin, taking nothing after its newline (a
 	 * child started next, menuconfig, reads on from there). Returns 1
 	 * with the line, malloc'd and without the newline; 0 at the end of
@@ -339,6 +344,8 @@ static inline int kf_os_cpu_count(const struct kf_ops *o)
 { return o->cpu_count(o->ctx); }
 static inline int kf_os_isatty(const struct kf_ops *o, int fd)
 { return o->isatty(o->ctx, fd); }
+static inline int kf_os_term_width(const struct kf_ops *o, int fd)
+{ return o->term_width(o->ctx, fd); }
 static inline int kf_os_read_line(const struct kf_ops *o, char **ret_line)
 { return o->read_line(o->ctx, ret_line); }
 

@@ -42,7 +42,7 @@ struct kf_out {
 	bool progress_tty;	/* live one-line progress allowed */
 	bool utf8;		/* the locale is UTF-8: marks like ✓ and ● */
 	enum kf_verbosity verbosity;
-	int width;		/* columns for wrapping, default 80 */
+	int width;		/* columns errors wrap to: stderr's terminal's, else 80 */
 	bool progress_shown;	/* a \r line is on screen */
 	json_t *doc;		/* --json document, owned */
 	struct kf_out_tee *tees[2];	/* stdout, stderr, when opts->tee */

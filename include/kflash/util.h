@@ -19,6 +19,11 @@ char *kf_vasprintf(const char *fmt, va_list ap);
 
 bool kf_startswith(const char *s, const char *prefix);
 bool kf_endswith(const char *s, const char *suffix);
+/* The one of names[0..n) that word is a near miss of: at most two edits
+ * away (a letter missing, extra, another, or two swapped) and fewer edits
+ * than word has letters; the first of equally near ones; NULL when none
+ * is near, or word is one of them. For "did you mean 'flash'?". */
+const char *kf_near_miss(const char *word, const char *const *names, size_t n);
 
 /* Growable byte buffer, always NUL-terminated. */
 struct kf_buf {
