@@ -26,7 +26,9 @@ out=$(env -i HOME="$home" PATH=/usr/bin:/bin "$KFLASH" report 2>"$tmp/err") ||
 	no "kflash report exited $?: $(cat "$tmp/err")"
 want="$home/kflash-report-20261201T110000Z-flash.tar.gz"
 [ "$out" = "$want" ] || no "report printed '$out', not $want"
-grep -q 'calls.jsonl (187 calls)' "$tmp/err" || no "report does not say what is in it: $(cat "$tmp/err")"
+# as many calls as the recording holds (one a line), whatever version made it
+ncalls=$(grep -c "\"op\"" "$REC/flash-tool-timeout/calls.jsonl")
+grep -q "calls.jsonl ($ncalls calls)" "$tmp/err" || no "report does not say what is in it: $(cat "$tmp/err")"
 grep -q 'API key is redacted' "$tmp/err" || no "report does not say what is left out"
 list=$(tar -tzf "$want" | sort | tr '\n' ' ')
 expect="20261201T110000Z-flash/boards/ 20261201T110000Z-flash/boards/octopus.json 20261201T110000Z-flash/boards/octopus.umockdev 20261201T110000Z-flash/calls.jsonl 20261201T110000Z-flash/session.json "
