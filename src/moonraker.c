@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "kflash/moonraker.h"
+#include "kflash/registry.h"
 #include "kflash/util.h"
 
 #define HTTP_TIMEOUT_MS 3000
@@ -182,6 +183,11 @@ char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonrake
 	if (r == 0 && u && *u)
 		unit = kf_endswith(u, ".service") ? kf_xstrndup(u, strlen(u) - 8)
 						  : kf_xstrdup(u);
+	/* it goes to sudo systemctl: a name no unit can have is no answer */
+	if (unit && !kf_unit_name_ok(unit)) {
+		free(unit);
+		unit = NULL;
+	}
 	json_decref(doc);
 	return unit;
 }

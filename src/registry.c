@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "kflash/discovery.h"
 #include "kflash/registry.h"
 #include "kflash/util.h"
 
@@ -110,6 +111,100 @@ enum kf_method kf_board_method(const struct kf_board *b, const struct kf_setting
 	return b->method == KF_METHOD_DEFAULT ? s->default_method : b->method;
 }
 
+/* ---- what a value may be ---------------------------------------------------- */
+
+/* The most a path or command setting holds: PATH_MAX less its NUL. */
+#define VALUE_MAX 4095
+
+bool kf_unit_name_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	/* systemd's unit name characters; never one an option could start */
+	if (n == 0 || n > 255 || *v == '-' || *v == '.')
+		return false;
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && !strchr("-_.@:\\", *v))
+			return false;
+	return true;
+}
+
+bool kf_mcu_name_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 32)
+		return false;
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && *v != '_')
+			return false;
+	return true;
+}
+
+/* What udev leaves in a by-id or by-path name (it replaces anything else
+ * with '_' or \x escapes), plus, in a pattern, fnmatch's own. */
+static bool dev_name_ok(const char *v, bool glob)
+{
+	size_t n = strlen(v), i;
+
+	if (n == 0 || n > 255 || strstr(v, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)v[i]) && !strchr("#+-.:=@_", v[i]) &&
+		    !(glob && strchr("*?[]!^", v[i])))
+			return false;
+	return true;
+}
+
+bool kf_pattern_ok(const char *pattern, const char *mcu)
+{
+	/* a pattern that does not name the MCU could match any board */
+	return dev_name_ok(pattern, true) && mcu && *mcu && strstr(pattern, mcu);
+}
+
+/* NULL when value is what a text setting can hold, else what it must be.
+ * The same words for `kflash settings` and for a devices.json edited by
+ * hand: the loader is as strict as the command. */
+static const char *text_refusal(const char *key, const char *value)
+{
+	const unsigned char *p;
+
+	if (!*value)
+		return "a non-empty single line";
+	if (strlen(value) > VALUE_MAX)
+		return "at most 4095 bytes long";
+	if (!kf_utf8_valid(value))
+		return "valid UTF-8 text";
+	for (p = (const unsigned char *)value; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "a single line without control characters";
+	if (strcmp(key, "service") == 0 && !kf_unit_name_ok(value))
+		return "auto (learn it from Moonraker) or a systemd unit name such as "
+		       "klipper or klipper-1";
+	if (strcmp(key, "moonraker_url") == 0) {
+		char *urls = kf_xstrdup(value), *tok, *save;
+		bool ok = true, any = false;
+
+		for (tok = strtok_r(urls, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+			any = true;
+			ok = ok && (kf_startswith(tok, "http://") || kf_startswith(tok, "https://"));
+		}
+		free(urls);
+		if (!ok || !any)
+			return "an http:// or https:// URL, e.g. http://localhost:7125 "
+			       "(several: separated by spaces or commas)";
+	}
+	if (strcmp(key, "moonraker_api_key") == 0) {
+		if (strlen(value) > 256)
+			return "at most 256 bytes long (Moonraker's key is 32 hex digits)";
+		for (p = (const unsigned char *)value; *p; p++)
+			if (!isgraph(*p))
+				return "printable, without spaces (Moonraker's key is 32 hex "
+				       "digits)";
+	}
+	return NULL;
+}
+
 /* ---- parsing ---------------------------------------------------------------- */
 
 struct parse {
@@ -176,10 +271,19 @@ static int parse_settings(struct parse *p, json_t *js, struct kf_settings *s)
 	if (!json_is_object(js))
 		return shape_error(p, "settings", "an object");
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-		r = get_string(p, js, strs[i].key, "settings", false,
-			       (char **)((char *)s + strs[i].offset));
+		char **dst = (char **)((char *)s + strs[i].offset);
+		const char *want;
+
+		r = get_string(p, js, strs[i].key, "settings", false, dst);
 		if (r < 0)
 			return r;
+		if (*dst && (want = text_refusal(strs[i].key, *dst))) {
+			char *w = kf_asprintf("settings.%s", strs[i].key);
+
+			r = shape_error(p, w, want);
+			free(w);
+			return r;
+		}
 	}
 	v = json_object_get(js, "default_method");
 	if (v && (!json_is_string(v) ||
@@ -356,6 +460,33 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 			return r;
 		}
 	}
+	{
+		struct kf_error e = KF_ERROR_INIT;
+		const char *field = NULL, *want = NULL;
+
+		if (kf_name_check(b->name, &e) < 0)
+			field = "name", want = "a name kflash add accepts: letters, digits, "
+				"spaces, '-', '_' or '.'";
+		else if (!kf_mcu_name_ok(b->mcu))
+			field = "mcu", want = "an MCU name such as stm32h723xx or rp2040";
+		else if (b->pattern && !kf_pattern_ok(b->pattern, b->mcu))
+			field = "pattern", want = "a /dev/serial/by-id name pattern that "
+				"names the board's MCU, e.g. usb-*_stm32h723xx_<serial>-if*";
+		else if (b->port && !dev_name_ok(b->port, false))
+			field = "port", want = "a /dev/serial/by-path name";
+		else if (b->katapult_serial && (!dev_name_ok(b->katapult_serial, false) ||
+						strlen(b->katapult_serial) > 64))
+			field = "katapult_serial", want = "a USB serial number (letters and "
+				"digits)";
+		kf_error_release(&e);
+		if (field) {
+			char *w = kf_asprintf("%s.%s", where, field);
+
+			r = shape_error(p, w, want);
+			free(w);
+			return r;
+		}
+	}
 	if (!b->pattern)
 		b->pattern = kf_xstrdup("");	/* a CAN node is found by its UUID */
 	b->method = KF_METHOD_DEFAULT;
@@ -379,6 +510,37 @@ static int parse_board(struct parse *p, json_t *jb, size_t idx, struct kf_board 
 			return r;
 		}
 		b->flashable = json_is_true(v);
+	}
+	return 0;
+}
+
+/* Board i against those before it: one name (as kflash add and every
+ * command find boards by it) and no device both patterns match. */
+static int unique_board(struct parse *p, const struct kf_registry *reg, size_t i)
+{
+	const struct kf_board *b = &reg->boards[i];
+	size_t j;
+	char *w, *want;
+	int r;
+
+	for (j = 0; j < i; j++) {
+		const struct kf_board *o = &reg->boards[j];
+		const char *field = NULL;
+
+		if (strcasecmp(o->name, b->name) == 0 || strcmp(o->key, b->name) == 0)
+			field = "name";
+		else if (*b->pattern && *o->pattern && kf_patterns_overlap(o->pattern, b->pattern))
+			field = "pattern";
+		if (!field)
+			continue;
+		w = kf_asprintf("boards[%zu].%s", i, field);
+		want = kf_asprintf("different from boards[%zu]'s ('%s'): one %s would "
+				   "stand for two boards", j, o->name,
+				   field[0] == 'n' ? "name" : "device");
+		r = shape_error(p, w, want);
+		free(w);
+		free(want);
+		return r;
 	}
 	return 0;
 }
@@ -450,6 +612,8 @@ int kf_registry_parse(const char *path, const char *data, size_t len,
 			r = shape_error(&p, where, "unique");
 			goto out;
 		}
+		if ((r = unique_board(&p, reg, i)) < 0)
+			goto out;
 	}
 out:
 	json_decref(doc);
@@ -626,6 +790,10 @@ int kf_name_check(const char *name, struct kf_error *err)
 			     "is %d", strlen(name), KF_NAME_MAX);
 		goto steps;
 	}
+	if (!kf_utf8_valid(name)) {
+		kf_error_set(err, KF_EINPUT, "board name is not valid UTF-8 text");
+		goto steps;
+	}
 	for (p = (const unsigned char *)name; *p; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
 			kf_error_set(err, KF_EINPUT, "board name contains a control "
@@ -737,14 +905,6 @@ static int bad_value(struct kf_error *err, const char *key, const char *value,
 	return KF_EINPUT;
 }
 
-static bool unit_name_ok(const char *v)
-{
-	for (; *v; v++)
-		if (!isalnum((unsigned char)*v) && !strchr("-_.@:", *v))
-			return false;
-	return true;
-}
-
 int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
 		    struct kf_error *err)
 {
@@ -757,29 +917,26 @@ int kf_settings_set(struct kf_settings *s, const char *key, const char *value,
 		str = &s->katapult_dir;
 	else if (strcmp(key, "python") == 0)
 		str = &s->python;
-	else if (strcmp(key, "service") == 0) {
-		if (!*value || !unit_name_ok(value))
-			return bad_value(err, key, value, "auto (learn it from Moonraker) "
-					 "or a systemd unit name such as klipper or klipper-1");
+	else if (strcmp(key, "service") == 0)
 		str = &s->service;
-	} else if (strcmp(key, "moonraker_url") == 0) {
-		if (!kf_startswith(value, "http://") && !kf_startswith(value, "https://"))
-			return bad_value(err, key, value,
-					 "an http:// or https:// URL, e.g. http://localhost:7125");
+	else if (strcmp(key, "moonraker_url") == 0)
 		str = &s->moonraker_url;
-	} else if (strcmp(key, "moonraker_api_key") == 0) {
-		/* "" removes it */
-		for (i = 0; value[i]; i++)
-			if (!isgraph((unsigned char)value[i]))
-				return bad_value(err, key, "...", "printable, without "
-						 "spaces (Moonraker's key is 32 hex digits)");
+	else if (strcmp(key, "moonraker_api_key") == 0) {
+		const char *want = *value ? text_refusal(key, value) : NULL;
+
+		/* "" removes it; a refused key is never echoed */
+		if (want)
+			return bad_value(err, key, "...", want);
 		free(s->moonraker_api_key);
 		s->moonraker_api_key = *value ? kf_xstrdup(value) : NULL;
 		return 0;
 	}
 	if (str) {
-		if (!*value || strchr(value, '\n'))
-			return bad_value(err, key, value, "a non-empty single line");
+		const char *want = text_refusal(key, value);
+
+		if (want)
+			return bad_value(err, key, kf_utf8_valid(value) &&
+					 strlen(value) <= 200 ? value : "...", want);
 		free(*str);
 		*str = kf_xstrdup(value);
 		return 0;

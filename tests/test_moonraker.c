@@ -166,6 +166,29 @@ static void klipper_unit__comes_from_system_info_instance_ids(void **state)
 	fake_world_release(&w);
 }
 
+/* A unit name is passed to sudo systemctl: one Moonraker makes up (an
+ * option, a path, a shell word) is no unit at all, never an argument. */
+static void klipper_unit__a_name_systemd_would_not_have_is_none(void **state)
+{
+	static const char *const bad[] = { "--all.service", "klipper; reboot",
+		"../../etc/x", "-H evil", "klipper\nstart", "" };
+	struct kf_moonraker m = { "http://mr", NULL };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fake_world w;
+
+		fake_world_init(&w);
+		w.urls[w.n_urls].url = "http://mr/machine/system_info";
+		w.urls[w.n_urls++].body = kf_asprintf("{\"result\": {\"system_info\": "
+			"{\"instance_ids\": {\"klipper\": \"%s\"}}}}", bad[i]);
+		assert_null(kf_moonraker_klipper_unit(&w.ops, &m));
+		free((char *)w.urls[0].body);
+		fake_world_release(&w);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +199,7 @@ int main(void)
 		cmocka_unit_test(print_state__nothing_answering_is_unknown_and_unreachable),
 		cmocka_unit_test(api_key__is_sent_as_x_api_key_and_only_when_set),
 		cmocka_unit_test(klipper_unit__comes_from_system_info_instance_ids),
+		cmocka_unit_test(klipper_unit__a_name_systemd_would_not_have_is_none),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,7 @@ static void roundtrip__learned_port_and_katapult_serial_load_back(void **state)
 	kf_registry_release(&a);
 	kf_registry_release(&b);
 	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"x\", \"name\": \"x\", "
-		   "\"mcu\": \"m\", \"pattern\": \"p\", \"port\": 7}]}", "boards[0].port");
+		   "\"mcu\": \"m\", \"pattern\": \"usb-*_m_0001-if*\", \"port\": 7}]}", "boards[0].port");
 }
 
 static void roundtrip__can_nodes_and_bridges_load_back(void **state)
@@ -166,8 +166,8 @@ static void parse__corrupt_files_are_named_with_their_position(void **state)
 		   "settings.fallback");
 	expect_bad("{\"schema\": 1, \"schema\": 1}", "duplicate");
 	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": \"A\", "
-		   "\"mcu\": \"x\", \"pattern\": \"p\"}, {\"key\": \"a\", \"name\": "
-		   "\"B\", \"mcu\": \"x\", \"pattern\": \"q\"}]}", "unique");
+		   "\"mcu\": \"x\", \"pattern\": \"usb-*_x_1-if*\"}, {\"key\": \"a\", \"name\": "
+		   "\"B\", \"mcu\": \"x\", \"pattern\": \"usb-*_x_2-if*\"}]}", "unique");
 }
 
 static void names__bad_names_are_refused_good_ones_slugged(void **state)
@@ -192,6 +192,9 @@ static void names__bad_names_are_refused_good_ones_slugged(void **state)
 	assert_int_equal(kf_name_check("tab\there", &e), KF_EINPUT);
 	assert_int_equal(kf_name_check("$(reboot)", &e), KF_EINPUT);
 	assert_int_equal(kf_name_check("a;b", &e), KF_EINPUT);
+	assert_int_equal(kf_name_check("Octo\xc0\xafpus", &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "UTF-8"));
+	assert_int_equal(kf_name_check("K\xc3\xb6pfchen", &e), 0);
 	assert_int_equal(kf_name_check("---", &e), KF_EINPUT);
 	assert_int_equal(kf_name_check("Octopus Pro (v1.1)", &e), 0);
 	assert_int_equal(kf_name_check("EBB36 Kopf", &e), 0);
@@ -231,6 +234,128 @@ static void settings__values_are_validated(void **state)
 	assert_int_equal(kf_settings_set(&s, "moonraker_url", "localhost", &e), KF_EINPUT);
 	assert_int_equal(kf_settings_set(&s, "nope", "1", &e), KF_EINPUT);
 	assert_non_null(strstr(e.what, "unknown setting"));
+	free(s.klipper_dir);
+	free(s.katapult_dir);
+	free(s.python);
+	free(s.service);
+	free(s.moonraker_url);
+	kf_error_release(&e);
+}
+
+/* A board entry with one field replaced (NULL: the field left out). */
+static char *board_doc(const char *name, const char *mcu, const char *pattern,
+		       const char *extra)
+{
+	return kf_asprintf("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": "
+			   "\"%s\", \"mcu\": \"%s\", \"pattern\": \"%s\"%s}]}", name, mcu,
+			   pattern, extra ? extra : "");
+}
+
+static void expect_bad_board(const char *name, const char *mcu, const char *pattern,
+			     const char *extra, const char *msg_part)
+{
+	char *doc = board_doc(name, mcu, pattern, extra);
+
+	expect_bad(doc, msg_part);
+	free(doc);
+}
+
+/* What the CLI would refuse to write, the loader refuses to read: a hand
+ * edit must not get past kflash's checks by going around them. */
+static void hostile__loader_is_as_strict_as_the_cli(void **state)
+{
+	static const char good_pat[] = "usb-*_stm32f446xx_3A0039000851313433343333-if*";
+	char big[5000];
+
+	(void)state;
+	/* settings */
+	expect_bad("{\"schema\": 1, \"settings\": {\"service\": \"--all\"}}",
+		   "settings.service");
+	expect_bad("{\"schema\": 1, \"settings\": {\"service\": \"klipper;reboot\"}}",
+		   "settings.service");
+	expect_bad("{\"schema\": 1, \"settings\": {\"service\": \"../../x\"}}",
+		   "settings.service");
+	expect_bad("{\"schema\": 1, \"settings\": {\"moonraker_url\": \"file:///etc/passwd\"}}",
+		   "settings.moonraker_url");
+	expect_bad("{\"schema\": 1, \"settings\": {\"moonraker_url\": "
+		   "\"http://localhost:7125 file:///etc/passwd\"}}", "settings.moonraker_url");
+	expect_bad("{\"schema\": 1, \"settings\": {\"klipper_dir\": \"~/kl\\nipper\"}}",
+		   "settings.klipper_dir");
+	expect_bad("{\"schema\": 1, \"settings\": {\"python\": 3}}", "settings.python");
+	expect_bad("{\"schema\": 1, \"settings\": {\"moonraker_api_key\": \"a b\"}}",
+		   "settings.moonraker_api_key");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	{
+		char *doc = kf_asprintf("{\"schema\": 1, \"settings\": {\"katapult_dir\": "
+					"\"/%s\"}}", big);
+
+		expect_bad(doc, "settings.katapult_dir");
+		free(doc);
+	}
+	/* boards */
+	expect_bad_board("a/b", "stm32f446xx", good_pat, NULL, "boards[0].name");
+	expect_bad_board("$(reboot)", "stm32f446xx", good_pat, NULL, "boards[0].name");
+	expect_bad_board("x\\ny", "stm32f446xx", good_pat, NULL, "boards[0].name");
+	expect_bad_board("A", "stm32; reboot", good_pat, NULL, "boards[0].mcu");
+	expect_bad_board("A", "stm32f446xx", "*", NULL, "boards[0].pattern");
+	expect_bad_board("A", "stm32f446xx", "usb-*", NULL, "boards[0].pattern");
+	expect_bad_board("A", "stm32f446xx", "../../dev/sda", NULL, "boards[0].pattern");
+	expect_bad_board("A", "stm32f446xx", "usb-*_stm32f446xx_1 -if*", NULL,
+			 "boards[0].pattern");
+	expect_bad_board("A", "stm32f446xx", good_pat, ", \"katapult_serial\": \"../x\"",
+			 "boards[0].katapult_serial");
+	expect_bad_board("A", "stm32f446xx", good_pat, ", \"port\": \"a;b\"",
+			 "boards[0].port");
+	/* two boards that one device would match, or with one name */
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": \"A\", "
+		   "\"mcu\": \"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A00-if*\"}, "
+		   "{\"key\": \"b\", \"name\": \"B\", \"mcu\": \"stm32f446xx\", "
+		   "\"pattern\": \"usb-*_stm32f446xx_3A00-if*\"}]}", "boards[1].pattern");
+	expect_bad("{\"schema\": 1, \"boards\": [{\"key\": \"a\", \"name\": \"A\", "
+		   "\"mcu\": \"stm32f446xx\", \"pattern\": \"usb-*_stm32f446xx_3A00-if*\"}, "
+		   "{\"key\": \"b\", \"name\": \"a\", \"mcu\": \"stm32f446xx\", "
+		   "\"pattern\": \"usb-*_stm32f446xx_3B00-if*\"}]}", "boards[1].name");
+	/* what the older Python tool wrote still loads */
+	{
+		static const char old[] = "{\"schema\": 1, \"boards\": [{\"key\": \"oct\", "
+			"\"name\": \"Octopus\", \"mcu\": \"stm32h723xx\", "
+			"\"pattern\": \"usb-Klipper_stm32h723xx_29*\"}]}";
+		struct kf_registry r = KF_REGISTRY_INIT;
+		struct kf_error e = KF_ERROR_INIT;
+
+		assert_int_equal(kf_registry_parse(REG, old, strlen(old), &r, &e), 0);
+		kf_registry_release(&r);
+	}
+}
+
+static void hostile__settings_values_are_single_safe_lines(void **state)
+{
+	struct kf_settings s;
+	struct kf_error e = KF_ERROR_INIT;
+	char big[5000];
+
+	(void)state;
+	kf_settings_defaults(&s);
+	assert_int_equal(kf_settings_set(&s, "service", "--all", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "service", "-klipper", &e), KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "service", "klipper@printer_2", &e), 0);
+	assert_int_equal(kf_settings_set(&s, "moonraker_url", "http://a:7125 file:///x", &e),
+			 KF_EINPUT);
+	assert_int_equal(kf_settings_set(&s, "moonraker_url", "http://a:7125, http://b:7126",
+					 &e), 0);
+	assert_int_equal(kf_settings_set(&s, "klipper_dir", "/home/pi/kl\xff\xfeipper", &e),
+			 KF_EINPUT);
+	assert_non_null(strstr(e.what, "UTF-8"));
+	assert_int_equal(kf_settings_set(&s, "python", "/usr/bin/python3\r", &e), KF_EINPUT);
+	memset(big, 'a', sizeof(big) - 1);
+	big[0] = '/';
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(kf_settings_set(&s, "katapult_dir", big, &e), KF_EINPUT);
+	assert_non_null(strstr(e.what, "bytes"));
+	/* what was refused changed nothing */
+	assert_string_equal(s.service, "klipper@printer_2");
+	assert_string_equal(s.klipper_dir, "~/klipper");
 	free(s.klipper_dir);
 	free(s.katapult_dir);
 	free(s.python);
@@ -458,6 +583,8 @@ int main(void)
 		cmocka_unit_test(parse__corrupt_files_are_named_with_their_position),
 		cmocka_unit_test(names__bad_names_are_refused_good_ones_slugged),
 		cmocka_unit_test(settings__values_are_validated),
+		cmocka_unit_test(hostile__loader_is_as_strict_as_the_cli),
+		cmocka_unit_test(hostile__settings_values_are_single_safe_lines),
 		cmocka_unit_test_setup_teardown(add__registers_two_boards_with_the_same_mcu_apart, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(add__refusals_leave_the_registry_byte_for_byte, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(add__records_the_port_and_refuses_boards_it_cannot_tell_apart, world_setup, world_teardown),

@@ -116,6 +116,15 @@ int kf_method_parse(const char *s, enum kf_method *ret);
 /* The method a board flashes with, resolving DEFAULT. */
 enum kf_method kf_board_method(const struct kf_board *b, const struct kf_settings *s);
 
+/* A systemd unit name kflash will pass to systemctl: systemd's characters,
+ * never starting with '-' (an option) or '.'. */
+bool kf_unit_name_ok(const char *v);
+/* An MCU name as Klipper's Kconfig spells it (CONFIG_MCU): [A-Za-z0-9_]. */
+bool kf_mcu_name_ok(const char *v);
+/* A by-id pattern: udev's name characters and fnmatch's, and the MCU's
+ * name in it (a pattern without one could match any board). */
+bool kf_pattern_ok(const char *pattern, const char *mcu);
+
 /* Names: 0 when usable as a display name, else KF_EINPUT with err saying
  * why. */
 int kf_name_check(const char *name, struct kf_error *err);

@@ -19,6 +19,9 @@ char *kf_vasprintf(const char *fmt, va_list ap);
 
 bool kf_startswith(const char *s, const char *prefix);
 bool kf_endswith(const char *s, const char *suffix);
+/* Whether s is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF): what JSON, and so the registry, can hold. */
+bool kf_utf8_valid(const char *s);
 /* The one of names[0..n) that word is a near miss of: at most two edits
  * away (a letter missing, extra, another, or two swapped) and fewer edits
  * than word has letters; the first of equally near ones; NULL when none
