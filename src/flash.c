@@ -683,6 +683,15 @@ int kf_make_flash(struct kf_ctx *ctx, const struct kf_settings *s, const char *k
 	int r;
 
 	memset(t, 0, sizeof(*t));
+	/* Klipper's Makefiles hand FLASH_DEVICE to a shell ("$(FLASH_DEVICE)")
+	 * after make expands it: only udev's own name characters go there */
+	if (node[strspn(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			"0123456789/#+-.:=@_,")]) {
+		t->cls = KF_FLASH_UNSAFE_DEVICE;
+		t->cause = kf_xstrdup(node);
+		kf_buf_add(&t->output, "", 0);
+		return 0;
+	}
 	if (kf_make_flash_plan(ctx, kdir, cfg, &p) < 0) {
 		/* the signal came while sudo was asked: make never ran */
 		t->exit = p.check_exit;
@@ -764,6 +773,13 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *e,
 	case KF_FLASH_UNSUPPORTED:
 		kf_error_set(e, KF_EFAILED, "make flash cannot flash the MCU of %s over "
 			     "USB", board);
+		kf_error_step(e, "flash it with Katapult: "
+			      KF_CMD("kflash flash %s -s --method katapult"), board);
+		break;
+	case KF_FLASH_UNSAFE_DEVICE:
+		kf_error_set(e, KF_EFAILED, "make flash of %s was not run: its device name "
+			     "%s holds characters that make flash would hand to a shell; "
+			     "nothing was written", board, t->cause);
 		kf_error_step(e, "flash it with Katapult: "
 			      KF_CMD("kflash flash %s -s --method katapult"), board);
 		break;

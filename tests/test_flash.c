@@ -417,6 +417,49 @@ static void make_flash__never_lets_sudo_prompt(void **state)
 	mfw_free(m);
 }
 
+/* make passes FLASH_DEVICE to a shell inside double quotes ("$(FLASH_DEVICE)"
+ * in Klipper's src/<arch>/Makefile): a device name that shell or make
+ * would read as code is never handed to it. */
+static void make_flash__never_hands_make_a_device_name_a_shell_would_run(void **state)
+{
+	static const char *const bad[] = {
+		"/dev/serial/by-id/usb-x_\"$(reboot)\"-if00",
+		"/dev/serial/by-id/usb-x_`reboot`-if00",
+		"/dev/serial/by-id/usb-x_$(shell reboot)-if00",
+		"/dev/serial/by-id/usb-x_a b-if00",
+		"/dev/serial/by-id/usb-x_a\\b-if00",
+	};
+	struct kf_ctx ctx;
+	struct kf_tool_run t;
+	struct kf_error e = KF_ERROR_INIT;
+	struct mfw *m;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = mfw_new("/usr/bin/dfu-util", 0);
+		ctx = (struct kf_ctx){ .ops = &m->w.ops, .out = &m->out, .err = &m->err };
+		assert_int_equal(kf_make_flash(&ctx, &m->s, "/klipper", "/cfg/.config", &m->cfg,
+					       "/out", bad[i], "octopus", &t), 0);
+		assert_int_equal(t.cls, KF_FLASH_UNSAFE_DEVICE);
+		assert_false(fake_did(&m->w, "spawn make"));
+		kf_make_flash_error(&m->w.ops, &e, &t, "octopus", &m->s);
+		assert_non_null(strstr(e.what, "nothing was written"));
+		assert_non_null(strstr(e.what, bad[i]) ? e.what : NULL);
+		kf_error_release(&e);
+		kf_tool_run_release(&t);
+		mfw_free(m);
+	}
+	/* udev's own names pass */
+	m = mfw_new("/usr/bin/dfu-util", 0);
+	ctx = (struct kf_ctx){ .ops = &m->w.ops, .out = &m->out, .err = &m->err };
+	assert_int_equal(kf_make_flash(&ctx, &m->s, "/klipper", "/cfg/.config", &m->cfg, "/out",
+		"/dev/serial/by-id/usb-Klipper_stm32f446xx_3A00390008-if00", "octopus", &t), 0);
+	assert_int_equal(t.cls, KF_FLASH_OK);
+	kf_tool_run_release(&t);
+	mfw_free(m);
+}
+
 static void make_flash__preflight_refuses_a_password_for_its_own_method(void **state)
 {
 	struct kf_ctx ctx;
@@ -467,6 +510,7 @@ int main(void)
 		cmocka_unit_test(make_flash__sudo_tool_per_mcu),
 		cmocka_unit_test(make_flash__never_lets_sudo_prompt),
 		cmocka_unit_test(make_flash__preflight_refuses_a_password_for_its_own_method),
+		cmocka_unit_test(make_flash__never_hands_make_a_device_name_a_shell_would_run),
 	};
 
 	return cmocka_run_group_tests_name("flash", tests, NULL, NULL);

@@ -45,6 +45,7 @@ enum kf_flash_class {
 	KF_FLASH_NO_PERMISSION,	/* the tool could not open the USB device */
 	KF_FLASH_NO_DEVICE,	/* no board found in its bootloader */
 	KF_FLASH_UNSUPPORTED,	/* flash_usb.py cannot flash this MCU */
+	KF_FLASH_UNSAFE_DEVICE,	/* a device name make's shell would run: not started */
 	KF_FLASH_FAILED,	/* anything else */
 };
 
