@@ -13,6 +13,8 @@
 #include "kflash/util.h"
 
 #define TAIL_LINES 20
+/* A Klipper .config is a few KiB; a file far larger is not one. */
+#define CONFIG_MAX (1 << 20)
 
 uint64_t kf_hash(const void *data, size_t len, uint64_t h)
 {
@@ -116,7 +118,7 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 	size_t len;
 	int r;
 
-	r = kf_os_read_file(ctx->ops, path, &text, &len);
+	r = kf_read_regular(ctx->ops, path, CONFIG_MAX, &text, &len, NULL);
 	if (r == -ENOENT) {
 		kf_error_set(err, KF_EFAILED, "%s has no firmware config yet "
 			     "(%s is missing)", b->key, path);
@@ -127,6 +129,15 @@ int kf_board_config_load(struct kf_ctx *ctx, const struct kf_board *b,
 			      "choose the board's settings and save)", b->key);
 		free(path);
 		return KF_EFAILED;
+	}
+	if (r == -EINVAL || r == -EFBIG) {
+		kf_error_set(err, KF_EINPUT, "%s is %s, not a Klipper .config", path,
+			     r == -EINVAL ? "not a regular file" : "larger than 1 MiB");
+		kf_error_step(err, "move it away and choose the settings again: "
+			      KF_CMD("mv %s %s.broken") "; " KF_CMD("kflash config %s"),
+			      path, path, b->key);
+		free(path);
+		return KF_EINPUT;
 	}
 	if (r < 0) {
 		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));

@@ -1,5 +1,6 @@
 /* instances.c - which Klipper unit (and Moonraker) drives which board. */
 #include <ctype.h>
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +73,7 @@ static void add_kiauh(const struct kf_ops *o, struct kf_instances *is)
 			      : kf_xstrdup("~/printer_data/config/moonraker.conf");
 		char *path = kf_expand_home(o, rel), *text = NULL;
 
-		if (kf_os_read_file(o, path, &text, NULL) == 0) {
+		if (kf_read_regular(o, path, 1 << 20, &text, NULL, NULL) == 0) {
 			int port = conf_port(text);
 			char *url = kf_asprintf("http://localhost:%d", port ? port : 7125);
 
@@ -110,9 +111,12 @@ void kf_instances_find(const struct kf_ops *o, const struct kf_settings *s,
 		struct kf_moonraker m = { is->v[i].url, s->moonraker_api_key };
 		struct kf_instance *in = &is->v[i];
 
-		in->unit = kf_moonraker_klipper_unit(o, &m);
-		in->serials_known = kf_moonraker_mcu_serials(o, &m, &in->serials,
-							     &in->n_serials) == 0;
+		int r;
+
+		in->unit = kf_moonraker_klipper_unit(o, &m, &r);
+		/* one that never answered is not asked again, 3 s more */
+		in->serials_known = r != -ETIMEDOUT && r != -EHOSTUNREACH &&
+			kf_moonraker_mcu_serials(o, &m, &in->serials, &in->n_serials) == 0;
 	}
 }
 

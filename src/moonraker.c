@@ -105,12 +105,19 @@ void kf_print_status_parse(int r, long status, const char *body,
 	memset(p, 0, sizeof(*p));
 	p->verdict = KF_PRINT_UNKNOWN;
 	p->http_status = status;
-	p->reachable = r == 0 || r == -EPROTO;
+	p->reachable = r == 0 || r == -EPROTO || r == -EMSGSIZE;
+	if (r == -EMSGSIZE) {
+		p->said = kf_xstrdup("an answer larger than 8 MiB, which no print "
+				     "status is");
+		goto out;
+	}
 	if (!p->reachable) {
 		/* only the table's "nothing answers" is read as that: another
 		 * errno is named, never taken for a Moonraker that is down */
-		p->said = r == -ETIMEDOUT ? kf_xstrdup("no answer in time")
+		p->said = r == -ETIMEDOUT ? kf_asprintf("no answer within %d s",
+							HTTP_TIMEOUT_MS / 1000)
 			: r == -EHOSTUNREACH ? kf_xstrdup("nothing answers there")
+			: r == -EINTR ? kf_xstrdup("interrupted before it answered")
 			: kf_asprintf("asking it failed: %s", strerror(-r));
 		goto out;
 	}
@@ -169,7 +176,8 @@ void kf_moonraker_print_status(const struct kf_ops *o, const struct kf_moonraker
 	free(body);
 }
 
-char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonraker *m)
+char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonraker *m,
+				int *ret_err)
 {
 	json_t *doc;
 	const char *u;
@@ -188,6 +196,8 @@ char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonrake
 		free(unit);
 		unit = NULL;
 	}
+	if (ret_err)
+		*ret_err = r;
 	json_decref(doc);
 	return unit;
 }

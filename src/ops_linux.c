@@ -912,10 +912,22 @@ static int linux_read_file(void *ctx, const char *path, char **ret_buf, size_t *
 	char chunk[65536];
 	int fd, e;
 
+	struct stat st;
+
 	(void)ctx;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO nobody writes must not hang kflash where
+	 * no signal can reach it (open is restarted). A pipe (the guardian's
+	 * stdin) is then read as it is meant to be: to its end. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		e = fstat(fd, &st) < 0 ? -errno : -EISDIR;
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st.st_mode))
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 
@@ -1238,21 +1250,40 @@ static void linux_unlock(void *ctx, int fd)
 
 /* ---- HTTP ----------------------------------------------------------------- */
 
+/* The most an answer may hold: Moonraker's largest is a few hundred KiB. */
+#define HTTP_BODY_MAX (8u << 20)
+
+struct http_body {
+	struct kf_buf buf;
+	bool too_big;
+};
+
 static size_t on_body(char *data, size_t size, size_t n, void *user)
 {
-	struct kf_buf *b = user;
+	struct http_body *b = user;
 
-	if (b->len + size * n > (8u << 20))	/* Moonraker never sends this */
+	if (b->buf.len + size * n > HTTP_BODY_MAX) {
+		b->too_big = true;
 		return 0;
-	kf_buf_add(b, data, size * n);
+	}
+	kf_buf_add(&b->buf, data, size * n);
 	return size * n;
+}
+
+/* curl calls this at least once a second while it waits: a signal ends
+ * the request then, as it ends every other wait */
+static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	(void)user, (void)dt, (void)dn, (void)ut, (void)un;
+	return pending_signal != 0;
 }
 
 static int linux_http_get(void *ctx, const char *url, const char *const *headers,
 			  int timeout_ms, char **ret_body, long *ret_status)
 {
 	struct kf_linux *lx = ctx;
-	struct kf_buf b = KF_BUF_INIT;
+	struct http_body b = { KF_BUF_INIT, false };
 	struct curl_slist *hl = NULL;
 	CURLcode c;
 	CURL *h;
@@ -1280,6 +1311,8 @@ static int linux_http_get(void *ctx, const char *url, const char *const *headers
 #endif
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "kflash");
 	for (; headers && *headers; headers++)
 		hl = curl_slist_append(hl, *headers);
@@ -1292,14 +1325,18 @@ static int linux_http_get(void *ctx, const char *url, const char *const *headers
 	if (ret_status)
 		*ret_status = status;
 	if (c != CURLE_OK) {
-		kf_buf_release(&b);
+		kf_buf_release(&b.buf);
 		if (c == CURLE_OPERATION_TIMEDOUT)
 			return -ETIMEDOUT;
+		if (c == CURLE_WRITE_ERROR && b.too_big)
+			return -EMSGSIZE;
+		if (c == CURLE_ABORTED_BY_CALLBACK)
+			return -EINTR;
 		return -EHOSTUNREACH;
 	}
-	if (!b.data)
-		kf_buf_add(&b, "", 0);
-	*ret_body = b.data;
+	if (!b.buf.data)
+		kf_buf_add(&b.buf, "", 0);
+	*ret_body = b.buf.data;
 	if (status < 200 || status > 299)
 		return -EPROTO;
 	return 0;

@@ -115,6 +115,8 @@ enum kf_method kf_board_method(const struct kf_board *b, const struct kf_setting
 
 /* The most a path or command setting holds: PATH_MAX less its NUL. */
 #define VALUE_MAX 4095
+/* The most of devices.json kflash reads: a board is some 300 bytes. */
+#define REGISTRY_MAX (1 << 20)
 
 bool kf_unit_name_ok(const char *v)
 {
@@ -628,16 +630,44 @@ int kf_registry_load(const struct kf_ops *o, const char *config_dir,
 	size_t len = 0;
 	int r;
 
-	r = kf_os_read_file(o, path, &data, &len);
+	off_t size;
+
+	enum kf_file_kind dir_kind = KF_FILE_DIR;
+
+	r = kf_read_regular(o, path, REGISTRY_MAX, &data, &len, &size);
+	if (r == -ENOENT && kf_os_file_kind(o, config_dir, &dir_kind, NULL) == 0 &&
+	    dir_kind != KF_FILE_NONE && dir_kind != KF_FILE_DIR)
+		r = -ENOTDIR;	/* the registry could never be written there */
 	if (r == -ENOENT) {
 		memset(reg, 0, sizeof(*reg));
 		reg->path = path;
 		kf_settings_defaults(&reg->settings);
 		return 0;
 	}
+	if (r == -EINVAL || r == -EFBIG) {
+		/* never opened: a FIFO would block, a device never ends */
+		if (r == -EINVAL)
+			kf_error_set(err, KF_EINPUT, "%s is not a regular file", path);
+		else
+			kf_error_set(err, KF_EINPUT, "%s is %lld bytes; a registry is a "
+				     "few KiB, and kflash reads at most 1 MiB of it", path,
+				     (long long)size);
+		kf_error_cause(err, "something other than kflash put it there; kflash "
+			       "will not overwrite it");
+		kf_error_step(err, "move it away and register the boards again: "
+			      KF_CMD("mv %s %s.broken"), path, path);
+		free(path);
+		return KF_EINPUT;
+	}
 	if (r < 0) {
 		kf_error_set(err, KF_EFAILED, "cannot read %s: %s", path, strerror(-r));
-		kf_error_step(err, KF_CMD("ls -l %s"), path);
+		kf_error_errno(err, r);
+		if (r == -ENOTDIR) {
+			kf_error_cause(err, "%s is not a directory", config_dir);
+			kf_error_step(err, KF_CMD("ls -ld %s"), config_dir);
+		} else {
+			kf_error_step(err, KF_CMD("ls -ld %s %s"), config_dir, path);
+		}
 		free(path);
 		return KF_EFAILED;
 	}

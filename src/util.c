@@ -1,4 +1,5 @@
 /* util.c - small memory and string helpers shared by every module. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -208,4 +209,25 @@ bool kf_utf8_valid(const char *s)
 		p += n + 1;
 	}
 	return true;
+}
+
+int kf_read_regular(const struct kf_ops *ops, const char *path, off_t max,
+		    char **ret_buf, size_t *ret_len, off_t *ret_size)
+{
+	enum kf_file_kind k;
+	off_t size = 0;
+	int r = kf_os_file_kind(ops, path, &k, &size);
+
+	*ret_buf = NULL;
+	if (ret_size)
+		*ret_size = size;
+	if (r < 0)
+		return r;
+	if (k == KF_FILE_NONE)
+		return -ENOENT;
+	if (k != KF_FILE_REG)
+		return -EINVAL;
+	if (size > max)
+		return -EFBIG;
+	return kf_os_read_file(ops, path, ret_buf, ret_len);
 }

@@ -120,7 +120,17 @@ static void print_state__nothing_answering_is_unknown_and_unreachable(void **sta
 	assert_false(p.reachable);
 	kf_print_status_release(&p);
 	parse(-ETIMEDOUT, 0, NULL, &p);
-	assert_string_equal(p.said, "no answer in time");
+	assert_string_equal(p.said, "no answer within 3 s");
+	kf_print_status_release(&p);
+	/* 10 MB came back: it answered, but nothing a print status is */
+	parse(-EMSGSIZE, 200, NULL, &p);
+	assert_int_equal(p.verdict, KF_PRINT_UNKNOWN);
+	assert_true(p.reachable);
+	assert_non_null(strstr(p.said, "larger than 8 MiB"));
+	kf_print_status_release(&p);
+	parse(-EINTR, 0, NULL, &p);
+	assert_int_equal(p.verdict, KF_PRINT_UNKNOWN);
+	assert_non_null(strstr(p.said, "interrupted"));
 	kf_print_status_release(&p);
 }
 
@@ -158,11 +168,11 @@ static void klipper_unit__comes_from_system_info_instance_ids(void **state)
 	w.urls[w.n_urls].url = "http://mr/machine/system_info";
 	w.urls[w.n_urls++].body = "{\"result\": {\"system_info\": {\"instance_ids\": "
 		"{\"moonraker\": \"moonraker-2\", \"klipper\": \"klipper-2.service\"}}}}";
-	unit = kf_moonraker_klipper_unit(&w.ops, &m);
+	unit = kf_moonraker_klipper_unit(&w.ops, &m, NULL);
 	assert_string_equal(unit, "klipper-2");
 	free(unit);
 	m.url = "http://elsewhere";
-	assert_null(kf_moonraker_klipper_unit(&w.ops, &m));
+	assert_null(kf_moonraker_klipper_unit(&w.ops, &m, NULL));
 	fake_world_release(&w);
 }
 
@@ -183,7 +193,7 @@ static void klipper_unit__a_name_systemd_would_not_have_is_none(void **state)
 		w.urls[w.n_urls].url = "http://mr/machine/system_info";
 		w.urls[w.n_urls++].body = kf_asprintf("{\"result\": {\"system_info\": "
 			"{\"instance_ids\": {\"klipper\": \"%s\"}}}}", bad[i]);
-		assert_null(kf_moonraker_klipper_unit(&w.ops, &m));
+		assert_null(kf_moonraker_klipper_unit(&w.ops, &m, NULL));
 		free((char *)w.urls[0].body);
 		fake_world_release(&w);
 	}

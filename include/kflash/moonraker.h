@@ -50,8 +50,10 @@ void kf_print_status_parse(int r, long status, const char *body,
 			   struct kf_print_status *ret);
 
 /* The Klipper unit this Moonraker instance talks to
- * (/machine/system_info instance_ids.klipper), malloc'd, or NULL. */
-char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonraker *m);
+ * (/machine/system_info instance_ids.klipper), malloc'd, or NULL;
+ * *ret_err (may be NULL) is what asking gave: 0 or http_get's -errno. */
+char *kf_moonraker_klipper_unit(const struct kf_ops *o, const struct kf_moonraker *m,
+				int *ret_err);
 
 /* The serial paths (and canbus_uuids) of every [mcu] section of the config
  * Klipper runs, from /printer/objects/query?configfile. 0, or -errno when

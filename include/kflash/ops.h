@@ -228,7 +228,9 @@ struct kf_ops {
 	/* HTTP: GET url with extra request headers ("Name: value", NULL-
 	 * terminated, or NULL); 0 with the body on a 2xx answer,
 	 * -EHOSTUNREACH when nothing answers, -ETIMEDOUT, -EPROTO on another
-	 * status (*ret_status says which, *ret_body holds its body). */
+	 * status (*ret_status says which, *ret_body holds its body),
+	 * -EMSGSIZE when the body is larger than 8 MiB, -EINTR when a signal
+	 * arrived meanwhile (within a second). */
 	int (*http_get)(void *ctx, const char *url, const char *const *headers,
 			int timeout_ms, char **ret_body, long *ret_status);
 

@@ -54,5 +54,11 @@ struct kf_ops;
 /* "~/klipper" -> "$HOME/klipper" (HOME as the ops table reads it); other
  * paths copied. malloc'd. */
 char *kf_expand_home(const struct kf_ops *ops, const char *path);
+/* Reads a file kflash keeps or is pointed at (the registry, a config): a
+ * regular file of at most max bytes. -ENOENT when missing, -EINVAL when it
+ * is something else (a FIFO would block, a device never ends), -EFBIG
+ * when larger (then *ret_size says how large), else read_file's. */
+int kf_read_regular(const struct kf_ops *ops, const char *path, off_t max,
+		    char **ret_buf, size_t *ret_len, off_t *ret_size);
 
 #endif

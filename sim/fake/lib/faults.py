@@ -124,6 +124,7 @@ FAULTS = [
         W("fail", "HTTP CODE (default 500) with Moonraker's error JSON", "[CODE]"),
         W("html", "200 with an nginx error page"),
         W("garbage", "200 with a body cut short (not JSON)"),
+        W("huge", "200 with a 10 MB JSON body (a print_stats filename that long)"),
         W("no-print-stats", "print queries answer without `print_stats`"),
     ]),
 
