@@ -381,6 +381,40 @@ static void warn_if_stale(const struct kf_cli_opts *opts, const struct globals *
 		kf_self_warn_stale(opts->ops, kf_self_built(), out);
 }
 
+/* No name, path, pattern or value kflash takes holds a control character,
+ * bytes that are not UTF-8 or more than 4095 bytes: such an argument is
+ * refused whole, before anything looks it up, quotes it or passes it on. */
+static int arguments_check(struct kf_ctx *ctx, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const unsigned char *p = (const unsigned char *)argv[i];
+		size_t n = strlen(argv[i]);
+		char what[64];
+
+		/* "the value of --device": the option it follows, when it
+		 * looks like one and is printable itself */
+		if (i > 1 && argv[i - 1][0] == '-' && strlen(argv[i - 1]) < 32 &&
+		    argv[i - 1][strspn(argv[i - 1], "-abcdefghijklmnopqrstuvwxyz_.")] == '\0')
+			snprintf(what, sizeof(what), "the value of %s", argv[i - 1]);
+		else
+			snprintf(what, sizeof(what), "argument %d", i);
+		for (; *p && *p >= 0x20 && *p != 0x7f; p++)
+			;
+		if (*p)
+			return kf_usage_error(ctx, NULL, "%s holds a control character "
+					      "(byte 0x%02x); no name, path or value kflash "
+					      "takes has one", what, *p);
+		if (!kf_utf8_valid(argv[i]))
+			return kf_usage_error(ctx, NULL, "%s is not valid UTF-8 text", what);
+		if (n > 4095)
+			return kf_usage_error(ctx, NULL, "%s is %zu bytes long; kflash "
+					      "takes at most 4095", what, n);
+	}
+	return 0;
+}
+
 int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 {
 	return kf_cli_run(&(struct kf_cli_opts){ .ops = ops, .argc = argc, .argv = argv });
@@ -445,6 +479,8 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 		r = kf_usage_error(&ctx, NULL, "%s needs a value", bad);
 		goto out;
 	}
+	if ((r = arguments_check(&ctx, argc, argv)) < 0)
+		goto out;
 	if (g.version) {
 		if (g.json)
 			kf_out_set_json(&out, json_pack("{s:s}", "version", KFLASH_VERSION));

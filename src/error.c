@@ -226,16 +226,53 @@ static const char *word_end(const char *p)
 	return p;
 }
 
+/* The length of the well-formed UTF-8 character at s (of n bytes), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+		   : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	char one[5] = { 0 };
+
+	if (!len || len > n)
+		return 0;
+	memcpy(one, s, len);
+	return kf_utf8_valid(one) ? len : 0;
+}
+
+/* The most of one word a message shows: a name someone typed 4 KiB long
+ * is shown by its start and its size. */
+#define WORD_SHOWN 200
+
+/* A word as the terminal gets it: without the KF_CMD marks, and what a
+ * message quotes from outside (a device name, an argument, a file) can
+ * neither move the cursor nor clear the screen nor break the line: control
+ * characters and bytes that are not UTF-8 come out as \xNN. */
 static void add_unmarked(struct kf_buf *b, const char *s, size_t n)
 {
-	size_t i, from = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, shown = 0;
 
-	for (i = 0; i <= n; i++)
-		if (i == n || s[i] == KF_CMD_BEGIN || s[i] == KF_CMD_END) {
-			if (i > from)
-				kf_buf_add(b, s + from, i - from);
-			from = i + 1;
+	while (i < n) {
+		size_t len = utf8_char(u + i, n - i);
+
+		if (s[i] == KF_CMD_BEGIN || s[i] == KF_CMD_END) {
+			i++;
+			continue;
 		}
+		if (shown >= WORD_SHOWN) {
+			kf_buf_addf(b, "...(%zu bytes)", n);
+			return;
+		}
+		if (!len || u[i] < 0x20 || u[i] == 0x7f) {
+			kf_buf_addf(b, "\\x%02x", u[i]);
+			i++;
+			shown += 4;
+			continue;
+		}
+		kf_buf_add(b, s + i, len);
+		i += len;
+		shown++;
+	}
 }
 
 void kf_wrap(struct kf_buf *b, const char *first, const char *indent,

@@ -76,6 +76,32 @@ static void render__has_no_escape_codes_without_colour(void **state)
 	kf_error_release(&e);
 }
 
+/* What a message quotes from outside (a USB product string, a file, an
+ * argument) reaches the terminal as text: no escape code, no byte that is
+ * not UTF-8, no 4 KiB word. */
+static void render__quoted_bytes_cannot_drive_the_terminal(void **state)
+{
+	struct kf_error e = KF_ERROR_INIT;
+	struct kf_buf b = KF_BUF_INIT;
+	char big[1000];
+
+	(void)state;
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	kf_error_set(&e, KF_EINPUT, "device 'a\033[2Jb' and '\xff\xfe' and 'K\xc3\xb6pf' "
+		     "and %s", big);
+	kf_error_render(&e, &b, 80, false);
+	assert_null(strchr(b.data, '\033'));
+	assert_null(strchr(b.data, '\xff'));
+	assert_non_null(strstr(b.data, "'a\\x1b[2Jb'"));
+	assert_non_null(strstr(b.data, "'\\xff\\xfe'"));
+	assert_non_null(strstr(b.data, "'K\xc3\xb6pf'"));
+	assert_non_null(strstr(b.data, "...(999 bytes)"));
+	assert_true(strlen(b.data) < 500);
+	kf_buf_release(&b);
+	kf_error_release(&e);
+}
+
 static void note__survives_a_replaced_error(void **state)
 {
 	struct kf_error e = KF_ERROR_INIT;
@@ -269,6 +295,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(render__fits_80_columns_and_numbers_steps),
 		cmocka_unit_test(render__has_no_escape_codes_without_colour),
+		cmocka_unit_test(render__quoted_bytes_cannot_drive_the_terminal),
 		cmocka_unit_test(note__survives_a_replaced_error),
 		cmocka_unit_test(render__names_the_errno_behind_the_failure),
 		cmocka_unit_test(render__never_breaks_a_command),
