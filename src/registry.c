@@ -752,9 +752,18 @@ int kf_registry_save(const struct kf_ops *o, const struct kf_registry *reg,
 	}
 	/* owner only: it may hold Moonraker's API key */
 	r = kf_os_write_atomic(o, reg->path, b.data, b.len, 0600);
-	if (r < 0)
+	if (r < 0) {
 		kf_error_set(err, KF_EFAILED, "cannot save %s: %s (it is unchanged)",
 			     reg->path, strerror(-r));
+		kf_error_errno(err, r);
+		if (r == -ENOSPC || r == -EDQUOT)
+			kf_error_step(err, "free some space there (" KF_CMD("df -h %s")
+				      "), then run the command again", dir);
+		else if (r == -EROFS)
+			kf_error_cause(err, "%s is on a read-only filesystem", dir);
+		else
+			kf_error_step(err, KF_CMD("ls -ld %s %s"), dir, reg->path);
+	}
 out:
 	free(dir);
 	kf_buf_release(&b);

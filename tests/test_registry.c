@@ -1,5 +1,6 @@
 /* test_registry.c - devices.json round trips, corrupt files, names, keys,
  * settings, and the board commands over a fake world. */
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -545,6 +546,30 @@ static void corrupt_registry__is_reported_and_never_overwritten(void **state)
 	assert_false(fake_did(w, "write " REG));
 }
 
+/* A full disk: the change is refused with its cause and a step, and the
+ * registry is what it was. */
+static void full_disk__a_save_that_fails_leaves_the_registry(void **state)
+{
+	struct fake_world *w = *state;
+	static const char before[] = "{\"schema\": 1, \"settings\": {\"timeouts\": "
+		"{\"build\": 300}}}";
+	struct kf_registry reg = KF_REGISTRY_INIT;
+	struct kf_error e = KF_ERROR_INIT;
+
+	fake_put_file(w, REG, before);
+	w->full = "/cfg";
+	assert_int_equal(CLI(w, "settings", "timeout.build", "600"), 1);
+	assert_string_equal(fake_get_file(w, REG)->data, before);
+	assert_int_equal(kf_registry_load(&w->ops, "/cfg", &reg, &e), 0);
+	assert_int_equal(kf_registry_save(&w->ops, &reg, &e), KF_EFAILED);
+	assert_non_null(strstr(e.what, "No space left on device (it is unchanged)"));
+	assert_int_equal(e.errnum, ENOSPC);
+	assert_non_null(strstr(e.steps[0], "df -h /cfg"));
+	w->full = NULL;
+	kf_registry_release(&reg);
+	kf_error_release(&e);
+}
+
 static void exclude_include_remove__change_only_that_board(void **state)
 {
 	struct fake_world *w = *state;
@@ -590,6 +615,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(add__records_the_port_and_refuses_boards_it_cannot_tell_apart, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(corrupt_registry__is_reported_and_never_overwritten, world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(exclude_include_remove__change_only_that_board, world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(full_disk__a_save_that_fails_leaves_the_registry, world_setup, world_teardown),
 	};
 
 	return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
