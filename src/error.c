@@ -239,8 +239,8 @@ static size_t utf8_char(const unsigned char *s, size_t n)
 	return kf_utf8_valid(one) ? len : 0;
 }
 
-/* The most of one word a message shows: a name someone typed 4 KiB long
- * is shown by its start and its size. */
+/* The most of one word of prose a message shows: a name someone typed
+ * 4 KiB long is shown by its start and its size (a command, whole). */
 #define WORD_SHOWN 200
 
 /* A word as the terminal gets it: without the KF_CMD marks, and what a
@@ -251,15 +251,18 @@ static void add_unmarked(struct kf_buf *b, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, shown = 0;
+	bool cmd = false;
 
 	while (i < n) {
 		size_t len = utf8_char(u + i, n - i);
 
 		if (s[i] == KF_CMD_BEGIN || s[i] == KF_CMD_END) {
+			cmd = s[i] == KF_CMD_BEGIN;
 			i++;
 			continue;
 		}
-		if (shown >= WORD_SHOWN) {
+		/* a command is shown whole, to be pasted */
+		if (shown >= WORD_SHOWN && !cmd) {
 			kf_buf_addf(b, "...(%zu bytes)", n);
 			return;
 		}

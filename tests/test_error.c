@@ -99,6 +99,12 @@ static void render__quoted_bytes_cannot_drive_the_terminal(void **state)
 	assert_non_null(strstr(b.data, "...(999 bytes)"));
 	assert_true(strlen(b.data) < 500);
 	kf_buf_release(&b);
+	/* a command is never cut: it is there to be pasted */
+	big[300] = '\0';
+	kf_error_step(&e, KF_CMD("ls -l /%s"), big);
+	kf_error_render(&e, &b, 80, false);
+	assert_non_null(strstr(b.data, big));
+	kf_buf_release(&b);
 	kf_error_release(&e);
 }
 
