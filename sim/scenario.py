@@ -346,6 +346,9 @@ def check(items, host, timing=False):
     whole = {s: [v for _, k, v in items if k == "expect-%s-line" % s] for s in streams}
     events = host.read_events()
     fails += sanitizer_reports(host, {"stdout": out, "stderr": err})
+    fails += ["a signal came after the run had ended (%s): its moment is too late" % e
+              for _, a, e in events if a == "scenario" and e.startswith("signal ")
+              and e.endswith(" missed")]
     has_event = lambda pat: first(events, pat) is not None
     for n, k, v in items:
         where = "line %d (%s: %s)" % (n, k, v)
