@@ -5,6 +5,7 @@
 #   make check           install missing Debian packages, build, run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (in build/sanitize)
 #   make demo            the full flash flow on a simulated printer
+#   make soak            200 simulated flashes, each hit by a signal (SOAK_RUNS, SOAK_SEED)
 #   make bench           speed and memory targets
 #   make install PREFIX=/usr/local DESTDIR=   (make uninstall undoes it)
 
@@ -99,7 +100,7 @@ SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
-.PHONY: all check unit door sim-tests scenarios recordings deps demo bench valgrind install \
+.PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench valgrind install \
 	uninstall clean simhost-skipped FORCE
 
 # a printer host builds kflash without the simulator's host; say so
@@ -181,7 +182,7 @@ $(BUILD)/libkflash-simcan.so: sim/can_preload.c sim/can_wire.h
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
-	$(MAKE) unit door sim-tests scenarios
+	$(MAKE) unit door sim-tests scenarios soak-short
 
 unit: $(TEST_BIN)
 	@ci/run-unit $(TEST_BIN)
@@ -195,6 +196,16 @@ sim-tests: $(BUILD)/kflash $(SIM_PROGS)
 
 scenarios: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-scenarios
+
+# simulated flashes, each hit by a signal at a random moment (sim/soak):
+# make soak SOAK_RUNS=200 SOAK_SEED=N; make check runs 20 of them
+SOAK_RUNS ?= 200
+SOAK_SEED ?=
+soak: $(BUILD)/kflash $(SIM_PROGS)
+	@KFLASH_BUILD=$(BUILD) SOAK_RUNS=$(SOAK_RUNS) SOAK_SEED=$(SOAK_SEED) /usr/bin/python3 sim/soak
+
+soak-short: $(BUILD)/kflash $(SIM_PROGS)
+	@KFLASH_BUILD=$(BUILD) SOAK_RUNS=20 SOAK_SEED=$(SOAK_SEED) /usr/bin/python3 sim/soak
 
 # fixtures/recordings/ made again in the simulator (replayed by sim-tests)
 recordings: $(BUILD)/kflash $(SIM_PROGS)

@@ -21,10 +21,6 @@ BOARDS = os.path.join(REPO, "fixtures", "boards")
 CONFIGS = os.path.join(REPO, "fixtures", "configs")
 FAKE = os.path.join(REPO, "sim", "fake")
 PYTHON = "/usr/bin/python3"
-# a sanitized program's reports go to STATE/SANITIZER_LOG.PID (as well as
-# nowhere else: the guardian's stderr is nobody's), where sim/scenario
-# finds them
-SANITIZER_LOG = "sanitizer"
 
 
 class SimError(Exception):
@@ -277,9 +273,6 @@ class Host:
         })
         for k in ("KFLASH_SIM_TAG",):
             e.pop(k, None)
-        log = "log_path=" + os.path.join(self.state, SANITIZER_LOG)
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
-            e[k] = (e[k] + ":" if e.get(k) else "") + log
         return e
 
     # ---- running -----------------------------------------------------------
