@@ -214,13 +214,26 @@ recordings: $(BUILD)/kflash $(SIM_PROGS)
 deps:
 	@ci/deps
 
-# the unit tests under valgrind: any leak or invalid access fails
-valgrind: $(TEST_BIN)
+# the unit tests under valgrind, then the product binary in scenarios
+# (KFLASH_VALGRIND: every kflash the simulated host runs is under
+# memcheck): any leak or invalid access fails. The scenarios are those
+# that need no guardian: valgrind cannot exec /proc/self/exe, which is how
+# kflash starts it (the flash window is the unit tests' fault loop's)
+VALGRIND_SCENARIOS := list-boards list-versions list-fits-80-columns probes-listed-by-name \
+	add-then-list add-device-path-that-is-no-device add-config-says-adopted \
+	flash-sudo-needs-password build-first-then-up-to-date build-failure-shows-log-tail \
+	build-ctrl-c-leaves-nothing build-without-config doctor-finds-problems flash-dry-run \
+	flash-refused-while-printing flash-mcu-mismatch flash-klipper-inactive-stays-inactive \
+	flash-outdated-none-behind settings-checks-directories cli-did-you-mean \
+	rollback-nothing-kept-refused can-add-by-uuid
+valgrind: $(TEST_BIN) $(BUILD)/kflash $(SIM_PROGS)
 	@for t in $(TEST_BIN); do \
 		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--error-exitcode=9 $$t > $(BUILD)/valgrind.log 2>&1 || \
 			{ cat $(BUILD)/valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
 	done; echo "valgrind: $(words $(TEST_BIN)) test binaries clean"
+	@KFLASH_BUILD=$(BUILD) KFLASH_VALGRIND=1 /usr/bin/python3 sim/scenario -j2 \
+		$(VALGRIND_SCENARIOS:%=fixtures/scenarios/%.scenario)
 
 demo: deps
 	$(MAKE) $(BUILD)/kflash $(SIM_PROGS)

@@ -61,6 +61,7 @@ A scenario is one readable file of `key: value` lines:
   (HOSTVERSION in a line stands for the fake Klipper's git describe)
   xfail: why                             expected to fail (never deleted)
 """
+import glob
 import json
 import os
 import re
@@ -322,6 +323,22 @@ def sanitizer_reports(streams):
     return fails
 
 
+def valgrind_reports(host):
+    """[message] for each memcheck report (KFLASH_VALGRIND: simlib runs
+    every kflash under valgrind, its log in the state dir)."""
+    fails = []
+    for path in sorted(glob.glob(os.path.join(host.state, simlib.VALGRIND_LOG + ".*"))):
+        with open(path, errors="replace") as f:
+            # valgrind 3.19 does not know pidfd_open (kflash then polls):
+            # its warning is no report on kflash
+            text = re.sub(r"--\d+-- WARNING: unhandled amd64-linux syscall: 434\n"
+                          r"(--\d+-- [^\n]*\n){4}", "", f.read()).strip()
+        if text:
+            fails.append("valgrind report in %s:\n%s" % (path, "\n".join(
+                "      " + line for line in text.splitlines()[:40])))
+    return fails
+
+
 def check(items, host, timing=False):
     """Returns a list of failure messages. Timed bounds (expect-downtime's
     margin) are checked only with timing, which make bench sets. A
@@ -340,6 +357,7 @@ def check(items, host, timing=False):
     events = host.read_events()
     fails += sanitizer_reports({"stdout": out, "stderr": err,
                                 "the steps' output": read(os.path.join(st, "steps.log"))})
+    fails += valgrind_reports(host)
     fails += ["a signal came after the run had ended (%s): its moment is too late" % e
               for _, a, e in events if a == "scenario" and e.startswith("signal ")
               and e.endswith(" missed")]
