@@ -15,9 +15,9 @@ import sys
 import termios
 import time
 
-# subprocess and the fault registry (faults.py, beside this file) are
-# imported when first needed: every fake starts with this module, dozens
-# of times a run, and they are most of its start-up time
+# subprocess is imported where it is needed, and the fault registry
+# (faults.py, beside this file) when a fault is first read: every fake
+# starts with this module, dozens of times a run
 _HERE = os.path.dirname(os.path.realpath(__file__))
 
 
@@ -135,9 +135,11 @@ class Fault:
 def fault(name):
     """The Fault in $KFLASH_SIM_STATE/fault/NAME, or None. NAME must be in
     the registry (faults.py): a fake reading a fault nobody can name is a
-    bug (faults.py --check finds every name a fake reads; here it is looked
-    up once the fault is set), and a word the registry does not know is
-    reported on stderr."""
+    bug, and a word the registry does not know is reported on stderr."""
+    faults = _faults()
+    if faults.lookup(faults.STATE, name) is None:
+        raise KeyError("simfake: fault '%s' is not in the registry (sim/fake/lib/faults.py)"
+                       % name)
     p = state_path("fault", name)
     if not p:
         return None
@@ -146,10 +148,6 @@ def fault(name):
             words = f.read().split()
     except OSError:
         return None
-    faults = _faults()
-    if faults.lookup(faults.STATE, name) is None:
-        raise KeyError("simfake: fault '%s' is not in the registry (sim/fake/lib/faults.py)"
-                       % name)
     if not words:
         return None
     why = faults.problem_state(name, words)
