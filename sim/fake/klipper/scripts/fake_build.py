@@ -19,7 +19,9 @@
 import hashlib
 import json
 import os
+import socket
 import struct
+import subprocess
 import sys
 import time
 import zlib
@@ -502,8 +504,6 @@ def version():
     if v and v.strip():
         return v.strip()
     if os.path.exists(os.path.join(CHECKOUT, ".git")):
-        import socket
-        import subprocess
         try:
             r = subprocess.run(["git", "-C", CHECKOUT, "describe", "--always", "--tags",
                                 "--long", "--dirty"], capture_output=True, text=True, timeout=10)
@@ -534,7 +534,6 @@ def priority():
     pol = os.sched_getscheduler(0)
     names = {os.SCHED_OTHER: "other", os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle"}
     io = "?"
-    import subprocess
     try:
         r = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True,
                            text=True, timeout=5)
@@ -750,7 +749,6 @@ def cmd_flash_linux(elf):
     if dest is None:
         sys.stderr.write("flash-linux (kflash simulator): KFLASH_SIM_STATE is not set\n")
         return 1
-    import subprocess
     return subprocess.call(["sudo", "cp", elf, dest])
 
 
