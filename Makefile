@@ -5,6 +5,7 @@
 #   make check           install missing Debian packages, build, run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (in build/sanitize)
 #   make demo            the full flash flow on a simulated printer
+#   make soak            200 simulated flashes, each hit by a signal (SOAK_RUNS, SOAK_SEED)
 #   make bench           speed and memory targets
 #   make install PREFIX=/usr/local DESTDIR=   (make uninstall undoes it)
 
@@ -99,7 +100,7 @@ SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
-.PHONY: all check unit door sim-tests scenarios recordings deps demo bench valgrind install \
+.PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench valgrind install \
 	uninstall clean simhost-skipped FORCE
 
 # a printer host builds kflash without the simulator's host; say so
@@ -181,7 +182,7 @@ $(BUILD)/libkflash-simcan.so: sim/can_preload.c sim/can_wire.h
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
-	$(MAKE) unit door sim-tests scenarios
+	$(MAKE) unit door sim-tests scenarios soak-short
 
 unit: $(TEST_BIN)
 	@ci/run-unit $(TEST_BIN)
@@ -196,6 +197,16 @@ sim-tests: $(BUILD)/kflash $(SIM_PROGS)
 scenarios: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/run-scenarios
 
+# simulated flashes, each hit by a signal at a random moment (sim/soak):
+# make soak SOAK_RUNS=200 SOAK_SEED=N; make check runs 20 of them
+SOAK_RUNS ?= 200
+SOAK_SEED ?=
+soak: $(BUILD)/kflash $(SIM_PROGS)
+	@KFLASH_BUILD=$(BUILD) SOAK_RUNS=$(SOAK_RUNS) SOAK_SEED=$(SOAK_SEED) /usr/bin/python3 sim/soak
+
+soak-short: $(BUILD)/kflash $(SIM_PROGS)
+	@KFLASH_BUILD=$(BUILD) SOAK_RUNS=20 SOAK_SEED=$(SOAK_SEED) /usr/bin/python3 sim/soak
+
 # fixtures/recordings/ made again in the simulator (replayed by sim-tests)
 recordings: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) tests/make-recordings.sh
@@ -203,13 +214,26 @@ recordings: $(BUILD)/kflash $(SIM_PROGS)
 deps:
 	@ci/deps
 
-# the unit tests under valgrind: any leak or invalid access fails
-valgrind: $(TEST_BIN)
+# the unit tests under valgrind, then the product binary in scenarios
+# (KFLASH_VALGRIND: every kflash the simulated host runs is under
+# memcheck): any leak or invalid access fails. The scenarios are those
+# that need no guardian: valgrind cannot exec /proc/self/exe, which is how
+# kflash starts it (the flash window is the unit tests' fault loop's)
+VALGRIND_SCENARIOS := list-boards list-versions list-fits-80-columns probes-listed-by-name \
+	add-then-list add-device-path-that-is-no-device add-config-says-adopted \
+	flash-sudo-needs-password build-first-then-up-to-date build-failure-shows-log-tail \
+	build-ctrl-c-leaves-nothing build-without-config doctor-finds-problems flash-dry-run \
+	flash-refused-while-printing flash-mcu-mismatch flash-klipper-inactive-stays-inactive \
+	flash-outdated-none-behind settings-checks-directories cli-did-you-mean \
+	rollback-nothing-kept-refused can-add-by-uuid
+valgrind: $(TEST_BIN) $(BUILD)/kflash $(SIM_PROGS)
 	@for t in $(TEST_BIN); do \
 		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
 			--error-exitcode=9 $$t > $(BUILD)/valgrind.log 2>&1 || \
 			{ cat $(BUILD)/valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
 	done; echo "valgrind: $(words $(TEST_BIN)) test binaries clean"
+	@KFLASH_BUILD=$(BUILD) KFLASH_VALGRIND=1 /usr/bin/python3 sim/scenario -j2 \
+		$(VALGRIND_SCENARIOS:%=fixtures/scenarios/%.scenario)
 
 demo: deps
 	$(MAKE) $(BUILD)/kflash $(SIM_PROGS)

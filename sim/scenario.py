@@ -61,6 +61,7 @@ A scenario is one readable file of `key: value` lines:
   (HOSTVERSION in a line stands for the fake Klipper's git describe)
   xfail: why                             expected to fail (never deleted)
 """
+import glob
 import json
 import os
 import re
@@ -146,6 +147,12 @@ exit 0
 """
 
 
+# waits for an event of the run: one process following the event log, not
+# a shell loop of awk and sleep (sim/trigger.py)
+TRIGGER = "%s %s" % (simlib.PYTHON, shlex.quote(os.path.join(os.path.dirname(
+    os.path.abspath(__file__)), "trigger.py")))
+
+
 def driver_script(items, host, tag):
     steps = []
     run = None
@@ -163,18 +170,14 @@ def driver_script(items, host, tag):
                 raise simlib.SimError("line %d: signal: NAME when EVENT [after SECONDS]"
                                       % n)
             sig, pat, delay = m.group(1), m.group(2), m.group(3) or "0"
-            trigger += ("( while ! has_event %s; do "
-                        "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
-                        "sleep %s; ev signal %s; kill -%s $pid ) &\n"
-                        % (shlex.quote(pat), delay, sig, sig))
+            trigger += "%s $pid signal %s %s %s &\n" % (TRIGGER, sig, shlex.quote(pat), delay)
     for n, k, v in items:
         if k == "when":
             pat, sep, cmd = v.partition(" => ")
             if not sep:
                 raise simlib.SimError("line %d: when: EVENT => COMMAND" % n)
-            trigger += ("( while ! has_event %s; do "
-                        "kill -0 $pid 2>/dev/null || exit 0; sleep 0.02; done; "
-                        "ev when %s; %s ) &\n" % (shlex.quote(pat), shlex.quote(pat), cmd))
+            trigger += ("( %s $pid wait %s || exit 0; ev when %s; %s ) &\n"
+                        % (TRIGGER, shlex.quote(pat), shlex.quote(pat), cmd))
     return DRIVER % {"simhost": os.path.join(simlib.build_dir(), "kflash-simhost"),
                      "steps": "\n".join(steps), "run": run,
                      "tag": tag, "trigger": trigger}
@@ -301,9 +304,45 @@ def downtime(events):
     return start - stop, tools
 
 
+# what ASan, LeakSanitizer and UBSan print: any of it in a run's output
+# (or a setup step's) fails the scenario whatever it expects, a non-zero
+# exit included. (Not a report file: ASan's log_path crashes a process
+# under umockdev's preload as the report is written.)
+SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                              r"runtime error:|WARNING: AddressSanitizer")
+
+
+def sanitizer_reports(streams):
+    """[message] for each stream (name -> text) that holds a report."""
+    fails = []
+    for name, text in streams.items():
+        m = SANITIZER_REPORT.search(text)
+        if m:
+            line = text[text.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0]
+            fails.append("sanitizer report in %s: %s" % (name, line.strip()))
+    return fails
+
+
+def valgrind_reports(host):
+    """[message] for each memcheck report (KFLASH_VALGRIND: simlib runs
+    every kflash under valgrind, its log in the state dir)."""
+    fails = []
+    for path in sorted(glob.glob(os.path.join(host.state, simlib.VALGRIND_LOG + ".*"))):
+        with open(path, errors="replace") as f:
+            # valgrind 3.19 does not know pidfd_open (kflash then polls):
+            # its warning is no report on kflash
+            text = re.sub(r"--\d+-- WARNING: unhandled amd64-linux syscall: 434\n"
+                          r"(--\d+-- [^\n]*\n){4}", "", f.read()).strip()
+        if text:
+            fails.append("valgrind report in %s:\n%s" % (path, "\n".join(
+                "      " + line for line in text.splitlines()[:40])))
+    return fails
+
+
 def check(items, host, timing=False):
     """Returns a list of failure messages. Timed bounds (expect-downtime's
-    margin) are checked only with timing, which make bench sets."""
+    margin) are checked only with timing, which make bench sets. A
+    sanitizer's report anywhere in the run is always one."""
     st = host.state
     fails = []
     read = lambda p: open(p, errors="replace").read() if os.path.exists(p) else ""
@@ -316,6 +355,12 @@ def check(items, host, timing=False):
     # what an expect-*-line names may be wider than an expect-*-width
     whole = {s: [v for _, k, v in items if k == "expect-%s-line" % s] for s in streams}
     events = host.read_events()
+    fails += sanitizer_reports({"stdout": out, "stderr": err,
+                                "the steps' output": read(os.path.join(st, "steps.log"))})
+    fails += valgrind_reports(host)
+    fails += ["a signal came after the run had ended (%s): its moment is too late" % e
+              for _, a, e in events if a == "scenario" and e.startswith("signal ")
+              and e.endswith(" missed")]
     has_event = lambda pat: first(events, pat) is not None
     for n, k, v in items:
         where = "line %d (%s: %s)" % (n, k, v)
@@ -484,7 +529,13 @@ def check_fixes(items, host, out):
 
 
 def run(path, keep=False, verbose=False, timing=False):
-    items = parse(path)
+    return run_items(parse(path), keep, verbose, timing)
+
+
+def run_items(items, keep=False, verbose=False, timing=False, before_run=None):
+    """Runs a parsed scenario (parse()'s list, or one a program made, as
+    sim/soak does); returns (failures, host). before_run(host), when given,
+    is called once the host is set up, just before the run."""
     boards = [v for _, k, v in items if k == "board"]
     timeout = int(next((v for _, k, v in items if k == "timeout"), "120"))
     host = simlib.Host(boards)
@@ -495,6 +546,8 @@ def run(path, keep=False, verbose=False, timing=False):
         drv = os.path.join(host.dir, "driver.sh")
         with open(drv, "w") as f:
             f.write(driver_script(items, host, tag))
+        if before_run:
+            before_run(host)
         code = host.session(["/bin/sh", drv], stdin=subprocess.DEVNULL, timeout=timeout)
         if code == 98:
             return ["a setup step failed (see %s/state/steps.log)" % host.dir], host

@@ -21,6 +21,8 @@ BOARDS = os.path.join(REPO, "fixtures", "boards")
 CONFIGS = os.path.join(REPO, "fixtures", "configs")
 FAKE = os.path.join(REPO, "sim", "fake")
 PYTHON = "/usr/bin/python3"
+# with $KFLASH_VALGRIND set, memcheck's reports on kflash: STATE/VALGRIND_LOG.PID
+VALGRIND_LOG = "valgrind"
 
 
 class SimError(Exception):
@@ -140,7 +142,20 @@ class Host:
         open(self.events, "a").close()
         self._checkout(os.path.join(FAKE, "klipper"), self.klipper, "v0.13.0")
         self._checkout(os.path.join(FAKE, "katapult"), self.katapult, "v0.0.1")
-        os.symlink(os.path.join(build_dir(), "kflash"), os.path.join(self.bin, "kflash"))
+        kflash = os.path.join(build_dir(), "kflash")
+        if os.environ.get("KFLASH_VALGRIND"):
+            # make valgrind: every kflash the host runs is under memcheck;
+            # its reports go to STATE/valgrind.PID, which sim/scenario reads
+            with open(os.path.join(self.bin, "kflash"), "w") as f:
+                f.write("#!/bin/sh\nexec valgrind -q --leak-check=full "
+                        ""
+                        "--show-leak-kinds=definite,indirect "
+                        "--errors-for-leak-kinds=definite,indirect --error-exitcode=97 "
+                        "--log-file=%s %s \"$@\"\n" % (shlex.quote(os.path.join(
+                            self.state, VALGRIND_LOG + ".%p")), shlex.quote(kflash)))
+            os.chmod(os.path.join(self.bin, "kflash"), 0o755)
+        else:
+            os.symlink(kflash, os.path.join(self.bin, "kflash"))
         for tool in sorted(os.listdir(os.path.join(FAKE, "bin"))):
             os.symlink(os.path.join(FAKE, "bin", tool), os.path.join(self.bin, tool))
         self.set_service("klipper", "active")

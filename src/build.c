@@ -458,6 +458,8 @@ static char *capture_first_line(struct kf_ctx *ctx, const char *const *argv, int
 	char *line;
 	int r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 30000, &opts, &ex);
 
+	/* the child was stopped for a signal kflash took: the command's */
+	kf_ctx_heard(ctx, ex.interrupted_by);
 	capture_failed(r, &ex, err);
 	if (r < 0 || !kf_exit_ok(&ex) || !out.data) {
 		kf_buf_release(&out);
@@ -476,6 +478,7 @@ static uint64_t capture_hash(struct kf_ctx *ctx, const char *const *argv, int *e
 	uint64_t h = KF_HASH_SEED;
 	int r = make_argv_run(ctx, argv, KF_STDIO_CAPTURE, 60000, &opts, &ex);
 
+	kf_ctx_heard(ctx, ex.interrupted_by);
 	capture_failed(r, &ex, err);
 	if (r == 0 && kf_exit_ok(&ex) && out.data)
 		h = kf_hash(out.data, out.len, h);
@@ -961,6 +964,17 @@ static const char *clean_reason(const char *old_stamp, const char *stamp)
 	return NULL;
 }
 
+/* A look before the build (git, the compiler) was cut short by a signal. */
+static int stopped_by(struct kf_ctx *ctx, const struct kf_board *b, struct kf_error *err)
+{
+	kf_error_set(err, KF_EINTERRUPTED, "the build of %s was stopped before it "
+		     "began: kflash got signal %d (%s)", b->key, ctx->signal,
+		     strsignal(ctx->signal));
+	if (err)
+		err->signal = ctx->signal;
+	return KF_EINTERRUPTED;
+}
+
 int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_board *b,
 	     const struct kf_build_opts *opts, struct kf_error *err,
 	     struct kf_build_result *res)
@@ -1030,6 +1044,10 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		goto out;
 
 	r = kf_klipper_version(ctx, kdir, &res->version);
+	if (ctx->signal) {
+		r = stopped_by(ctx, b, err);
+		goto out;
+	}
 	if (r < 0 && r != -ENOENT)
 		kf_out_warn(ctx->out, "%s: cannot tell the checkout's version (git "
 			    "describe in %s: %s); it is not checked in the firmware",
@@ -1066,6 +1084,10 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 		kf_out_ok(ctx->out, KF_PHASE_CONFIG, "%s: config is for %s", b->key, b->mcu);
 
 	stamp = make_stamp(ctx, kdir, &res->cfg, res->version, &stamp_err);
+	if (ctx->signal) {
+		r = stopped_by(ctx, b, err);
+		goto out;
+	}
 	if (stamp_err) {
 		/* what the firmware is built from is not known: it is never
 		 * up to date, and neither is this build the next time */

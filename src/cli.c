@@ -1,6 +1,7 @@
 /* cli.c - global options, the command table, --help and --version. */
 #include <ctype.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +416,32 @@ static int arguments_check(struct kf_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* A signal nobody took: it came after the command's last look (as its
+ * result was printed, or the recording written). It is still the run's,
+ * and 128+N tells the user and a script that it was heard. Taken from the
+ * table the command ran on, below the recorder: a recording must not grow
+ * a call that its replay would have to make (a replay answers every
+ * signal from the recording, so it has none of its own). */
+static int late_signal(const struct kf_cli_opts *opts)
+{
+	if (opts->replaying || kf_ops_check(opts->ops) < 0)
+		return 0;
+	return kf_os_take_signal(opts->ops);
+}
+
+static int heard_late(struct kf_error *err, int r, int sig)
+{
+	if (r >= 0)
+		r = kf_error_set(err, KF_EINTERRUPTED, "stopped by signal %d (%s) as "
+				 "kflash finished; what it printed above was done", sig,
+				 strsignal(sig));
+	else
+		kf_error_note(err, "kflash got signal %d (%s) as it finished", sig,
+			      strsignal(sig));
+	err->signal = sig;
+	return r;
+}
+
 int kf_cli_main(const struct kf_ops *ops, int argc, char **argv)
 {
 	return kf_cli_run(&(struct kf_cli_opts){ .ops = ops, .argc = argc, .argv = argv });
@@ -434,7 +461,7 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	char **rest, *recorded = NULL;
 	const char *bad = NULL, *bad_value = NULL;
 	bool terminal = false;
-	int n, r = 0, code;
+	int n, r = 0, code, late;
 
 	/* the guardian is this same program, spawned by kflash itself; it
 	 * has no command line of its own and never prints */
@@ -537,6 +564,13 @@ int kf_cli_run(const struct kf_cli_opts *opts)
 	r = cmd ? cmd->run(&ctx, n, rest) : kf_menu_run(&ctx);
 out:
 	code = r >= 0 && ctx.exit_code ? ctx.exit_code : kf_exit_code(r, &err);
+	late = code < KF_EXIT_SIGNAL_BASE ? late_signal(opts) : 0;
+	if (!late && code < KF_EXIT_SIGNAL_BASE)
+		late = ctx.signal;	/* one a look took, that nobody acted on */
+	if (late) {
+		r = heard_late(&err, r, late);
+		code = KF_EXIT_SIGNAL_BASE + late;
+	}
 	if (r < 0 || err.note)
 		kf_out_error(&out, &err);
 	kf_out_finish(&out, code, r < 0 ? &err : NULL);
@@ -552,6 +586,16 @@ done:
 				    "bundles it for a bug report.", recorded);
 	}
 	warn_if_stale(opts, &g, cmd, &out);
+	/* and one that came while the recording was written */
+	late = code < KF_EXIT_SIGNAL_BASE ? late_signal(opts) : 0;
+	if (late) {
+		struct kf_error e = KF_ERROR_INIT;
+
+		(void)heard_late(&e, 0, late);
+		kf_out_error(&out, &e);
+		kf_error_release(&e);
+		code = KF_EXIT_SIGNAL_BASE + late;
+	}
 	kf_out_release(&out);
 	kf_error_release(&err);
 	free(err.note);

@@ -109,8 +109,11 @@ static bool python_has_pyserial(struct kf_ctx *ctx, const char *python)
 				    .out = KF_STDIO_NULL };
 	struct kf_run_opts o = { .timeout_ms = 15000 };
 	struct kf_exit ex;
+	bool ok = kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex);
 
-	return kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex);
+	/* a check a signal cut short: the signal is the command's */
+	kf_ctx_heard(ctx, ex.interrupted_by);
+	return ok;
 }
 
 /* Moonraker at url gave no print state: the fix depends on whether the
@@ -235,6 +238,7 @@ static struct kf_exit run_check(struct kf_ctx *ctx, const char *const *argv)
 
 	if (kf_proc_run(ctx->ops, &req, &o, &ex) < 0)
 		ex.kind = KF_EXIT_EXEC_FAILED;
+	kf_ctx_heard(ctx, ex.interrupted_by);
 	return ex;
 }
 
@@ -362,6 +366,7 @@ static long ip_bitrate(struct kf_ctx *ctx, const char *iface)
 
 	if (kf_proc_run(ctx->ops, &req, &o, &ex) == 0 && kf_exit_ok(&ex))
 		v = kf_can_parse_bitrate(out.data);
+	kf_ctx_heard(ctx, ex.interrupted_by);
 	kf_buf_release(&out);
 	return v;
 }

@@ -159,6 +159,7 @@ int kf_cmd_report(struct kf_ctx *ctx, int argc, char **argv)
 	free(boards);
 	r = kf_proc_run(ctx->ops, &(struct kf_spawn_req){ .argv = tar, .out = KF_STDIO_CAPTURE,
 			.in = KF_STDIO_NULL }, &(struct kf_run_opts){ .timeout_ms = 60000 }, &e);
+	kf_ctx_heard(ctx, e.interrupted_by);
 	if (r == 0 && !kf_exit_ok(&e)) {
 		char how[64];
 

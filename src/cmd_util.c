@@ -117,6 +117,8 @@ int kf_cmd_signalled(struct kf_ctx *ctx, const char *done, struct kf_error *err)
 	int sig = kf_os_take_signal(ctx->ops);
 
 	if (!sig)
+		sig = ctx->signal;
+	if (!sig)
 		return 0;
 	if (done)
 		kf_error_set(err, KF_EINTERRUPTED, "stopped by signal %d (%s), after "

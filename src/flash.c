@@ -401,6 +401,8 @@ static enum kf_sudo_answer sudo_check(struct kf_ctx *ctx, const char *cmd,
 		memset(ex, 0, sizeof(*ex));
 		ex->kind = KF_EXIT_EXEC_FAILED;
 	}
+	/* a check a signal cut short: the signal is the run's */
+	kf_ctx_heard(ctx, ex->interrupted_by);
 	if (ex->kind == KF_EXIT_EXEC_FAILED)
 		a = KF_SUDO_NO_SUDO;
 	else if (kf_exit_ok(ex))

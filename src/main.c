@@ -16,6 +16,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	code = kf_cli_main(&ops, argc, argv);
+	/* a signal in the last moment, after kflash's last look: 128+N */
+	r = kf_ops_linux_end(lx);
+	if (r && code < 128) {
+		fprintf(stderr, "error: stopped by signal %d as kflash finished; what "
+			"it printed above was done\n", r);
+		code = 128 + r;
+	}
 	kf_ops_linux_release(lx);
 	return code;
 }

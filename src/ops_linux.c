@@ -1530,6 +1530,19 @@ int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 	return 0;
 }
 
+int kf_ops_linux_end(struct kf_linux *lx)
+{
+	static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	size_t i;
+
+	/* what was printed is out before a signal may end the process */
+	fflush(stdout);
+	fflush(stderr);
+	for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		signal(caught[i], SIG_DFL);
+	return linux_take_signal(lx);
+}
+
 void kf_ops_linux_release(struct kf_linux *lx)
 {
 	if (!lx)

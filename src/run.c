@@ -69,6 +69,7 @@ void kf_run_heard(struct kf_run *run, int sig)
 bool kf_run_signalled(struct kf_run *run)
 {
 	kf_run_heard(run, kf_os_take_signal(run->ctx->ops));
+	kf_run_heard(run, run->ctx->signal);
 	return run->signal != 0;
 }
 

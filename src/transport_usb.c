@@ -286,8 +286,13 @@ static void usb_unclaimed(const struct kf_registry *reg, const void *scan,
 
 /* The device the user named: by-id path or basename, or any path that
  * resolves to the same tty node. */
+static int no_device_at(struct kf_ctx *ctx, const char *arg, struct kf_error *err);
+
+/* The device arg names; NULL when none does (err set when arg is a path
+ * to something that is no device). */
 static const struct kf_device *named_device(struct kf_ctx *ctx,
-					    const struct kf_devlist *l, const char *arg)
+					    const struct kf_devlist *l, const char *arg,
+					    struct kf_error *err)
 {
 	char *real = NULL;
 	size_t i;
@@ -301,6 +306,8 @@ static const struct kf_device *named_device(struct kf_ctx *ctx,
 			return d;
 	}
 	/* any other path to the same node: compare where both lead */
+	if (strchr(arg, '/') && no_device_at(ctx, arg, err) < 0)
+		return NULL;
 	if (strchr(arg, '/') && kf_os_realpath(ctx->ops, arg, &real) == 0) {
 		for (i = 0; i < l->n; i++) {
 			char *node = NULL;
@@ -371,12 +378,31 @@ static int add_refused(const struct kf_registry *reg, const struct kf_device *d,
 	return 0;
 }
 
+/* A path that is there but is a file or a directory is no device: said
+ * before anything resolves it (umockdev's realpath, in the simulator,
+ * cannot take one). */
+static int no_device_at(struct kf_ctx *ctx, const char *arg, struct kf_error *err)
+{
+	enum kf_file_kind k = KF_FILE_NONE;
+
+	if (kf_os_file_kind(ctx->ops, arg, &k, NULL) < 0 ||
+	    (k != KF_FILE_REG && k != KF_FILE_DIR))
+		return 0;
+	kf_error_set(err, KF_EINPUT, "'%s' is a %s, not a serial device", arg,
+		     k == KF_FILE_REG ? "file" : "directory");
+	kf_error_step(err, KF_CMD("kflash list") "   (the connected boards, by name)");
+	kf_error_step(err, KF_CMD("kflash add --device /dev/serial/by-id/NAME"));
+	return KF_EINPUT;
+}
+
 static int usb_find(struct kf_ctx *ctx, const struct kf_registry *reg, const void *scan,
 		    const char *arg, struct kf_seen *ret, struct kf_error *err)
 {
-	const struct kf_device *d = named_device(ctx, scan, arg);
+	const struct kf_device *d = named_device(ctx, scan, arg, err);
 	int r;
 
+	if (!d && err && err->code)
+		return err->code;
 	if (!d)
 		return no_such_device(scan, arg, err);
 	r = add_refused(reg, d, err);

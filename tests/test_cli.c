@@ -1,6 +1,7 @@
 /* test_cli.c - the command line: dispatch, help, usage errors, exit codes. */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -409,6 +410,49 @@ static void ops_table__of_another_version_or_incomplete_is_refused(void **state)
 	fake_world_release(&w);
 }
 
+static void deliver(void *data, int sig)
+{
+	((struct fake_world *)data)->pending_signal = sig;
+}
+
+/* A signal at any call of a command, the last ones included (the result
+ * printed, the recording written), ends it with 128+N: a user who pressed
+ * Ctrl+C (or whose SSH session hung up) as kflash finished is told it was
+ * heard, and a script sees it. */
+static void signal__at_any_call_of_a_command_exits_128_plus_n(void **state)
+{
+	static const char *const cmds[][2] = { { "list", NULL }, { "--record", "list" } };
+	size_t c;
+
+	(void)state;
+	for (c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+		int n;
+		bool fired = true;
+
+		for (n = 1; fired; n++) {
+			struct fake_world w;
+			struct fault_ops f;
+			struct run r;
+
+			fake_world_init(&w);
+			fake_setenv(&w, "KFLASH_CONFIG_DIR", "/cfg");
+			fault_ops_init(&f, &w.ops, FAULT_EVERY, n, 0);
+			f.signal = SIGHUP;
+			f.raise = deliver;
+			f.raise_data = &w;
+			r = cli_with(&f.ops, cmds[c][0], cmds[c][1], NULL);
+			fired = f.fired;
+			if (fired && r.code != 128 + SIGHUP)
+				fail_msg("kflash %s %s: SIGHUP at call %d (%s): exit %d, not %d",
+					 cmds[c][0], cmds[c][1] ? cmds[c][1] : "", n, f.fired_at,
+					 r.code, 128 + SIGHUP);
+			run_free(&r);
+			fake_world_release(&w);
+		}
+		assert_true(n > 3);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +471,7 @@ int main(void)
 		cmocka_unit_test(doctor__an_unreadable_udev_is_no_unplugged_board),
 		cmocka_unit_test(doctor__checks_the_can_interface_its_queue_and_bitrate),
 		cmocka_unit_test(ops_table__of_another_version_or_incomplete_is_refused),
+		cmocka_unit_test(signal__at_any_call_of_a_command_exits_128_plus_n),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

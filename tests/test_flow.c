@@ -179,6 +179,31 @@ static void flash__ctrl_c_during_build_stops_nothing(void **state)
 	assert_int_equal(at(&t->w, "spawn kflash --guardian"), -1);
 }
 
+/* A look the build makes (the checkout's version, the compiler's, for the
+ * build's stamp) that a signal cuts short is the run's signal, not an
+ * answer that is missing: the run stops there, as in the build. */
+static void flash__ctrl_c_while_asking_the_compiler_stops_nothing(void **state)
+{
+	static const char *const looks[] = { "arm-none-eabi-gcc", "git" };
+	size_t i;
+
+	for (i = 0; i < sizeof(looks) / sizeof(looks[0]); i++) {
+		struct t *t = *state;
+
+		fake_world_release(&t->w);
+		world(&t->w);
+		fake_add_prog(&t->w, (struct fake_prog){ .argv0 = looks[i],
+			.output = "v0.13.0-1-gabc", .run_ms = 60000 });
+		fake_signal_at(&t->w, 30000, SIGINT);
+		assert_int_equal(flash(t, &t->w.ops), KF_EINTERRUPTED);
+		assert_int_equal(t->err.signal, SIGINT);
+		assert_int_equal(kf_exit_code(KF_EINTERRUPTED, &t->err), 130);
+		assert_false(fake_did(&t->w, "svc_stop klipper"));
+		assert_int_equal(at(&t->w, "spawn kflash --guardian"), -1);
+		assert_int_equal(fake_running(&t->w), 0);
+	}
+}
+
 static void flash__inactive_klipper_is_left_inactive(void **state)
 {
 	struct t *t = *state;
@@ -1103,6 +1128,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flash__both_methods_failing_still_restarts_klipper, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__ctrl_c_sends_sigterm_to_flashtool_and_restarts, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__ctrl_c_during_build_stops_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(flash__ctrl_c_while_asking_the_compiler_stops_nothing,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__inactive_klipper_is_left_inactive, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__restart_failure_is_reported_beside_the_original, setup, teardown),
 		cmocka_unit_test_setup_teardown(flash__eio_checking_klipper_dir_is_no_missing_checkout, setup, teardown),

@@ -493,9 +493,42 @@ static void term_width__is_the_terminals_columns(void **state)
 	close(p[1]);
 }
 
+/* kflash's last moment: a signal that came after its last look is
+ * handed over, and from then on one ends the process as by default (the
+ * shell sees 128+N), so none is ever lost between the last look and exit. */
+static void end__hands_over_a_late_signal_and_restores_the_defaults(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct kf_ops o;
+		struct kf_linux *l;
+
+		if (kf_ops_linux_init(&o, &l) < 0)
+			_exit(10);
+		raise(SIGHUP);		/* caught: pending, not fatal */
+		if (kf_ops_linux_end(l) != SIGHUP)
+			_exit(11);
+		if (kf_ops_linux_end(l) != 0)
+			_exit(12);
+		raise(SIGTERM);		/* now as by default */
+		_exit(13);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status))
+		fail_msg("the child exited %d", WEXITSTATUS(status));
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGTERM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(end__hands_over_a_late_signal_and_restores_the_defaults),
 		cmocka_unit_test(spawn__captures_lines_and_status),
 		cmocka_unit_test(remove_tree__removes_links_not_what_they_point_at),
 		cmocka_unit_test(spawn__idle_child_runs_at_idle_priority),

@@ -32,7 +32,19 @@ struct kf_ctx {
 	struct kf_recorder *rec;	/* the session being recorded, or NULL */
 	int exit_code;		/* a command that succeeds with its own code
 				 * (kflash replay: the replayed run's) */
+	/* a signal a step took from the ops table and could not act on (a
+	 * look whose child it stopped): the command's all the same, which
+	 * then ends with 128+N (kf_run_signalled, kf_cmd_signalled and the
+	 * command line read it) */
+	int signal;
 };
+
+/* Keeps sig (0: none) as ctx's signal if it is the first. */
+static inline void kf_ctx_heard(struct kf_ctx *ctx, int sig)
+{
+	if (sig && !ctx->signal)
+		ctx->signal = sig;
+}
 
 /* The config dir by the contract's precedence; NULL when none can be found
  * (no HOME). The result is malloc'd. */

@@ -359,6 +359,11 @@ struct kf_linux;
  * signals become events in wait loops), libcurl, libudev. The table's ctx
  * points into *ret_linux, which the caller keeps until kf_ops_linux_release. */
 int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux);
+/* kflash's last moment, once kf_cli_main returned: from here a signal
+ * ends the process as by default (a shell sees 128+N), and the one that
+ * came after kflash last took one is returned (0: none), so that no
+ * signal is lost between its last look and its exit. */
+int kf_ops_linux_end(struct kf_linux *lx);
 void kf_ops_linux_release(struct kf_linux *lx);
 
 #endif

@@ -11,13 +11,21 @@ import os
 import select
 import signal
 import struct
-import subprocess
 import sys
 import termios
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-import faults  # noqa: E402  the registry, beside this file
+# subprocess is imported where it is needed, and the fault registry
+# (faults.py, beside this file) when a fault is first read: every fake
+# starts with this module, dozens of times a run
+_HERE = os.path.dirname(os.path.realpath(__file__))
+
+
+def _faults():
+    if _HERE not in sys.path:
+        sys.path.insert(0, _HERE)
+    import faults
+    return faults
 
 # ---------------------------------------------------------------- events
 
@@ -128,6 +136,7 @@ def fault(name):
     """The Fault in $KFLASH_SIM_STATE/fault/NAME, or None. NAME must be in
     the registry (faults.py): a fake reading a fault nobody can name is a
     bug, and a word the registry does not know is reported on stderr."""
+    faults = _faults()
     if faults.lookup(faults.STATE, name) is None:
         raise KeyError("simfake: fault '%s' is not in the registry (sim/fake/lib/faults.py)"
                        % name)
@@ -151,6 +160,7 @@ def child_sleep(seconds):
     """Sleeps in a real child process (sleep(1)) so that a test can tell
     whether the whole process group was killed: an orphaned sleep with
     KFLASH_SIM_STATE in its environment is a leak."""
+    import subprocess
     arg = "2147483647" if seconds is None else "%.3f" % max(0.0, seconds)
     try:
         subprocess.call(["sleep", arg])
