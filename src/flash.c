@@ -73,8 +73,10 @@ int kf_flashtool_app_start(const char *out, uint32_t *ret)
 char *kf_flashtool_mcu(const char *out)
 {
 	const char *p = out ? strstr(out, "MCU type: ") : NULL;
+	size_t n = p ? strcspn(p + 10, " \r\n") : 0;
 
-	return p ? kf_xstrndup(p + 10, strcspn(p + 10, " \r\n")) : NULL;
+	/* "MCU type: " and nothing names no MCU: never "a , not the registered" */
+	return n ? kf_xstrndup(p + 10, n) : NULL;
 }
 
 /* The last few lines a tool printed, for the error report. */

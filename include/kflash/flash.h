@@ -56,7 +56,7 @@ enum kf_flash_class kf_flashtool_classify(const char *output, const struct kf_ex
 int kf_flashtool_app_start(const char *output, uint32_t *ret);
 
 /* "MCU type: stm32g0b1xx" from status mode (Katapult's CONNECT), malloc'd,
- * or NULL. */
+ * or NULL (also for a "MCU type: " naming none). */
 char *kf_flashtool_mcu(const char *output);
 
 /* Fills err with what failed for class c and the steps to recover. */
