@@ -2,8 +2,8 @@
  * the fuzzer's bytes and ends as the input says, so a tool's output runs
  * through kf_proc_run into the code that reads it. Lines go to the
  * line callback as the real table gives them (without the newline, a
- * trailing \r dropped, NUL bytes kept) but in a buffer of exactly their
- * length, so a reader that runs past len is caught by ASan. */
+ * trailing \r dropped, NUL bytes kept) but each at the end of a page
+ * with no page after it, so a reader that runs past len faults. */
 #ifndef KFLASH_FUZZ_TOOL_H
 #define KFLASH_FUZZ_TOOL_H
 
