@@ -58,14 +58,23 @@ enum kf_flash_class kf_flashtool_classify(const char *out, const struct kf_exit 
 int kf_flashtool_app_start(const char *out, uint32_t *ret)
 {
 	const char *p = out ? strstr(out, "Application Start: 0x") : NULL;
-	char *end;
-	unsigned long v;
+	uint64_t v = 0;
+	size_t n;
 
 	if (!p)
 		return -ENOENT;
-	v = strtoul(p + 21, &end, 16);
-	if (end == p + 21)
+	/* flashtool prints {:4X}: spaces to 4 digits, then hex; strtoul would
+	 * also take a sign and wrap more than 32 bits into another address */
+	p += 21;
+	p += strspn(p, " ");
+	n = strspn(p, "0123456789abcdefABCDEF");
+	if (n == 0)
 		return -ENOENT;
+	for (; n; p++, n--) {
+		v = v * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+		if (v > UINT32_MAX)
+			return -ENOENT;
+	}
 	*ret = (uint32_t)v;
 	return 0;
 }
