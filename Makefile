@@ -4,6 +4,8 @@
 #                        only when libumockdev-dev is installed)
 #   make check           install missing Debian packages, build, run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (in build/sanitize)
+#   make fuzz FUZZ_SECONDS=60  each libFuzzer target for that long (clang,
+#                        in build/libfuzzer)
 #   make demo            the full flash flow on a simulated printer
 #   make soak            200 simulated flashes, each hit by a signal (SOAK_RUNS, SOAK_SEED)
 #   make bench           speed and memory targets
@@ -26,6 +28,25 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # otherwise refuse; leaks and errors still fail the run
 export ASAN_OPTIONS ?= verify_asan_link_order=0:detect_leaks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+else ifeq ($(SANITIZE),fuzz)
+# make fuzz: everything built by clang for libFuzzer, ASan and UBSan; the
+# targets link libFuzzer's main, everything else only its coverage hooks
+BUILD ?= build/libfuzzer
+ifeq ($(origin CC),default)
+CC := clang
+endif
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+FUZZ_MAIN_FLAGS := -fsanitize=fuzzer
+FUZZ_DEBS := clang libclang-rt-dev
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifeq ($(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) \
+	{ (void)d; (void)n; return 0; }\n' | $(CC) -x c -fsanitize=fuzzer -o /dev/null - \
+	2>/dev/null && echo ok),)
+$(error kflash: make fuzz needs $(FUZZ_DEBS) ($(CC) cannot link -fsanitize=fuzzer): \
+	sudo apt-get install $(FUZZ_DEBS), or ci/deps fuzz)
+endif
+endif
 else
 BUILD ?= build
 SAN_FLAGS :=
@@ -101,7 +122,7 @@ ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
 .PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench valgrind install \
-	uninstall clean simhost-skipped FORCE
+	uninstall clean simhost-skipped FORCE fuzz fuzz-run fuzz-replay
 
 # a printer host builds kflash without the simulator's host; say so
 ifeq ($(filter $(SIMHOST_PC),$(PC_MISSING)),)
@@ -178,11 +199,48 @@ $(BUILD)/libkflash-simcan.so: sim/can_preload.c sim/can_wire.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
+# ---- fuzz targets ------------------------------------------------------------
+# fuzz/fuzz_NAME.c is one libFuzzer target over the parser its first line
+# names, its seeds in fixtures/fuzz/NAME/. Built with the product's
+# compiler and fuzz/replay.c's main, a target replays its corpus once
+# (make check); with SANITIZE=fuzz (make fuzz) clang builds it for libFuzzer.
+
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+FUZZ_HELPER_OBJ := $(patsubst fuzz/%.c,$(BUILD)/fuzz/obj/%.o,\
+	$(filter-out fuzz/fuzz_%.c fuzz/replay.c,$(wildcard fuzz/*.c))) \
+	$(BUILD)/tests/obj/fake_ops.o $(BUILD)/sim/board.o $(BUILD)/sim/can_node.o
+FUZZ_MAIN := $(if $(FUZZ_MAIN_FLAGS),,$(BUILD)/fuzz/obj/replay.o)
+ALL_OBJ += $(patsubst fuzz/%.c,$(BUILD)/fuzz/obj/%.o,$(wildcard fuzz/*.c))
+
+$(BUILD)/fuzz/obj/%.o: fuzz/%.c
+	$(call need,$(LIB_PC))@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Itests -Isim -c -o $@ $<
+
+$(FUZZ_BIN): $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/obj/fuzz_%.o $(FUZZ_HELPER_OBJ) $(FUZZ_MAIN) \
+		$(BUILD)/libkflash.a
+	$(call need,$(LIB_PC))$(CC) -o $@ $^ $(ALL_LDFLAGS) $(FUZZ_MAIN_FLAGS) $(LIB_LIBS)
+
+# every corpus file through its target once: seconds, in make check
+fuzz-replay: $(FUZZ_BIN)
+	@ci/fuzz --replay $(BUILD)/fuzz $(FUZZ_TARGETS)
+
+# each target FUZZ_SECONDS long (not split: 10 targets x 60 s is 10
+# minutes); new inputs go to build/libfuzzer/fuzz/corpus/NAME, crashes and hangs to
+# build/libfuzzer/fuzz/artifacts/NAME, and any of them fails the run
+FUZZ_SECONDS ?= 60
+fuzz:
+	@ci/deps fuzz
+	@$(MAKE) --no-print-directory SANITIZE=fuzz fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@ci/fuzz --seconds $(FUZZ_SECONDS) $(BUILD)/fuzz $(FUZZ_TARGETS)
+
 # ---- tests -----------------------------------------------------------------
 
 check: deps
-	$(MAKE) all $(TEST_BIN)
-	$(MAKE) unit door sim-tests scenarios soak-short
+	$(MAKE) all $(TEST_BIN) $(FUZZ_BIN)
+	$(MAKE) unit door fuzz-replay sim-tests scenarios soak-short
 
 unit: $(TEST_BIN)
 	@ci/run-unit $(TEST_BIN)

@@ -58,14 +58,23 @@ enum kf_flash_class kf_flashtool_classify(const char *out, const struct kf_exit 
 int kf_flashtool_app_start(const char *out, uint32_t *ret)
 {
 	const char *p = out ? strstr(out, "Application Start: 0x") : NULL;
-	char *end;
-	unsigned long v;
+	uint64_t v = 0;
+	size_t n;
 
 	if (!p)
 		return -ENOENT;
-	v = strtoul(p + 21, &end, 16);
-	if (end == p + 21)
+	/* flashtool prints {:4X}: spaces to 4 digits, then hex; strtoul would
+	 * also take a sign and wrap more than 32 bits into another address */
+	p += 21;
+	p += strspn(p, " ");
+	n = strspn(p, "0123456789abcdefABCDEF");
+	if (n == 0)
 		return -ENOENT;
+	for (; n; p++, n--) {
+		v = v * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+		if (v > UINT32_MAX)
+			return -ENOENT;
+	}
 	*ret = (uint32_t)v;
 	return 0;
 }
@@ -73,8 +82,10 @@ int kf_flashtool_app_start(const char *out, uint32_t *ret)
 char *kf_flashtool_mcu(const char *out)
 {
 	const char *p = out ? strstr(out, "MCU type: ") : NULL;
+	size_t n = p ? strcspn(p + 10, " \r\n") : 0;
 
-	return p ? kf_xstrndup(p + 10, strcspn(p + 10, " \r\n")) : NULL;
+	/* "MCU type: " and nothing names no MCU: never "a , not the registered" */
+	return n ? kf_xstrndup(p + 10, n) : NULL;
 }
 
 /* The last few lines a tool printed, for the error report. */
@@ -285,11 +296,14 @@ static void on_tool_line(void *data, const char *line, size_t len)
 {
 	struct tool_progress *p = data;
 	unsigned pages;
+	char l[64];
 
 	kf_out_verbose(p->ctx->out, "  | %.*s", (int)len, line);
+	/* the line ends at len, not at a NUL: sscanf gets a bounded copy */
+	snprintf(l, sizeof(l), "%.*s", (int)(len < sizeof(l) ? len : sizeof(l) - 1), line);
 	if (len >= 10 && strncmp(line, "Flashing '", 10) == 0)
 		snprintf(p->doing, sizeof(p->doing), "writing");
-	else if (sscanf(line, "Write complete: %u pages", &pages) == 1)
+	else if (sscanf(l, "Write complete: %u pages", &pages) == 1)
 		snprintf(p->doing, sizeof(p->doing), "%u pages written", pages);
 	else if (len >= 10 && strncmp(line, "Verifying ", 10) == 0)
 		snprintf(p->doing, sizeof(p->doing), "verifying");

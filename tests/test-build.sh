@@ -327,7 +327,7 @@ printf '#!/bin/sh\necho 0\n' > "$fake/id"
 chmod +x "$fake"/*
 deps() {
 	PATH="$fake:$PATH" KFLASH_APT_LOG="$work/apt.log" APT_CALLS="$work/apt.calls" \
-		sh "$K/ci/deps" > "$work/make.out" 2>&1
+		sh "$K/ci/deps" "$@" > "$work/make.out" 2>&1
 	rc=$?
 }
 MISSING="" deps
@@ -337,6 +337,12 @@ check "ci/deps: one line naming what it installs and the log" \
 	eval '[ $rc -eq 0 ] && lines 1 && says "^kflash: installing 2 missing Debian packages: socat udev (log: $work/apt.log)$"'
 check "... apt's output is in the log" \
 	eval '[ "$(grep -c Unpacking "$work/apt.log")" -eq 600 ] && grep -q "install -y --no-install-recommends socat udev" "$work/apt.calls"'
+MISSING="clang libclang-rt-dev" deps
+check "ci/deps: make fuzz's clang and libFuzzer are no dependency of make check" \
+	eval '[ $rc -eq 0 ] && lines 0'
+MISSING="clang libclang-rt-dev" deps fuzz
+check "ci/deps fuzz: installs them, named in its one line" \
+	eval '[ $rc -eq 0 ] && says "^kflash: installing 2 missing Debian packages: clang libclang-rt-dev"'
 MISSING="socat" APT_FAIL=1 deps
 check "ci/deps when apt fails: exit 1 with the log's tail, the cause included" \
 	eval '[ $rc -eq 1 ] && says "1 missing Debian package: socat" && says "apt-get failed (exit 100)" &&

@@ -52,11 +52,12 @@ enum kf_flash_class {
 /* Classifies flashtool's output and how it ended. */
 enum kf_flash_class kf_flashtool_classify(const char *output, const struct kf_exit *ex);
 
-/* "Application Start: 0x8008000" from status mode. 0, or -ENOENT. */
+/* "Application Start: 0x8008000" from status mode (flashtool pads it
+ * with spaces to 4 digits). 0, or -ENOENT when it says none of 32 bits. */
 int kf_flashtool_app_start(const char *output, uint32_t *ret);
 
 /* "MCU type: stm32g0b1xx" from status mode (Katapult's CONNECT), malloc'd,
- * or NULL. */
+ * or NULL (also for a "MCU type: " naming none). */
 char *kf_flashtool_mcu(const char *output);
 
 /* Fills err with what failed for class c and the steps to recover. */
