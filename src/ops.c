@@ -17,7 +17,7 @@ int kf_ops_check(const struct kf_ops *o)
 		o->read_dir, o->mkdir_p,
 		o->file_kind, o->realpath, o->lock, o->unlock,
 		o->now, o->realtime, o->sleep_until, o->take_signal, o->http_get,
-		o->getenv, o->uid, o->cpu_count, o->isatty, o->term_width, o->read_line,
+		o->getenv, o->uid, o->user_name, o->cpu_count, o->isatty, o->term_width, o->read_line,
 	};
 	size_t i;
 

@@ -530,7 +530,7 @@ static int rec_realpath(void *c, const char *path, char **out)
 	return rv;
 }
 
-static int rec_lock(void *c, const char *path, int *fd, pid_t *holder)
+static int rec_lock(void *c, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
 	struct kf_recorder *r = R(c);
 	long k = begin_blocking(r);
@@ -538,10 +538,13 @@ static int rec_lock(void *c, const char *path, int *fd, pid_t *holder)
 	json_t *ret;
 
 	*holder = 0;
-	rv = kf_os_lock(r->in, path, fd, holder);
+	*owner = (uid_t)-1;
+	rv = kf_os_lock(r->in, path, fd, holder, owner);
 	ret = ret_r(rv);
 	json_object_set_new(ret, "fd", json_integer(rv >= 0 ? *fd : -1));
 	json_object_set_new(ret, "holder", json_integer(*holder));
+	json_object_set_new(ret, "owner", *owner == (uid_t)-1 ? json_null()
+				     : json_integer((json_int_t)*owner));
 	record(r, k, "lock", json_pack("{s:o}", "path", S(r, path)), ret, -1);
 	return rv;
 }
@@ -639,6 +642,18 @@ static uid_t rec_uid(void *c)
 	return u;
 }
 
+static int rec_user_name(void *c, uid_t uid, char **name)
+{
+	struct kf_recorder *r = R(c);
+	long k = begin(r);
+	int rv = kf_os_user_name(r->in, uid, name);
+	json_t *ret = ret_r(rv);
+
+	json_object_set_new(ret, "name", S(r, rv == 0 ? *name : NULL));
+	record(r, k, "user_name", json_pack("{s:I}", "uid", (json_int_t)uid), ret, -1);
+	return rv;
+}
+
 static int rec_cpu_count(void *c)
 {
 	struct kf_recorder *r = R(c);
@@ -717,6 +732,7 @@ static const struct kf_ops recording_ops = {
 	.http_get = rec_http_get,
 	.getenv = rec_getenv,
 	.uid = rec_uid,
+	.user_name = rec_user_name,
 	.cpu_count = rec_cpu_count,
 	.isatty = rec_isatty,
 	.term_width = rec_term_width,

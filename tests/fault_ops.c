@@ -193,11 +193,11 @@ static int f_realpath(void *c, const char *path, char **ret)
 	return kf_os_realpath(IN(c), path, ret);
 }
 
-static int f_lock(void *c, const char *path, int *fd, pid_t *holder)
+static int f_lock(void *c, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
 		return F(c)->err;
-	return kf_os_lock(IN(c), path, fd, holder);
+	return kf_os_lock(IN(c), path, fd, holder, owner);
 }
 
 static void f_unlock(void *c, int fd)
@@ -245,6 +245,11 @@ static const char *f_getenv(void *c, const char *name)
 static uid_t f_uid(void *c)
 {
 	return kf_os_uid(IN(c));
+}
+
+static int f_user_name(void *c, uid_t uid, char **ret_name)
+{
+	return kf_os_user_name(IN(c), uid, ret_name);
 }
 
 static int f_cpu_count(void *c)
@@ -307,6 +312,7 @@ static const struct kf_ops fault_table = {
 	.http_get = f_http_get,
 	.getenv = f_getenv,
 	.uid = f_uid,
+	.user_name = f_user_name,
 	.cpu_count = f_cpu_count,
 	.isatty = f_isatty,
 	.term_width = f_term_width,
