@@ -68,13 +68,15 @@ static int take(struct kf_ctx *ctx, const char *path, const char *what, bool own
 		struct kf_error *err, int *ret_fd)
 {
 	pid_t holder = 0;
-	uid_t owner = (uid_t)-1, me = kf_os_uid(ctx->ops);
+	uid_t owner = (uid_t)-1;
 	int r;
 
 	*ret_fd = -1;
 	r = kf_os_lock(ctx->ops, path, ret_fd, &holder, &owner);
-	if (r == 0 && own && owner != (uid_t)-1 && owner != me) {
-		char *mine = who(ctx->ops, me), *what_is;
+	/* the uid is asked only then: a session recorded before kflash looked
+	 * at the owner (none recorded) replays call for call */
+	if (r == 0 && own && owner != (uid_t)-1 && owner != kf_os_uid(ctx->ops)) {
+		char *mine = who(ctx->ops, kf_os_uid(ctx->ops)), *what_is;
 
 		kf_os_unlock(ctx->ops, *ret_fd);
 		*ret_fd = -1;
