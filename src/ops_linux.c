@@ -1080,12 +1080,16 @@ static mode_t save_mode(const char *target, mode_t mode)
 	return mode & 0777 & ~um;
 }
 
-/* base.tmp.XXXXXX: the name a save gives its temp file */
+/* base.tmp.XXXXXX: the name a save gives its temp file (base NULL: any) */
 static bool is_temp_of(const char *name, const char *base)
 {
-	size_t n = strlen(base), i;
+	size_t n, i;
+	const char *tmp = strstr(name, ".tmp.");
 
-	if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0)
+	if (!tmp || tmp == name)
+		return false;
+	n = base ? strlen(base) : (size_t)(tmp - name);
+	if ((base && strncmp(name, base, n) != 0) || strncmp(name + n, ".tmp.", 5) != 0)
 		return false;
 	name += n + 5;
 	for (i = 0; name[i]; i++)
@@ -1102,13 +1106,13 @@ static bool is_temp_of(const char *name, const char *base)
  * reused, and a live writer's file must never go. The inode is checked
  * again after the lock: the name may have been renamed away and made
  * anew meanwhile. */
-static void remove_stale_temps(const char *dir, const char *base)
+static int remove_stale_temps(const char *dir, const char *base)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
 
 	if (!d)
-		return;
+		return -errno;
 	while ((e = readdir(d))) {
 		struct stat st, now;
 		int fd;
@@ -1126,6 +1130,13 @@ static void remove_stale_temps(const char *dir, const char *base)
 		close(fd);
 	}
 	closedir(d);
+	return 0;
+}
+
+static int linux_tidy(void *ctx, const char *dir)
+{
+	(void)ctx;
+	return remove_stale_temps(dir, NULL);
 }
 
 /* A named temp file (no O_TMPFILE here), locked before anyone may take it
@@ -1228,7 +1239,7 @@ static int linux_write_atomic(void *ctx, const char *path, const void *buf,
 	if (r == 0)
 		r = fsync_dir_of(target);
 	if (r == 0)
-		remove_stale_temps(dir, base);
+		(void)remove_stale_temps(dir, base);
 out:
 	free(target);
 	free(dir);
@@ -1662,6 +1673,7 @@ static const struct kf_ops linux_ops = {
 	.append = linux_append,
 	.unlink = linux_unlink,
 	.remove_tree = linux_remove_tree,
+	.tidy = linux_tidy,
 	.read_dir = linux_read_dir,
 	.mkdir_p = linux_mkdir_p,
 	.file_kind = linux_file_kind,

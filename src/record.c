@@ -467,6 +467,7 @@ static int rec_##name(void *c, const char *path)			\
 }
 PATH_OP(unlink, kf_os_unlink)
 PATH_OP(remove_tree, kf_os_remove_tree)
+PATH_OP(tidy, kf_os_tidy)
 
 static int rec_read_dir(void *c, const char *path, char ***names, size_t *n)
 {
@@ -719,6 +720,7 @@ static const struct kf_ops recording_ops = {
 	.append = rec_append,
 	.unlink = rec_unlink,
 	.remove_tree = rec_remove_tree,
+	.tidy = rec_tidy,
 	.read_dir = rec_read_dir,
 	.mkdir_p = rec_mkdir_p,
 	.file_kind = rec_file_kind,
@@ -880,19 +882,25 @@ int kf_recorder_open_default(struct kf_recorder *r, const char *command, int kee
 		free(base);
 		return e;
 	}
-	/* the oldest go first, so this one makes keep */
+	/* the oldest go first, so this one makes keep; the ones kept lose
+	 * the temp file a kflash killed while it saved their session.json
+	 * left (nobody saves that file again) */
 	if (kf_os_read_dir(r->in, base, &names, &n) == 0) {
 		for (i = 0; i < n; i++)
 			ours += is_session_name(names[i]);
-		for (i = 0; i < n && ours >= (size_t)keep; i++) {
+		for (i = 0; i < n; i++) {
 			char *old;
 
 			if (!is_session_name(names[i]))
 				continue;
 			old = kf_asprintf("%s/%s", base, names[i]);
-			(void)kf_os_remove_tree(r->in, old);
+			if (ours >= (size_t)keep) {
+				(void)kf_os_remove_tree(r->in, old);
+				ours--;
+			} else {
+				(void)kf_os_tidy(r->in, old);
+			}
 			free(old);
-			ours--;
 		}
 		kf_names_free(names, n);
 	}

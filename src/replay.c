@@ -63,7 +63,7 @@ static int read_limited(const struct kf_ops *o, const char *path, long max, char
 static const char *const known_ops[] = {
 	"enumerate", "enumerate_net", "monitor_open", "monitor_next", "monitor_close",
 	"spawn", "wait", "kill_group", "in_group", "observe", "feed", "ready", "attach", "read_file",
-	"write_atomic", "append", "unlink", "remove_tree", "read_dir", "mkdir_p",
+	"write_atomic", "append", "unlink", "remove_tree", "tidy", "read_dir", "mkdir_p",
 	"file_kind", "realpath", "lock", "unlock", "now", "realtime", "sleep_until",
 	"take_signal", "http_get", "getenv", "uid", "user_name", "cpu_count", "isatty", "term_width",
 	"read_line",
@@ -280,7 +280,8 @@ static bool decisive(const char *op, const json_t *ret)
 {
 	static const char *const quiet[] = {
 		"write", "feed", "kill_group", "unlock", "observe", "now", "realtime",
-		"append", "mkdir_p", "unlink", "remove_tree", "monitor_close", NULL,
+		"append", "mkdir_p", "unlink", "remove_tree", "tidy", "monitor_close",
+		NULL,
 	};
 	size_t i;
 
@@ -663,6 +664,11 @@ static int rp_remove_tree(void *c, const char *path)
 	return path_call(c, "remove_tree", path);
 }
 
+static int rp_tidy(void *c, const char *dir)
+{
+	return path_call(c, "tidy", dir);
+}
+
 static int rp_read_dir(void *c, const char *path, char ***names, size_t *n)
 {
 	const json_t *ret = expect(RP(c), "read_dir", json_pack("{s:o}", "path", S(c, path)));
@@ -914,6 +920,7 @@ static const struct kf_ops replaying_ops = {
 	.append = rp_append,
 	.unlink = rp_unlink,
 	.remove_tree = rp_remove_tree,
+	.tidy = rp_tidy,
 	.read_dir = rp_read_dir,
 	.mkdir_p = rp_mkdir_p,
 	.file_kind = rp_file_kind,

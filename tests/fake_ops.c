@@ -487,6 +487,12 @@ static int fake_unlink(void *ctx, const char *path)
 }
 
 
+static int fake_tidy(void *ctx, const char *dir)
+{
+	note(W(ctx), "tidy %s", dir);
+	return 0;
+}
+
 static int fake_remove_tree(void *ctx, const char *path)
 {
 	struct fake_world *w = W(ctx);
@@ -827,6 +833,7 @@ static const struct kf_ops fake_ops = {
 	.append = fake_append,
 	.unlink = fake_unlink,
 	.remove_tree = fake_remove_tree,
+	.tidy = fake_tidy,
 	.read_dir = fake_read_dir,
 	.mkdir_p = fake_mkdir_p,
 	.file_kind = fake_file_kind,

@@ -158,6 +158,13 @@ static int f_unlink(void *c, const char *path)
 	return kf_os_unlink(IN(c), path);
 }
 
+static int f_tidy(void *c, const char *dir)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_tidy(IN(c), dir);
+}
+
 static int f_remove_tree(void *c, const char *path)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
@@ -299,6 +306,7 @@ static const struct kf_ops fault_table = {
 	.append = f_append,
 	.unlink = f_unlink,
 	.remove_tree = f_remove_tree,
+	.tidy = f_tidy,
 	.read_dir = f_read_dir,
 	.mkdir_p = f_mkdir_p,
 	.file_kind = f_file_kind,

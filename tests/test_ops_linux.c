@@ -520,6 +520,15 @@ static void write_atomic__removes_a_dead_writers_temp_only(void **state)
 	close(fd);
 	assert_int_equal(kf_os_write_atomic(&ops, path, "{}", 2, 0600), 0);
 	assert_int_equal(access(live, F_OK), -1);
+	/* tidy: the same for every file of a dir nobody saves into again (a
+	 * killed run's session) */
+	snprintf(stale, sizeof(stale), "%s/session.json.tmp.a1b2c3", dir);
+	assert_int_equal(kf_os_write_atomic(&ops, stale, "{", 1, 0600), 0);
+	assert_int_equal(kf_os_tidy(&ops, dir), 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(kf_os_tidy(&ops, "/nonexistent"), -ENOENT);
 }
 
 /* The guardian's orders come only through the pipe kflash made for it: a

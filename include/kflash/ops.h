@@ -209,6 +209,11 @@ struct kf_ops {
 	/* removes path and everything below it, never following a symlink
 	 * (a link is removed, not its target); 0 when path does not exist */
 	int (*remove_tree)(void *ctx, const char *path);
+	/* removes from dir the temp files (NAME.tmp.XXXXXX) that writers of
+	 * write_atomic killed before their rename left; a live writer's stay
+	 * (it holds a lock on its own): the sessions of killed runs, whose
+	 * files nobody saves again. 0, or -errno when dir cannot be read */
+	int (*tidy)(void *ctx, const char *dir);
 	/* the names in a directory, without . and .., sorted bytewise */
 	int (*read_dir)(void *ctx, const char *path, char ***ret_names,
 			size_t *ret_n);
@@ -328,6 +333,8 @@ static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
 { return o->unlink(o->ctx, path); }
 static inline int kf_os_remove_tree(const struct kf_ops *o, const char *path)
 { return o->remove_tree(o->ctx, path); }
+static inline int kf_os_tidy(const struct kf_ops *o, const char *dir)
+{ return o->tidy(o->ctx, dir); }
 static inline int kf_os_read_dir(const struct kf_ops *o, const char *path, char ***names,
 				 size_t *n)
 { return o->read_dir(o->ctx, path, names, n); }
