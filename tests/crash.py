@@ -341,7 +341,8 @@ def inside(argv):
             raise SystemExit("crash: the first build failed: " + r.stderr[-2000:])
     catalogue = {
         "settings": Target("settings", ["settings", "timeout.build", "321"]),
-        "add": Target("add", ["add", "--name", "EBB", "--device", EBB, "--no-menuconfig"],
+        "add": Target("add", ["add", "--name", "EBB", "--device", EBB, "--config",
+                              os.path.join(os.environ["HOME"], "klipper", ".config")],
                       lambda r: r.returncode == 2 and "already" in r.stderr),
         "build": Target("build", ["build", "octopus", "--rebuild"]),
     }
