@@ -9,6 +9,7 @@
 #   make demo            the full flash flow on a simulated printer
 #   make soak            200 simulated flashes, each hit by a signal (SOAK_RUNS, SOAK_SEED)
 #   make bench           speed and memory targets
+#   make crash           kflash killed at every point of its saves (CRASH_RUNS=500)
 #   make install PREFIX=/usr/local DESTDIR=   (make uninstall undoes it)
 
 CC ?= cc
@@ -121,7 +122,7 @@ SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
-.PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench valgrind install \
+.PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench crash valgrind install \
 	uninstall clean simhost-skipped FORCE fuzz fuzz-run fuzz-replay
 
 # a printer host builds kflash without the simulator's host; say so
@@ -299,6 +300,12 @@ demo: deps
 
 bench: $(BUILD)/kflash $(SIM_PROGS)
 	@KFLASH_BUILD=$(BUILD) ci/bench
+
+# SIGKILL at every syscall of kflash's saves (strace's inject), CRASH_RUNS
+# kills (500); make check runs 50 of them (tests/test-crash.sh)
+CRASH_RUNS ?= 500
+crash: $(BUILD)/kflash $(SIM_PROGS)
+	@CRASH_RUNS=$(CRASH_RUNS) KFLASH_BUILD=$(BUILD) /usr/bin/python3 tests/crash.py
 
 # ---- install ---------------------------------------------------------------
 

@@ -58,12 +58,14 @@ A scenario is one readable file of `key: value` lines:
                                          the window is also at most the tools'
                                          time plus 1.0 s. A timed bound is a
                                          benchmark, never a pass/fail of make check.
-  (HOSTVERSION in a line stands for the fake Klipper's git describe)
+  (HOSTVERSION in a line stands for the fake Klipper's git describe, HOSTUSER
+  for the login name of the user running the host: what a sudoers line names)
   xfail: why                             expected to fail (never deleted)
 """
 import glob
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -191,7 +193,9 @@ def host_version(host):
 
 def prepare(items, host):
     hv = host_version(host)
-    items[:] = [(n, k, v.replace("HOSTVERSION", hv)) for n, k, v in items]
+    user = pwd.getpwuid(os.getuid()).pw_name
+    items[:] = [(n, k, v.replace("HOSTVERSION", hv).replace("HOSTUSER", user))
+                for n, k, v in items]
     boards = []
     for n, k, v in items:
         if k == "register":

@@ -416,6 +416,17 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		if (r < 0)
 			goto out;
 	}
+	/* the adopted config is saved before the board is registered: a
+	 * kflash killed between the two leaves no board without its config,
+	 * and the same add simply runs again (and its save removes the temp
+	 * file a kill left beside the config); a registry that cannot be
+	 * saved leaves the config for the next add of that name */
+	if (a->config_text &&
+	    kf_config_adopt_write(ctx, b.key, a->config_text, a->config_len, ctx->err) < 0) {
+		kf_error_cause(ctx->err, "nothing was registered");
+		r = KF_EFAILED;
+		goto out;
+	}
 	kf_registry_add(reg, &b);
 	{
 		char *done = kf_asprintf("%s was registered as '%s'", d->id, b.key);
@@ -423,14 +434,7 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		r = kf_cmd_save(ctx, reg, done, ctx->err);
 		free(done);
 	}
-	if (r == 0 && a->config_text &&
-	    kf_config_adopt_write(ctx, b.key, a->config_text, a->config_len, ctx->err) < 0) {
-		kf_error_cause(ctx->err, "%s is registered, without a firmware config", b.key);
-		kf_error_step(ctx->err, KF_CMD("kflash config %s") "   (or "
-			      KF_CMD("kflash remove %s") ", then add it again with "
-			      "--config)", b.key, b.key);
-		r = KF_EFAILED;
-	}
+
 	if (r == 0) {
 		if (b.link == KF_LINK_USB)
 			kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",

@@ -475,15 +475,28 @@ char *kf_sudoers_add_command(const char *line)
 	return c;
 }
 
+char *kf_sudoers_user(const struct kf_ops *ops)
+{
+	uid_t uid = kf_os_uid(ops);
+	char *name = NULL;
+
+	/* $USER is whatever the login (or su, or a script) left there; sudo
+	 * matches the user it runs for by the password database */
+	if (kf_os_user_name(ops, uid, &name) == 0 && name)
+		return name;
+	/* sudoers' own form for a uid with no name */
+	return kf_asprintf("#%ld", (long)uid);
+}
+
 char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *kdir, const char *tool)
 {
-	const char *user = kf_os_getenv(ops, "USER");
+	char *user = kf_sudoers_user(ops);
 	char *path = strcmp(tool, "dfu-util") == 0 ? kf_xstrdup("/usr/bin/dfu-util")
 						   : tool_path(kdir, tool);
-	char *line = kf_asprintf("%s ALL=(root) NOPASSWD: %s", user && *user ? user : "pi",
-				 path);
+	char *line = kf_asprintf("%s ALL=(root) NOPASSWD: %s", user, path);
 
 	free(path);
+	free(user);
 	return line;
 }
 

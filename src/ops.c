@@ -13,11 +13,11 @@ int kf_ops_check(const struct kf_ops *o)
 		o->enumerate, o->enumerate_net, o->monitor_open, o->monitor_next, o->monitor_close,
 		o->spawn, o->wait, o->kill_group, o->in_group,
 		o->observe, o->feed, o->ready, o->attach,
-		o->read_file, o->write_atomic, o->append, o->unlink, o->remove_tree,
+		o->read_file, o->write_atomic, o->append, o->unlink, o->remove_tree, o->tidy,
 		o->read_dir, o->mkdir_p,
 		o->file_kind, o->realpath, o->lock, o->unlock,
 		o->now, o->realtime, o->sleep_until, o->take_signal, o->http_get,
-		o->getenv, o->uid, o->cpu_count, o->isatty, o->term_width, o->read_line,
+		o->getenv, o->uid, o->user_name, o->cpu_count, o->isatty, o->term_width, o->read_line,
 	};
 	size_t i;
 

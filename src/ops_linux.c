@@ -4,6 +4,7 @@
  * and the terminal included (ci/check-door enforces it). Everything here is
  * mechanism; decisions live above.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -541,7 +543,7 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 	int readyp[2] = { -1, -1 };
 	struct child_fds fds;
 	const char **extra = NULL;
-	char spawner[40], ready_fd[32];
+	char spawner[40], ready_fd[32], stdin_pipe[48];
 	sigset_t all, old;
 	char **env;
 	bool fg;
@@ -553,6 +555,8 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 	memset(ret_proc, 0, sizeof(*ret_proc));
 	ret_proc->out_fd = -1;
 	ret_proc->in_fd = -1;
+	if (req->detach && req->in != KF_STDIO_PIPE)
+		return -EINVAL;
 	if (pipe2(errp, O_CLOEXEC) < 0 ||
 	    (req->out == KF_STDIO_CAPTURE && !req->detach && pipe2(outp, O_CLOEXEC) < 0) ||
 	    (req->in == KF_STDIO_PIPE && pipe2(inp, O_CLOEXEC) < 0) ||
@@ -570,14 +574,21 @@ static int linux_spawn(void *ctx, const struct kf_spawn_req *req,
 	 * ready (ready()) */
 	while (req->env && req->env[n_extra])
 		n_extra++;
-	extra = kf_xcalloc(n_extra + 3, sizeof(*extra));
+	extra = kf_xcalloc(n_extra + 4, sizeof(*extra));
 	if (n_extra)
 		memcpy(extra, req->env, n_extra * sizeof(*extra));
 	if (req->detach) {
+		struct stat st;
+
 		snprintf(spawner, sizeof(spawner), "KFLASH_SPAWNER=%ld", (long)parent);
 		snprintf(ready_fd, sizeof(ready_fd), "KFLASH_READY_FD=%d", READY_FD);
+		/* which pipe its orders come on: ready() refuses any other
+		 * stdin */
+		snprintf(stdin_pipe, sizeof(stdin_pipe), "KFLASH_SPAWNER_PIPE=%llu",
+			 fstat(inp[0], &st) == 0 ? (unsigned long long)st.st_ino : 0ULL);
 		extra[n_extra++] = spawner;
 		extra[n_extra++] = ready_fd;
+		extra[n_extra++] = stdin_pipe;
 	}
 	env = build_env(extra);
 	fds = (struct child_fds){ .in_r = inp[0], .out_w = outp[1], .err_w = errp[1],
@@ -858,9 +869,32 @@ static int linux_feed(void *ctx, struct kf_proc *p, const void *buf, size_t len)
 	return write_all(p->in_fd, buf, len);
 }
 
+/* Whether stdin is the anonymous pipe of inode ino. /proc names such a pipe
+ * "pipe:[INO]" and a named FIFO by its path: only an anonymous pipe is out
+ * of other users' reach (opening it through /proc/PID/fd takes the right
+ * to ptrace its holder). */
+static bool stdin_is_pipe(const char *ino)
+{
+	char link[64], want[64];
+	struct stat st;
+	ssize_t n;
+
+	if (!ino || !*ino || strcmp(ino, "0") == 0)
+		return false;
+	if (fstat(STDIN_FILENO, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return false;
+	n = readlink("/proc/self/fd/0", link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	snprintf(want, sizeof(want), "pipe:[%llu]", (unsigned long long)st.st_ino);
+	return strcmp(link, want) == 0 && strtoull(ino, NULL, 10) == st.st_ino;
+}
+
 static int linux_ready(void *ctx)
 {
 	const char *who = getenv("KFLASH_SPAWNER"), *where = getenv("KFLASH_READY_FD");
+	bool piped = stdin_is_pipe(getenv("KFLASH_SPAWNER_PIPE"));
 	pid_t spawner;
 	int fd, r = 0;
 
@@ -872,6 +906,12 @@ static int linux_ready(void *ctx)
 	/* the children this helper starts are not helpers */
 	unsetenv("KFLASH_SPAWNER");
 	unsetenv("KFLASH_READY_FD");
+	unsetenv("KFLASH_SPAWNER_PIPE");
+	if (!piped) {
+		/* not a word: the spawner gives up on this helper */
+		close(fd);
+		return -EBADF;
+	}
 	/* the one that forked it may have died before this helper could
 	 * listen, and nobody would say so: its parent is init now */
 	if (getppid() != spawner)
@@ -1003,29 +1043,175 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* What a save replaces: path, or the file the symbolic links at path lead
+ * to, which need not exist yet (a dangling link is written through too):
+ * a devices.json linked into a dotfiles repository stays a link. */
+static int resolve_links(const char *path, char **ret_target)
+{
+	char *p = kf_xstrdup(path);
+	int hops;
+
+	for (hops = 0; hops < 40; hops++) {
+		char to[PATH_MAX], *dir;
+		struct stat st;
+		ssize_t n;
+
+		if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode)) {
+			*ret_target = p;
+			return 0;
+		}
+		n = readlink(p, to, sizeof(to) - 1);
+		if (n < 0) {
+			n = -errno;
+			free(p);
+			return (int)n;
+		}
+		to[n] = '\0';
+		dir = dir_of(p);
+		free(p);
+		p = to[0] == '/' ? kf_xstrdup(to) : kf_asprintf("%s/%s", dir, to);
+		free(dir);
+	}
+	free(p);
+	return -ELOOP;
+}
+
+/* An existing file keeps the mode its owner gave it (a chmod 600 stays),
+ * but a file kflash makes private (mode has no group or other bits:
+ * devices.json holds the Moonraker API key) is kept private. A new file
+ * gets mode less the umask, as open() would give it. */
+static mode_t save_mode(const char *target, mode_t mode)
+{
+	struct stat st;
+	mode_t um;
+
+	if (stat(target, &st) == 0 && S_ISREG(st.st_mode))
+		return (st.st_mode & 0777) & (mode & 077 ? 0777 : 0700);
+	um = umask(0);
+	(void)umask(um);
+	return mode & 0777 & ~um;
+}
+
+/* base.tmp.XXXXXX: the name a save gives its temp file (base NULL: any) */
+static bool is_temp_of(const char *name, const char *base)
+{
+	size_t n, i;
+	const char *tmp = strstr(name, ".tmp.");
+
+	if (!tmp || tmp == name)
+		return false;
+	n = base ? strlen(base) : (size_t)(tmp - name);
+	if ((base && strncmp(name, base, n) != 0) || strncmp(name + n, ".tmp.", 5) != 0)
+		return false;
+	name += n + 5;
+	for (i = 0; name[i]; i++)
+		if (!isalnum((unsigned char)name[i]))
+			return false;
+	return i == 6;
+}
+
+/* Every writer holds a flock on its temp file from before the file has a
+ * name until its close, so a temp file nobody holds is a dead writer's
+ * (killed between the link and the rename, or at any point with the named
+ * fallback) and is removed; the next save cleans what a kill left, so
+ * temp files never pile up. A pid in the name would not do: pids are
+ * reused, and a live writer's file must never go. The inode is checked
+ * again after the lock: the name may have been renamed away and made
+ * anew meanwhile. */
+static int remove_stale_temps(const char *dir, const char *base)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		struct stat st, now;
+		int fd;
+
+		if (!is_temp_of(e->d_name, base))
+			continue;
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstatat(dirfd(d), e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+static int linux_tidy(void *ctx, const char *dir)
+{
+	(void)ctx;
+	return remove_stale_temps(dir, NULL);
+}
+
+/* A named temp file (no O_TMPFILE here), locked before anyone may take it
+ * for a dead writer's: one that a cleaner got first is made anew. */
+static int named_temp(char *tmp, size_t tmp_len)
+{
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		struct stat st, now;
+		int fd;
+
+		memcpy(tmp + tmp_len - 6, "XXXXXX", 6);
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+		    lstat(tmp, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+			return fd;
+		close(fd);
+	}
+	return -EEXIST;
+}
+
 /* The new content is written to an unnamed file (O_TMPFILE), so a kflash
  * killed while writing leaves nothing behind; only when it is complete and
  * on disk does it get a name, and rename() swaps it in whole. Filesystems
- * without O_TMPFILE get a named temp file instead. */
+ * without O_TMPFILE get a named temp file instead. Either way the temp
+ * file is locked while its writer lives (remove_stale_temps). */
 static int linux_write_atomic(void *ctx, const char *path, const void *buf,
 			      size_t len, mode_t mode)
 {
-	char *dir = dir_of(path), *tmp = kf_asprintf("%s.tmp.XXXXXX", path);
-	int fd, r = 0;
-	bool unnamed = true;
+	char *target = NULL, *dir = NULL, *tmp = NULL;
+	const char *base;
+	int fd, r;
+	bool unnamed = true, named = false;
+	mode_t fmode;
 
 	(void)ctx;
-	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
-	if (fd < 0) {
-		unnamed = false;
-		fd = mkostemp(tmp, O_CLOEXEC);
+	r = resolve_links(path, &target);
+	if (r < 0)
+		return r;
+	dir = dir_of(target);
+	base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	tmp = kf_asprintf("%s.tmp.XXXXXX", target);
+	fmode = save_mode(target, mode);
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, fmode);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		close(fd);
+		goto out;
 	}
 	if (fd < 0) {
-		r = -errno;
+		unnamed = false;
+		fd = named_temp(tmp, strlen(tmp));
+		named = fd >= 0;
+	}
+	if (fd < 0) {
+		r = fd;
 		goto out;
 	}
 	r = write_all(fd, buf, len);
-	if (r == 0 && fchmod(fd, mode) < 0)
+	if (r == 0 && fchmod(fd, fmode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
@@ -1042,23 +1228,32 @@ static int linux_write_atomic(void *ctx, const char *path, const void *buf,
 			if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 				rnd = (unsigned int)getpid() ^ (unsigned int)tries;
 			snprintf(tmp + strlen(tmp) - 6, 7, "%06x", rnd & 0xffffff);
-			if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+				named = true;
 				break;
+			}
 			if (errno != EEXIST) {
 				r = -errno;
 				break;
 			}
 		}
+		if (!named && r == 0)
+			r = -EEXIST;
 	}
-	if (r == 0 && rename(tmp, path) < 0)
+	if (r == 0 && rename(tmp, target) < 0)
 		r = -errno;
+	if (r < 0 && named)
+		(void)unlink(tmp);
+	/* the lock goes with the last descriptor: after the rename, or the
+	 * unlink of a failed save's temp file */
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r < 0)
-		(void)unlink(tmp);
-	else if (r == 0)
-		r = fsync_dir_of(path);
+	if (r == 0)
+		r = fsync_dir_of(target);
+	if (r == 0)
+		(void)remove_stale_temps(dir, base);
 out:
+	free(target);
 	free(dir);
 	free(tmp);
 	return r;
@@ -1200,24 +1395,54 @@ static int linux_realpath(void *ctx, const char *path, char **ret_path)
 	return 0;
 }
 
-static int linux_lock(void *ctx, const char *path, int *ret_fd, pid_t *ret_holder)
+/* The pid is written at a fixed width, so each holder overwrites all of the
+ * last one's and the file is never truncated. */
+#define LOCK_PID_FMT "%10ld\n"
+
+/* /run/lock is writable by everyone (sticky), so another user can put
+ * anything at a lock's name before kflash comes: a symbolic link to a file
+ * of ours (we would write our pid into it), a FIFO (open would block), a
+ * file of theirs. Hence O_NOFOLLOW, O_NONBLOCK, regular files only, and a
+ * pid written only into a file this user owns; the caller decides whether
+ * a lock owned by someone else may be used (a per-board lock is shared by
+ * design, the per-user one is not). */
+static int linux_lock(void *ctx, const char *path, int *ret_fd, pid_t *ret_holder,
+		      uid_t *ret_owner)
 {
+	const int flags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+	struct stat st;
 	char buf[32];
 	int fd;
 
 	(void)ctx;
+	*ret_fd = -1;
 	*ret_holder = 0;
-	bool rdonly = false;
+	*ret_owner = (uid_t)-1;
+	fd = open(path, O_RDWR | O_CREAT | flags, 0644);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		/* another user's file (fs.protected_regular refuses O_CREAT
+		 * on it even when it is writable): flock needs no write
+		 * access */
+		fd = open(path, O_RDONLY | flags);
+	if (fd < 0) {
+		int e = errno;
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-		/* another user's lock (a per-board lock in /run/lock): flock
-		 * needs no write access, only the pid stays theirs */
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		rdonly = true;
+		if (lstat(path, &st) == 0)
+			*ret_owner = st.st_uid;
+		/* a symbolic link is ELOOP, or EMLINK on some BSDs */
+		return e == EMLINK ? -ELOOP : -e;
 	}
-	if (fd < 0)
-		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	*ret_owner = st.st_uid;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -1231,9 +1456,11 @@ static int linux_lock(void *ctx, const char *path, int *ret_fd, pid_t *ret_holde
 	}
 	/* a lock left by a dead process is released by the kernel with its
 	 * fd, so whatever pid is in the file now is stale: overwrite it */
-	snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (!rdonly && (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)) {
+	snprintf(buf, sizeof(buf), LOCK_PID_FMT, (long)getpid());
+	if (st.st_uid == geteuid() && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR &&
+	    pwrite(fd, buf, strlen(buf), 0) < 0) {
 		int e = errno;
+
 		close(fd);
 		return -e;
 	}
@@ -1356,6 +1583,23 @@ static uid_t linux_uid(void *ctx)
 	return geteuid();
 }
 
+static int linux_user_name(void *ctx, uid_t uid, char **ret_name)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int e;
+
+	(void)ctx;
+	*ret_name = NULL;
+	e = getpwuid_r(uid, &pw, buf, sizeof(buf), &res);
+	if (e)
+		return -e;
+	if (!res || !res->pw_name || !*res->pw_name)
+		return -ENOENT;
+	*ret_name = kf_xstrdup(res->pw_name);
+	return 0;
+}
+
 static int linux_cpu_count(void *ctx)
 {
 	long n;
@@ -1466,6 +1710,7 @@ static const struct kf_ops linux_ops = {
 	.append = linux_append,
 	.unlink = linux_unlink,
 	.remove_tree = linux_remove_tree,
+	.tidy = linux_tidy,
 	.read_dir = linux_read_dir,
 	.mkdir_p = linux_mkdir_p,
 	.file_kind = linux_file_kind,
@@ -1479,6 +1724,7 @@ static const struct kf_ops linux_ops = {
 	.http_get = linux_http_get,
 	.getenv = linux_getenv,
 	.uid = linux_uid,
+	.user_name = linux_user_name,
 	.cpu_count = linux_cpu_count,
 	.isatty = linux_isatty,
 	.term_width = linux_term_width,

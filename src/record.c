@@ -467,6 +467,7 @@ static int rec_##name(void *c, const char *path)			\
 }
 PATH_OP(unlink, kf_os_unlink)
 PATH_OP(remove_tree, kf_os_remove_tree)
+PATH_OP(tidy, kf_os_tidy)
 
 static int rec_read_dir(void *c, const char *path, char ***names, size_t *n)
 {
@@ -530,7 +531,7 @@ static int rec_realpath(void *c, const char *path, char **out)
 	return rv;
 }
 
-static int rec_lock(void *c, const char *path, int *fd, pid_t *holder)
+static int rec_lock(void *c, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
 	struct kf_recorder *r = R(c);
 	long k = begin_blocking(r);
@@ -538,10 +539,13 @@ static int rec_lock(void *c, const char *path, int *fd, pid_t *holder)
 	json_t *ret;
 
 	*holder = 0;
-	rv = kf_os_lock(r->in, path, fd, holder);
+	*owner = (uid_t)-1;
+	rv = kf_os_lock(r->in, path, fd, holder, owner);
 	ret = ret_r(rv);
 	json_object_set_new(ret, "fd", json_integer(rv >= 0 ? *fd : -1));
 	json_object_set_new(ret, "holder", json_integer(*holder));
+	json_object_set_new(ret, "owner", *owner == (uid_t)-1 ? json_null()
+				     : json_integer((json_int_t)*owner));
 	record(r, k, "lock", json_pack("{s:o}", "path", S(r, path)), ret, -1);
 	return rv;
 }
@@ -639,6 +643,18 @@ static uid_t rec_uid(void *c)
 	return u;
 }
 
+static int rec_user_name(void *c, uid_t uid, char **name)
+{
+	struct kf_recorder *r = R(c);
+	long k = begin(r);
+	int rv = kf_os_user_name(r->in, uid, name);
+	json_t *ret = ret_r(rv);
+
+	json_object_set_new(ret, "name", S(r, rv == 0 ? *name : NULL));
+	record(r, k, "user_name", json_pack("{s:I}", "uid", (json_int_t)uid), ret, -1);
+	return rv;
+}
+
 static int rec_cpu_count(void *c)
 {
 	struct kf_recorder *r = R(c);
@@ -704,6 +720,7 @@ static const struct kf_ops recording_ops = {
 	.append = rec_append,
 	.unlink = rec_unlink,
 	.remove_tree = rec_remove_tree,
+	.tidy = rec_tidy,
 	.read_dir = rec_read_dir,
 	.mkdir_p = rec_mkdir_p,
 	.file_kind = rec_file_kind,
@@ -717,6 +734,7 @@ static const struct kf_ops recording_ops = {
 	.http_get = rec_http_get,
 	.getenv = rec_getenv,
 	.uid = rec_uid,
+	.user_name = rec_user_name,
 	.cpu_count = rec_cpu_count,
 	.isatty = rec_isatty,
 	.term_width = rec_term_width,
@@ -864,19 +882,25 @@ int kf_recorder_open_default(struct kf_recorder *r, const char *command, int kee
 		free(base);
 		return e;
 	}
-	/* the oldest go first, so this one makes keep */
+	/* the oldest go first, so this one makes keep; the ones kept lose
+	 * the temp file a kflash killed while it saved their session.json
+	 * left (nobody saves that file again) */
 	if (kf_os_read_dir(r->in, base, &names, &n) == 0) {
 		for (i = 0; i < n; i++)
 			ours += is_session_name(names[i]);
-		for (i = 0; i < n && ours >= (size_t)keep; i++) {
+		for (i = 0; i < n; i++) {
 			char *old;
 
 			if (!is_session_name(names[i]))
 				continue;
 			old = kf_asprintf("%s/%s", base, names[i]);
-			(void)kf_os_remove_tree(r->in, old);
+			if (ours >= (size_t)keep) {
+				(void)kf_os_remove_tree(r->in, old);
+				ours--;
+			} else {
+				(void)kf_os_tidy(r->in, old);
+			}
 			free(old);
-			ours--;
 		}
 		kf_names_free(names, n);
 	}

@@ -63,9 +63,9 @@ static int read_limited(const struct kf_ops *o, const char *path, long max, char
 static const char *const known_ops[] = {
 	"enumerate", "enumerate_net", "monitor_open", "monitor_next", "monitor_close",
 	"spawn", "wait", "kill_group", "in_group", "observe", "feed", "ready", "attach", "read_file",
-	"write_atomic", "append", "unlink", "remove_tree", "read_dir", "mkdir_p",
+	"write_atomic", "append", "unlink", "remove_tree", "tidy", "read_dir", "mkdir_p",
 	"file_kind", "realpath", "lock", "unlock", "now", "realtime", "sleep_until",
-	"take_signal", "http_get", "getenv", "uid", "cpu_count", "isatty", "term_width",
+	"take_signal", "http_get", "getenv", "uid", "user_name", "cpu_count", "isatty", "term_width",
 	"read_line",
 	"write", NULL,
 };
@@ -280,7 +280,8 @@ static bool decisive(const char *op, const json_t *ret)
 {
 	static const char *const quiet[] = {
 		"write", "feed", "kill_group", "unlock", "observe", "now", "realtime",
-		"append", "mkdir_p", "unlink", "remove_tree", "monitor_close", NULL,
+		"append", "mkdir_p", "unlink", "remove_tree", "tidy", "monitor_close",
+		NULL,
 	};
 	size_t i;
 
@@ -663,6 +664,11 @@ static int rp_remove_tree(void *c, const char *path)
 	return path_call(c, "remove_tree", path);
 }
 
+static int rp_tidy(void *c, const char *dir)
+{
+	return path_call(c, "tidy", dir);
+}
+
 static int rp_read_dir(void *c, const char *path, char ***names, size_t *n)
 {
 	const json_t *ret = expect(RP(c), "read_dir", json_pack("{s:o}", "path", S(c, path)));
@@ -722,15 +728,21 @@ static int rp_realpath(void *c, const char *path, char **out)
 	return r;
 }
 
-static int rp_lock(void *c, const char *path, int *fd, pid_t *holder)
+static int rp_lock(void *c, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
 	const json_t *ret = expect(RP(c), "lock", json_pack("{s:o}", "path", S(c, path)));
+	const json_t *o;
 
 	*holder = 0;
+	*owner = (uid_t)-1;
 	if (!ret)
 		return -ECANCELED;
 	*fd = ret_int(ret, "fd");
 	*holder = (pid_t)ret_int(ret, "holder");
+	/* a session recorded before the owner was: not known */
+	o = json_object_get(ret, "owner");
+	if (json_is_integer(o))
+		*owner = (uid_t)json_integer_value(o);
 	return ret_int(ret, "r");
 }
 
@@ -821,6 +833,25 @@ static uid_t rp_uid(void *c)
 	return ret ? (uid_t)json_integer_value(json_object_get(ret, "uid")) : (uid_t)-1;
 }
 
+static int rp_user_name(void *c, uid_t uid, char **name)
+{
+	const json_t *ret = expect(RP(c), "user_name", json_pack("{s:I}", "uid",
+							       (json_int_t)uid));
+	bool ok;
+	int r;
+
+	*name = NULL;
+	if (!ret)
+		return -ECANCELED;
+	r = ret_int(ret, "r");
+	if (r == 0) {
+		*name = get(c, json_object_get(ret, "name"), NULL, &ok);
+		if (!ok || !*name)
+			return malformed(RP(c), "the recorded user name is malformed");
+	}
+	return r;
+}
+
 static int rp_cpu_count(void *c)
 {
 	const json_t *ret = expect(RP(c), "cpu_count", json_object());
@@ -889,6 +920,7 @@ static const struct kf_ops replaying_ops = {
 	.append = rp_append,
 	.unlink = rp_unlink,
 	.remove_tree = rp_remove_tree,
+	.tidy = rp_tidy,
 	.read_dir = rp_read_dir,
 	.mkdir_p = rp_mkdir_p,
 	.file_kind = rp_file_kind,
@@ -902,6 +934,7 @@ static const struct kf_ops replaying_ops = {
 	.http_get = rp_http_get,
 	.getenv = rp_getenv,
 	.uid = rp_uid,
+	.user_name = rp_user_name,
 	.cpu_count = rp_cpu_count,
 	.isatty = rp_isatty,
 	.term_width = rp_term_width,

@@ -340,9 +340,18 @@ int kf_guardian_main(const struct kf_ops *o, int argc, char **argv)
 	 * not must keep kflash from stopping anything */
 	if (kf_os_file_kind(o, GUARD_INPUT, &kind, NULL) < 0 || kind == KF_FILE_NONE)
 		return 1;
+	/* Orders are obeyed only from the kflash that spawned this guardian:
+	 * ready() checks that its parent is still the pid that forked it and
+	 * that stdin is the anonymous pipe that kflash made for it (spawn
+	 * passes its identity down), which no other user can open. So a
+	 * guardian started by hand, or by anyone with a stdin of their own
+	 * (a file of "p PGID" lines, a FIFO in /tmp that others could write
+	 * to), kills no group and starts no unit: it was never told anything
+	 * by a kflash. It runs as kflash's own binary (/proc/self/exe,
+	 * spawn's self), never one found in PATH. */
 	r = kf_os_ready(o);
-	if (r == -ENOTCONN)
-		return 2;	/* run by hand, not by kflash: nothing to guard */
+	if (r == -ENOTCONN || r == -EBADF)
+		return 2;	/* not kflash's guardian: nothing to guard */
 	if (r < 0) {
 		/* kflash died between the fork and now. It stopped nothing
 		 * (it waits for this readiness first), but the promise is

@@ -33,11 +33,12 @@ void kf_window_release(struct kf_window *w)
 
 char *kf_sudoers_line(const struct kf_ops *ops, const char *unit)
 {
-	const char *user = kf_os_getenv(ops, "USER");
+	char *user = kf_sudoers_user(ops);
+	char *line = kf_asprintf("%s ALL=(root) NOPASSWD: /usr/bin/systemctl stop %s, "
+				 "/usr/bin/systemctl start %s", user, unit, unit);
 
-	return kf_asprintf("%s ALL=(root) NOPASSWD: /usr/bin/systemctl stop %s, "
-			   "/usr/bin/systemctl start %s", user && *user ? user : "pi",
-			   unit, unit);
+	free(user);
+	return line;
 }
 
 static int timeout_ms(const struct kf_window *w)

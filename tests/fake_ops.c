@@ -487,6 +487,12 @@ static int fake_unlink(void *ctx, const char *path)
 }
 
 
+static int fake_tidy(void *ctx, const char *dir)
+{
+	note(W(ctx), "tidy %s", dir);
+	return 0;
+}
+
 static int fake_remove_tree(void *ctx, const char *path)
 {
 	struct fake_world *w = W(ctx);
@@ -568,12 +574,15 @@ static int fake_realpath(void *ctx, const char *path, char **ret)
 	return 0;
 }
 
-static int fake_lock(void *ctx, const char *path, int *fd, pid_t *holder)
+static int fake_lock(void *ctx, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
-	note(W(ctx), "lock %s", path);
-	*fd = 99;
+	struct fake_world *w = W(ctx);
+
+	note(w, "lock %s", path);
+	*fd = w->lock_err ? -1 : 99;
 	*holder = 0;
-	return 0;
+	*owner = w->lock_owner == (uid_t)-1 ? w->uid : w->lock_owner;
+	return w->lock_err;
 }
 
 static void fake_unlock(void *ctx, int fd)
@@ -748,6 +757,17 @@ static uid_t fake_uid(void *ctx)
 	return W(ctx)->uid;
 }
 
+static int fake_user_name(void *ctx, uid_t uid, char **ret_name)
+{
+	struct fake_world *w = W(ctx);
+
+	*ret_name = NULL;
+	if (uid != w->uid || !w->user_name)
+		return -ENOENT;
+	*ret_name = kf_xstrdup(w->user_name);
+	return 0;
+}
+
 static int fake_cpu_count(void *ctx)
 {
 	return W(ctx)->cpus;
@@ -813,6 +833,7 @@ static const struct kf_ops fake_ops = {
 	.append = fake_append,
 	.unlink = fake_unlink,
 	.remove_tree = fake_remove_tree,
+	.tidy = fake_tidy,
 	.read_dir = fake_read_dir,
 	.mkdir_p = fake_mkdir_p,
 	.file_kind = fake_file_kind,
@@ -826,6 +847,7 @@ static const struct kf_ops fake_ops = {
 	.http_get = fake_http_get,
 	.getenv = fake_getenv,
 	.uid = fake_uid,
+	.user_name = fake_user_name,
 	.cpu_count = fake_cpu_count,
 	.isatty = fake_isatty,
 	.term_width = fake_term_width,
@@ -842,6 +864,8 @@ void fake_world_init(struct fake_world *w)
 	w->signal_at = -1;
 	w->svc_can_manage = true;
 	w->uid = 1000;
+	w->user_name = "pi";
+	w->lock_owner = (uid_t)-1;
 	w->cpus = 4;
 	fake_setenv(w, "HOME", "/home/pi");
 	fake_setenv(w, "USER", "pi");

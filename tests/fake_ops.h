@@ -95,7 +95,14 @@ struct fake_world {
 	struct { char *name, *value; } env[FAKE_MAX_ENV];
 	size_t n_env;
 	uid_t uid;
+	/* the password database: one user, uid with login name user_name
+	 * ("pi"; NULL: the uid has no name) */
+	const char *user_name;
 	int cpus;
+	/* what lock() finds: lock_err (0) is returned, lock_owner (-1: this
+	 * user) owns the file */
+	int lock_err;
+	uid_t lock_owner;
 	/* the terminal: which of fds 0..7 are terminals (none to start),
 	 * and what the user types, read by read_line */
 	bool tty[FAKE_MAX_FD];

@@ -158,6 +158,13 @@ static int f_unlink(void *c, const char *path)
 	return kf_os_unlink(IN(c), path);
 }
 
+static int f_tidy(void *c, const char *dir)
+{
+	if (fire(F(c), FAULT_FS_WRITE))
+		return F(c)->err;
+	return kf_os_tidy(IN(c), dir);
+}
+
 static int f_remove_tree(void *c, const char *path)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
@@ -193,11 +200,11 @@ static int f_realpath(void *c, const char *path, char **ret)
 	return kf_os_realpath(IN(c), path, ret);
 }
 
-static int f_lock(void *c, const char *path, int *fd, pid_t *holder)
+static int f_lock(void *c, const char *path, int *fd, pid_t *holder, uid_t *owner)
 {
 	if (fire(F(c), FAULT_FS_WRITE))
 		return F(c)->err;
-	return kf_os_lock(IN(c), path, fd, holder);
+	return kf_os_lock(IN(c), path, fd, holder, owner);
 }
 
 static void f_unlock(void *c, int fd)
@@ -247,6 +254,11 @@ static uid_t f_uid(void *c)
 	return kf_os_uid(IN(c));
 }
 
+static int f_user_name(void *c, uid_t uid, char **ret_name)
+{
+	return kf_os_user_name(IN(c), uid, ret_name);
+}
+
 static int f_cpu_count(void *c)
 {
 	if (fire(F(c), FAULT_HOST))
@@ -294,6 +306,7 @@ static const struct kf_ops fault_table = {
 	.append = f_append,
 	.unlink = f_unlink,
 	.remove_tree = f_remove_tree,
+	.tidy = f_tidy,
 	.read_dir = f_read_dir,
 	.mkdir_p = f_mkdir_p,
 	.file_kind = f_file_kind,
@@ -307,6 +320,7 @@ static const struct kf_ops fault_table = {
 	.http_get = f_http_get,
 	.getenv = f_getenv,
 	.uid = f_uid,
+	.user_name = f_user_name,
 	.cpu_count = f_cpu_count,
 	.isatty = f_isatty,
 	.term_width = f_term_width,

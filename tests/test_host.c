@@ -108,20 +108,70 @@ static void locks__named_for_the_uid_in_the_lock_dir(void **state)
 	fake_world_release(&w);
 }
 
-static void sudoers__lines_name_the_user_from_the_table(void **state)
+/* A sudoers line names the user kflash runs as by its login name in the
+ * password database, never $USER (which su, a script or anyone can set),
+ * and by "#UID" when the uid has no name. */
+static void sudoers__lines_name_the_real_user_not_dollar_user(void **state)
 {
 	struct fake_world w;
 
 	(void)state;
 	fake_world_init(&w);
-	fake_setenv(&w, "USER", "biqu");
+	w.user_name = "biqu";
+	fake_setenv(&w, "USER", "mallory");
 	expect_str(kf_sudoers_line(&w.ops, "klipper"), "biqu ALL=(root) NOPASSWD: "
 		   "/usr/bin/systemctl stop klipper, /usr/bin/systemctl start klipper");
 	expect_str(kf_sudoers_tool_line(&w.ops, "~/klipper", "dfu-util"),
 		   "biqu ALL=(root) NOPASSWD: /usr/bin/dfu-util");
-	fake_setenv(&w, "USER", NULL);
+	w.user_name = NULL;
 	expect_str(kf_sudoers_tool_line(&w.ops, "~/klipper", "dfu-util"),
-		   "pi ALL=(root) NOPASSWD: /usr/bin/dfu-util");
+		   "#1000 ALL=(root) NOPASSWD: /usr/bin/dfu-util");
+	fake_world_release(&w);
+}
+
+/* What another user planted at a lock's name is refused, naming the file,
+ * its owner and how to remove it: the per-user lock must be this user's
+ * file; a per-board lock is shared, so another user's file is used. */
+static void locks__planted_by_another_user_are_refused_with_the_fix(void **state)
+{
+	struct fake_world w;
+	struct kf_error err = KF_ERROR_INIT;
+	struct kf_ctx ctx = { .ops = &w.ops, .err = &err };
+	struct kf_buf b = KF_BUF_INIT;
+	int fd;
+
+	(void)state;
+	fake_world_init(&w);
+	fake_setenv(&w, "KFLASH_LOCK_DIR", "/run/lock");
+	w.lock_owner = 1001;
+	assert_int_equal(kf_lock_take(&ctx, &err, &fd), KF_EREFUSED);
+	assert_int_equal(fd, -1);
+	assert_true(fake_did(&w, "unlock"));
+	kf_error_render(&err, &b, 1000, false);
+	assert_non_null(strstr(b.data, "/run/lock/kflash-1000.lock"));
+	assert_non_null(strstr(b.data, "uid 1001"));
+	assert_non_null(strstr(b.data, "sudo rm /run/lock/kflash-1000.lock"));
+	kf_buf_release(&b);
+	kf_error_release(&err);
+	/* a board's lock is everyone's */
+	assert_int_equal(kf_lock_take_at(&ctx, "/run/lock/kflash-board-x.lock", "using x",
+					 &err, &fd), 0);
+	w.lock_owner = (uid_t)-1;
+	w.lock_err = -ELOOP;
+	assert_int_equal(kf_lock_take_at(&ctx, "/run/lock/kflash-board-x.lock", "using x",
+					 &err, &fd), KF_EREFUSED);
+	kf_error_render(&err, &b, 1000, false);
+	assert_non_null(strstr(b.data, "the lock /run/lock/kflash-board-x.lock is a "
+			       "symbolic link, owned by 'pi' (uid 1000)"));
+	assert_non_null(strstr(b.data, "sudo rm /run/lock/kflash-board-x.lock"));
+	kf_buf_release(&b);
+	kf_error_release(&err);
+	w.lock_err = -EINVAL;
+	assert_int_equal(kf_lock_take(&ctx, &err, &fd), KF_EREFUSED);
+	kf_error_render(&err, &b, 1000, false);
+	assert_non_null(strstr(b.data, "is not a regular file"));
+	kf_buf_release(&b);
+	kf_error_release(&err);
 	fake_world_release(&w);
 }
 
@@ -241,7 +291,8 @@ int main(void)
 		cmocka_unit_test(build_dir__xdg_cache_home_else_home),
 		cmocka_unit_test(expand_home__uses_home_from_the_table),
 		cmocka_unit_test(locks__named_for_the_uid_in_the_lock_dir),
-		cmocka_unit_test(sudoers__lines_name_the_user_from_the_table),
+		cmocka_unit_test(sudoers__lines_name_the_real_user_not_dollar_user),
+		cmocka_unit_test(locks__planted_by_another_user_are_refused_with_the_fix),
 		cmocka_unit_test_setup_teardown(prompt__reads_what_was_typed_and_gives_the_default, q_setup, q_teardown),
 		cmocka_unit_test_setup_teardown(prompt__ctrl_c_while_waiting_cancels_it, q_setup, q_teardown),
 		cmocka_unit_test_setup_teardown(confirm__asks_again_until_yes_or_no, q_setup, q_teardown),

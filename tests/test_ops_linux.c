@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -344,16 +345,241 @@ static void lock__second_holder_learns_the_first_pid(void **state)
 	char path[256];
 	int fd1 = -1, fd2 = -1;
 	pid_t holder = -1;
+	uid_t owner = 0;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/flash.lock", tmpdir);
-	assert_int_equal(kf_os_lock(&ops, path, &fd1, &holder), 0);
-	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder), -EWOULDBLOCK);
+	assert_int_equal(kf_os_lock(&ops, path, &fd1, &holder, &owner), 0);
+	assert_int_equal(owner, geteuid());
+	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder, &owner), -EWOULDBLOCK);
 	assert_int_equal(holder, getpid());
 	kf_os_unlock(&ops, fd1);
 	/* a released (or dead holder's) lock does not block */
-	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder), 0);
+	assert_int_equal(kf_os_lock(&ops, path, &fd2, &holder, &owner), 0);
 	kf_os_unlock(&ops, fd2);
+}
+
+static char *slurp(const char *path)
+{
+	char *buf = NULL;
+	size_t len;
+
+	assert_int_equal(kf_os_read_file(&ops, path, &buf, &len), 0);
+	return buf;
+}
+
+/* What another user can plant at a lock's name in /run/lock: a link to a
+ * file of ours (it must not get our pid, nor be truncated), a FIFO (open
+ * must not block), a longer file of our own (its pid is overwritten whole,
+ * never truncated). */
+static void lock__planted_link_or_fifo_is_never_followed_or_opened(void **state)
+{
+	char path[256], victim[256], fifo[256], *text;
+	int fd = -1;
+	pid_t holder;
+	uid_t owner;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/planted.lock", tmpdir);
+	snprintf(victim, sizeof(victim), "%s/victim.txt", tmpdir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo.lock", tmpdir);
+	assert_int_equal(kf_os_write_atomic(&ops, victim, "precious\n", 9, 0644), 0);
+	assert_int_equal(symlink(victim, path), 0);
+	assert_int_equal(kf_os_lock(&ops, path, &fd, &holder, &owner), -ELOOP);
+	assert_int_equal(fd, -1);
+	text = slurp(victim);
+	assert_string_equal(text, "precious\n");
+	free(text);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	assert_int_equal(kf_os_lock(&ops, fifo, &fd, &holder, &owner), -EINVAL);
+	assert_int_equal(owner, geteuid());
+	/* our own file, longer than a pid: written over, not cut */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "12345678901234567890\n", 21, 0644), 0);
+	assert_int_equal(kf_os_lock(&ops, path, &fd, &holder, &owner), 0);
+	text = slurp(path);
+	assert_int_equal(strlen(text), 21);
+	assert_int_equal(atol(text), (long)getpid());
+	free(text);
+	kf_os_unlock(&ops, fd);
+}
+
+/* A lock file of another user is locked (per-board locks are shared) but
+ * never written; its owner is said. Needs root, to make such a file. */
+static void lock__another_users_file_is_locked_not_written(void **state)
+{
+	char path[256], *text;
+	int fd = -1;
+	pid_t holder;
+	uid_t owner;
+
+	(void)state;
+	if (geteuid() != 0) {
+		fprintf(stderr, "skipped: making another user's file needs root\n");
+		skip();
+	}
+	snprintf(path, sizeof(path), "%s/theirs.lock", tmpdir);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "4242\n", 5, 0644), 0);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(kf_os_lock(&ops, path, &fd, &holder, &owner), 0);
+	assert_int_equal(owner, 65534);
+	text = slurp(path);
+	assert_string_equal(text, "4242\n");
+	free(text);
+	kf_os_unlock(&ops, fd);
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+/* A save keeps the mode its owner gave the file, keeps a private file
+ * private, and writes through a symbolic link (even a dangling one) into
+ * the target's directory: the link stays a link. */
+static void write_atomic__keeps_the_mode_and_writes_through_a_link(void **state)
+{
+	char real[320], dir[256], link[256], dangling[256], *text;
+	struct stat st;
+	mode_t um = umask(022);
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/dotfiles", tmpdir);
+	snprintf(real, sizeof(real), "%s/devices.json", dir);
+	snprintf(link, sizeof(link), "%s/devices.json", tmpdir);
+	snprintf(dangling, sizeof(dangling), "%s/later.json", tmpdir);
+	assert_int_equal(kf_os_mkdir_p(&ops, dir, 0755), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, real, "1", 1, 0644), 0);
+	assert_int_equal(mode_of(real), 0644);
+	assert_int_equal(chmod(real, 0600), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, real, "2", 1, 0644), 0);
+	assert_int_equal(mode_of(real), 0600);
+	assert_int_equal(chmod(real, 0640), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, real, "3", 1, 0600), 0);
+	assert_int_equal(mode_of(real), 0600);
+	/* a new file gets the mode less the umask */
+	assert_int_equal(kf_os_write_atomic(&ops, dangling, "n", 1, 0666), 0);
+	assert_int_equal(mode_of(dangling), 0644);
+	assert_int_equal(unlink(dangling), 0);
+
+	assert_int_equal(symlink("dotfiles/devices.json", link), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, link, "4", 1, 0600), 0);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	text = slurp(real);
+	assert_string_equal(text, "4");
+	free(text);
+	assert_int_equal(mode_of(real), 0600);
+	/* nothing left beside the link or the target */
+	{
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "test $(ls -A %s | wc -l) -eq 1 && "
+			 "test $(ls -A %s | grep -c tmp) -eq 0", dir, tmpdir);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(symlink("dotfiles/new.json", dangling), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, dangling, "5", 1, 0644), 0);
+	assert_int_equal(lstat(dangling, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	snprintf(real, sizeof(real), "%s/new.json", dir);
+	text = slurp(real);
+	assert_string_equal(text, "5");
+	free(text);
+	umask(um);
+}
+
+/* A temp file whose writer died (kill -9 between the link and the rename)
+ * is removed by the next save of the same file; a live writer's (it holds
+ * its lock) and other files are not. */
+static void write_atomic__removes_a_dead_writers_temp_only(void **state)
+{
+	char dir[256], path[320], stale[400], live[400], other[400];
+	int fd;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cfg", tmpdir);
+	snprintf(path, sizeof(path), "%s/devices.json", dir);
+	snprintf(stale, sizeof(stale), "%s.tmp.a1b2c3", path);
+	snprintf(live, sizeof(live), "%s.tmp.d4e5f6", path);
+	snprintf(other, sizeof(other), "%s.tmp.notmine1", path);
+	assert_int_equal(kf_os_mkdir_p(&ops, dir, 0755), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, stale, "{", 1, 0600), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, live, "{", 1, 0600), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, other, "{", 1, 0600), 0);
+	fd = open(live, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "{}", 2, 0600), 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(live, F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	close(fd);
+	assert_int_equal(kf_os_write_atomic(&ops, path, "{}", 2, 0600), 0);
+	assert_int_equal(access(live, F_OK), -1);
+	/* tidy: the same for every file of a dir nobody saves into again (a
+	 * killed run's session) */
+	snprintf(stale, sizeof(stale), "%s/session.json.tmp.a1b2c3", dir);
+	assert_int_equal(kf_os_write_atomic(&ops, stale, "{", 1, 0600), 0);
+	assert_int_equal(kf_os_tidy(&ops, dir), 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(kf_os_tidy(&ops, "/nonexistent"), -ENOENT);
+}
+
+/* The guardian's orders come only through the pipe kflash made for it: a
+ * helper whose stdin is anything else (/dev/null, a FIFO others could
+ * write to) is never ready, so kflash would stop nothing. The helper is
+ * this test program again (main's --ready-helper). */
+static void spawn__helper_on_another_stdin_is_never_ready(void **state)
+{
+	char fifo[256];
+	const char *const good[] = { "test_ops_linux", "--ready-helper", "keep", NULL };
+	const char *const null[] = { "test_ops_linux", "--ready-helper", "null", NULL };
+	const char *const named[] = { "test_ops_linux", "--ready-helper", fifo, NULL };
+	struct kf_spawn_req req = { .argv = good, .in = KF_STDIO_PIPE, .detach = true,
+				    .ready_ms = 5000, .self = true };
+	struct kf_proc p;
+	struct kf_exit ex;
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/orders", tmpdir);
+	assert_int_equal(mkfifo(fifo, 0666), 0);
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), 0);
+	assert_int_equal(kf_os_feed(&ops, &p, NULL, 0), 0);
+	assert_int_equal(kf_os_wait(&ops, &p, kf_os_now(&ops) + 5000, NULL, NULL, &ex), 0);
+	req.argv = null;
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), -ECHILD);
+	req.argv = named;
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), -ECHILD);
+	/* and a helper needs its pipe */
+	req.in = KF_STDIO_NULL;
+	req.argv = good;
+	assert_int_equal(kf_os_spawn(&ops, &req, &p), -EINVAL);
+}
+
+/* --ready-helper STDIN: a detached helper that says it is ready with stdin
+ * kept (keep), /dev/null (null) or the FIFO at STDIN; exits 0 when ready()
+ * said 0. */
+static int ready_helper(const char *in)
+{
+	int fd = -1;
+
+	if (strcmp(in, "null") == 0)
+		fd = open("/dev/null", O_RDONLY);
+	else if (strcmp(in, "keep") != 0)
+		fd = open(in, O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	if (kf_ops_linux_init(&ops, &lx) < 0)
+		return 3;
+	return kf_os_ready(&ops) == 0 ? 0 : 1;
 }
 
 static void http__nothing_listening_is_unreachable(void **state)
@@ -525,9 +751,14 @@ static void end__hands_over_a_late_signal_and_restores_the_defaults(void **state
 	assert_int_equal(WTERMSIG(status), SIGTERM);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(lock__planted_link_or_fifo_is_never_followed_or_opened),
+		cmocka_unit_test(lock__another_users_file_is_locked_not_written),
+		cmocka_unit_test(write_atomic__keeps_the_mode_and_writes_through_a_link),
+		cmocka_unit_test(write_atomic__removes_a_dead_writers_temp_only),
+		cmocka_unit_test(spawn__helper_on_another_stdin_is_never_ready),
 		cmocka_unit_test(end__hands_over_a_late_signal_and_restores_the_defaults),
 		cmocka_unit_test(spawn__captures_lines_and_status),
 		cmocka_unit_test(remove_tree__removes_links_not_what_they_point_at),
@@ -549,5 +780,7 @@ int main(void)
 		cmocka_unit_test(term_width__is_the_terminals_columns),
 	};
 
+	if (argc == 3 && strcmp(argv[1], "--ready-helper") == 0)
+		return ready_helper(argv[2]);
 	return cmocka_run_group_tests_name("ops_linux", tests, setup, teardown);
 }

@@ -153,8 +153,12 @@ int kf_make_flash_error(const struct kf_ops *ops, struct kf_error *err,
 			const struct kf_tool_run *t, const char *board,
 			const struct kf_settings *s);
 
-/* "pi ALL=(root) NOPASSWD: /usr/bin/dfu-util" for the sudoers file ($USER,
- * else pi). */
+/* Who a sudoers line names: this user's login name from the password
+ * database (never $USER, which anyone can set), or "#UID" when the uid has
+ * no name. malloc'd. */
+char *kf_sudoers_user(const struct kf_ops *ops);
+/* "pi ALL=(root) NOPASSWD: /usr/bin/dfu-util" for the sudoers file
+ * (kf_sudoers_user's name). */
 char *kf_sudoers_tool_line(const struct kf_ops *ops, const char *klipper_dir,
 			   const char *tool);
 /* The one command that adds sudoers line to /etc/sudoers.d/kflash, to

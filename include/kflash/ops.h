@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KF_OPS_VERSION 6
+#define KF_OPS_VERSION 7
 
 /* ---- udev ---------------------------------------------------------------- */
 
@@ -93,7 +93,8 @@ struct kf_spawn_req {
 	 * observer hears of or the last-resort handler kills, and its stdout
 	 * and stderr are /dev/null whatever out says (it must not hold a
 	 * `kflash | tee` pipeline open). spawn returns once the helper called
-	 * ready(): -ECHILD when it ended first, -ETIMEDOUT after ready_ms. */
+	 * ready(): -ECHILD when it ended first, -ETIMEDOUT after ready_ms.
+	 * Its orders come on stdin: in must be PIPE (-EINVAL otherwise). */
 	bool detach;
 	int ready_ms;
 	/* argv[0] only names kflash itself: run the binary this process runs
@@ -178,7 +179,10 @@ struct kf_ops {
 	 * detached helper, tells the kflash that spawned it that it is ready;
 	 * 0 when that kflash is still its parent (getppid() is the pid it had
 	 * before the fork) and listening, -ESRCH when it died since,
-	 * -ENOTCONN when this process was not spawned detached. attach: a
+	 * -ENOTCONN when this process was not spawned detached, -EBADF (and
+	 * no word to anyone) when its stdin is not the pipe its spawner made
+	 * for it: an anonymous pipe, which nobody but the spawner (and root)
+	 * can write to, of the identity spawn passed down. attach: a
 	 * kf_proc for a process another program started (the guardian's view
 	 * of kflash's orphaned child), so that wait tells when it ends (as
 	 * EXITED, code 0: its status is its parent's to read; never reaped
@@ -191,7 +195,12 @@ struct kf_ops {
 	/* files */
 	int (*read_file)(void *ctx, const char *path, char **ret_buf,
 			 size_t *ret_len);
-	/* temp file in the same dir, fsync, rename, fsync the dir */
+	/* temp file in the same dir, fsync, rename, fsync the dir. A path
+	 * that is a symbolic link is written through: its target is replaced
+	 * (in the target's directory), the link stays. An existing file keeps
+	 * its mode, but one asked for with no group or other bits (0600: a
+	 * file with a secret) never keeps any; a new one gets mode less the
+	 * umask. Temp files a killed writer left beside it are removed. */
 	int (*write_atomic)(void *ctx, const char *path, const void *buf,
 			    size_t len, mode_t mode);
 	/* appends to a log, creating it (not atomic: logs only) */
@@ -200,6 +209,11 @@ struct kf_ops {
 	/* removes path and everything below it, never following a symlink
 	 * (a link is removed, not its target); 0 when path does not exist */
 	int (*remove_tree)(void *ctx, const char *path);
+	/* removes from dir the temp files (NAME.tmp.XXXXXX) that writers of
+	 * write_atomic killed before their rename left; a live writer's stay
+	 * (it holds a lock on its own): the sessions of killed runs, whose
+	 * files nobody saves again. 0, or -errno when dir cannot be read */
+	int (*tidy)(void *ctx, const char *dir);
 	/* the names in a directory, without . and .., sorted bytewise */
 	int (*read_dir)(void *ctx, const char *path, char ***ret_names,
 			size_t *ret_n);
@@ -207,9 +221,15 @@ struct kf_ops {
 	int (*file_kind)(void *ctx, const char *path, enum kf_file_kind *ret_kind,
 			 off_t *ret_size);
 	int (*realpath)(void *ctx, const char *path, char **ret_path);
-	/* Exclusive non-blocking lock on path. -EWOULDBLOCK when held; then
-	 * *ret_holder is the pid recorded in the file (0 if unknown). */
-	int (*lock)(void *ctx, const char *path, int *ret_fd, pid_t *ret_holder);
+	/* Exclusive non-blocking lock on path, a regular file created when
+	 * missing and never followed (a symbolic link there is -ELOOP,
+	 * anything else but a regular file -EINVAL), truncated or written
+	 * unless this user owns it (it then gets this pid). -EWOULDBLOCK when
+	 * held; then *ret_holder is the pid recorded in the file (0 if
+	 * unknown). *ret_owner is the file's owner whenever there is a file
+	 * ((uid_t)-1 when there is none or it is not known). */
+	int (*lock)(void *ctx, const char *path, int *ret_fd, pid_t *ret_holder,
+		    uid_t *ret_owner);
 	void (*unlock)(void *ctx, int fd);
 
 	/* clock */
@@ -242,6 +262,9 @@ struct kf_ops {
 	/* The user kflash runs as (effective uid): locks are per user, and
 	 * root may run systemctl without sudo. */
 	uid_t (*uid)(void *ctx);
+	/* The login name of uid (the password database's, never $USER), or
+	 * -ENOENT when it has none. */
+	int (*user_name)(void *ctx, uid_t uid, char **ret_name);
 	/* CPUs online (>= 1), or a negative errno. */
 	int (*cpu_count)(void *ctx);
 
@@ -312,6 +335,8 @@ static inline int kf_os_unlink(const struct kf_ops *o, const char *path)
 { return o->unlink(o->ctx, path); }
 static inline int kf_os_remove_tree(const struct kf_ops *o, const char *path)
 { return o->remove_tree(o->ctx, path); }
+static inline int kf_os_tidy(const struct kf_ops *o, const char *dir)
+{ return o->tidy(o->ctx, dir); }
 static inline int kf_os_read_dir(const struct kf_ops *o, const char *path, char ***names,
 				 size_t *n)
 { return o->read_dir(o->ctx, path, names, n); }
@@ -322,8 +347,9 @@ static inline int kf_os_file_kind(const struct kf_ops *o, const char *path,
 { return o->file_kind(o->ctx, path, k, size); }
 static inline int kf_os_realpath(const struct kf_ops *o, const char *path, char **ret)
 { return o->realpath(o->ctx, path, ret); }
-static inline int kf_os_lock(const struct kf_ops *o, const char *path, int *fd, pid_t *holder)
-{ return o->lock(o->ctx, path, fd, holder); }
+static inline int kf_os_lock(const struct kf_ops *o, const char *path, int *fd, pid_t *holder,
+			     uid_t *owner)
+{ return o->lock(o->ctx, path, fd, holder, owner); }
 static inline void kf_os_unlock(const struct kf_ops *o, int fd)
 { o->unlock(o->ctx, fd); }
 static inline int64_t kf_os_now(const struct kf_ops *o)
@@ -342,6 +368,8 @@ static inline const char *kf_os_getenv(const struct kf_ops *o, const char *name)
 { return o->getenv(o->ctx, name); }
 static inline uid_t kf_os_uid(const struct kf_ops *o)
 { return o->uid(o->ctx); }
+static inline int kf_os_user_name(const struct kf_ops *o, uid_t uid, char **ret_name)
+{ return o->user_name(o->ctx, uid, ret_name); }
 static inline int kf_os_cpu_count(const struct kf_ops *o)
 { return o->cpu_count(o->ctx); }
 static inline int kf_os_isatty(const struct kf_ops *o, int fd)

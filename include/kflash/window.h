@@ -84,7 +84,7 @@ int kf_window_outcome(const struct kf_window *w, int r, struct kf_error *err);
 json_t *kf_window_json(const struct kf_window *w);
 
 /* The sudoers line that lets this user stop and start unit without a
- * password (for errors and doctor): $USER, else pi. malloc'd. */
+ * password (for errors and doctor), naming kf_sudoers_user. malloc'd. */
 char *kf_sudoers_line(const struct kf_ops *ops, const char *unit);
 
 #endif
