@@ -4,6 +4,8 @@
 #                        only when libumockdev-dev is installed)
 #   make check           install missing Debian packages, build, run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (in build/sanitize)
+#   make check-product SANITIZE=1  unit tests, fuzz corpora and scenarios
+#                        only, under ASan+UBSan (what CI runs after check)
 #   make fuzz FUZZ_SECONDS=60  each libFuzzer target for that long (clang,
 #                        in build/libfuzzer)
 #   make demo            the full flash flow on a simulated printer
@@ -122,7 +124,7 @@ SIM_PROGS := $(if $(wildcard sim/simboard.c),$(BUILD)/kflash-simboard) \
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o) \
 	$(TEST_HELPER_OBJ) $(sort $(SIMBOARD_OBJ) $(SIMHOST_OBJ) $(SIMCAN_OBJ))
 
-.PHONY: all check unit door sim-tests scenarios soak soak-short recordings deps demo bench crash valgrind install \
+.PHONY: all check check-product unit door sim-tests scenarios soak soak-short recordings deps demo bench crash valgrind install \
 	uninstall clean simhost-skipped FORCE fuzz fuzz-run fuzz-replay
 
 # a printer host builds kflash without the simulator's host; say so
@@ -242,6 +244,13 @@ fuzz-run: $(FUZZ_BIN)
 check: deps
 	$(MAKE) all $(TEST_BIN) $(FUZZ_BIN)
 	$(MAKE) unit door fuzz-replay sim-tests scenarios soak-short
+
+# what tests the product itself: the unit tests, the fuzz corpora and every
+# scenario's kflash (CI runs it under SANITIZE=1 after make check; the
+# simulator's own tests and the soak run once, in make check)
+check-product: deps
+	$(MAKE) all $(TEST_BIN) $(FUZZ_BIN)
+	$(MAKE) unit fuzz-replay scenarios
 
 unit: $(TEST_BIN)
 	@ci/run-unit $(TEST_BIN)
