@@ -547,6 +547,13 @@ static void spawn__helper_on_another_stdin_is_never_ready(void **state)
 	struct kf_exit ex;
 
 	(void)state;
+	/* .self runs /proc/self/exe, which under valgrind is valgrind's own
+	 * tool: the helper cannot start there (the product's guardian has the
+	 * same limit, see the README's valgrind paragraph) */
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload")) {
+		fprintf(stderr, "skipped: a self-spawned helper cannot start under valgrind\n");
+		skip();
+	}
 	snprintf(fifo, sizeof(fifo), "%s/orders", tmpdir);
 	assert_int_equal(mkfifo(fifo, 0666), 0);
 	assert_int_equal(kf_os_spawn(&ops, &req, &p), 0);
