@@ -434,7 +434,6 @@ static int add_board(struct kf_ctx *ctx, struct kf_registry *reg,
 		r = kf_cmd_save(ctx, reg, done, ctx->err);
 		free(done);
 	}
-
 	if (r == 0) {
 		if (b.link == KF_LINK_USB)
 			kf_out_result(ctx->out, "Registered %s as '%s' (%s, pattern %s)",

@@ -300,7 +300,7 @@ static void on_tool_line(void *data, const char *line, size_t len)
 
 	kf_out_verbose(p->ctx->out, "  | %.*s", (int)len, line);
 	/* the line ends at len, not at a NUL: sscanf gets a bounded copy */
-	snprintf(l, sizeof(l), "%.*s", (int)(len < sizeof(l) ? len : sizeof(l) - 1), line);
+	snprintf(l, sizeof(l), "%.*s", (int)len, line);
 	if (len >= 10 && strncmp(line, "Flashing '", 10) == 0)
 		snprintf(p->doing, sizeof(p->doing), "writing");
 	else if (sscanf(l, "Write complete: %u pages", &pages) == 1)

@@ -950,9 +950,8 @@ static int linux_read_file(void *ctx, const char *path, char **ret_buf, size_t *
 {
 	struct kf_buf b = KF_BUF_INIT;
 	char chunk[65536];
-	int fd, e;
-
 	struct stat st;
+	int fd, e;
 
 	(void)ctx;
 	/* O_NONBLOCK: opening a FIFO nobody writes must not hang kflash where
@@ -961,8 +960,8 @@ static int linux_read_file(void *ctx, const char *path, char **ret_buf, size_t *
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		e = fstat(fd, &st) < 0 ? -errno : -EISDIR;
+	e = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+	if (e < 0) {
 		close(fd);
 		return e;
 	}
@@ -1731,9 +1730,11 @@ static const struct kf_ops linux_ops = {
 	.read_line = linux_read_line,
 };
 
+/* The signals kflash catches (and hands back to their default at its end). */
+static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
 int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 {
-	static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	struct kf_linux *lx;
 	size_t i;
@@ -1778,7 +1779,6 @@ int kf_ops_linux_init(struct kf_ops *ret_ops, struct kf_linux **ret_linux)
 
 int kf_ops_linux_end(struct kf_linux *lx)
 {
-	static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	size_t i;
 
 	/* what was printed is out before a signal may end the process */

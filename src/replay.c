@@ -35,23 +35,16 @@ static int bad(struct kf_error *err, const char *file, size_t line, const char *
 static int read_limited(const struct kf_ops *o, const char *path, long max, char **buf,
 			size_t *len, struct kf_error *err)
 {
-	enum kf_file_kind k;
 	off_t size = 0;
-	int r = kf_os_file_kind(o, path, &k, &size);
+	int r = kf_read_regular(o, path, max, buf, len, &size);
 
-	if (r < 0) {
-		bad(err, path, 0, "cannot be read: %s", strerror(-r));
-		kf_error_errno(err, r);
-		return KF_EINPUT;
-	}
-	if (k == KF_FILE_NONE)
+	if (r == -ENOENT)
 		return bad(err, path, 0, "is missing");
-	if (k != KF_FILE_REG)
+	if (r == -EINVAL)
 		return bad(err, path, 0, "is not a regular file");
-	if (size > max)
+	if (r == -EFBIG)
 		return bad(err, path, 0, "is %lld bytes, more than a session holds (%ld)",
 			   (long long)size, max);
-	r = kf_os_read_file(o, path, buf, len);
 	if (r < 0) {
 		bad(err, path, 0, "cannot be read: %s", strerror(-r));
 		kf_error_errno(err, r);

@@ -284,12 +284,26 @@ static void usb_unclaimed(const struct kf_registry *reg, const void *scan,
 	*ret_n = n;
 }
 
-/* The device the user named: by-id path or basename, or any path that
- * resolves to the same tty node. */
-static int no_device_at(struct kf_ctx *ctx, const char *arg, struct kf_error *err);
+/* A path that is there but is a file or a directory is no device: said
+ * before anything resolves it (umockdev's realpath, in the simulator,
+ * cannot take one). */
+static int no_device_at(struct kf_ctx *ctx, const char *arg, struct kf_error *err)
+{
+	enum kf_file_kind k = KF_FILE_NONE;
 
-/* The device arg names; NULL when none does (err set when arg is a path
- * to something that is no device). */
+	if (kf_os_file_kind(ctx->ops, arg, &k, NULL) < 0 ||
+	    (k != KF_FILE_REG && k != KF_FILE_DIR))
+		return 0;
+	kf_error_set(err, KF_EINPUT, "'%s' is a %s, not a serial device", arg,
+		     k == KF_FILE_REG ? "file" : "directory");
+	kf_error_step(err, KF_CMD("kflash list") "   (the connected boards, by name)");
+	kf_error_step(err, KF_CMD("kflash add --device /dev/serial/by-id/NAME"));
+	return KF_EINPUT;
+}
+
+/* The device the user named: by-id path or basename, or any path that
+ * resolves to the same tty node; NULL when none is (err set when arg is a
+ * path to something that is no device). */
 static const struct kf_device *named_device(struct kf_ctx *ctx,
 					    const struct kf_devlist *l, const char *arg,
 					    struct kf_error *err)
@@ -376,23 +390,6 @@ static int add_refused(const struct kf_registry *reg, const struct kf_device *d,
 		return KF_EINPUT;
 	}
 	return 0;
-}
-
-/* A path that is there but is a file or a directory is no device: said
- * before anything resolves it (umockdev's realpath, in the simulator,
- * cannot take one). */
-static int no_device_at(struct kf_ctx *ctx, const char *arg, struct kf_error *err)
-{
-	enum kf_file_kind k = KF_FILE_NONE;
-
-	if (kf_os_file_kind(ctx->ops, arg, &k, NULL) < 0 ||
-	    (k != KF_FILE_REG && k != KF_FILE_DIR))
-		return 0;
-	kf_error_set(err, KF_EINPUT, "'%s' is a %s, not a serial device", arg,
-		     k == KF_FILE_REG ? "file" : "directory");
-	kf_error_step(err, KF_CMD("kflash list") "   (the connected boards, by name)");
-	kf_error_step(err, KF_CMD("kflash add --device /dev/serial/by-id/NAME"));
-	return KF_EINPUT;
 }
 
 static int usb_find(struct kf_ctx *ctx, const struct kf_registry *reg, const void *scan,
