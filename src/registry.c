@@ -45,7 +45,7 @@ void kf_settings_defaults(struct kf_settings *s)
 	s->sessions_keep = KF_SESSIONS_KEEP;
 }
 
-static void settings_release(struct kf_settings *s)
+void kf_settings_release(struct kf_settings *s)
 {
 	free(s->klipper_dir);
 	free(s->katapult_dir);
@@ -76,7 +76,7 @@ void kf_registry_release(struct kf_registry *reg)
 	for (i = 0; i < reg->n_boards; i++)
 		board_release(&reg->boards[i]);
 	free(reg->boards);
-	settings_release(&reg->settings);
+	kf_settings_release(&reg->settings);
 	free(reg->path);
 	memset(reg, 0, sizeof(*reg));
 }

@@ -216,16 +216,6 @@ static void names__bad_names_are_refused_good_ones_slugged(void **state)
 	kf_error_release(&e);
 }
 
-static void settings_free(struct kf_settings *s)
-{
-	free(s->klipper_dir);
-	free(s->katapult_dir);
-	free(s->python);
-	free(s->service);
-	free(s->moonraker_url);
-	free(s->moonraker_api_key);
-}
-
 static void settings__values_are_validated(void **state)
 {
 	struct kf_settings s;
@@ -245,7 +235,7 @@ static void settings__values_are_validated(void **state)
 	assert_int_equal(kf_settings_set(&s, "moonraker_url", "localhost", &e), KF_EINPUT);
 	assert_int_equal(kf_settings_set(&s, "nope", "1", &e), KF_EINPUT);
 	assert_non_null(strstr(e.what, "unknown setting"));
-	settings_free(&s);
+	kf_settings_release(&s);
 	kf_error_release(&e);
 }
 
@@ -363,7 +353,7 @@ static void hostile__settings_values_are_single_safe_lines(void **state)
 	/* what was refused changed nothing */
 	assert_string_equal(s.service, "klipper@printer_2");
 	assert_string_equal(s.klipper_dir, "~/klipper");
-	settings_free(&s);
+	kf_settings_release(&s);
 	kf_error_release(&e);
 }
 

@@ -133,6 +133,9 @@ int kf_name_check(const char *name, struct kf_error *err);
 char *kf_registry_new_key(const struct kf_registry *reg, const char *name);
 char *kf_slugify(const char *name);
 
+/* Frees what kf_settings_defaults and kf_settings_set allocated. */
+void kf_settings_release(struct kf_settings *s);
+
 /* Settings by key, for `kflash settings`. */
 #define KF_SETTINGS_KEYS "klipper_dir katapult_dir python service moonraker_url " \
 	"moonraker_api_key " \
