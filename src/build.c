@@ -204,6 +204,46 @@ static int child_failed(const struct kf_exit *ex, const char *const *argv,
 	return KF_EFAILED;
 }
 
+/* The first byte of path that Klipper's make would split or expand (it
+ * takes OUT= and KCONFIG_CONFIG= unquoted, and its recipes go through a
+ * shell), or 0 when make takes the path as it is. */
+static char make_unsafe(const char *path)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)path; *p; p++)
+		if (!(*p >= 0x80 || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("/._-+,@~", *p)))
+			return (char)*p;
+	return 0;
+}
+
+/* The config and the output directory as make is given them: refused,
+ * naming the variable that moves them, when make would misread them. */
+static int make_paths_ok(const char *cfg, const char *out, struct kf_error *err)
+{
+	const char *paths[] = { out, cfg };
+	const char *vars[] = { "XDG_CACHE_HOME", "XDG_CONFIG_HOME" };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		char c = make_unsafe(paths[i]), shown[2] = { c, 0 };
+
+		if (!c)
+			continue;
+		kf_error_set(err, KF_EINPUT, "kflash's path %s holds '%s', which "
+			     "Klipper's make would split or expand", paths[i],
+			     c == ' ' ? "a space" : shown);
+		kf_error_cause(err, "Klipper's Makefile takes its OUT and KCONFIG_CONFIG "
+			       "paths unquoted");
+		kf_error_step(err, "give kflash a directory of letters, digits and "
+			      "'/._-+,@~': " KF_CMD("export %s=/var/tmp/kflash-%s"),
+			      vars[i], i ? "config" : "cache");
+		return KF_EINPUT;
+	}
+	return 0;
+}
+
 char **kf_make_argv(const char *kdir, const char *config, const char *out,
 		    const char *target, const char *arg)
 {
@@ -261,6 +301,9 @@ int kf_menuconfig(struct kf_ctx *ctx, const struct kf_settings *s, const struct 
 	cfg = kf_board_config_path(ctx->config_dir, b->key);
 	cfgdir = kf_asprintf("%s/configs/%s", ctx->config_dir, b->key);
 	out = kf_board_build_dir(ctx->ops, b->key);
+	r = make_paths_ok(cfg, out, err);
+	if (r < 0)
+		goto out;
 	(void)kf_os_mkdir_p(ctx->ops, out, 0755);
 	r = kf_os_mkdir_p(ctx->ops, cfgdir, 0755);
 	if (r < 0) {
@@ -409,10 +452,14 @@ static int make_step(struct kf_ctx *ctx, const char *kdir, const char *cfg,
 		     const char *out, const char *target, int timeout_s, const char *what,
 		     struct kf_buf *log, struct progress *prog, struct kf_error *err)
 {
-	char **argv = kf_make_argv(kdir, cfg, out, target, NULL);
+	char **argv;
 	struct kf_run_opts opts = { .capture = log };
 	struct kf_exit ex;
-	int r;
+	int r = make_paths_ok(cfg, out, err);
+
+	if (r < 0)
+		return r;
+	argv = kf_make_argv(kdir, cfg, out, target, NULL);
 
 	if (prog) {
 		opts.on_line = on_build_line;
@@ -1005,6 +1052,8 @@ int kf_build(struct kf_ctx *ctx, const struct kf_settings *s, const struct kf_bo
 	stamp_path = kf_asprintf("%s/kflash.stamp", out);
 
 	r = kf_klipper_dir(ctx, s, err, &kdir);
+	if (r == 0)
+		r = make_paths_ok(cfg, out, err);
 	if (r < 0)
 		goto out;
 	r = file_is_there(ctx, cfg, NULL);

@@ -226,19 +226,6 @@ static const char *word_end(const char *p)
 	return p;
 }
 
-/* The length of the well-formed UTF-8 character at s (of n bytes), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-	size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-		   : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-	char one[5] = { 0 };
-
-	if (!len || len > n)
-		return 0;
-	memcpy(one, s, len);
-	return kf_utf8_valid(one) ? len : 0;
-}
-
 /* The most of one word of prose a message shows: a name someone typed
  * 4 KiB long is shown by its start and its size (a command, whole). */
 #define WORD_SHOWN 200
@@ -254,7 +241,7 @@ static void add_unmarked(struct kf_buf *b, const char *s, size_t n)
 	bool cmd = false;
 
 	while (i < n) {
-		size_t len = utf8_char(u + i, n - i);
+		size_t len = kf_utf8_char(u + i, n - i);
 
 		if (s[i] == KF_CMD_BEGIN || s[i] == KF_CMD_END) {
 			cmd = s[i] == KF_CMD_BEGIN;

@@ -158,6 +158,20 @@ void kf_out_release(struct kf_out *o)
 	}
 }
 
+/* A line that quotes what came from outside (a tool's output, a device
+ * name) can neither clear the screen nor move the cursor. */
+static void shown(FILE *f, const char *fmt, va_list ap)
+{
+	struct kf_buf b = KF_BUF_INIT;
+	char *s = kf_vasprintf(fmt, ap);
+
+	kf_buf_add_shown(&b, s, strlen(s));
+	if (b.len)
+		fwrite(b.data, 1, b.len, f);
+	kf_buf_release(&b);
+	free(s);
+}
+
 static void vline(struct kf_out *o, FILE *f, const char *prefix,
 		  const char *colour, const char *fmt, va_list ap)
 {
@@ -168,7 +182,7 @@ static void vline(struct kf_out *o, FILE *f, const char *prefix,
 		else
 			fprintf(f, "%s ", prefix);
 	}
-	vfprintf(f, fmt, ap);
+	shown(f, fmt, ap);
 	fputc('\n', f);
 	fflush(f);
 }
@@ -241,18 +255,21 @@ void kf_out_warn(struct kf_out *o, const char *fmt, ...)
 
 void kf_out_progress(struct kf_out *o, const char *fmt, ...)
 {
-	char line[256];
+	struct kf_buf line = KF_BUF_INIT;
+	char raw[256];
 	va_list ap;
 
 	if (!o->progress_tty)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	kf_buf_add_shown(&line, raw, strlen(raw));
 	/* keep it on one terminal line */
-	if ((int)strlen(line) > o->width - 1)
-		line[o->width - 1] = '\0';
-	fprintf(o->err, "\r\033[K%s", line);
+	if (line.len && (int)line.len > o->width - 1)
+		line.data[o->width - 1] = '\0';
+	fprintf(o->err, "\r\033[K%s", line.len ? line.data : "");
+	kf_buf_release(&line);
 	fflush(o->err);
 	o->progress_shown = true;
 }

@@ -162,6 +162,38 @@ void kf_buf_addf(struct kf_buf *b, const char *fmt, ...)
 	free(s);
 }
 
+/* The length of the well-formed UTF-8 character at s (of n bytes), or 0. */
+size_t kf_utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+		   : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	char one[5] = { 0 };
+
+	if (!len || len > n)
+		return 0;
+	memcpy(one, s, len);
+	return kf_utf8_valid(one) ? len : 0;
+}
+
+void kf_buf_add_shown(struct kf_buf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t len = kf_utf8_char(u + i, n - i);
+
+		if (u[i] == '\n' || u[i] == '\t') {
+			kf_buf_add(b, s + i++, 1);
+		} else if (!len || u[i] < 0x20 || u[i] == 0x7f) {
+			kf_buf_addf(b, "\\x%02x", u[i++]);
+		} else {
+			kf_buf_add(b, s + i, len);
+			i += len;
+		}
+	}
+}
+
 void kf_buf_release(struct kf_buf *b)
 {
 	free(b->data);

@@ -505,6 +505,38 @@ static void build__without_a_cached_config_never_runs_make(void **state)
 	kf_build_result_release(&r);
 }
 
+/* Klipper's Makefile takes OUT= and KCONFIG_CONFIG= unquoted: a cache or
+ * config directory with a space (or a '$', '#', ':' ...) would build into
+ * the wrong place or not at all. It is refused before make runs, naming
+ * the directory and the way out. */
+static void build__a_path_make_would_split_is_refused_before_make(void **state)
+{
+	static const char *const caches[] = { "/home/pi pi/.cache", "/c$(HOME)",
+					      "/c#x", "/c:x" };
+	struct bw *t = *state;
+	struct kf_build_result r;
+	size_t i;
+
+	for (i = 0; i < sizeof(caches) / sizeof(*caches); i++) {
+		fake_setenv(&t->w, "XDG_CACHE_HOME", caches[i]);
+		assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r),
+				 KF_EINPUT);
+		assert_non_null(strstr(t->err.what, caches[i]));
+		assert_non_null(strstr(t->err.what, "Klipper's make"));
+		assert_non_null(strstr(t->err.steps[0], "XDG_CACHE_HOME"));
+		assert_int_equal(t->w.n_procs, 0);
+		kf_build_result_release(&r);
+		kf_error_release(&t->err);
+	}
+	fake_setenv(&t->w, "XDG_CACHE_HOME", "/cache");
+	t->ctx.config_dir = "/home/pi pi/.config/kflash";
+	assert_int_equal(kf_build(&t->ctx, &t->s, &t->b, NULL, &t->err, &r), KF_EINPUT);
+	assert_non_null(strstr(t->err.what, "/home/pi pi/.config/kflash"));
+	assert_non_null(strstr(t->err.steps[0], "XDG_CONFIG_HOME"));
+	assert_int_equal(t->w.n_procs, 0);
+	kf_build_result_release(&r);
+}
+
 static void seed__menu_symbols_of_known_mcus(void **state)
 {
 	static const char *const cases[][2] = {
@@ -684,6 +716,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(menuconfig__leaving_a_new_config_unsaved_leaves_none, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__times_out_and_kills_make, bw_setup, bw_teardown),
 		cmocka_unit_test_setup_teardown(build__without_a_cached_config_never_runs_make, bw_setup, bw_teardown),
+		cmocka_unit_test_setup_teardown(build__a_path_make_would_split_is_refused_before_make, bw_setup, bw_teardown),
 	};
 
 	return cmocka_run_group_tests_name("build", tests, NULL, NULL);

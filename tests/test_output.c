@@ -214,6 +214,25 @@ static void json__an_error_becomes_part_of_the_document(void **state)
 	cap_free(&c);
 }
 
+/* A warning or a phase line quotes what came from outside (a tool's
+ * output, a device name): it can neither clear the screen nor move the
+ * cursor; control bytes and bytes that are not UTF-8 are shown as \xNN,
+ * while a line break and a tab stay what they are. */
+static void warn__quoted_control_bytes_cannot_reach_the_terminal(void **state)
+{
+	struct cap c;
+
+	(void)state;
+	cap_open(&c, (struct kf_out_opts){ 0 });
+	kf_out_warn(&c.o, "flashtool said '%s'", "\033[2Jgone\r\xff");
+	kf_out_info(&c.o, "  log:\n\t%s", "caf\xc3\xa9 \x07");
+	cap_close(&c);
+	assert_string_equal(c.err_buf,
+			    "warning: flashtool said '\\x1b[2Jgone\\x0d\\xff'\n"
+			    "  log:\n\tcaf\xc3\xa9 \\x07\n");
+	cap_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +242,7 @@ int main(void)
 		cmocka_unit_test(width__is_the_terminals_or_80),
 		cmocka_unit_test(utf8__follows_the_locale_variables),
 		cmocka_unit_test(say__is_shown_with_quiet),
+		cmocka_unit_test(warn__quoted_control_bytes_cannot_reach_the_terminal),
 		cmocka_unit_test(json__stdout_holds_exactly_one_document),
 		cmocka_unit_test(json__an_error_becomes_part_of_the_document),
 	};

@@ -39,6 +39,11 @@ void kf_buf_add(struct kf_buf *b, const void *data, size_t len);
 void kf_buf_addf(struct kf_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void kf_buf_release(struct kf_buf *b);
+/* The length of the well-formed UTF-8 character at s (of n bytes), or 0. */
+size_t kf_utf8_char(const unsigned char *s, size_t n);
+/* s as a terminal may be given it: control bytes (but a line break and a
+ * tab) and bytes that are not UTF-8 are added as \xNN. */
+void kf_buf_add_shown(struct kf_buf *b, const char *s, size_t n);
 
 /* systemd-style scope cleanup for heap pointers */
 static inline void kf_freep(void *p)
